@@ -1,0 +1,111 @@
+#!/bin/bash
+# Build qemu-dseg: fetch Debian's QEMU 10.0.x source package, overlay our
+# files, apply patches/series, configure a lean TCG-only x86_64-softmmu and
+# build it.  Every step is skipped when its inputs have not changed.
+#
+#   scripts/build-qemu.sh [BUILD_DIR [STAMP]]     (default: build)
+#
+# Result: BUILD_DIR/qemu/qemu-system-x86_64.  The download is cached in
+# $QEMU_DSEG_CACHE (default ~/.cache/qemu-dseg) so a rebuild fetches nothing.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+out=$(mkdir -p "${1:-$repo/build}" && cd "${1:-$repo/build}" && pwd)
+stamp=${2:-}
+cache=${QEMU_DSEG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/qemu-dseg}
+suite=${QEMU_DSEG_UPSTREAM_SUITE:-trixie}
+src=$out/qemu-src
+bld=$out/qemu
+
+# Directories of ours that take their place in the QEMU tree.
+OVERLAY_DIRS="accel configs docs hw include qapi target"
+
+say() { printf 'build-qemu: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# --- 1. the upstream source package, cached --------------------------------
+mkdir -p "$cache/upstream"
+dsc=$(ls "$cache"/upstream/qemu_*.dsc 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -z "$dsc" ]; then
+    say "fetching Debian's qemu source package ($suite) into $cache/upstream"
+    (cd "$cache/upstream" &&
+        apt-get source --download-only -qq "qemu/$suite" >/dev/null 2>&1) ||
+        die "apt-get source qemu/$suite failed; run scripts/setup.sh first"
+    dsc=$(ls "$cache"/upstream/qemu_*.dsc | sort -V | tail -n 1)
+fi
+deb_version=$(sed -n 's/^Version: //p' "$dsc")
+upstream_version=${deb_version#*:}
+upstream_version=${upstream_version%%+*}
+upstream_version=${upstream_version%%-*}
+case "$upstream_version" in
+10.0.*) ;;
+*) die "qemu-dseg is based on QEMU 10.0.x, but the source package is $deb_version ($dsc); remove it or set QEMU_DSEG_UPSTREAM_SUITE" ;;
+esac
+
+# --- 2. a patched tree; re-extracted whenever the patch series changes ------
+tree_id=$(cd "$repo/patches" && (echo "$deb_version"; cat series; cat ./*.patch 2>/dev/null || :) |
+          sha256sum | cut -c1-16)
+if [ "$(cat "$src/.qemu-dseg-tree" 2>/dev/null)" != "$tree_id" ]; then
+    say "extracting $deb_version and applying patches/series"
+    rm -rf "$src" "$bld"
+    dpkg-source -q -x "$dsc" "$src" >/dev/null
+    while read -r p; do
+        case "$p" in ''|\#*) continue ;; esac
+        patch -d "$src" -p1 -s --forward < "$repo/patches/$p" ||
+            die "patch $p does not apply to $deb_version"
+    done < "$repo/patches/series"
+    echo "$deb_version" > "$src/.qemu-dseg-upstream"
+    echo "$tree_id" > "$src/.qemu-dseg-tree"
+fi
+
+# --- 3. overlay our files; copy only what changed, to keep rebuilds small ---
+(cd "$repo" && for d in $OVERLAY_DIRS; do
+    if [ -d "$d" ]; then find "$d" -type f; fi
+done) | while read -r f; do
+    if ! cmp -s "$repo/$f" "$src/$f"; then
+        mkdir -p "$(dirname "$src/$f")"
+        cp "$repo/$f" "$src/$f"
+    fi
+done
+
+# --- 4. configure ------------------------------------------------------------
+config_args=(
+    --python=/usr/bin/python3
+    --target-list=x86_64-softmmu
+    --without-default-features
+    --enable-tcg --disable-kvm --disable-xen
+    --without-default-devices --with-devices-x86_64=qemu-dseg
+    --disable-docs --disable-install-blobs
+    --firmwarepath=/usr/share/seabios
+    "--with-pkgversion=qemu-dseg, Debian $deb_version"
+)
+config_id=$(printf '%s\n' "$tree_id" "${config_args[@]}" | sha256sum | cut -c1-16)
+export PATH=/usr/lib/ccache:$PATH
+if [ "$(cat "$bld/.qemu-dseg-config" 2>/dev/null)" != "$config_id" ]; then
+    say "configuring in $bld"
+    mkdir -p "$bld"
+    (cd "$bld" && "$src/configure" "${config_args[@]}" > configure.log 2>&1) ||
+        { tail -n 30 "$bld/configure.log" >&2; die "configure failed (log: $bld/configure.log)"; }
+    echo "$config_id" > "$bld/.qemu-dseg-config"
+fi
+
+# --- 5. build ---------------------------------------------------------------
+say "building qemu-system-x86_64 in $bld"
+# Only the emulator and the x86 option ROMs (linuxboot, multiboot, pvh),
+# not QEMU's own tests.
+{ ninja -C "$bld" qemu-system-x86_64 &&
+  make -C "$bld" --no-print-directory pc-bios/optionrom/all; } \
+    > "$bld/build.log" 2>&1 ||
+    { grep -E 'error|Error' "$bld/build.log" | head -n 30 >&2;
+      die "build failed (log: $bld/build.log)"; }
+# Run from the build tree, QEMU looks for firmware under qemu-bundle/ (the
+# configured paths relocated there): link in the option ROMs we built and
+# Debian's SeaBIOS images.
+bundle_data=$bld/qemu-bundle/usr/local/share/qemu
+mkdir -p "$bundle_data" "$bld/qemu-bundle/usr/share"
+ln -sfn /usr/share/seabios "$bld/qemu-bundle/usr/share/seabios"
+for rom in "$bld"/pc-bios/optionrom/*.bin; do
+    ln -sf "$rom" "$bundle_data/"
+done
+say "built $bld/qemu-system-x86_64 ($("$bld/qemu-system-x86_64" --version | head -n 1))"
+[ -z "$stamp" ] || touch "$stamp"

@@ -1,0 +1,74 @@
+/*
+ * Direct-segment translation: escape filter (a Bloom filter of pages).
+ *
+ * Hash i of page number p is the top bits_log2 bits of the 64-bit product
+ * p * M[i] (multiply-shift hashing).  The multipliers are published in
+ * docs/specs/direct-segments.rst so that software can compute the bits a
+ * page sets.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <string.h>
+
+#include "dseg-core.h"
+
+/* splitmix64(i + 1) | 1 for i = 0..7, see the spec. */
+static const uint64_t dseg_filter_multipliers[DSEG_FILTER_MAX_HASHES] = {
+    0xe220a8397b1dcdafull,
+    0x6e789e6aa1b965f5ull,
+    0x06c45d188009454full,
+    0xf88bb8a8724c81edull,
+    0x1b39896a51a8749bull,
+    0x53cb9f0c747ea2ebull,
+    0x2c829abe1f4532e1ull,
+    0xc584133ac916ab3dull,
+};
+
+uint64_t dseg_filter_multiplier(unsigned i)
+{
+    return dseg_filter_multipliers[i];
+}
+
+bool dseg_filter_geometry_valid(unsigned bits_log2, unsigned nr_hashes)
+{
+    return bits_log2 >= DSEG_FILTER_MIN_BITS_LOG2 &&
+           bits_log2 <= DSEG_FILTER_MAX_BITS_LOG2 &&
+           nr_hashes >= 1 && nr_hashes <= DSEG_FILTER_MAX_HASHES;
+}
+
+void dseg_filter_init(DSegFilter *f, unsigned bits_log2, unsigned nr_hashes)
+{
+    memset(f, 0, sizeof(*f));
+    f->bits_log2 = bits_log2;
+    f->nr_hashes = nr_hashes;
+}
+
+void dseg_filter_clear(DSegFilter *f)
+{
+    memset(f->bits, 0, sizeof(f->bits));
+}
+
+void dseg_filter_insert(DSegFilter *f, uint64_t addr)
+{
+    uint64_t pfn = addr >> DSEG_PAGE_BITS;
+
+    for (unsigned i = 0; i < f->nr_hashes; i++) {
+        unsigned bit = dseg_filter_hash(f, i, pfn);
+
+        f->bits[bit / 64] |= 1ull << (bit % 64);
+    }
+}
+
+bool dseg_filter_test(const DSegFilter *f, uint64_t addr)
+{
+    uint64_t pfn = addr >> DSEG_PAGE_BITS;
+
+    for (unsigned i = 0; i < f->nr_hashes; i++) {
+        unsigned bit = dseg_filter_hash(f, i, pfn);
+
+        if (!(f->bits[bit / 64] & (1ull << (bit % 64)))) {
+            return false;
+        }
+    }
+    return true;
+}

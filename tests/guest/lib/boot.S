@@ -1,0 +1,128 @@
+/*
+ * Entry of qemu-dseg test guests.
+ *
+ * QEMU's -kernel loads the flat image through its multiboot loader (the
+ * header below carries the load addresses, so no ELF parsing is involved)
+ * and enters _start32 in 32-bit protected mode with paging off.  We build
+ * identity-mapped page tables for the low 4 GiB with 2 MiB pages, enable
+ * long mode, and call guest_start(multiboot_info) in 64-bit mode.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#define MB_MAGIC        0x1BADB002
+#define MB_FLAGS        0x00010003  /* page-align, mem info, address fields */
+
+#define CR0_PE          (1 << 0)
+#define CR0_PG          (1 << 31)
+#define CR4_PAE         (1 << 5)
+#define MSR_EFER        0xc0000080
+#define EFER_LME        (1 << 8)
+#define PTE_P_RW        0x3
+#define PTE_PS          0x80
+
+    .section .multiboot, "a"
+    .balign 4
+mb_header:
+    .long MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
+    .long mb_header, __image_start, __data_end, __bss_end, _start32
+
+    .section .text.boot, "ax"
+    .code32
+    .globl _start32
+_start32:
+    cli
+    mov %ebx, %esi                      /* multiboot info */
+    /* Zero .bss, which holds the boot page tables and stack. */
+    mov $__bss_start, %edi
+    mov $__bss_end, %ecx
+    sub %edi, %ecx
+    shr $2, %ecx
+    xor %eax, %eax
+    rep stosl
+    mov %esi, boot_mb_info
+    mov $boot_stack_top, %esp
+
+    /* 2048 2 MiB pages covering [0, 4 GiB), in four page directories. */
+    mov $boot_pd, %edi
+    xor %ecx, %ecx
+1:  mov %ecx, %eax
+    shl $21, %eax
+    or $(PTE_P_RW | PTE_PS), %eax
+    mov %eax, (%edi, %ecx, 8)
+    mov %ecx, %eax
+    shr $11, %eax                       /* bits 32+ of the address */
+    mov %eax, 4(%edi, %ecx, 8)
+    inc %ecx
+    cmp $2048, %ecx
+    jne 1b
+    mov $boot_pdpt, %edi
+    xor %ecx, %ecx
+2:  mov %ecx, %eax
+    shl $12, %eax
+    add $(boot_pd + PTE_P_RW), %eax
+    mov %eax, (%edi, %ecx, 8)
+    inc %ecx
+    cmp $4, %ecx
+    jne 2b
+    movl $(boot_pdpt + PTE_P_RW), boot_pml4
+
+    mov %cr4, %eax
+    or $CR4_PAE, %eax
+    mov %eax, %cr4
+    mov $boot_pml4, %eax
+    mov %eax, %cr3
+    mov $MSR_EFER, %ecx
+    rdmsr
+    or $EFER_LME, %eax
+    wrmsr
+    mov %cr0, %eax
+    or $(CR0_PE | CR0_PG), %eax
+    mov %eax, %cr0
+    lgdt gdt_desc
+    ljmp $0x08, $start64
+
+    .code64
+start64:
+    mov $0x10, %eax
+    mov %eax, %ds
+    mov %eax, %es
+    mov %eax, %ss
+    xor %eax, %eax
+    mov %eax, %fs
+    mov %eax, %gs
+    mov $boot_stack_top, %rsp
+    mov boot_mb_info(%rip), %edi
+    call guest_start
+3:  cli
+    hlt
+    jmp 3b
+
+    .section .rodata
+    .balign 8
+    .globl gdt
+gdt:
+    .quad 0                             /* null */
+    .quad 0x00af9a000000ffff            /* 0x08: 64-bit code */
+    .quad 0x00cf92000000ffff            /* 0x10: data */
+    .quad 0x00cf9a000000ffff            /* 0x18: 32-bit code */
+gdt_end:
+gdt_desc:
+    .word gdt_end - gdt - 1
+    .quad gdt
+
+    .section .bss
+    .balign 4096
+    .globl boot_pml4
+boot_pml4:
+    .skip 4096
+boot_pdpt:
+    .skip 4096
+boot_pd:
+    .skip 4 * 4096
+    .balign 16
+boot_stack:
+    .skip 64 * 1024
+boot_stack_top:
+boot_mb_info:
+    .skip 8
