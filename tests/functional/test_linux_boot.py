@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Debian's unmodified cloud kernel boots under the fork with -cpu max.
+
+The initramfs is built at test time from Debian's linux-image and
+busybox-static packages (see linux_assets.py).  Its /init reports what the
+kernel sees of the emulated CPU and loads kvm_amd.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import re
+import unittest
+
+import harness
+import linux_assets
+
+INIT = f"""#!/bin/sh
+{linux_assets.INIT_PRELUDE}
+echo QEMU-DSEG-INIT-OK
+load_modules
+echo "cpuinfo-svm: $(grep -c -w svm /proc/cpuinfo)"
+echo "cpuinfo-npt: $(grep -c -w npt /proc/cpuinfo)"
+echo "kvm_amd-npt: $(cat /sys/module/kvm_amd/parameters/npt)"
+dmesg | grep -i kvm
+echo QEMU-DSEG-INIT-DONE
+{linux_assets.EPILOGUE}"""
+
+
+class LinuxBootTest(unittest.TestCase):
+
+    def test_boot_cpu_max_svm_npt_kvm_amd(self):
+        kernel, initrd = linux_assets.linux_guest(INIT)
+        args = ['-M', 'q35', '-cpu', 'max', '-m', '1G',
+                '-kernel', kernel, '-initrd', initrd,
+                '-append', 'console=ttyS0 panic=-1 quiet']
+        with harness.Machine(args, name='linux') as vm:
+            vm.launch()
+            vm.wait_console(r'^QEMU-DSEG-INIT-OK', timeout=240)
+            self.assertEqual(vm.qmp('query-status')['status'], 'running')
+            vm.wait_console(r'^QEMU-DSEG-INIT-DONE', timeout=120)
+            self.assertEqual(vm.wait(60), 0)
+            console = vm.console()
+
+        self.assertRegex(console, r'(?m)^cpuinfo-svm: [1-9]')
+        self.assertRegex(console, r'(?m)^cpuinfo-npt: [1-9]')
+        self.assertRegex(console, r'(?m)^kvm_amd-npt: (Y|1)$')
+        self.assertRegex(console, r'(SVM|kvm_amd): kvm: Nested Paging enabled')
+        self.assertIsNone(re.search(r'insmod .* failed', console))
+
+
+if __name__ == '__main__':
+    harness.main()
