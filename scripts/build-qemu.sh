@@ -48,7 +48,8 @@ tree_id=$(cd "$repo/patches" && (echo "$deb_version"; cat series; cat ./*.patch 
 if [ "$(cat "$src/.qemu-dseg-tree" 2>/dev/null)" != "$tree_id" ]; then
     say "extracting $deb_version and applying patches/series"
     rm -rf "$src" "$bld"
-    dpkg-source -q -x "$dsc" "$src" >/dev/null
+    dpkg-source -q -x "$dsc" "$src" >/dev/null 2>&1 ||
+        die "dpkg-source could not unpack $dsc"
     while read -r p; do
         case "$p" in ''|\#*) continue ;; esac
         patch -d "$src" -p1 -s --forward < "$repo/patches/$p" ||
