@@ -1,5 +1,6 @@
 /*
- * Direct-segment translation: escape filter (a Bloom filter of pages).
+ * Direct-segment translation: register rules, the escape filter (a Bloom
+ * filter of pages) and fill accounting.
  *
  * Hash i of page number p is the top bits_log2 bits of the 64-bit product
  * p * M[i] (multiply-shift hashing).  The multipliers are published in
@@ -11,6 +12,107 @@
 #include <string.h>
 
 #include "dseg-core.h"
+
+static bool canonical(uint64_t addr, unsigned va_bits)
+{
+    int64_t high = (int64_t)addr >> (va_bits - 1);
+
+    return high == 0 || high == -1;
+}
+
+static bool dseg_value_valid(DSegReg reg, uint64_t val, bool linear,
+                             unsigned va_bits, unsigned pa_bits)
+{
+    const uint64_t pa_top = 1ull << pa_bits;
+
+    if (val & ~DSEG_PAGE_MASK) {
+        return false;
+    }
+    switch (reg) {
+    case DSEG_REG_BASE:
+        return linear ? canonical(val, va_bits) : val < pa_top;
+    case DSEG_REG_LIMIT:
+        return val == 0 ||
+               (linear ? canonical(val - 1, va_bits) : val <= pa_top);
+    default:
+        return true;
+    }
+}
+
+bool dseg_range_valid(const DSegRange *r, bool linear, unsigned va_bits,
+                      unsigned pa_bits)
+{
+    const uint64_t pa_top = 1ull << pa_bits;
+    uint64_t target;
+
+    if (!dseg_value_valid(DSEG_REG_BASE, r->base, linear, va_bits, pa_bits) ||
+        !dseg_value_valid(DSEG_REG_LIMIT, r->limit, linear, va_bits,
+                          pa_bits) ||
+        !dseg_value_valid(DSEG_REG_OFFSET, r->offset, linear, va_bits,
+                          pa_bits)) {
+        return false;
+    }
+    if (r->limit == 0 || r->limit == r->base) {
+        return true;
+    }
+    if (r->limit < r->base) {
+        return false;
+    }
+    /* A linear segment may not span the non-canonical hole. */
+    if (linear && ((r->base ^ (r->limit - 1)) >> 63)) {
+        return false;
+    }
+    /* The target, taken modulo 2^64, lies below 2^pa_bits. */
+    target = r->base + r->offset;
+    return target < pa_top && r->limit - r->base <= pa_top - target;
+}
+
+void dseg_range_write(DSegRange *r, DSegReg reg, uint64_t val)
+{
+    switch (reg) {
+    case DSEG_REG_BASE:
+        r->base = val;
+        break;
+    case DSEG_REG_LIMIT:
+        r->limit = val;
+        break;
+    case DSEG_REG_OFFSET:
+        r->offset = val;
+        break;
+    }
+}
+
+uint64_t dseg_range_read(const DSegRange *r, DSegReg reg)
+{
+    switch (reg) {
+    case DSEG_REG_BASE:
+        return r->base;
+    case DSEG_REG_LIMIT:
+        return r->limit;
+    default:
+        return r->offset;
+    }
+}
+
+bool dseg_range_write_valid(const DSegRange *r, DSegReg reg, uint64_t val,
+                            bool linear, unsigned va_bits, unsigned pa_bits)
+{
+    DSegRange candidate = *r;
+
+    dseg_range_write(&candidate, reg, val);
+    return dseg_range_valid(&candidate, linear, va_bits, pa_bits);
+}
+
+void dseg_counters_add_fill(DSegCounters *c, const DSegFill *f, bool nested)
+{
+    DSegPathCounters *p = &c->path[dseg_path(nested, f->guest_direct,
+                                             f->final_direct)];
+
+    p->fills++;
+    p->guest_refs += f->guest_refs;
+    p->nested_refs += f->nested_refs;
+    p->arch_refs += f->arch_refs;
+}
 
 /* splitmix64(i + 1) | 1 for i = 0..7, see the spec. */
 static const uint64_t dseg_filter_multipliers[DSEG_FILTER_MAX_HASHES] = {

@@ -34,6 +34,96 @@ static inline bool dseg_range_enabled(const DSegRange *r)
     return r->limit > r->base;
 }
 
+/* The three registers of a segment, in MSR order. */
+typedef enum DSegReg {
+    DSEG_REG_BASE,
+    DSEG_REG_LIMIT,
+    DSEG_REG_OFFSET,
+} DSegReg;
+
+/*
+ * Is @r a valid register state?  @linear: the segment translates linear
+ * addresses (canonical within @va_bits), else physical ones (below
+ * 2^@pa_bits).  Its target must lie below 2^@pa_bits.  A zero LIMIT
+ * disarms the segment, and only the single-value rules apply then.
+ */
+bool dseg_range_valid(const DSegRange *r, bool linear, unsigned va_bits,
+                      unsigned pa_bits);
+
+/* Would writing @val to register @reg of @r leave a valid state? */
+bool dseg_range_write_valid(const DSegRange *r, DSegReg reg, uint64_t val,
+                            bool linear, unsigned va_bits, unsigned pa_bits);
+
+void dseg_range_write(DSegRange *r, DSegReg reg, uint64_t val);
+uint64_t dseg_range_read(const DSegRange *r, DSegReg reg);
+
+/*
+ * Page-table entries a walk reads: a table of @levels levels, each
+ * translating @level_bits address bits, down to a leaf that maps
+ * 2^@page_bits bytes (12 for 4 KiB).
+ */
+static inline unsigned dseg_walk_refs(unsigned levels, unsigned level_bits,
+                                      unsigned page_bits)
+{
+    return levels - (page_bits - DSEG_PAGE_BITS) / level_bits;
+}
+
+/* Translation paths of a TLB fill (docs/specs/direct-segments.rst). */
+typedef enum DSegPath {
+    DSEG_PATH_NATIVE_WALK,
+    DSEG_PATH_NATIVE_DIRECT,
+    DSEG_PATH_2D_WALK,
+    DSEG_PATH_GUEST_DIRECT,
+    DSEG_PATH_VMM_DIRECT,
+    DSEG_PATH_DUAL_DIRECT,
+    DSEG_PATH__MAX,
+} DSegPath;
+
+/*
+ * The path of a fill: @nested: the CPU runs a guest with nested paging;
+ * @guest_direct: the guest segment translated the address; @final_direct:
+ * the VMM segment translated the final guest-physical address.
+ */
+static inline DSegPath dseg_path(bool nested, bool guest_direct,
+                                 bool final_direct)
+{
+    if (!nested) {
+        return guest_direct ? DSEG_PATH_NATIVE_DIRECT : DSEG_PATH_NATIVE_WALK;
+    }
+    if (guest_direct) {
+        return final_direct ? DSEG_PATH_DUAL_DIRECT : DSEG_PATH_GUEST_DIRECT;
+    }
+    return final_direct ? DSEG_PATH_VMM_DIRECT : DSEG_PATH_2D_WALK;
+}
+
+typedef struct DSegPathCounters {
+    uint64_t fills;
+    uint64_t guest_refs;
+    uint64_t nested_refs;
+    uint64_t arch_refs;
+} DSegPathCounters;
+
+typedef struct DSegCounters {
+    DSegPathCounters path[DSEG_PATH__MAX];
+    uint64_t guest_seg_hits;
+    uint64_t vmm_seg_hits;
+    uint64_t filter_probes;
+    uint64_t filter_hits;
+} DSegCounters;
+
+/* What the TLB fill in progress has done so far. */
+typedef struct DSegFill {
+    bool active;
+    bool guest_direct;
+    bool final_direct;
+    uint32_t guest_refs;
+    uint32_t nested_refs;
+    uint32_t arch_refs;
+} DSegFill;
+
+/* Account a completed fill to its path. */
+void dseg_counters_add_fill(DSegCounters *c, const DSegFill *f, bool nested);
+
 /*
  * Escape filter geometry limits.  The filter has 2^bits_log2 bits and
  * applies nr_hashes multiply-shift hashes to a page number.

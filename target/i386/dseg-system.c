@@ -1,0 +1,263 @@
+/*
+ * Direct-segment translation for x86 (qemu-dseg): CPU properties, reset,
+ * migration, and the query-dseg / dseg-reset-counters / info dseg
+ * monitor commands.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "cpu.h"
+#include "migration/vmstate.h"
+#include "monitor/hmp-target.h"
+#include "monitor/monitor.h"
+#include "qapi/error.h"
+#include "qapi/qapi-commands-dseg-target.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+
+bool dseg_realize(X86CPU *cpu, Error **errp)
+{
+    DSegState *ds = &cpu->env.dseg;
+    uint32_t bits = ds->filter_bits;
+
+    if (!is_power_of_2(bits) ||
+        !dseg_filter_geometry_valid(ctz32(bits), ds->filter_hashes)) {
+        error_setg(errp, "dseg-filter-bits=%u dseg-filter-hashes=%u: the "
+                   "escape filter needs a power of two from %u to %u bits "
+                   "and 1 to %u hash functions", bits, ds->filter_hashes,
+                   1u << DSEG_FILTER_MIN_BITS_LOG2,
+                   1u << DSEG_FILTER_MAX_BITS_LOG2, DSEG_FILTER_MAX_HASHES);
+        return false;
+    }
+    dseg_filter_init(&ds->filter, ctz32(bits), ds->filter_hashes);
+    return true;
+}
+
+void dseg_reset(CPUX86State *env)
+{
+    DSegState *ds = &env->dseg;
+
+    ds->guest = ds->host_guest = ds->vmm = (DSegRange) { 0 };
+    ds->host_guest_saved = false;
+    dseg_filter_clear(&ds->filter);
+    ds->fill.active = false;
+}
+
+/* ---- migration ----------------------------------------------------------- */
+
+static bool dseg_range_zero(const DSegRange *r)
+{
+    return !r->base && !r->limit && !r->offset;
+}
+
+static bool dseg_state_needed(void *opaque)
+{
+    DSegState *ds = &X86_CPU(opaque)->env.dseg;
+
+    return !dseg_range_zero(&ds->guest) || !dseg_range_zero(&ds->vmm) ||
+           ds->host_guest_saved ||
+           !buffer_is_zero(ds->filter.bits, sizeof(ds->filter.bits));
+}
+
+static int dseg_state_post_load(void *opaque, int version_id)
+{
+    X86CPU *cpu = X86_CPU(opaque);
+    DSegFilter *f = &cpu->env.dseg.filter;
+
+    if (f->bits_log2 != ctz32(cpu->env.dseg.filter_bits) ||
+        f->nr_hashes != cpu->env.dseg.filter_hashes) {
+        error_report("dseg: incoming escape filter has 2^%u bits and %u "
+                     "hashes, this CPU is configured for %u bits and %u",
+                     f->bits_log2, f->nr_hashes, cpu->env.dseg.filter_bits,
+                     cpu->env.dseg.filter_hashes);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+#define VMSTATE_DSEG_RANGE(f) \
+    VMSTATE_UINT64(env.dseg.f.base, X86CPU), \
+    VMSTATE_UINT64(env.dseg.f.limit, X86CPU), \
+    VMSTATE_UINT64(env.dseg.f.offset, X86CPU)
+
+const VMStateDescription vmstate_dseg = {
+    .name = "cpu/dseg",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = dseg_state_needed,
+    .post_load = dseg_state_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_DSEG_RANGE(guest),
+        VMSTATE_DSEG_RANGE(host_guest),
+        VMSTATE_BOOL(env.dseg.host_guest_saved, X86CPU),
+        VMSTATE_DSEG_RANGE(vmm),
+        VMSTATE_UINT8(env.dseg.filter.bits_log2, X86CPU),
+        VMSTATE_UINT8(env.dseg.filter.nr_hashes, X86CPU),
+        VMSTATE_UINT64_ARRAY(env.dseg.filter.bits, X86CPU, DSEG_FILTER_WORDS),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+/* ---- QMP ------------------------------------------------------------------- */
+
+static DsegSegment *dseg_segment_info(const DSegRange *r)
+{
+    DsegSegment *s = g_new0(DsegSegment, 1);
+
+    s->base = r->base;
+    s->limit = r->limit;
+    s->offset = r->offset;
+    return s;
+}
+
+static DsegPathCounters *dseg_path_info(const DSegPathCounters *c)
+{
+    DsegPathCounters *p = g_new0(DsegPathCounters, 1);
+
+    p->fills = qatomic_read(&c->fills);
+    p->guest_refs = qatomic_read(&c->guest_refs);
+    p->nested_refs = qatomic_read(&c->nested_refs);
+    p->arch_refs = qatomic_read(&c->arch_refs);
+    return p;
+}
+
+static DsegCpuInfo *dseg_cpu_info(CPUState *cs)
+{
+    X86CPU *cpu = X86_CPU(cs);
+    DSegState *ds = &cpu->env.dseg;
+    const DSegCounters *c = &ds->counters;
+    DsegCpuInfo *info = g_new0(DsegCpuInfo, 1);
+    DsegCounters *ci = g_new0(DsegCounters, 1);
+    DsegFilterInfo *fi = g_new0(DsegFilterInfo, 1);
+    uint64List **tail = &fi->words;
+
+    info->cpu_index = cs->cpu_index;
+    info->qom_path = object_get_canonical_path(OBJECT(cs));
+    info->enabled = cpu->env.features[FEAT_8000_0001_ECX] & CPUID_EXT3_DSEG;
+    info->guest_mode = cpu->env.hflags & HF_GUEST_MASK;
+    info->guest_segment = dseg_segment_info(&ds->guest);
+    info->host_guest_segment = dseg_segment_info(&ds->host_guest);
+    info->vmm_segment = dseg_segment_info(&ds->vmm);
+
+    fi->bits = 1u << ds->filter.bits_log2;
+    fi->hashes = ds->filter.nr_hashes;
+    for (unsigned w = 0; w < fi->bits / 64; w++) {
+        QAPI_LIST_APPEND(tail, qatomic_read(&ds->filter.bits[w]));
+    }
+    info->filter = fi;
+
+    ci->native_walk = dseg_path_info(&c->path[DSEG_PATH_NATIVE_WALK]);
+    ci->native_direct = dseg_path_info(&c->path[DSEG_PATH_NATIVE_DIRECT]);
+    ci->walk_2d = dseg_path_info(&c->path[DSEG_PATH_2D_WALK]);
+    ci->guest_direct = dseg_path_info(&c->path[DSEG_PATH_GUEST_DIRECT]);
+    ci->vmm_direct = dseg_path_info(&c->path[DSEG_PATH_VMM_DIRECT]);
+    ci->dual_direct = dseg_path_info(&c->path[DSEG_PATH_DUAL_DIRECT]);
+    ci->guest_segment_hits = qatomic_read(&c->guest_seg_hits);
+    ci->vmm_segment_hits = qatomic_read(&c->vmm_seg_hits);
+    ci->filter_probes = qatomic_read(&c->filter_probes);
+    ci->filter_hits = qatomic_read(&c->filter_hits);
+    info->counters = ci;
+    return info;
+}
+
+DsegCpuInfoList *qmp_query_dseg(Error **errp)
+{
+    DsegCpuInfoList *list = NULL, **tail = &list;
+    CPUState *cs;
+
+    CPU_FOREACH(cs) {
+        QAPI_LIST_APPEND(tail, dseg_cpu_info(cs));
+    }
+    return list;
+}
+
+/* Runs on the vCPU's thread, the only writer of its counters. */
+static void dseg_do_reset_counters(CPUState *cs, run_on_cpu_data data)
+{
+    X86_CPU(cs)->env.dseg.counters = (DSegCounters) { 0 };
+}
+
+void qmp_dseg_reset_counters(bool has_cpu_index, int64_t cpu_index,
+                             Error **errp)
+{
+    CPUState *cs;
+
+    if (has_cpu_index) {
+        cs = cpu_index >= 0 && cpu_index <= INT_MAX ?
+             qemu_get_cpu(cpu_index) : NULL;
+        if (!cs) {
+            error_setg(errp, "cpu-index %" PRId64 " names no vCPU",
+                       cpu_index);
+            return;
+        }
+        run_on_cpu(cs, dseg_do_reset_counters, RUN_ON_CPU_NULL);
+        return;
+    }
+    CPU_FOREACH(cs) {
+        run_on_cpu(cs, dseg_do_reset_counters, RUN_ON_CPU_NULL);
+    }
+}
+
+/* ---- HMP ------------------------------------------------------------------- */
+
+static void hmp_dseg_segment(Monitor *mon, const char *name,
+                             const DsegSegment *s)
+{
+    monitor_printf(mon, "  %-20s base 0x%016" PRIx64 "  limit 0x%016" PRIx64
+                   "  offset 0x%016" PRIx64 "%s\n", name, s->base, s->limit,
+                   s->offset, s->limit > s->base ? "" : "  (empty)");
+}
+
+static void hmp_dseg_path(Monitor *mon, const char *name,
+                          const DsegPathCounters *p)
+{
+    monitor_printf(mon, "  %-14s %14" PRIu64 " %14" PRIu64 " %14" PRIu64
+                   " %14" PRIu64, name, p->fills, p->guest_refs,
+                   p->nested_refs, p->arch_refs);
+    if (p->fills) {
+        monitor_printf(mon, " %10.2f\n", (double)p->arch_refs / p->fills);
+    } else {
+        monitor_printf(mon, " %10s\n", "-");
+    }
+}
+
+void hmp_info_dseg(Monitor *mon, const QDict *qdict)
+{
+    g_autoptr(DsegCpuInfoList) list = qmp_query_dseg(NULL);
+
+    for (DsegCpuInfoList *e = list; e; e = e->next) {
+        DsegCpuInfo *i = e->value;
+        DsegCounters *c = i->counters;
+        unsigned set = 0;
+
+        for (uint64List *w = i->filter->words; w; w = w->next) {
+            set += ctpop64(w->value);
+        }
+        monitor_printf(mon, "CPU %" PRId64 ": direct segments %s, %s mode\n",
+                       i->cpu_index, i->enabled ? "on" : "off",
+                       i->guest_mode ? "guest" : "host");
+        hmp_dseg_segment(mon, "guest segment", i->guest_segment);
+        if (i->guest_mode) {
+            hmp_dseg_segment(mon, "host's guest segment",
+                             i->host_guest_segment);
+        }
+        hmp_dseg_segment(mon, "VMM segment", i->vmm_segment);
+        monitor_printf(mon, "  escape filter        %u bits, %u hashes, "
+                       "%u bits set\n", i->filter->bits, i->filter->hashes,
+                       set);
+        monitor_printf(mon, "  %-14s %14s %14s %14s %14s %10s\n", "path",
+                       "fills", "guest-refs", "nested-refs", "arch-refs",
+                       "arch/fill");
+        hmp_dseg_path(mon, "native-walk", c->native_walk);
+        hmp_dseg_path(mon, "native-direct", c->native_direct);
+        hmp_dseg_path(mon, "walk-2d", c->walk_2d);
+        hmp_dseg_path(mon, "guest-direct", c->guest_direct);
+        hmp_dseg_path(mon, "vmm-direct", c->vmm_direct);
+        hmp_dseg_path(mon, "dual-direct", c->dual_direct);
+        monitor_printf(mon, "  segment hits: guest %" PRIu64 ", VMM %" PRIu64
+                       "; escape filter: %" PRIu64 " probes, %" PRIu64
+                       " hits\n", c->guest_segment_hits, c->vmm_segment_hits,
+                       c->filter_probes, c->filter_hits);
+    }
+}

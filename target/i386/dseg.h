@@ -1,0 +1,86 @@
+/*
+ * Direct-segment translation for x86 (qemu-dseg): CPU state and hooks.
+ *
+ * The architecture is specified in docs/specs/direct-segments.rst; the
+ * QEMU-independent parts live in dseg-core.[ch].
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef TARGET_I386_DSEG_H
+#define TARGET_I386_DSEG_H
+
+#include "dseg-core.h"
+
+/* CPUID Fn8000_0001 ECX[31]: direct segments. */
+#define CPUID_EXT3_DSEG             (1U << 31)
+
+#define MSR_DSEG_BASE_G             0xc0011f00
+#define MSR_DSEG_LIMIT_G            0xc0011f01
+#define MSR_DSEG_OFFSET_G           0xc0011f02
+#define MSR_DSEG_BASE_V             0xc0011f04
+#define MSR_DSEG_LIMIT_V            0xc0011f05
+#define MSR_DSEG_OFFSET_V           0xc0011f06
+#define MSR_DSEG_FILTER_CFG         0xc0011f08
+#define MSR_DSEG_FILTER_INSERT      0xc0011f09
+#define MSR_DSEG_FILTER_CLEAR       0xc0011f0a
+#define MSR_DSEG_FILTER_BITS0       0xc0011f40
+#define MSR_DSEG_FIRST              MSR_DSEG_BASE_G
+#define MSR_DSEG_LAST               (MSR_DSEG_FILTER_BITS0 + DSEG_FILTER_WORDS - 1)
+
+/* VMCB offsets of the guest copy of the guest segment. */
+#define DSEG_VMCB_BASE_G            0xc00
+#define DSEG_VMCB_LIMIT_G           0xc08
+#define DSEG_VMCB_OFFSET_G          0xc10
+
+/* Defaults of the filter geometry properties (the paper's filter). */
+#define DSEG_FILTER_DEFAULT_BITS    (1u << DSEG_FILTER_DEFAULT_BITS_LOG2)
+
+typedef struct DSegState {
+    /* Architectural state, cleared by a CPU reset. */
+    DSegRange guest;            /* current copy of the guest segment */
+    DSegRange host_guest;       /* host copy, saved while a guest runs */
+    bool host_guest_saved;
+    DSegRange vmm;
+    DSegFilter filter;
+
+    /* Geometry properties: dseg-filter-bits, dseg-filter-hashes. */
+    uint32_t filter_bits;
+    uint32_t filter_hashes;
+
+    /* Emulator statistics, kept across resets (query-dseg). */
+    DSegCounters counters;
+    DSegFill fill;
+} DSegState;
+
+struct CPUArchState;
+
+/* CPU lifecycle. */
+bool dseg_realize(X86CPU *cpu, Error **errp);
+void dseg_reset(struct CPUArchState *env);
+extern const VMStateDescription vmstate_dseg;
+
+/* MSR access (TCG); return false for an MSR that is not ours. */
+bool dseg_is_msr(uint32_t msr);
+void dseg_wrmsr(struct CPUArchState *env, uint32_t msr, uint64_t val,
+                uintptr_t ra);
+uint64_t dseg_rdmsr(struct CPUArchState *env, uint32_t msr, uintptr_t ra);
+
+/* SVM world switches. */
+void dseg_vmrun(struct CPUArchState *env, uintptr_t ra);
+void dseg_vmexit(struct CPUArchState *env);
+
+/*
+ * Translation hooks, called on TLB fills only (target/i386/tcg/system/
+ * excp_helper.c).  dseg_fill_begin/end bracket the fill of a virtual
+ * address; the others run inside it.
+ */
+void dseg_fill_begin(struct CPUArchState *env, int mmu_idx);
+void dseg_fill_end(struct CPUArchState *env, int mmu_idx);
+bool dseg_translate_guest(struct CPUArchState *env, uint64_t *addr);
+bool dseg_translate_nested(struct CPUArchState *env, uint64_t *addr);
+void dseg_count_pte(struct CPUArchState *env, int ptw_idx, uint64_t addr,
+                    int lg_page_size);
+void dseg_count_final(struct CPUArchState *env, uint64_t gpa,
+                      int lg_page_size);
+
+#endif /* TARGET_I386_DSEG_H */

@@ -1,0 +1,297 @@
+/*
+ * Direct-segment translation for x86 (qemu-dseg): TCG side.
+ *
+ * MSR access, the guest and VMM segment steps of a TLB fill, the
+ * VMRUN/#VMEXIT switch of the guest segment and the per-path counters.
+ * Everything here runs on TLB fills and MSR accesses only; nothing is
+ * added to the softmmu TLB hit path.  See docs/specs/direct-segments.rst.
+ *
+ * Counters are only written by the vCPU's own thread (fills and MSR
+ * accesses run there), so they stay exact under MTTCG.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "cpu.h"
+#include "exec/cputlb.h"
+#include "exec/page-protection.h"
+#include "tcg/helper-tcg.h"
+#include "trace.h"
+
+static bool dseg_enabled(CPUX86State *env)
+{
+    return env->features[FEAT_8000_0001_ECX] & CPUID_EXT3_DSEG;
+}
+
+static unsigned dseg_va_bits(CPUX86State *env)
+{
+    return env->features[FEAT_7_0_ECX] & CPUID_7_0_ECX_LA57 ? 57 : 48;
+}
+
+static unsigned dseg_pa_bits(CPUX86State *env)
+{
+    return env_archcpu(env)->phys_bits;
+}
+
+static bool dseg_in_guest(CPUX86State *env)
+{
+    return env->hflags & HF_GUEST_MASK;
+}
+
+static bool dseg_nested(CPUX86State *env)
+{
+    return env->hflags2 & HF2_NPT_MASK;
+}
+
+/* Would the VMM segment translate @gpa, the escape filter allowing? */
+static bool dseg_vmm_direct(CPUX86State *env, uint64_t gpa)
+{
+    DSegState *ds = &env->dseg;
+
+    return dseg_range_contains(&ds->vmm, gpa) &&
+           !dseg_filter_test(&ds->filter, gpa);
+}
+
+/* Entries read by the full nested walk of @gpa, mapped by a nested page
+ * of 2^@lg_page_size bytes; 0 when the VMM segment translates it. */
+static unsigned dseg_nested_cost(CPUX86State *env, uint64_t gpa,
+                                 int lg_page_size)
+{
+    int mode = env->nested_pg_mode;
+    unsigned levels;
+
+    if (dseg_vmm_direct(env, gpa)) {
+        return 0;
+    }
+    if (!(mode & PG_MODE_PAE)) {
+        return dseg_walk_refs(2, 10, lg_page_size);
+    }
+    if (!(mode & PG_MODE_LMA)) {
+        levels = 3;
+    } else {
+        levels = mode & PG_MODE_LA57 ? 5 : 4;
+    }
+    return dseg_walk_refs(levels, 9, lg_page_size);
+}
+
+/* ---- translation hooks ------------------------------------------------- */
+
+static bool dseg_virtual_idx(int mmu_idx)
+{
+    return mmu_idx != MMU_NESTED_IDX && mmu_idx != MMU_PHYS_IDX;
+}
+
+void dseg_fill_begin(CPUX86State *env, int mmu_idx)
+{
+    if (dseg_virtual_idx(mmu_idx)) {
+        env->dseg.fill = (DSegFill) { .active = true };
+    }
+}
+
+void dseg_fill_end(CPUX86State *env, int mmu_idx)
+{
+    DSegFill *f = &env->dseg.fill;
+    bool nested = dseg_nested(env);
+
+    if (!dseg_virtual_idx(mmu_idx) || !f->active) {
+        return;
+    }
+    f->active = false;
+    if (!nested && !(env->cr[0] & CR0_PG_MASK)) {
+        return;     /* no translation: paging is off */
+    }
+    dseg_counters_add_fill(&env->dseg.counters, f, nested);
+    trace_dseg_fill(dseg_path(nested, f->guest_direct, f->final_direct),
+                    mmu_idx, f->guest_refs, f->nested_refs, f->arch_refs);
+}
+
+bool dseg_translate_guest(CPUX86State *env, uint64_t *addr)
+{
+    DSegState *ds = &env->dseg;
+
+    if (!dseg_range_contains(&ds->guest, *addr) ||
+        !(env->hflags & HF_LMA_MASK) || !(env->cr[0] & CR0_PG_MASK) ||
+        (dseg_in_guest(env) && !dseg_nested(env))) {
+        return false;
+    }
+    *addr += ds->guest.offset;
+    ds->counters.guest_seg_hits++;
+    ds->fill.guest_direct = true;
+    return true;
+}
+
+bool dseg_translate_nested(CPUX86State *env, uint64_t *addr)
+{
+    DSegState *ds = &env->dseg;
+
+    if (!dseg_range_contains(&ds->vmm, *addr)) {
+        return false;
+    }
+    ds->counters.filter_probes++;
+    if (dseg_filter_test(&ds->filter, *addr)) {
+        ds->counters.filter_hits++;
+        trace_dseg_filter_hit(*addr);
+        return false;
+    }
+    *addr += ds->vmm.offset;
+    ds->counters.vmm_seg_hits++;
+    return true;
+}
+
+void dseg_count_pte(CPUX86State *env, int ptw_idx, uint64_t addr,
+                    int lg_page_size)
+{
+    DSegFill *f = &env->dseg.fill;
+
+    if (ptw_idx == MMU_NESTED_IDX) {
+        /* Guest dimension of a 2D walk: the entry's gPA was translated. */
+        f->guest_refs++;
+        f->arch_refs += 1 + dseg_nested_cost(env, addr, lg_page_size);
+    } else if (dseg_nested(env)) {
+        f->nested_refs++;
+    } else {
+        f->guest_refs++;
+        f->arch_refs++;
+    }
+}
+
+void dseg_count_final(CPUX86State *env, uint64_t gpa, int lg_page_size)
+{
+    DSegFill *f = &env->dseg.fill;
+
+    f->final_direct = dseg_vmm_direct(env, gpa);
+    f->arch_refs += dseg_nested_cost(env, gpa, lg_page_size);
+}
+
+/* ---- MSRs ------------------------------------------------------------------ */
+
+bool dseg_is_msr(uint32_t msr)
+{
+    return msr >= MSR_DSEG_FIRST && msr <= MSR_DSEG_LAST;
+}
+
+static G_NORETURN void dseg_msr_fault(CPUX86State *env, uint32_t msr,
+                                      uint64_t val, bool write, uintptr_t ra)
+{
+    trace_dseg_msr_fault(msr, val, write);
+    raise_exception_err_ra(env, EXCP0D_GPF, 0, ra);
+}
+
+/* Host-only registers: the VMM segment and the escape filter. */
+static bool dseg_host_only(uint32_t msr)
+{
+    return msr >= MSR_DSEG_BASE_V;
+}
+
+void dseg_wrmsr(CPUX86State *env, uint32_t msr, uint64_t val, uintptr_t ra)
+{
+    DSegState *ds = &env->dseg;
+    bool linear = msr <= MSR_DSEG_OFFSET_G;
+    DSegRange *r = linear ? &ds->guest : &ds->vmm;
+
+    if (!dseg_enabled(env) || (dseg_host_only(msr) && dseg_in_guest(env))) {
+        dseg_msr_fault(env, msr, val, true, ra);
+    }
+    switch (msr) {
+    case MSR_DSEG_BASE_G ... MSR_DSEG_OFFSET_G:
+    case MSR_DSEG_BASE_V ... MSR_DSEG_OFFSET_V: {
+        DSegReg reg = msr - (linear ? MSR_DSEG_BASE_G : MSR_DSEG_BASE_V);
+
+        if (!dseg_range_write_valid(r, reg, val, linear, dseg_va_bits(env),
+                                    dseg_pa_bits(env))) {
+            dseg_msr_fault(env, msr, val, true, ra);
+        }
+        dseg_range_write(r, reg, val);
+        break;
+    }
+    case MSR_DSEG_FILTER_INSERT:
+        if (val >> dseg_pa_bits(env)) {
+            dseg_msr_fault(env, msr, val, true, ra);
+        }
+        dseg_filter_insert(&ds->filter, val);
+        trace_dseg_filter_insert(val);
+        break;
+    case MSR_DSEG_FILTER_CLEAR:
+        if (val) {
+            dseg_msr_fault(env, msr, val, true, ra);
+        }
+        dseg_filter_clear(&ds->filter);
+        break;
+    default:
+        dseg_msr_fault(env, msr, val, true, ra);
+    }
+    trace_dseg_wrmsr(msr, val);
+    /* No translation made under the old registers may survive. */
+    tlb_flush(env_cpu(env));
+}
+
+uint64_t dseg_rdmsr(CPUX86State *env, uint32_t msr, uintptr_t ra)
+{
+    DSegState *ds = &env->dseg;
+    unsigned words = (1u << ds->filter.bits_log2) / 64;
+
+    if (!dseg_enabled(env) || (dseg_host_only(msr) && dseg_in_guest(env))) {
+        dseg_msr_fault(env, msr, 0, false, ra);
+    }
+    switch (msr) {
+    case MSR_DSEG_BASE_G ... MSR_DSEG_OFFSET_G:
+        return dseg_range_read(&ds->guest, msr - MSR_DSEG_BASE_G);
+    case MSR_DSEG_BASE_V ... MSR_DSEG_OFFSET_V:
+        return dseg_range_read(&ds->vmm, msr - MSR_DSEG_BASE_V);
+    case MSR_DSEG_FILTER_CFG:
+        return ds->filter.bits_log2 | (ds->filter.nr_hashes << 8);
+    case MSR_DSEG_FILTER_BITS0 ... MSR_DSEG_LAST:
+        if (msr - MSR_DSEG_FILTER_BITS0 < words) {
+            return ds->filter.bits[msr - MSR_DSEG_FILTER_BITS0];
+        }
+        /* fall through */
+    default:
+        dseg_msr_fault(env, msr, 0, false, ra);
+    }
+}
+
+/* ---- SVM world switches ------------------------------------------------ */
+
+void dseg_vmrun(CPUX86State *env, uintptr_t ra)
+{
+    CPUState *cs = env_cpu(env);
+    DSegState *ds = &env->dseg;
+    DSegRange guest;
+
+    if (!dseg_enabled(env)) {
+        return;
+    }
+    guest = (DSegRange) {
+        .base = x86_ldq_phys(cs, env->vm_vmcb + DSEG_VMCB_BASE_G),
+        .limit = x86_ldq_phys(cs, env->vm_vmcb + DSEG_VMCB_LIMIT_G),
+        .offset = x86_ldq_phys(cs, env->vm_vmcb + DSEG_VMCB_OFFSET_G),
+    };
+    if (!dseg_range_valid(&guest, true, dseg_va_bits(env),
+                          dseg_pa_bits(env))) {
+        cpu_vmexit(env, SVM_EXIT_ERR, 0, ra);
+    }
+    trace_dseg_vmrun(guest.base, guest.limit, guest.offset);
+    ds->host_guest = ds->guest;
+    ds->host_guest_saved = true;
+    ds->guest = guest;
+    tlb_flush(cs);
+}
+
+void dseg_vmexit(CPUX86State *env)
+{
+    CPUState *cs = env_cpu(env);
+    DSegState *ds = &env->dseg;
+
+    if (!ds->host_guest_saved) {
+        return;
+    }
+    x86_stq_phys(cs, env->vm_vmcb + DSEG_VMCB_BASE_G, ds->guest.base);
+    x86_stq_phys(cs, env->vm_vmcb + DSEG_VMCB_LIMIT_G, ds->guest.limit);
+    x86_stq_phys(cs, env->vm_vmcb + DSEG_VMCB_OFFSET_G, ds->guest.offset);
+    trace_dseg_vmexit(ds->guest.base, ds->guest.limit, ds->guest.offset);
+    ds->guest = ds->host_guest;
+    ds->host_guest = (DSegRange) { 0 };
+    ds->host_guest_saved = false;
+    tlb_flush(cs);
+}
