@@ -3,22 +3,38 @@
 # files, apply patches/series, configure a lean TCG-only x86_64-softmmu and
 # build it.  Every step is skipped when its inputs have not changed.
 #
-#   scripts/build-qemu.sh [BUILD_DIR [STAMP]]     (default: build)
+#   scripts/build-qemu.sh [--upstream] [BUILD_DIR [STAMP]]   (default: build)
 #
-# Result: BUILD_DIR/qemu/qemu-system-x86_64.  The download is cached in
-# $QEMU_DSEG_CACHE (default ~/.cache/qemu-dseg) so a rebuild fetches nothing.
+# Result: BUILD_DIR/qemu/qemu-system-x86_64.  With --upstream, the same
+# source, configuration and device set without our code and patches, in
+# BUILD_DIR/qemu-upstream/ (the baseline of scripts/bench-overhead.sh).
+# The download is cached in $QEMU_DSEG_CACHE (default ~/.cache/qemu-dseg)
+# so a rebuild fetches nothing.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+flavour=qemu
+pkgversion=qemu-dseg
+if [ "${1:-}" = --upstream ]; then
+    flavour=qemu-upstream
+    pkgversion=upstream
+    shift
+fi
 out=$(mkdir -p "${1:-$repo/build}" && cd "${1:-$repo/build}" && pwd)
 stamp=${2:-}
 cache=${QEMU_DSEG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/qemu-dseg}
 suite=${QEMU_DSEG_UPSTREAM_SUITE:-trixie}
-src=$out/qemu-src
-bld=$out/qemu
+src=$out/$flavour-src
+bld=$out/$flavour
 
-# Directories of ours that take their place in the QEMU tree.
+# Directories of ours that take their place in the QEMU tree; upstream
+# builds get only the build configuration (the device set).
 OVERLAY_DIRS="accel configs docs hw include qapi target"
+series=$repo/patches/series
+if [ "$flavour" = qemu-upstream ]; then
+    OVERLAY_DIRS=configs
+    series=/dev/null
+fi
 
 say() { printf 'build-qemu: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -43,7 +59,8 @@ case "$upstream_version" in
 esac
 
 # --- 2. a patched tree; re-extracted whenever the patch series changes ------
-tree_id=$(cd "$repo/patches" && (echo "$deb_version"; cat series; cat ./*.patch 2>/dev/null || :) |
+tree_id=$(cd "$repo/patches" && (echo "$deb_version"; cat "$series";
+            [ "$series" = /dev/null ] || cat ./*.patch 2>/dev/null || :) |
           sha256sum | cut -c1-16)
 if [ "$(cat "$src/.qemu-dseg-tree" 2>/dev/null)" != "$tree_id" ]; then
     say "extracting $deb_version and applying patches/series"
@@ -54,7 +71,7 @@ if [ "$(cat "$src/.qemu-dseg-tree" 2>/dev/null)" != "$tree_id" ]; then
         case "$p" in ''|\#*) continue ;; esac
         patch -d "$src" -p1 -s --forward < "$repo/patches/$p" ||
             die "patch $p does not apply to $deb_version"
-    done < "$repo/patches/series"
+    done < "$series"
     echo "$deb_version" > "$src/.qemu-dseg-upstream"
     echo "$tree_id" > "$src/.qemu-dseg-tree"
 fi
@@ -78,7 +95,7 @@ config_args=(
     --without-default-devices --with-devices-x86_64=qemu-dseg
     --disable-docs --disable-install-blobs
     --firmwarepath=/usr/share/seabios
-    "--with-pkgversion=qemu-dseg, Debian $deb_version"
+    "--with-pkgversion=$pkgversion, Debian $deb_version"
 )
 config_id=$(printf '%s\n' "$tree_id" "${config_args[@]}" | sha256sum | cut -c1-16)
 export PATH=/usr/lib/ccache:$PATH

@@ -155,6 +155,145 @@ static void test_filter_false_positives_and_clear(void)
     g_assert_cmpuint(f.nr_hashes, ==, DSEG_FILTER_DEFAULT_HASHES);
 }
 
+#define VA48    48
+#define PA40    40
+
+static bool valid_g(uint64_t base, uint64_t limit, uint64_t offset)
+{
+    DSegRange r = { base, limit, offset };
+
+    return dseg_range_valid(&r, true, VA48, PA40);
+}
+
+static bool valid_v(uint64_t base, uint64_t limit, uint64_t offset)
+{
+    DSegRange r = { base, limit, offset };
+
+    return dseg_range_valid(&r, false, VA48, PA40);
+}
+
+static void test_valid_alignment(void)
+{
+    g_assert_true(valid_g(0x1000, 0x3000, 0x1000));
+    g_assert_false(valid_g(0x1001, 0x3000, 0));
+    g_assert_false(valid_g(0x1000, 0x3800, 0));
+    g_assert_false(valid_g(0x1000, 0x3000, 0x10));
+    g_assert_false(valid_v(0x800, 0, 0));
+}
+
+static void test_valid_disarmed(void)
+{
+    /* LIMIT 0 disarms: base and offset are only checked on their own. */
+    g_assert_true(valid_g(0x7fff00000000, 0, 0xfff0000000000000ull));
+    g_assert_false(valid_g(0x800000000000ull, 0, 0));  /* non-canonical */
+    g_assert_true(valid_v((1ull << PA40) - 0x1000, 0, 0));
+    g_assert_false(valid_v(1ull << PA40, 0, 0));
+}
+
+static void test_valid_order(void)
+{
+    g_assert_true(valid_g(0x5000, 0x5000, 0));     /* empty, armed */
+    g_assert_false(valid_g(0x6000, 0x5000, 0));    /* LIMIT < BASE */
+    g_assert_false(valid_v(0x6000, 0x5000, 0));
+}
+
+static void test_valid_canonical(void)
+{
+    const uint64_t hi = 0xffff800000000000ull;
+
+    /* The lower half may end at 2^47, the upper half at the last page. */
+    g_assert_true(valid_g(0x7fffc0000000ull, 0x800000000000ull,
+                          0x40000000 - 0x7fffc0000000ull));
+    g_assert_true(valid_g(hi, hi + 0x40000000, 0x40000000 - hi));
+    g_assert_false(valid_g(0x7fffc0000000ull, hi + 0x1000, 0));
+    g_assert_false(valid_g(0x800000000000ull, 0x800000001000ull, 0));
+    g_assert_false(valid_g(0x1000, 0x800000001000ull, 0));
+}
+
+static void test_valid_target_width(void)
+{
+    const uint64_t top = 1ull << PA40;
+
+    g_assert_true(valid_v(0, 0x100000, top - 0x100000));
+    g_assert_false(valid_v(0, 0x100000, top - 0xff000));
+    /* Negative offsets wrap modulo 2^64 and must not go below zero. */
+    g_assert_true(valid_v(0x200000, 0x300000, -(uint64_t)0x200000));
+    g_assert_false(valid_v(0x200000, 0x300000, -(uint64_t)0x201000));
+    g_assert_true(valid_v(top - 0x1000, top, 0));
+    g_assert_false(valid_v(top - 0x1000, top + 0x1000, 0));
+}
+
+/* A write is checked against the other two registers. */
+static void test_write_valid(void)
+{
+    DSegRange r = { 0x200000, 0x400000, 0x1000000 };
+
+    g_assert_true(dseg_range_write_valid(&r, DSEG_REG_LIMIT, 0, false,
+                                         VA48, PA40));
+    g_assert_false(dseg_range_write_valid(&r, DSEG_REG_LIMIT, 0x100000,
+                                          false, VA48, PA40));
+    g_assert_false(dseg_range_write_valid(&r, DSEG_REG_BASE, 0x500000,
+                                          false, VA48, PA40));
+    g_assert_false(dseg_range_write_valid(&r, DSEG_REG_OFFSET,
+                                          (1ull << PA40) - 0x100000,
+                                          false, VA48, PA40));
+    dseg_range_write(&r, DSEG_REG_OFFSET, 0x2000);
+    g_assert_cmphex(dseg_range_read(&r, DSEG_REG_OFFSET), ==, 0x2000);
+    g_assert_cmphex(dseg_range_read(&r, DSEG_REG_BASE), ==, 0x200000);
+    g_assert_cmphex(dseg_range_read(&r, DSEG_REG_LIMIT), ==, 0x400000);
+}
+
+static void test_walk_refs(void)
+{
+    g_assert_cmpuint(dseg_walk_refs(4, 9, 12), ==, 4);
+    g_assert_cmpuint(dseg_walk_refs(4, 9, 21), ==, 3);
+    g_assert_cmpuint(dseg_walk_refs(4, 9, 30), ==, 2);
+    g_assert_cmpuint(dseg_walk_refs(5, 9, 12), ==, 5);
+    g_assert_cmpuint(dseg_walk_refs(3, 9, 21), ==, 2);
+    g_assert_cmpuint(dseg_walk_refs(2, 10, 12), ==, 2);
+    g_assert_cmpuint(dseg_walk_refs(2, 10, 22), ==, 1);
+}
+
+/* The per-PTE model of the spec gives (n+1)(m+1)-1 for a full 2D walk. */
+static void test_2d_model(void)
+{
+    for (unsigned n = 4; n <= 5; n++) {
+        for (unsigned m = 4; m <= 5; m++) {
+            unsigned refs = 0;
+
+            for (unsigned level = 0; level < n; level++) {
+                refs += 1 + dseg_walk_refs(m, 9, 12);
+            }
+            refs += dseg_walk_refs(m, 9, 12);
+            g_assert_cmpuint(refs, ==, (n + 1) * (m + 1) - 1);
+        }
+    }
+}
+
+static void test_paths_and_counters(void)
+{
+    DSegCounters c = { 0 };
+    DSegFill f = { .guest_refs = 4, .nested_refs = 20, .arch_refs = 24 };
+
+    g_assert_cmpint(dseg_path(false, false, false), ==,
+                    DSEG_PATH_NATIVE_WALK);
+    g_assert_cmpint(dseg_path(false, true, false), ==,
+                    DSEG_PATH_NATIVE_DIRECT);
+    g_assert_cmpint(dseg_path(true, false, false), ==, DSEG_PATH_2D_WALK);
+    g_assert_cmpint(dseg_path(true, true, false), ==,
+                    DSEG_PATH_GUEST_DIRECT);
+    g_assert_cmpint(dseg_path(true, false, true), ==, DSEG_PATH_VMM_DIRECT);
+    g_assert_cmpint(dseg_path(true, true, true), ==, DSEG_PATH_DUAL_DIRECT);
+
+    dseg_counters_add_fill(&c, &f, true);
+    dseg_counters_add_fill(&c, &f, true);
+    g_assert_cmpuint(c.path[DSEG_PATH_2D_WALK].fills, ==, 2);
+    g_assert_cmpuint(c.path[DSEG_PATH_2D_WALK].guest_refs, ==, 8);
+    g_assert_cmpuint(c.path[DSEG_PATH_2D_WALK].nested_refs, ==, 40);
+    g_assert_cmpuint(c.path[DSEG_PATH_2D_WALK].arch_refs, ==, 48);
+    g_assert_cmpuint(c.path[DSEG_PATH_NATIVE_WALK].fills, ==, 0);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -168,5 +307,15 @@ int main(int argc, char **argv)
                     test_filter_no_false_negatives);
     g_test_add_func("/dseg/filter/false-positives-and-clear",
                     test_filter_false_positives_and_clear);
+    g_test_add_func("/dseg/valid/alignment", test_valid_alignment);
+    g_test_add_func("/dseg/valid/disarmed", test_valid_disarmed);
+    g_test_add_func("/dseg/valid/order", test_valid_order);
+    g_test_add_func("/dseg/valid/canonical", test_valid_canonical);
+    g_test_add_func("/dseg/valid/target-width", test_valid_target_width);
+    g_test_add_func("/dseg/valid/write", test_write_valid);
+    g_test_add_func("/dseg/model/walk-refs", test_walk_refs);
+    g_test_add_func("/dseg/model/2d", test_2d_model);
+    g_test_add_func("/dseg/model/paths-and-counters",
+                    test_paths_and_counters);
     return g_test_run();
 }
