@@ -65,6 +65,11 @@ static int dseg_state_post_load(void *opaque, int version_id)
     X86CPU *cpu = X86_CPU(opaque);
     DSegFilter *f = &cpu->env.dseg.filter;
 
+    if (!(cpu->env.features[FEAT_8000_0001_ECX] & CPUID_EXT3_DSEG)) {
+        error_report("dseg: incoming direct-segment state, but this CPU "
+                     "does not have the dseg feature");
+        return -EINVAL;
+    }
     if (f->bits_log2 != ctz32(cpu->env.dseg.filter_bits) ||
         f->nr_hashes != cpu->env.dseg.filter_hashes) {
         error_report("dseg: incoming escape filter has 2^%u bits and %u "
