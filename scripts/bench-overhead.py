@@ -93,7 +93,8 @@ def main():
         times = {n: [] for n, _, _ in emulators}
         results = set()
         for i in range(opts.runs):
-            for name, qemu, cpu in emulators:
+            # Rotate the order so that no emulator always runs first.
+            for name, qemu, cpu in emulators[i % 3:] + emulators[:i % 3]:
                 elapsed, result = run(qemu, cpu, args, marker)
                 times[name].append(elapsed)
                 results.add(result)
