@@ -58,6 +58,10 @@ def debug_exit_status(returncode):
     return returncode >> 1
 
 
+# A test checkpoint line of the guest console.
+_CHECKPOINT = re.compile(r'^CHECKPOINT (\S+)\r?\n', re.M)
+
+
 class MachineError(AssertionError):
     """A run went wrong; the message includes the console tail."""
 
@@ -152,6 +156,41 @@ class Machine:
                        f'isa-debug-exit')
         return status
 
+    def vcpu_halted(self):
+        """Whether vCPU 0 is halted (HMP 'info registers' shows HLT=1)."""
+        regs = self.qmp('human-monitor-command',
+                        **{'command-line': 'info registers'})
+        return 'HLT=1' in regs
+
+    def serve_checkpoints(self, at_checkpoint, timeout):
+        """Serve the test checkpoints of the guest until it exits.
+
+        At each "CHECKPOINT <name>" line (tests/guest/lib/libguest.h): wait
+        until the vCPU halts, call AT_CHECKPOINT(name), then wake the
+        guest with an NMI.  Returns the guest's isa-debug-exit status.
+        """
+        deadline = time.monotonic() + timeout
+        served = 0
+        while True:
+            names = _CHECKPOINT.findall(self.console())
+            if served < len(names):
+                halt_deadline = time.monotonic() + 10
+                while not self.vcpu_halted():
+                    if time.monotonic() > halt_deadline:
+                        self._fail(f'the vCPU did not halt at checkpoint '
+                                   f'{names[served]}')
+                    time.sleep(0.01)
+                at_checkpoint(names[served])
+                served += 1
+                self.qmp('inject-nmi')
+                continue
+            if self._proc.poll() is not None:
+                return self.wait_guest_exit(0)
+            if time.monotonic() > deadline:
+                self._fail(f'timed out after {timeout} s with {served} '
+                           f'checkpoints served')
+            time.sleep(0.02)
+
     def kill(self):
         if self._proc and self._proc.poll() is None:
             self._proc.kill()
@@ -184,17 +223,71 @@ class Machine:
             shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def run_guest(name, append='', extra_args=(), timeout=60, machine='q35',
-              cpu='max'):
-    """Run test guest NAME to its end; return (status, console)."""
-    args = ['-M', machine, '-cpu', cpu, '-m', '256M',
+def guest_args(name, append='', extra_args=(), machine='q35', cpu='max',
+               memory='256M'):
+    """QEMU arguments that run test guest NAME."""
+    args = ['-M', machine, '-cpu', cpu, '-m', memory,
             '-kernel', guest_image(name), *DEBUG_EXIT_ARGS, *extra_args]
     if append:
         args += ['-append', append]
+    return args
+
+
+def run_guest(name, append='', extra_args=(), timeout=60, machine='q35',
+              cpu='max', memory='256M'):
+    """Run test guest NAME to its end; return (status, console)."""
+    args = guest_args(name, append, extra_args, machine, cpu, memory)
     with Machine(args, name=name) as vm:
         vm.launch(qmp=False)
         status = vm.wait_guest_exit(timeout)
         return status, vm.console()
+
+
+# --- guests that report TAP (tests/guest/lib/tap.h) --------------------------
+
+_TAP_PLAN = re.compile(r'^1\.\.(\d+)$', re.M)
+_TAP_RESULT = re.compile(r'^(not )?ok (\d+)(?: - (.*))?$', re.M)
+
+
+def guest_tap(console):
+    """The TAP output of a guest: (plan or None, [(passed, number, text)])."""
+    plans = _TAP_PLAN.findall(console)
+    results = [(not m.group(1), int(m.group(2)), m.group(3) or '')
+               for m in _TAP_RESULT.finditer(console)]
+    return (int(plans[0]) if len(plans) == 1 else None), results
+
+
+def assert_guest_passed(test, status, console):
+    """Fail TEST unless the guest met its TAP plan with every check ok."""
+    plan, results = guest_tap(console)
+    tail = '\n--- console ---\n' + console[-4000:]
+    failed = [f'{n} - {text}' for passed, n, text in results if not passed]
+    test.assertEqual(failed, [], 'guest checks failed' + tail)
+    test.assertIsNotNone(plan, 'guest printed no single TAP plan' + tail)
+    test.assertEqual([n for _, n, _ in results], list(range(1, plan + 1)),
+                     'guest did not run its planned checks' + tail)
+    test.assertEqual(status, 0, 'guest exit status' + tail)
+
+
+def run_guest_windows(name, append='', cpu='max,+dseg', extra_args=(),
+                      timeout=60, memory='256M'):
+    """Run guest NAME, reading query-dseg of vCPU 0 at each checkpoint.
+
+    After each read the counters are reset, so the counters read at
+    checkpoint N are those of the window since checkpoint N-1.  Returns
+    (status, console, {checkpoint name: DsegCpuInfo}).
+    """
+    windows = {}
+
+    def at_checkpoint(cp):
+        windows[cp] = vm.qmp('query-dseg')[0]
+        vm.qmp('dseg-reset-counters')
+
+    args = guest_args(name, append, extra_args, cpu=cpu, memory=memory)
+    with Machine(args, name=name) as vm:
+        vm.launch()
+        status = vm.serve_checkpoints(at_checkpoint, timeout)
+        return status, vm.console(), windows
 
 
 def main():

@@ -7,6 +7,10 @@
  * identity-mapped page tables for the low 4 GiB with 2 MiB pages, enable
  * long mode, and call guest_start(multiboot_info) in 64-bit mode.
  *
+ * Built with -DBOOT_LA57, the image enables 5-level paging (CR4.LA57, which
+ * can only be set while paging is off): a PML5 table whose first entry
+ * points to the same PML4.  The CPU must enumerate LA57.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -16,6 +20,7 @@
 #define CR0_PE          (1 << 0)
 #define CR0_PG          (1 << 31)
 #define CR4_PAE         (1 << 5)
+#define CR4_LA57        (1 << 12)
 #define MSR_EFER        0xc0000080
 #define EFER_LME        (1 << 8)
 #define PTE_P_RW        0x3
@@ -66,11 +71,20 @@ _start32:
     cmp $4, %ecx
     jne 2b
     movl $(boot_pdpt + PTE_P_RW), boot_pml4
+#ifdef BOOT_LA57
+    movl $(boot_pml4 + PTE_P_RW), boot_pml5
+#endif
 
     mov %cr4, %eax
+#ifdef BOOT_LA57
+    or $(CR4_PAE | CR4_LA57), %eax
+    mov %eax, %cr4
+    mov $boot_pml5, %eax
+#else
     or $CR4_PAE, %eax
     mov %eax, %cr4
     mov $boot_pml4, %eax
+#endif
     mov %eax, %cr3
     mov $MSR_EFER, %ecx
     rdmsr
@@ -113,6 +127,10 @@ gdt_desc:
 
     .section .bss
     .balign 4096
+#ifdef BOOT_LA57
+boot_pml5:
+    .skip 4096
+#endif
     .globl boot_pml4
 boot_pml4:
     .skip 4096

@@ -12,15 +12,20 @@
 #define COM_LSR     5
 #define LSR_THRE    0x20
 
-void putchar_serial(char c)
+void serial_write_raw(char c)
 {
-    if (c == '\n') {
-        putchar_serial('\r');
-    }
     while (!(inb(COM1 + COM_LSR) & LSR_THRE)) {
         /* wait for the transmitter */
     }
     outb(COM1, c);
+}
+
+void putchar_serial(char c)
+{
+    if (c == '\n') {
+        serial_write_raw('\r');
+    }
+    serial_write_raw(c);
 }
 
 struct out {

@@ -3,7 +3,13 @@
  *
  * A guest provides guest_main(); the runtime enters it in 64-bit mode with
  * the low 4 GiB identity-mapped (2 MiB pages), the serial console on COM1
- * and exception handlers that report a fault and fail the test.
+ * and exception handlers that report a fault and fail the test.  An NMI
+ * only resumes the guest (see checkpoint()); an exception raised by an
+ * instruction that has a fixup (EXTABLE_ENTRY, e.g. rdmsr_safe()) resumes
+ * at the fixup with the vector in %r11.
+ *
+ * Physical memory below 4 GiB is identity-mapped, so a physical address
+ * below 4 GiB is also a pointer; the helpers below rely on that.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -15,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define ARRAY_SIZE(a)       (sizeof(a) / sizeof((a)[0]))
+
 /* Status reported when a guest faults or returns a bogus value. */
 #define GUEST_EXIT_FAULT    0x7f
 
@@ -24,7 +32,10 @@
 /* Implemented by each guest: @cmdline is QEMU's -append string. */
 int guest_main(const char *cmdline);
 
-/* Console and test output. */
+/* Console and test output (putchar_serial() turns \n into \r\n). */
+#define COM1_PORT           0x3f8
+#define COM1_LSR_PORT       (COM1_PORT + 5)
+void serial_write_raw(char c);
 void putchar_serial(char c);
 int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
@@ -50,6 +61,12 @@ int strncmp(const char *a, const char *b, size_t n);
 uint64_t strtou64(const char *s, const char **end);
 
 /* Exceptions. */
+#define EXC_NMI             2
+#define EXC_GP              13
+#define EXC_PF              14
+/* What the *_safe() helpers return when no exception was raised. */
+#define NO_EXCEPTION        (-1)
+
 struct trap_frame {
     uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
     uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
@@ -57,6 +74,41 @@ struct trap_frame {
     uint64_t rip, cs, rflags, rsp, ss;
 };
 void trap_init(void);
+
+/*
+ * Exception fixups: an instruction at label @insn that may fault is resumed
+ * at label @resume with the vector in %r11 (other registers unchanged), so
+ * the asm statement must list %r11 as an in/out operand preset to -1.  The
+ * error code and CR2 of the last fixed-up exception are kept for tests.
+ */
+#define EXTABLE_ENTRY(insn, resume) \
+    ".pushsection .extable, \"a\"\n" \
+    ".balign 8\n" \
+    ".quad " insn ", " resume "\n" \
+    ".popsection\n"
+
+extern uint64_t trap_fixup_error_code;
+extern uint64_t trap_fixup_cr2;
+
+/* RDMSR/WRMSR that return the vector they raised, or NO_EXCEPTION. */
+int rdmsr_safe(uint32_t msr, uint64_t *val);
+int wrmsr_safe(uint32_t msr, uint64_t val);
+/* A 64-bit load/store that returns the vector it raised, or NO_EXCEPTION. */
+int read64_safe(uint64_t addr, uint64_t *val);
+int write64_safe(uint64_t addr, uint64_t val);
+
+/*
+ * Test checkpoint: prints "CHECKPOINT <name>" and halts with interrupts
+ * off; the test harness reads or resets counters over QMP and wakes the
+ * guest with an NMI, after which checkpoint() returns.
+ */
+void checkpoint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* CPU and machine facts. */
+unsigned cpu_phys_addr_bits(void);      /* MAXPHYADDR, CPUID 8000_0008 */
+bool cpu_has_la57(void);                /* CPUID 7.0:ECX[16] */
+int paging_levels(void);                /* 4, or 5 with CR4.LA57 */
+uint64_t guest_ram_end(void);           /* end of RAM below 4 GiB */
 
 /* Port I/O and privileged instructions. */
 static inline void outb(uint16_t port, uint8_t v)
@@ -98,12 +150,60 @@ static inline void cpuid(uint32_t leaf, uint32_t subleaf, uint32_t *a,
                  : "a"(leaf), "c"(subleaf));
 }
 
+#define MSR_EFER            0xc0000080
+#define EFER_NXE            (1 << 11)
+#define EFER_SVME           (1 << 12)
+
+#define CR0_WP              (1u << 16)
+#define CR4_LA57            (1u << 12)
+
+static inline uint64_t read_cr0(void)
+{
+    uint64_t v;
+
+    asm volatile("mov %%cr0, %0" : "=r"(v));
+    return v;
+}
+
 static inline uint64_t read_cr2(void)
 {
     uint64_t v;
 
     asm volatile("mov %%cr2, %0" : "=r"(v));
     return v;
+}
+
+/* Loading CR3 also flushes the (non-global) TLB. */
+static inline void write_cr3(uint64_t v)
+{
+    asm volatile("mov %0, %%cr3" : : "r"(v) : "memory");
+}
+
+static inline uint64_t read_cr4(void)
+{
+    uint64_t v;
+
+    asm volatile("mov %%cr4, %0" : "=r"(v));
+    return v;
+}
+
+static inline void invlpg(uint64_t addr)
+{
+    asm volatile("invlpg (%0)" : : "r"(addr) : "memory");
+}
+
+/*
+ * One 64-bit load or store at a linear address.  volatile: tests count and
+ * observe translations, so each access must happen exactly as written.
+ */
+static inline uint64_t read64(uint64_t addr)
+{
+    return *(volatile uint64_t *)(uintptr_t)addr;
+}
+
+static inline void write64(uint64_t addr, uint64_t v)
+{
+    *(volatile uint64_t *)(uintptr_t)addr = v;
 }
 
 #endif /* LIBGUEST_H */

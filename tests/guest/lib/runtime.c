@@ -12,7 +12,15 @@ struct multiboot_info {
     uint32_t boot_device;
     uint32_t cmdline;
 };
+#define MULTIBOOT_INFO_MEMORY   (1 << 0)
 #define MULTIBOOT_INFO_CMDLINE  (1 << 2)
+
+/* RAM assumed when the loader does not tell (the harness gives 256 MiB). */
+#define DEFAULT_RAM_END         (256ull << 20)
+/* The page tables of boot.S identity-map the low 4 GiB. */
+#define IDENTITY_MAP_END        (4ull << 30)
+
+static uint64_t ram_end = DEFAULT_RAM_END;
 
 void __attribute__((noreturn)) guest_exit(int status)
 {
@@ -44,10 +52,56 @@ void guest_start(uint32_t mb_info_addr)
     const char *cmdline = "";
 
     trap_init();
+    if (mbi->flags & MULTIBOOT_INFO_MEMORY) {
+        /* mem_upper counts KiB from 1 MiB up to the first hole. */
+        ram_end = (1ull << 20) + ((uint64_t)mbi->mem_upper << 10);
+    }
+    if (ram_end > IDENTITY_MAP_END) {
+        ram_end = IDENTITY_MAP_END;
+    }
     if (mbi->flags & MULTIBOOT_INFO_CMDLINE) {
         cmdline = (const char *)(uintptr_t)mbi->cmdline;
     }
     guest_exit(guest_main(cmdline));
+}
+
+uint64_t guest_ram_end(void)
+{
+    return ram_end;
+}
+
+void checkpoint(const char *fmt, ...)
+{
+    char name[128];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof(name), fmt, ap);
+    va_end(ap);
+    printf("CHECKPOINT %s\n", name);
+    /* The harness wakes us with an NMI, whose handler just returns. */
+    asm volatile("cli; hlt" : : : "memory");
+}
+
+unsigned cpu_phys_addr_bits(void)
+{
+    uint32_t a, b, c, d;
+
+    cpuid(0x80000008, 0, &a, &b, &c, &d);
+    return a & 0xff;
+}
+
+bool cpu_has_la57(void)
+{
+    uint32_t a, b, c, d;
+
+    cpuid(7, 0, &a, &b, &c, &d);
+    return c & (1u << 16);
+}
+
+int paging_levels(void)
+{
+    return read_cr4() & CR4_LA57 ? 5 : 4;
 }
 
 bool cmdline_get(const char *cmdline, const char *key, char *buf, size_t size)

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Direct segments under SVM nested paging: the four guest-mode paths.
+
+The guest (tests/guest/dseg_nested.c) is a hypervisor whose VM touches N
+pages per counter window, each window set up so that the touched pages
+take one translation path and the VM's own code, stack and data another.
+This test checks the counters of docs/specs/direct-segments.rst exactly:
+fills, guest-refs and arch-refs of both paths (from the reference model
+arch = sum over guest entries of (1 + nested cost) + nested cost of the
+final gPA) and the segment and filter events.  nested-refs is checked
+against its bounds, since QEMU's nested TLB may skip nested walks of page
+tables.  The guest checks translations, edges, faults and TLB behaviour
+itself and reports TAP.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import re
+import unittest
+
+import dseg_model
+import harness
+
+PAGES = 16
+OTHER_PATHS = ('native-direct', 'walk-2d', 'guest-direct', 'vmm-direct',
+               'dual-direct')
+
+
+class DsegNestedTest(unittest.TestCase):
+
+    def assert_path(self, c, path, fills, guest_refs, arch, window,
+                    nested_exact=False):
+        got = c[path]
+        self.assertEqual((got['fills'], got['guest-refs'], got['arch-refs']),
+                         (fills, guest_refs, arch), f'{window}: {path}')
+        nested = got['nested-refs']
+        if nested_exact:
+            self.assertEqual(nested, arch - guest_refs, f'{window}: {path}')
+        else:
+            self.assertLessEqual(nested, arch - guest_refs,
+                                 f'{window}: {path}')
+
+    def assert_code_path(self, c, path, per_fill, guest_per_fill, window):
+        """The VM's own fills: all on PATH at PER_FILL arch-refs each."""
+        fills = c[path]['fills']
+        self.assertGreater(fills, 0, f'{window}: code path {path}')
+        self.assert_path(c, path, fills, fills * guest_per_fill,
+                         fills * per_fill, window)
+
+    def assert_zero(self, c, paths, window):
+        for path in paths:
+            self.assert_path(c, path, 0, 0, 0, window, nested_exact=True)
+
+    def check(self, windows, n, m, console):
+        N = PAGES
+        # Costs of the VM's own fills (image: 2 MiB guest and nested pages).
+        code_gd = m - 1
+        code_2d = (n - 1) * (1 + m) + (m - 1)
+        code_2d_pt_in = (n - 1) + (m - 1)
+
+        for name, g_len, final in (('walk-2d', n, m),
+                                   ('walk-2d-g2m', n - 1, m),
+                                   ('walk-2d-n2m', n, m - 1),
+                                   ('walk-2d-n1g', n, m - 2)):
+            c = windows[name]['counters']
+            arch = dseg_model.arch_refs_nested(g_len, m, final)
+            self.assert_path(c, 'walk-2d', N, N * g_len, N * arch, name)
+            self.assertGreaterEqual(c['walk-2d']['nested-refs'], N * final)
+            self.assert_code_path(c, 'guest-direct', code_gd, 0, name)
+            self.assertEqual(c['guest-segment-hits'],
+                             c['guest-direct']['fills'], name)
+            self.assert_zero(c, ('native-direct', 'vmm-direct',
+                                 'dual-direct'), name)
+            self.assertEqual((c['vmm-segment-hits'], c['filter-probes'],
+                              c['filter-hits']), (0, 0, 0), name)
+
+        for name, final in (('guest-direct', m), ('guest-direct-n2m', m - 1)):
+            c = windows[name]['counters']
+            self.assert_path(c, 'guest-direct', N, 0, N * final, name,
+                             nested_exact=True)
+            self.assert_code_path(c, 'walk-2d', code_2d, n - 1, name)
+            self.assertEqual(c['guest-segment-hits'], N, name)
+            self.assert_zero(c, ('native-direct', 'vmm-direct',
+                                 'dual-direct'), name)
+            self.assertEqual((c['vmm-segment-hits'], c['filter-probes'],
+                              c['filter-hits']), (0, 0, 0), name)
+
+        c = windows['vmm-direct']['counters']
+        self.assert_path(c, 'vmm-direct', N, N * n, N * n, 'vmm-direct',
+                         nested_exact=True)
+        self.assert_code_path(c, 'walk-2d', code_2d_pt_in, n - 1,
+                              'vmm-direct')
+        self.assert_zero(c, ('native-direct', 'guest-direct', 'dual-direct'),
+                         'vmm-direct')
+        self.assertEqual(c['guest-segment-hits'], 0)
+        self.assertGreaterEqual(c['vmm-segment-hits'], N)
+        self.assertEqual(c['filter-hits'], 0)
+        self.assertEqual(c['filter-probes'], c['vmm-segment-hits'])
+
+        c = windows['vmm-direct-pt-out']['counters']
+        self.assert_path(c, 'vmm-direct', N, N * n, N * n * (1 + m),
+                         'vmm-direct-pt-out')
+        self.assert_code_path(c, 'guest-direct', code_gd, 0,
+                              'vmm-direct-pt-out')
+        self.assert_zero(c, ('native-direct', 'walk-2d', 'dual-direct'),
+                         'vmm-direct-pt-out')
+        self.assertEqual((c['vmm-segment-hits'], c['filter-probes'],
+                          c['filter-hits']), (N, N, 0))
+
+        c = windows['dual-direct']['counters']
+        self.assert_path(c, 'dual-direct', N, 0, 0, 'dual-direct',
+                         nested_exact=True)
+        self.assert_code_path(c, 'walk-2d', code_2d, n - 1, 'dual-direct')
+        self.assert_zero(c, ('native-direct', 'guest-direct', 'vmm-direct'),
+                         'dual-direct')
+        self.assertEqual((c['guest-segment-hits'], c['vmm-segment-hits'],
+                          c['filter-probes'], c['filter-hits']),
+                         (N, N, N, 0))
+
+        self.check_escape(windows['escape'], n, m, console)
+
+    def check_escape(self, info, n, m, console):
+        N = PAGES
+        match = re.search(r'escape window: D gPA (0x[0-9a-f]+), (\d+) pages, '
+                          r'(\d+) reported', console)
+        self.assertIsNotNone(match)
+        d_gpa, reported = int(match.group(1), 16), int(match.group(3))
+        words = dseg_model.filter_words((d_gpa + 0x1000, d_gpa + 0x5000))
+        self.assertEqual(info['filter']['words'], words)
+        self.assertEqual(sum(dseg_model.filter_reports(words, d_gpa + i *
+                                                       0x1000)
+                             for i in range(N)), reported)
+        c = info['counters']
+        self.assert_path(c, 'walk-2d', reported, reported * n,
+                         reported * dseg_model.arch_refs_nested(n, m, m),
+                         'escape')
+        self.assert_path(c, 'vmm-direct', N - reported, (N - reported) * n,
+                         (N - reported) * n * (1 + m), 'escape')
+        self.assert_code_path(c, 'guest-direct', m - 1, 0, 'escape')
+        self.assertEqual((c['vmm-segment-hits'], c['filter-probes'],
+                          c['filter-hits']), (N - reported, N, reported))
+
+    def run_nested(self, image, guest_levels, nested_levels):
+        status, console, windows = harness.run_guest_windows(
+            image, append=f'pages={PAGES} guest_levels={guest_levels}')
+        harness.assert_guest_passed(self, status, console)
+        self.assertIn(f'guest paging {guest_levels} levels, nested paging '
+                      f'{nested_levels} levels', console)
+        self.check(windows, guest_levels, nested_levels, console)
+
+    def test_guest4_nested4(self):
+        self.run_nested('dseg_nested', 4, 4)
+
+    def test_guest5_nested4(self):
+        self.run_nested('dseg_nested', 5, 4)
+
+    def test_guest4_nested5(self):
+        self.run_nested('dseg_nested-la57', 4, 5)
+
+    def test_guest5_nested5(self):
+        self.run_nested('dseg_nested-la57', 5, 5)
+
+    def test_model(self):
+        # The figures of docs/specs/direct-segments.rst.
+        self.assertEqual(dseg_model.arch_refs_nested(4, 4, 4), 24)
+        self.assertEqual(dseg_model.arch_refs_nested(5, 5, 5), 35)
+        self.assertEqual(dseg_model.arch_refs_nested(5, 4, 4), 29)
+        self.assertEqual(dseg_model.arch_refs_nested(4, 5, 5), 29)
+        self.assertEqual(dseg_model.arch_refs_nested(3, 4, 4), 19)
+        self.assertEqual(dseg_model.arch_refs_nested(2, 2, 2), 8)
+        self.assertEqual(dseg_model.arch_refs_nested(4, 4, 0), 20)
+
+
+if __name__ == '__main__':
+    harness.main()

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Direct segments across VMRUN and #VMEXIT, and DSEG MSRs in guest mode.
+
+The guest (tests/guest/dseg_vmrun.c) checks the two copies of the guest
+segment, VMRUN's consistency checks of the guest copy and the MSR rules
+of guest mode, and reports TAP.  This test also checks query-dseg at a
+checkpoint taken inside the VM (guest mode: the current copy is the VM's,
+the host's copy is saved) and at one in host mode.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import re
+import unittest
+
+import dseg_model
+import harness
+
+# The segments dseg_vmrun.c programs (see its *_BASE and *_LIMIT).
+HOST_BASE, HOST_LIMIT = 0x1000000000, 0x1000200000
+GUEST_BASE, GUEST_LIMIT = 0x2000000000, 0x2000100000
+VMM = {'base': 0x80000000, 'limit': 0x80100000, 'offset': 0}
+ZERO = {'base': 0, 'limit': 0, 'offset': 0}
+
+
+def segment(base, limit, target):
+    return {'base': base, 'limit': limit,
+            'offset': (target - base) & dseg_model.MASK64}
+
+
+class DsegVmrunTest(unittest.TestCase):
+
+    def test_copies_and_guest_mode(self):
+        status, console, windows = harness.run_guest_windows('dseg_vmrun')
+        harness.assert_guest_passed(self, status, console)
+        m = re.search(r'host target (0x[0-9a-f]+), guest target '
+                      r'(0x[0-9a-f]+)', console)
+        self.assertIsNotNone(m)
+        host = segment(HOST_BASE, HOST_LIMIT, int(m.group(1), 16))
+        guest = segment(GUEST_BASE, GUEST_LIMIT, int(m.group(2), 16))
+
+        inside = windows['guest-mode']
+        self.assertTrue(inside['guest-mode'])
+        self.assertEqual(inside['guest-segment'], guest)
+        self.assertEqual(inside['host-guest-segment'], host)
+        self.assertEqual(inside['vmm-segment'], VMM)
+
+        outside = windows['host-mode']
+        self.assertFalse(outside['guest-mode'])
+        self.assertEqual(outside['guest-segment'], host)
+        self.assertEqual(outside['host-guest-segment'], ZERO)
+        self.assertEqual(outside['vmm-segment'], VMM)
+
+    def test_feature_off(self):
+        status, console = harness.run_guest('dseg_vmrun', cpu='max',
+                                            append='dseg=0')
+        harness.assert_guest_passed(self, status, console)
+
+
+if __name__ == '__main__':
+    harness.main()
