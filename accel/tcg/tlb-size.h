@@ -1,0 +1,29 @@
+/*
+ * Fixed-size softmmu TLB (qemu-dseg): -accel tcg,tlb-size=ENTRIES.
+ *
+ * QEMU sizes each softmmu TLB dynamically from its use rate, so its fills
+ * say little about a hardware TLB.  With tlb-size set, every MMU index
+ * keeps a direct-mapped table of exactly that many entries (plus the
+ * usual 8-entry victim TLB) and is never resized, so that fills behave
+ * like the misses of a TLB of that geometry.  Without it, behaviour is
+ * upstream's.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef ACCEL_TCG_TLB_SIZE_H
+#define ACCEL_TCG_TLB_SIZE_H
+
+#include "qapi/visitor.h"
+
+#define TCG_TLB_SIZE_MIN_BITS   6
+#define TCG_TLB_SIZE_MAX_BITS   16
+
+/* log2 of the fixed number of entries per MMU index; 0: dynamic. */
+extern unsigned tcg_tlb_size_bits;
+
+void tcg_get_tlb_size(Object *obj, Visitor *v, const char *name,
+                      void *opaque, Error **errp);
+void tcg_set_tlb_size(Object *obj, Visitor *v, const char *name,
+                      void *opaque, Error **errp);
+
+#endif /* ACCEL_TCG_TLB_SIZE_H */
