@@ -3,12 +3,7 @@
 # compare their speed side by side (scripts/bench-overhead.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-if [ -e build/meson-private/coredata.dat ]; then
-    meson setup --reconfigure build >/dev/null
-else
-    meson setup build >/dev/null
-fi
+scripts/prepare.sh
 ninja -C build >/dev/null
 scripts/build-qemu.sh --upstream build
 exec /usr/bin/python3 scripts/bench-overhead.py "$@"

@@ -6,12 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 start=$SECONDS
-scripts/setup.sh
-if [ -e build/meson-private/coredata.dat ]; then
-    meson setup --reconfigure build >/dev/null
-else
-    meson setup build >/dev/null
-fi
+scripts/prepare.sh
 rc=0
 meson test -C build --print-errorlogs "$@" || rc=$?
 
