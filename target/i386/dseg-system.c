@@ -44,7 +44,7 @@ void dseg_reset(CPUX86State *env)
     ds->fill.active = false;
 }
 
-/* ---- migration ----------------------------------------------------------- */
+/* migration */
 
 static bool dseg_range_zero(const DSegRange *r)
 {
@@ -81,11 +81,6 @@ static int dseg_state_post_load(void *opaque, int version_id)
     return 0;
 }
 
-#define VMSTATE_DSEG_RANGE(f) \
-    VMSTATE_UINT64(env.dseg.f.base, X86CPU), \
-    VMSTATE_UINT64(env.dseg.f.limit, X86CPU), \
-    VMSTATE_UINT64(env.dseg.f.offset, X86CPU)
-
 const VMStateDescription vmstate_dseg = {
     .name = "cpu/dseg",
     .version_id = 1,
@@ -93,10 +88,16 @@ const VMStateDescription vmstate_dseg = {
     .needed = dseg_state_needed,
     .post_load = dseg_state_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_DSEG_RANGE(guest),
-        VMSTATE_DSEG_RANGE(host_guest),
+        VMSTATE_UINT64(env.dseg.guest.base, X86CPU),
+        VMSTATE_UINT64(env.dseg.guest.limit, X86CPU),
+        VMSTATE_UINT64(env.dseg.guest.offset, X86CPU),
+        VMSTATE_UINT64(env.dseg.host_guest.base, X86CPU),
+        VMSTATE_UINT64(env.dseg.host_guest.limit, X86CPU),
+        VMSTATE_UINT64(env.dseg.host_guest.offset, X86CPU),
         VMSTATE_BOOL(env.dseg.host_guest_saved, X86CPU),
-        VMSTATE_DSEG_RANGE(vmm),
+        VMSTATE_UINT64(env.dseg.vmm.base, X86CPU),
+        VMSTATE_UINT64(env.dseg.vmm.limit, X86CPU),
+        VMSTATE_UINT64(env.dseg.vmm.offset, X86CPU),
         VMSTATE_UINT8(env.dseg.filter.bits_log2, X86CPU),
         VMSTATE_UINT8(env.dseg.filter.nr_hashes, X86CPU),
         VMSTATE_UINT64_ARRAY(env.dseg.filter.bits, X86CPU, DSEG_FILTER_WORDS),
@@ -104,7 +105,7 @@ const VMStateDescription vmstate_dseg = {
     }
 };
 
-/* ---- QMP ------------------------------------------------------------------- */
+/* QMP */
 
 static DsegSegment *dseg_segment_info(const DSegRange *r)
 {
@@ -204,7 +205,7 @@ void qmp_dseg_reset_counters(bool has_cpu_index, int64_t cpu_index,
     }
 }
 
-/* ---- HMP ------------------------------------------------------------------- */
+/* HMP */
 
 static void hmp_dseg_segment(Monitor *mon, const char *name,
                              const DsegSegment *s)

@@ -25,7 +25,8 @@
 #define MSR_DSEG_FILTER_CLEAR       0xc0011f0a
 #define MSR_DSEG_FILTER_BITS0       0xc0011f40
 #define MSR_DSEG_FIRST              MSR_DSEG_BASE_G
-#define MSR_DSEG_LAST               (MSR_DSEG_FILTER_BITS0 + DSEG_FILTER_WORDS - 1)
+#define MSR_DSEG_LAST \
+    (MSR_DSEG_FILTER_BITS0 + DSEG_FILTER_WORDS - 1)
 
 /* VMCB offsets of the guest copy of the guest segment. */
 #define DSEG_VMCB_BASE_G            0xc00

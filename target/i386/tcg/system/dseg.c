@@ -53,8 +53,10 @@ static bool dseg_vmm_direct(CPUX86State *env, uint64_t gpa)
            !dseg_filter_test(&ds->filter, gpa);
 }
 
-/* Entries read by the full nested walk of @gpa, mapped by a nested page
- * of 2^@lg_page_size bytes; 0 when the VMM segment translates it. */
+/*
+ * Entries read by the full nested walk of @gpa, mapped by a nested page
+ * of 2^@lg_page_size bytes; 0 when the VMM segment translates it.
+ */
 static unsigned dseg_nested_cost(CPUX86State *env, uint64_t gpa,
                                  int lg_page_size)
 {
@@ -75,7 +77,7 @@ static unsigned dseg_nested_cost(CPUX86State *env, uint64_t gpa,
     return dseg_walk_refs(levels, 9, lg_page_size);
 }
 
-/* ---- translation hooks ------------------------------------------------- */
+/* translation hooks */
 
 static bool dseg_virtual_idx(int mmu_idx)
 {
@@ -164,7 +166,7 @@ void dseg_count_final(CPUX86State *env, uint64_t gpa, int lg_page_size)
     f->arch_refs += dseg_nested_cost(env, gpa, lg_page_size);
 }
 
-/* ---- MSRs ------------------------------------------------------------------ */
+/* MSRs */
 
 bool dseg_is_msr(uint32_t msr)
 {
@@ -251,7 +253,7 @@ uint64_t dseg_rdmsr(CPUX86State *env, uint32_t msr, uintptr_t ra)
     }
 }
 
-/* ---- SVM world switches ------------------------------------------------ */
+/* SVM world switches */
 
 void dseg_vmrun(CPUX86State *env, uintptr_t ra)
 {
