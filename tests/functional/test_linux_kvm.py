@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""Linux KVM as the hypervisor, base virtualised (2D walk) mode.
+
+Debian's unmodified cloud kernel boots under the fork with -cpu max (SVM
+with nested paging) and loads kvm_amd with nested paging on.  A small
+static KVM user program, tests/guest/kvm/kvm_nested.c (built here with the
+host's gcc), runs a nested guest through /dev/kvm: 64-bit long mode, its
+own 4-level page tables of 4 KiB pages, NPAGES distinct data pages written
+with a pattern and read back into a checksum that leaves through port I/O
+before HLT.  It runs twice: with the memory slot kept off transparent huge
+pages (KVM then maps it with 4 KiB nested pages) and with it on THP (KVM
+maps it with 2 MiB nested pages).  The program reports KVM's own count of
+nested leaves of each size, which tells the test which m to apply.
+
+The fork's counters are read over QMP around exactly each nested run: the
+program stops before KVM_RUN and after the run, each time until this test
+sends a line on a second serial port (ttyS1, a socket here).  Only the
+vCPU's guest mode produces walk-2d fills, and the nested guest is the only
+guest-mode code in the machine, so the walk-2d group of a window is the
+nested guest's alone.  A control window of the same shape in which the
+program does not run must show no walk-2d fill at all.
+
+The nested page table has the host's paging depth: KVM builds it with as
+many levels as L1 Linux's own paging (5 when the kernel runs with LA57,
+which -cpu max offers), and the emulated SVM walks it in the host's paging
+mode (CR4.LA57 at VMRUN).  So the default boot gives m = 5 for a 4 KiB
+nested leaf (4 x 6 + 5 = 29 references per fill) and 4 for a 2 MiB one
+(4 x 5 + 4 = 24), and a boot with "no5lvl" gives the textbook 4-level
+figures 24 and 19.  Both boots are tested; m is taken from the vCPU's CR4.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import hashlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import dseg_model
+import harness
+import linux_assets
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+KVM_SRC = os.path.join(_REPO, 'tests/guest/kvm/kvm_nested.c')
+
+NPAGES = 256
+SEED = 0x5eed0123456789ab
+PATTERN_MUL = 0x9E3779B97F4A7C15
+MASK64 = (1 << 64) - 1
+GUEST_LEVELS = 4            # the nested guest's own paging: 4-level
+CR4_LA57 = 1 << 12
+MODES = ('no-thp', 'thp')
+GUEST_MODE_PATHS = ('walk-2d', 'guest-direct', 'vmm-direct', 'dual-direct')
+EVENTS = ('guest-segment-hits', 'vmm-segment-hits', 'filter-probes',
+          'filter-hits')
+
+INIT = f"""#!/bin/sh
+{linux_assets.INIT_PRELUDE}
+load_modules
+echo "kvm_amd-npt: $(cat /sys/module/kvm_amd/parameters/npt)"
+echo "cpuinfo-la57: $(grep -c -w la57 /proc/cpuinfo)"
+echo "thp-enabled: $(cat /sys/kernel/mm/transparent_hugepage/enabled)"
+# ttyS1 is the test's control line; holding it open keeps its input.
+exec 3</dev/ttyS1
+echo CONTROL-BEGIN
+read -r go <&3
+sleep 1
+echo CONTROL-END
+read -r go <&3
+for mode in {' '.join(MODES)}; do
+    /bin/kvm_nested --tag $mode --pages {NPAGES} --seed {SEED:#x} --$mode <&3 \\
+        || echo "kvm_nested $mode failed"
+done
+echo KVM-ALL-DONE
+{linux_assets.EPILOGUE}"""
+
+_RESULT = re.compile(r'KVM-RESULT (\S+) (.*)')
+
+
+def build_kvm_nested():
+    """The static KVM program, built once per source and compiler."""
+    with open(KVM_SRC, 'rb') as f:
+        source = f.read()
+    cc = shutil.which('gcc')
+    if not cc:
+        raise RuntimeError('gcc is not installed (run scripts/setup.sh)')
+    version = subprocess.run([cc, '--version'], capture_output=True,
+                             check=True).stdout
+    key = hashlib.sha256(source + version).hexdigest()[:16]
+    cache = os.path.join(os.environ.get('QEMU_DSEG_CACHE') or
+                         os.path.expanduser('~/.cache/qemu-dseg'), 'kvm')
+    os.makedirs(cache, exist_ok=True)
+    binary = os.path.join(cache, f'kvm_nested-{key}')
+    if not os.path.exists(binary):
+        tmp = f'{binary}.tmp{os.getpid()}'
+        r = subprocess.run([cc, '-static', '-O2', '-Wall', '-Werror',
+                            '-o', tmp, KVM_SRC],
+                           capture_output=True, text=True)
+        if r.returncode:
+            raise RuntimeError(f'building {KVM_SRC} failed (it needs gcc, '
+                               f'libc6-dev and linux-libc-dev):\n{r.stderr}')
+        os.replace(tmp, binary)
+    with open(binary, 'rb') as f:
+        return f.read()
+
+
+def checksum(pages, seed):
+    """The nested guest's checksum, computed independently of it."""
+    c = 0
+    for i in range(pages):
+        v = ((i + 1) * PATTERN_MUL & MASK64) ^ seed
+        c = ((c << 7 | c >> 57) & MASK64) ^ v
+    return c
+
+
+def nested_leaves(result):
+    """Page sizes of the nested leaves KVM used for the slot."""
+    sizes = {dseg_model.PAGE_4K: result['kvm_pages_4k'],
+             dseg_model.PAGE_2M: result['kvm_pages_2m'],
+             dseg_model.PAGE_1G: result['kvm_pages_1g']}
+    return sorted(size for size, count in sizes.items() if count)
+
+
+class LinuxKvmTest(unittest.TestCase):
+
+    def setUp(self):
+        self.kernel, self.initrd = linux_assets.linux_guest(
+            INIT, extra_files={'/bin/kvm_nested': build_kvm_nested()})
+        self.tmp = tempfile.mkdtemp(prefix='qemu-dseg-kvm-')
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+
+    def run_linux(self, append):
+        """Boot and serve the windows.
+
+        Returns (console, {window: (DsegCpuInfo of vCPU 0, CR4)}), each
+        read with the machine stopped after the window has closed.
+        """
+        ctl_path = os.path.join(self.tmp, 'ctl.sock')
+        args = ['-M', 'q35', '-cpu', 'max', '-m', '1G',
+                '-kernel', self.kernel, '-initrd', self.initrd,
+                '-append', f'console=ttyS0 panic=-1 quiet {append}'.strip(),
+                '-chardev',
+                f'socket,id=ctl,path={ctl_path},server=on,wait=off',
+                '-serial', 'chardev:ctl']
+        windows = {}
+        with harness.Machine(args, name='linux-kvm') as vm:
+            vm.launch()
+            ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                ctl.connect(ctl_path)
+
+                def expect(pattern, failed, timeout):
+                    either = f'{pattern}|{failed}' if failed else pattern
+                    m = vm.wait_console(either, timeout)
+                    if not re.fullmatch(pattern, m.group(0)):
+                        vm.kill()
+                        self.fail(f'{m.group(0)}{vm.describe()}')
+
+                def window(name, begin, end, timeout=30, failed=None):
+                    expect(begin, failed, timeout)
+                    vm.qmp('dseg-reset-counters')
+                    ctl.sendall(b'go\n')
+                    expect(end, failed, 30)
+                    # The guest now waits on ttyS1, so nothing runs in
+                    # guest mode; stop anyway for one consistent snapshot.
+                    vm.qmp('stop')
+                    info = vm.qmp('query-dseg')[0]
+                    regs = vm.qmp('human-monitor-command',
+                                  **{'command-line': 'info registers'})
+                    vm.qmp('cont')
+                    ctl.sendall(b'go\n')
+                    windows[name] = (info,
+                                     int(re.search(r'CR4=([0-9a-f]+)',
+                                                   regs).group(1), 16))
+
+                window('control', 'CONTROL-BEGIN', 'CONTROL-END', 240)
+                for mode in MODES:
+                    window(mode, f'KVM-READY {mode}', f'KVM-DONE {mode}',
+                           failed=rf'KVM-FAIL {mode} .*|kvm_nested {mode} '
+                           'failed')
+                vm.wait_console(r'KVM-ALL-DONE', 30)
+                self.assertEqual(vm.wait(30), 0)
+            finally:
+                ctl.close()
+            return vm.console(), windows
+
+    def check_boot(self, append, host_levels):
+        console, windows = self.run_linux(append)
+        tail = '\n--- console ---\n' + console[-3000:]
+        self.assertRegex(console, r'(?m)^kvm_amd-npt: (Y|1)$', tail)
+        self.assertIsNone(re.search(r'insmod .* failed', console), tail)
+
+        # The nested page table is as deep as the host's own paging.
+        la57 = 5 if windows['control'][1] & CR4_LA57 else 4
+        self.assertEqual(la57, host_levels, 'L1 paging depth (CR4.LA57)')
+        self.assertRegex(console, rf'(?m)^cpuinfo-la57: '
+                         rf'{"[1-9]" if host_levels == 5 else "0"}$', tail)
+
+        # Control: the same kind of window, without the KVM program.  The
+        # counters run (L1's own native walks) but nothing walks in 2D.
+        info = windows['control'][0]
+        c = info['counters']
+        self.assertFalse(info['enabled'])
+        self.assertGreater(c['native-walk']['fills'], 0, c)
+        for path in GUEST_MODE_PATHS + ('native-direct',):
+            self.assertEqual(c[path], {'fills': 0, 'guest-refs': 0,
+                                       'nested-refs': 0, 'arch-refs': 0},
+                             f'control window, {path}')
+
+        results = {m.group(1): dict(kv.split('=', 1)
+                                    for kv in m.group(2).split())
+                   for m in _RESULT.finditer(console)}
+        for mode in MODES:
+            with self.subTest(mode=mode, host_levels=host_levels):
+                self.check_run(mode, results.get(mode), windows[mode],
+                               host_levels, tail)
+
+    def check_run(self, mode, result, window, host_levels, tail):
+        self.assertIsNotNone(result, f'no KVM-RESULT {mode}' + tail)
+        self.assertEqual(result['verify'], 'ok', tail)
+        self.assertEqual(int(result['count']), NPAGES, tail)
+        self.assertEqual(int(result['checksum'], 16), checksum(NPAGES, SEED),
+                         tail)
+        self.assertEqual((result['io_exits'], result['hlt_exits']),
+                         ('3', '1'), tail)
+        result = {k: int(v, 0) for k, v in result.items()
+                  if k.startswith('kvm_pages_')}
+        info, cr4 = window
+        self.assertEqual(cr4 & CR4_LA57 != 0, host_levels == 5)
+        self.assertFalse(info['guest-mode'])
+        c = info['counters']
+        w = c['walk-2d']
+        print(f'# {host_levels}-level host, {mode}: walk-2d {w}, '
+              f'arch/fill {w["arch-refs"] / max(w["fills"], 1):.2f}, '
+              f'KVM nested leaves {result}', file=sys.stderr)
+
+        # Direct segments are off: every guest-mode fill is a 2D walk.
+        for path in GUEST_MODE_PATHS[1:] + ('native-direct',):
+            self.assertEqual(c[path]['fills'], 0, f'{mode}: {path}')
+        for event in EVENTS:
+            self.assertEqual(c[event], 0, f'{mode}: {event}')
+
+        # Each of the NPAGES data pages needs at least one fill.  How many
+        # more (code, refills after #NPF exits and QEMU's TLB resizing) is
+        # QEMU's business; 8 per page would mean something runs away.
+        self.assertGreaterEqual(w['fills'], NPAGES, w)
+        self.assertLessEqual(w['fills'], 8 * NPAGES, w)
+        # Every fill walks the nested guest's 4-level tables to a 4 KiB
+        # leaf: 4 guest entries, no re-reads with one vCPU.
+        g = dseg_model.walk_len(GUEST_LEVELS, dseg_model.PAGE_4K)
+        self.assertEqual(w['guest-refs'], g * w['fills'], w)
+
+        # The nested leaves KVM used decide m.  The slot is 2 MiB-aligned;
+        # the guest's tables and code are in its first 2 MiB and the data
+        # in the second, all touched by the run.  With one leaf size every
+        # reference has the same nested cost m and a fill costs exactly
+        # g(m+1) + m; with several, each fill lies between the extremes.
+        leaves = nested_leaves(result)
+        if mode == 'no-thp':
+            # MADV_NOHUGEPAGE: KVM cannot map more than the host page.
+            self.assertEqual(leaves, [dseg_model.PAGE_4K], result)
+        self.assertTrue(leaves, result)
+        costs = [dseg_model.walk_len(host_levels, size) for size in leaves]
+        per_fill = [dseg_model.arch_refs_nested(g, m, m) for m in costs]
+        if len(leaves) == 1:
+            self.assertEqual(w['arch-refs'], per_fill[0] * w['fills'], w)
+            # Every nested walk QEMU performed has that same length m.
+            self.assertEqual(w['nested-refs'] % costs[0], 0, w)
+        else:
+            self.assertGreaterEqual(w['arch-refs'],
+                                    min(per_fill) * w['fills'], w)
+            self.assertLessEqual(w['arch-refs'], max(per_fill) * w['fills'],
+                                 w)
+        # QEMU's nested TLB can only save nested walks.
+        self.assertGreater(w['nested-refs'], 0, w)
+        self.assertLessEqual(w['guest-refs'] + w['nested-refs'],
+                             w['arch-refs'], w)
+
+    def test_kvm_walk_2d_5level_host(self):
+        """Default boot: L1 Linux uses LA57, KVM's NPT is 5-level."""
+        self.check_boot('', 5)
+
+    def test_kvm_walk_2d_4level_host(self):
+        """no5lvl: L1 Linux uses 4-level paging, and so does KVM's NPT."""
+        self.check_boot('no5lvl', 4)
+
+
+if __name__ == '__main__':
+    harness.main()

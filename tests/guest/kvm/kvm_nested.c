@@ -1,0 +1,509 @@
+/*
+ * kvm_nested: a small static KVM user program for qemu-dseg's tests.
+ *
+ * It runs inside a Linux guest of the fork, where kvm_amd drives the
+ * emulated SVM with nested paging, and starts a nested (L2) guest through
+ * /dev/kvm: one VM, one memory slot at gPA 0, one vCPU.  The L2 guest
+ * starts directly in 64-bit long mode with 4-level page tables made of
+ * 4 KiB pages (built here in the slot and loaded with KVM_SET_SREGS).  It
+ * writes a pattern into PAGES distinct 4 KiB data pages, reads them back
+ * into a checksum, reports the checksum through port I/O (KVM_EXIT_IO)
+ * and halts (KVM_EXIT_HLT).  This program then checks the pattern in the
+ * slot and the reported checksum against its own computation.
+ *
+ * Layout of the slot (gPA):
+ *   0x001000         PML4
+ *   0x002000-0x004000 PDPT, PD, PT mapping gVA [0, 2 MiB) to the same gPA
+ *   0x005000-0x007000 PDPT, PD, PT mapping DATA_VA to DATA_GPA (PAGES pages)
+ *   0x010000         L2 code
+ *   0x020000         top of the L2 stack (unused by the code)
+ *   0x200000         data pages (the second 2 MiB of the slot)
+ * Everything the L2 guest's walks read lies in the first 2 MiB of the slot
+ * and everything it stores to in the second, so a test can tell which
+ * nested page size applies to which reference.
+ *
+ * The program waits for a line on stdin before KVM_RUN and again after
+ * the run, so that a test can reset and read emulator counters around
+ * exactly the nested guest's execution.  Console markers:
+ *   KVM-READY <tag>        set up, waiting for a line before KVM_RUN
+ *   KVM-RESULT <tag> ...   key=value results of the run
+ *   KVM-DONE <tag>         run finished, waiting for a line before exit
+ *   KVM-FAIL <tag> ...     something went wrong (exit status 1)
+ *
+ * Usage: kvm_nested [--tag T] [--pages N] [--seed S] [--thp | --no-thp]
+ *   --thp     back the slot with transparent huge pages (MADV_HUGEPAGE),
+ *             so that KVM may map it with 2 MiB nested pages
+ *   --no-thp  forbid them (MADV_NOHUGEPAGE): 4 KiB nested pages only
+ *             (the default)
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define SLOT_SIZE       (4ul << 20)
+#define HUGE_2M         (2ul << 20)
+#define PML4_GPA        0x1000ul
+#define PDPT_LO_GPA     0x2000ul
+#define PD_LO_GPA       0x3000ul
+#define PT_LO_GPA       0x4000ul
+#define PDPT_HI_GPA     0x5000ul
+#define PD_HI_GPA       0x6000ul
+#define PT_HI_GPA       0x7000ul
+#define CODE_GPA        0x10000ul
+#define STACK_TOP       0x20000ul
+#define DATA_GPA        0x200000ul
+#define DATA_VA         0x0000400000000000ul    /* PML4 index 128 */
+#define MAX_PAGES       512                     /* one page table */
+
+#define PTE_P           0x1ul
+#define PTE_RW          0x2ul
+
+#define CR0_PE          (1ul << 0)
+#define CR0_MP          (1ul << 1)
+#define CR0_ET          (1ul << 4)
+#define CR0_NE          (1ul << 5)
+#define CR0_PG          (1ul << 31)
+#define CR4_PAE         (1ul << 5)
+#define EFER_LME        (1ul << 8)
+#define EFER_LMA        (1ul << 10)
+
+/* Ports the L2 guest writes: checksum bits 31:0, 63:32, pages done. */
+#define PORT_SUM_LO     0x510
+#define PORT_SUM_HI     0x511
+#define PORT_COUNT      0x512
+
+#define PATTERN_MUL     0x9E3779B97F4A7C15ul
+
+/*
+ * The L2 guest.  Inputs: rdi = first data gVA, rsi = page count (>= 1),
+ * rdx = seed.  Page i (0-based) gets v = ((i + 1) * PATTERN_MUL) ^ seed in
+ * its first quadword and ~v in its last.  The checksum is
+ * c = rol(c, 7) ^ first quadword, over the pages in order, from c = 0.
+ * Only immediates and relative jumps: the code runs wherever it is copied.
+ */
+__asm__(
+    "   .pushsection .rodata\n"
+    "   .globl l2_code_start, l2_code_end\n"
+    "l2_code_start:\n"
+    "   mov     %rdx, %r9\n"
+    "   movabs  $0x9E3779B97F4A7C15, %r8\n"
+    "   mov     %rdi, %r10\n"
+    "   xor     %ecx, %ecx\n"
+    "1: lea     1(%rcx), %rax\n"
+    "   imul    %r8, %rax\n"
+    "   xor     %r9, %rax\n"
+    "   mov     %rax, (%r10)\n"
+    "   not     %rax\n"
+    "   mov     %rax, 4088(%r10)\n"
+    "   add     $4096, %r10\n"
+    "   inc     %rcx\n"
+    "   cmp     %rsi, %rcx\n"
+    "   jb      1b\n"
+    "   mov     %rdi, %r10\n"
+    "   xor     %eax, %eax\n"
+    "   xor     %ecx, %ecx\n"
+    "2: rol     $7, %rax\n"
+    "   xor     (%r10), %rax\n"
+    "   add     $4096, %r10\n"
+    "   inc     %rcx\n"
+    "   cmp     %rsi, %rcx\n"
+    "   jb      2b\n"
+    "   mov     $0x510, %edx\n"
+    "   out     %eax, %dx\n"
+    "   shr     $32, %rax\n"
+    "   mov     $0x511, %edx\n"
+    "   out     %eax, %dx\n"
+    "   mov     %ecx, %eax\n"
+    "   mov     $0x512, %edx\n"
+    "   out     %eax, %dx\n"
+    "3: hlt\n"
+    "   jmp     3b\n"
+    "l2_code_end:\n"
+    "   .popsection\n");
+
+extern const unsigned char l2_code_start[], l2_code_end[];
+
+static const char *tag = "kvm";
+
+static void fail(const char *fmt, ...)
+{
+    va_list ap;
+
+    printf("KVM-FAIL %s ", tag);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+    exit(1);
+}
+
+static int xioctl(int fd, unsigned long req, void *arg, const char *what)
+{
+    int r = ioctl(fd, req, arg);
+
+    if (r < 0) {
+        fail("%s: %s", what, strerror(errno));
+    }
+    return r;
+}
+
+/* Block until the test sends a line on stdin (or stdin is closed). */
+static void wait_for_go(void)
+{
+    char c;
+
+    for (;;) {
+        ssize_t n = read(0, &c, 1);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0 || c == '\n') {
+            return;
+        }
+    }
+}
+
+static uint64_t pattern(uint64_t i, uint64_t seed)
+{
+    return ((i + 1) * PATTERN_MUL) ^ seed;
+}
+
+static uint64_t expected_checksum(unsigned pages, uint64_t seed)
+{
+    uint64_t c = 0;
+
+    for (unsigned i = 0; i < pages; i++) {
+        c = ((c << 7) | (c >> 57)) ^ pattern(i, seed);
+    }
+    return c;
+}
+
+static void build_page_tables(unsigned char *mem, unsigned pages)
+{
+    uint64_t *pml4 = (uint64_t *)(mem + PML4_GPA);
+    uint64_t *pdpt_lo = (uint64_t *)(mem + PDPT_LO_GPA);
+    uint64_t *pd_lo = (uint64_t *)(mem + PD_LO_GPA);
+    uint64_t *pt_lo = (uint64_t *)(mem + PT_LO_GPA);
+    uint64_t *pdpt_hi = (uint64_t *)(mem + PDPT_HI_GPA);
+    uint64_t *pd_hi = (uint64_t *)(mem + PD_HI_GPA);
+    uint64_t *pt_hi = (uint64_t *)(mem + PT_HI_GPA);
+
+    pml4[0] = PDPT_LO_GPA | PTE_P | PTE_RW;
+    pdpt_lo[0] = PD_LO_GPA | PTE_P | PTE_RW;
+    pd_lo[0] = PT_LO_GPA | PTE_P | PTE_RW;
+    for (unsigned i = 1; i < 512; i++) {      /* page 0 stays unmapped */
+        pt_lo[i] = ((uint64_t)i << 12) | PTE_P | PTE_RW;
+    }
+
+    pml4[(DATA_VA >> 39) & 511] = PDPT_HI_GPA | PTE_P | PTE_RW;
+    pdpt_hi[(DATA_VA >> 30) & 511] = PD_HI_GPA | PTE_P | PTE_RW;
+    pd_hi[(DATA_VA >> 21) & 511] = PT_HI_GPA | PTE_P | PTE_RW;
+    for (unsigned i = 0; i < pages; i++) {
+        pt_hi[((DATA_VA >> 12) & 511) + i] =
+            (DATA_GPA + ((uint64_t)i << 12)) | PTE_P | PTE_RW;
+    }
+}
+
+static void set_cpuid(int kvm, int vcpu)
+{
+    int nent = 64;
+
+    for (;;) {
+        struct kvm_cpuid2 *c = calloc(1, sizeof(*c) +
+                                      nent * sizeof(struct kvm_cpuid_entry2));
+        if (!c) {
+            fail("out of memory");
+        }
+        c->nent = nent;
+        if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+            xioctl(vcpu, KVM_SET_CPUID2, c, "KVM_SET_CPUID2");
+            free(c);
+            return;
+        }
+        free(c);
+        if (errno != E2BIG || nent >= 4096) {
+            fail("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+        }
+        nent *= 2;
+    }
+}
+
+static void setup_long_mode(int vcpu, unsigned pages, uint64_t seed)
+{
+    struct kvm_sregs s;
+    struct kvm_regs r;
+    struct kvm_segment code = {
+        .base = 0, .limit = 0xffffffff, .selector = 0x08,
+        .type = 11, .present = 1, .dpl = 0, .db = 0, .s = 1, .l = 1, .g = 1,
+    };
+    struct kvm_segment data = {
+        .base = 0, .limit = 0xffffffff, .selector = 0x10,
+        .type = 3, .present = 1, .dpl = 0, .db = 1, .s = 1, .l = 0, .g = 1,
+    };
+
+    xioctl(vcpu, KVM_GET_SREGS, &s, "KVM_GET_SREGS");
+    s.cs = code;
+    s.ds = s.es = s.fs = s.gs = s.ss = data;
+    s.cr3 = PML4_GPA;
+    s.cr4 = CR4_PAE;
+    s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_PG;
+    s.efer = EFER_LME | EFER_LMA;
+    xioctl(vcpu, KVM_SET_SREGS, &s, "KVM_SET_SREGS");
+
+    memset(&r, 0, sizeof(r));
+    r.rip = CODE_GPA;
+    r.rsp = STACK_TOP;
+    r.rflags = 0x2;
+    r.rdi = DATA_VA;
+    r.rsi = pages;
+    r.rdx = seed;
+    xioctl(vcpu, KVM_SET_REGS, &r, "KVM_SET_REGS");
+}
+
+/* Value of the VM statistic NAME (binary stats), or -1 if absent. */
+static long long vm_stat(int vm, const char *name)
+{
+    struct kvm_stats_header h;
+    size_t dsz;
+    char *descs;
+    long long val = -1;
+    int fd = ioctl(vm, KVM_GET_STATS_FD, NULL);
+
+    if (fd < 0) {
+        return -1;
+    }
+    if (pread(fd, &h, sizeof(h), 0) != sizeof(h)) {
+        close(fd);
+        return -1;
+    }
+    dsz = sizeof(struct kvm_stats_desc) + h.name_size;
+    descs = malloc(dsz * h.num_desc);
+    if (descs && pread(fd, descs, dsz * h.num_desc, h.desc_offset) ==
+        (ssize_t)(dsz * h.num_desc)) {
+        for (unsigned i = 0; i < h.num_desc; i++) {
+            struct kvm_stats_desc *d = (void *)(descs + i * dsz);
+            uint64_t v;
+            if (!strcmp(d->name, name) &&
+                pread(fd, &v, sizeof(v), h.data_offset + d->offset) ==
+                sizeof(v)) {
+                val = (long long)v;
+                break;
+            }
+        }
+    }
+    free(descs);
+    close(fd);
+    return val;
+}
+
+/* AnonHugePages (kB) of the mapping that contains ADDR, or -1. */
+static long anon_huge_kb(const void *addr)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[256];
+    int inside = 0;
+    long kb = -1;
+
+    if (!f) {
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        /* Key lines ("Size:   8 kB") never parse as "lo-hi". */
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+            inside = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+        } else if (inside && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1) {
+            break;
+        }
+    }
+    fclose(f);
+    return kb;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned pages = 256;
+    uint64_t seed = 0x0123456789abcdeful;
+    int thp = 0;
+    int kvm, vm, vcpu, run_size;
+    unsigned char *raw, *mem;
+    struct kvm_run *run;
+    struct kvm_userspace_memory_region region;
+    uint64_t sum_lo = 0, sum_hi = 0, got_count = 0, sum, want;
+    unsigned io_exits = 0, hlt_exits = 0, other_exits = 0, bad = 0;
+    long long pages_4k, pages_2m, pages_1g;
+    long huge_kb;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--tag") && i + 1 < argc) {
+            tag = argv[++i];
+        } else if (!strcmp(argv[i], "--pages") && i + 1 < argc) {
+            pages = strtoul(argv[++i], NULL, 0);
+        } else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
+            seed = strtoull(argv[++i], NULL, 0);
+        } else if (!strcmp(argv[i], "--thp")) {
+            thp = 1;
+        } else if (!strcmp(argv[i], "--no-thp")) {
+            thp = 0;
+        } else {
+            fail("unknown argument %s", argv[i]);
+        }
+    }
+    if (pages < 1 || pages > MAX_PAGES) {
+        fail("--pages must be 1..%d", MAX_PAGES);
+    }
+    alarm(60);
+
+    kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (kvm < 0) {
+        fail("open /dev/kvm: %s", strerror(errno));
+    }
+    if (ioctl(kvm, KVM_GET_API_VERSION, NULL) != KVM_API_VERSION) {
+        fail("unexpected KVM API version");
+    }
+    vm = xioctl(kvm, KVM_CREATE_VM, NULL, "KVM_CREATE_VM");
+
+    /* The slot: 2 MiB-aligned so that THP, if asked for, can back it. */
+    raw = mmap(NULL, SLOT_SIZE + HUGE_2M, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) {
+        fail("mmap: %s", strerror(errno));
+    }
+    mem = (unsigned char *)(((uintptr_t)raw + HUGE_2M - 1) & ~(HUGE_2M - 1));
+    if (madvise(mem, SLOT_SIZE, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE)) {
+        fail("madvise: %s", strerror(errno));
+    }
+    memset(mem, 0, SLOT_SIZE);      /* populate before KVM maps it */
+    huge_kb = anon_huge_kb(mem);
+
+    build_page_tables(mem, pages);
+    memcpy(mem + CODE_GPA, l2_code_start, l2_code_end - l2_code_start);
+
+    region = (struct kvm_userspace_memory_region) {
+        .slot = 0, .guest_phys_addr = 0, .memory_size = SLOT_SIZE,
+        .userspace_addr = (uintptr_t)mem,
+    };
+    xioctl(vm, KVM_SET_USER_MEMORY_REGION, &region,
+           "KVM_SET_USER_MEMORY_REGION");
+
+    vcpu = xioctl(vm, KVM_CREATE_VCPU, (void *)0, "KVM_CREATE_VCPU");
+    run_size = xioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, NULL,
+                      "KVM_GET_VCPU_MMAP_SIZE");
+    run = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+    if (run == MAP_FAILED) {
+        fail("mmap kvm_run: %s", strerror(errno));
+    }
+    set_cpuid(kvm, vcpu);
+    setup_long_mode(vcpu, pages, seed);
+
+    printf("KVM-READY %s\n", tag);
+    wait_for_go();
+
+    /* --- the measured window: only the nested guest's execution --- */
+    for (int iter = 0; hlt_exits == 0; iter++) {
+        if (iter > 10000) {
+            fail("no HLT after %d exits", iter);
+        }
+        if (ioctl(vcpu, KVM_RUN, NULL) < 0) {
+            if (errno == EINTR || errno == EAGAIN) {
+                continue;
+            }
+            fail("KVM_RUN: %s", strerror(errno));
+        }
+        switch (run->exit_reason) {
+        case KVM_EXIT_IO: {
+            uint32_t v;
+            if (run->io.direction != KVM_EXIT_IO_OUT || run->io.size != 4 ||
+                run->io.count != 1) {
+                fail("unexpected I/O exit port 0x%x", run->io.port);
+            }
+            memcpy(&v, (char *)run + run->io.data_offset, 4);
+            if (run->io.port == PORT_SUM_LO) {
+                sum_lo = v;
+            } else if (run->io.port == PORT_SUM_HI) {
+                sum_hi = v;
+            } else if (run->io.port == PORT_COUNT) {
+                got_count = v;
+            } else {
+                fail("I/O exit on unexpected port 0x%x", run->io.port);
+            }
+            io_exits++;
+            break;
+        }
+        case KVM_EXIT_HLT:
+            hlt_exits++;
+            break;
+        case KVM_EXIT_INTR:
+            other_exits++;
+            break;
+        case KVM_EXIT_FAIL_ENTRY:
+            fail("KVM_EXIT_FAIL_ENTRY reason 0x%llx",
+                 (unsigned long long)
+                 run->fail_entry.hardware_entry_failure_reason);
+            break;
+        case KVM_EXIT_INTERNAL_ERROR:
+            fail("KVM_EXIT_INTERNAL_ERROR suberror %u",
+                 run->internal.suberror);
+            break;
+        default: {
+            struct kvm_regs r;
+            ioctl(vcpu, KVM_GET_REGS, &r);
+            fail("unexpected exit reason %u at rip 0x%llx", run->exit_reason,
+                 (unsigned long long)r.rip);
+        }
+        }
+    }
+    /* --- end of the measured window --- */
+
+    pages_4k = vm_stat(vm, "pages_4k");
+    pages_2m = vm_stat(vm, "pages_2m");
+    pages_1g = vm_stat(vm, "pages_1g");
+
+    sum = sum_lo | sum_hi << 32;
+    want = expected_checksum(pages, seed);
+    for (unsigned i = 0; i < pages; i++) {
+        const uint64_t *p = (const uint64_t *)(mem + DATA_GPA +
+                                               ((uint64_t)i << 12));
+        if (p[0] != pattern(i, seed) || p[511] != ~pattern(i, seed)) {
+            bad++;
+        }
+    }
+    /* Nothing may have been written past the data pages. */
+    for (uint64_t a = DATA_GPA + ((uint64_t)pages << 12); a < SLOT_SIZE;
+         a += 8) {
+        if (*(const uint64_t *)(mem + a)) {
+            bad++;
+            break;
+        }
+    }
+
+    printf("KVM-RESULT %s pages=%u seed=0x%016llx checksum=0x%016llx "
+           "expected=0x%016llx count=%llu verify=%s io_exits=%u "
+           "hlt_exits=%u other_exits=%u thp=%d anon_huge_kb=%ld "
+           "kvm_pages_4k=%lld kvm_pages_2m=%lld kvm_pages_1g=%lld\n",
+           tag, pages, (unsigned long long)seed, (unsigned long long)sum,
+           (unsigned long long)want, (unsigned long long)got_count,
+           bad ? "bad" : "ok", io_exits, hlt_exits, other_exits, thp,
+           huge_kb, pages_4k, pages_2m, pages_1g);
+    if (sum != want || got_count != pages || bad) {
+        fail("checksum 0x%016llx (want 0x%016llx), count %llu, %u bad pages",
+             (unsigned long long)sum, (unsigned long long)want,
+             (unsigned long long)got_count, bad);
+    }
+    printf("KVM-DONE %s\n", tag);
+    wait_for_go();
+    return 0;
+}
