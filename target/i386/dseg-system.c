@@ -73,7 +73,8 @@ static int dseg_state_post_load(void *opaque, int version_id)
     if (f->bits_log2 != ctz32(cpu->env.dseg.filter_bits) ||
         f->nr_hashes != cpu->env.dseg.filter_hashes) {
         error_report("dseg: incoming escape filter has 2^%u bits and %u "
-                     "hashes, this CPU is configured for %u bits and %u",
+                     "hashes, this CPU is configured for %u bits and %u "
+                     "hashes",
                      f->bits_log2, f->nr_hashes, cpu->env.dseg.filter_bits,
                      cpu->env.dseg.filter_hashes);
         return -EINVAL;
