@@ -191,16 +191,36 @@ class Machine:
                            f'checkpoints served')
             time.sleep(0.02)
 
+    def quit(self, timeout=30):
+        """Make QEMU exit with QMP quit; return its exit code."""
+        self.qmp('quit')
+        returncode = self.wait(timeout)
+        self._close_qmp()
+        return returncode
+
+    def _close_qmp(self):
+        if self._qmp:
+            try:
+                self._qmp.close()
+            except EOFError:
+                pass                    # QEMU exited and hung up first
+            self._qmp = None
+
     def kill(self):
         if self._proc and self._proc.poll() is None:
             self._proc.kill()
             self.returncode = self._proc.wait()
 
+    def output(self):
+        """What QEMU itself printed so far (stdout and stderr)."""
+        # A file of our own: QEMU shares the offset of self._stderr.
+        with open(self._stderr.name, errors='replace') as f:
+            return f.read()
+
     def describe(self):
         """The console tail and QEMU's own output, for failure messages."""
         lines = self.console().splitlines()[-self.console_tail:]
-        self._stderr.seek(0)
-        err = self._stderr.read().strip()
+        err = self.output().strip()
         text = '\n--- console tail ---\n' + '\n'.join(lines)
         if err:
             text += '\n--- qemu stderr ---\n' + err
@@ -215,8 +235,7 @@ class Machine:
 
     def __exit__(self, *exc):
         self.kill()
-        if self._qmp:
-            self._qmp.close()
+        self._close_qmp()
         if self._proc:
             self._stderr.close()
         if not os.environ.get('QEMU_DSEG_KEEP_LOGS'):

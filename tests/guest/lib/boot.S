@@ -11,6 +11,12 @@
  * can only be set while paging is off): a PML5 table whose first entry
  * points to the same PML4.  The CPU must enumerate LA57.
  *
+ * Application processors (lib/smp.h) take the same path: smp_start_ap()
+ * copies ap_trampoline below 1 MiB and starts the AP there in real mode;
+ * the trampoline enters 32-bit protected mode and joins long_mode_entry
+ * with %ebp = 1, which loads the BSP's page tables and GDT and, in 64-bit
+ * mode, switches to the stack in smp_ap_stack_top and calls smp_ap_start().
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -74,7 +80,14 @@ _start32:
 #ifdef BOOT_LA57
     movl $(boot_pml4 + PTE_P_RW), boot_pml5
 #endif
+    xor %ebp, %ebp                      /* the BSP */
 
+    /*
+     * Paging on with the boot tables, long mode, 64-bit code segment.
+     * In: 32-bit protected mode with flat data segments, paging off;
+     * %ebp = 0 on the BSP, 1 on an AP.
+     */
+long_mode_entry:
     mov %cr4, %eax
 #ifdef BOOT_LA57
     or $(CR4_PAE | CR4_LA57), %eax
@@ -105,12 +118,53 @@ start64:
     xor %eax, %eax
     mov %eax, %fs
     mov %eax, %gs
+    test %ebp, %ebp
+    jnz 4f
     mov $boot_stack_top, %rsp
     mov boot_mb_info(%rip), %edi
     call guest_start
 3:  cli
     hlt
     jmp 3b
+4:  mov smp_ap_stack_top(%rip), %rsp
+    call smp_ap_start
+    jmp 3b
+
+    /* An AP, from ap_trampoline: flat segments, then the BSP's path. */
+    .code32
+ap_start32:
+    mov $0x10, %eax
+    mov %eax, %ds
+    mov %eax, %es
+    mov %eax, %ss
+    mov $1, %ebp
+    jmp long_mode_entry
+
+    /*
+     * Real-mode start of an AP, copied by smp_start_ap() to a 4 KiB page
+     * below 1 MiB whose number is the SIPI vector: the AP starts with CS
+     * based at that page and IP = 0, so the code addresses its own data
+     * relative to CS.  It needs the GDT (its descriptor holds a 32-bit
+     * base) and a far jump to set CS to the 32-bit code segment.
+     */
+    .section .rodata
+    .code16
+    .globl ap_trampoline, ap_trampoline_end
+ap_trampoline:
+    cli
+    mov %cs, %ax
+    mov %ax, %ds
+    lgdtl ap_gdt_desc - ap_trampoline
+    mov %cr0, %eax
+    or $CR0_PE, %eax
+    mov %eax, %cr0
+    ljmpl $0x18, $ap_start32
+    .balign 8
+ap_gdt_desc:
+    .word gdt_end - gdt - 1
+    .long gdt
+ap_trampoline_end:
+    .code64
 
     .section .rodata
     .balign 8

@@ -73,7 +73,9 @@ struct trap_frame {
     uint64_t vector, error_code;
     uint64_t rip, cs, rflags, rsp, ss;
 };
+/* Builds the IDT and loads it; trap_load() loads it on another CPU. */
 void trap_init(void);
+void trap_load(void);
 
 /*
  * Exception fixups: an instruction at label @insn that may fault is resumed

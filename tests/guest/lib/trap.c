@@ -67,10 +67,15 @@ void trap_handler(struct trap_frame *f)
     guest_exit(GUEST_EXIT_FAULT);
 }
 
-void trap_init(void)
+void trap_load(void)
 {
     struct idt_desc desc = { sizeof(idt) - 1, (uint64_t)(uintptr_t)idt };
 
+    asm volatile("lidt %0" : : "m"(desc));
+}
+
+void trap_init(void)
+{
     for (int i = 0; i < 32; i++) {
         idt[i] = (struct idt_entry) {
             .offset_lo = trap_stubs[i] & 0xffff,
@@ -80,7 +85,7 @@ void trap_init(void)
             .offset_hi = trap_stubs[i] >> 32,
         };
     }
-    asm volatile("lidt %0" : : "m"(desc));
+    trap_load();
 }
 
 int rdmsr_safe(uint32_t msr, uint64_t *val)

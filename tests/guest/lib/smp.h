@@ -1,0 +1,56 @@
+/*
+ * qemu-dseg test guests: application processors (APs).
+ *
+ * The runtime enters guest_main() on the bootstrap processor (BSP) only.
+ * smp_start_ap() wakes one AP with INIT-SIPI-SIPI through the BSP's local
+ * APIC (xAPIC registers at APIC_MMIO_BASE, identity-mapped).  The AP runs
+ * the real-mode trampoline of lib/boot.S, which enters 32-bit protected
+ * mode and joins the BSP's long-mode entry path: the AP comes up in 64-bit
+ * mode with the boot page tables (low 4 GiB identity-mapped), the BSP's GDT
+ * and IDT and a 16 KiB stack of its own, and calls @fn(@arg).  When @fn
+ * returns, the AP halts with interrupts off.
+ *
+ * INIT leaves the AP's local APIC with every LVT entry masked, so the
+ * NMIs that QMP inject-nmi sends to all CPUs (the wake-up of a test
+ * checkpoint) do not reach an AP: an AP never stops at a checkpoint, and
+ * tests park it in a spin-wait instead.  An AP must not print (the console
+ * has no lock) and should not use the *_safe() helpers, whose fixup state
+ * is global; an unexpected exception on an AP ends the test as on the BSP.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef SMP_H
+#define SMP_H
+
+#include "libguest.h"
+
+/* Highest local APIC ID + 1 that smp_start_ap() accepts. */
+#define SMP_MAX_CPUS        4
+
+#define APIC_MMIO_BASE      0xfee00000ull
+
+/* The code an AP runs: @arg is smp_start_ap()'s. */
+typedef void smp_ap_fn(void *arg);
+
+/*
+ * Starts the AP whose local APIC ID is @apic_id (1 to SMP_MAX_CPUS - 1)
+ * at @fn(@arg); returns once the AP runs C code, or false when it did not
+ * come up.  APs are started one at a time, each at most once.
+ */
+bool smp_start_ap(unsigned apic_id, smp_ap_fn *fn, void *arg);
+
+/* Local APIC ID of the calling CPU (CPUID 1:EBX[31:24]). */
+unsigned smp_apic_id(void);
+
+/* The interface with lib/boot.S: the trampoline, the AP's stack, C entry. */
+extern const char ap_trampoline[], ap_trampoline_end[];
+extern uint64_t smp_ap_stack_top;
+void smp_ap_start(void);
+
+/* Spin-wait hint; also a compiler barrier, so polled memory is re-read. */
+static inline void cpu_relax(void)
+{
+    asm volatile("pause" : : : "memory");
+}
+
+#endif /* SMP_H */
