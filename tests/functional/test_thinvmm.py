@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""Unmodified Linux under emulated nested paging: the thinvmm hypervisor.
+
+tests/guest/thinvmm.c is a thin bare-metal hypervisor.  QEMU starts it as
+a multiboot kernel and passes Debian's unmodified cloud bzImage and a
+busybox initramfs (linux_assets.py) as its two multiboot modules; it boots
+them as its SVM guest through the Linux boot protocol with nested paging,
+everything passed through (serial port, timers, APIC, ACPI tables, PCI),
+and 512 MiB of guest RAM backed at a non-zero offset in host memory.
+
+Each run executes the same deterministic workload in the guest (a large
+file in tmpfs written from a seeded busybox seq, copied, and md5sum'd),
+which must give the same digest natively (Linux booted directly by the
+fork), in mode=base (NPT only) and in mode=vmm (NPT plus one VMM segment
+over guest RAM).  A tiny static program in the initramfs executes VMMCALL
+(intercepted, at any CPL) to let the hypervisor stop at a test checkpoint,
+where this test reads query-dseg and resets the counters: window
+"vmmcall-1" is the boot, window "vmmcall-2" the workload.
+
+Checks on the counters (the hypervisor's own fills are native walks, so
+every guest-mode path belongs to the Linux guest):
+
+* mode=vmm: at least 95% of the guest's fills are vmm-direct, in the boot
+  and in the workload window; no nested step inside the segment went to
+  the nested walk (filter-hits = 0 and filter-probes = vmm-segment-hits),
+  so no walk-2d fill has a final gPA inside the segment; in the workload
+  window the guest's page tables are all inside the segment, so a
+  vmm-direct fill costs exactly its guest walk (arch-refs = guest-refs).
+* mode=base: no vmm-direct fill; every nested page of thinvmm's NPT is a
+  4 KiB page of a 4-level table (m = 4), so by the reference model
+  arch-refs = (m+1) * guest-refs + m * fills, at most (n+1)(m+1)-1 per fill
+  with n = 5 when the guest uses LA57 (29) and 4 otherwise (24).
+* bad_pages=N: the faulty host pages keep the hypervisor's sentinel to the
+  end (pmemsave), the spare pages that replace them were written by the
+  guest (they no longer hold the bytes loaded from the bzImage), and the
+  escape filter reported pages (filter-hits > 0).
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import os
+import re
+import struct
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+import linux_assets
+
+SEED = 1234567
+STEP = 7
+COUNT = 2500000             # numbers written by seq: ~20 MB of text
+MIB = 1 << 20
+GUEST_PATHS = ('walk-2d', 'guest-direct', 'vmm-direct', 'dual-direct')
+BAD_SENTINEL = 0xbadbadbadbad0000
+NBAD = 4
+LINUX_CMDLINE = 'console=ttyS0 panic=-1 nokaslr'
+
+# VMMCALL from user mode: RAX = magic, RBX = argv[1], RCX = argv[2].
+VMMCALL_S = r"""
+    .globl _start
+    .text
+_start:
+    xor %ebx, %ebx
+    xor %ecx, %ecx
+    mov (%rsp), %r8
+    cmp $2, %r8
+    jb 3f
+    mov 16(%rsp), %rsi
+    call atou
+    mov %rax, %rbx
+    cmp $3, %r8
+    jb 3f
+    mov 24(%rsp), %rsi
+    push %rbx
+    call atou
+    pop %rbx
+    mov %rax, %rcx
+3:  mov $0x74686e76, %eax
+    vmmcall
+    mov $60, %eax
+    xor %edi, %edi
+    syscall
+atou:
+    xor %eax, %eax
+1:  movzbl (%rsi), %edx
+    sub $'0', %edx
+    cmp $9, %edx
+    ja 2f
+    imul $10, %rax, %rax
+    add %rdx, %rax
+    inc %rsi
+    jmp 1b
+2:  ret
+"""
+
+INIT = f"""#!/bin/sh
+{linux_assets.INIT_PRELUDE}
+echo QEMU-DSEG-INIT-OK
+hv=0
+grep -q thinvmm=1 /proc/cmdline && hv=1
+echo "cpuinfo-la57: $(grep -c -w la57 /proc/cpuinfo)"
+echo "cpuinfo-svm: $(grep -c -w svm /proc/cpuinfo)"
+[ $hv = 1 ] && /bin/vmmcall 1
+if [ -n "$thinvmm_probe" ]; then
+    echo "PROBE $thinvmm_probe"
+    busybox devmem $thinvmm_probe 32
+    echo "PROBE-RETURNED"
+fi
+busybox seq {SEED} {STEP} {SEED + STEP * (COUNT - 1)} > /tmp/big
+dd if=/tmp/big of=/tmp/copy bs=64k 2>/dev/null
+echo "WORKLOAD-MD5 $(md5sum < /tmp/big) $(md5sum < /tmp/copy)"
+rm /tmp/copy
+[ $hv = 1 ] && /bin/vmmcall 2
+echo QEMU-DSEG-INIT-DONE
+[ $hv = 1 ] && /bin/vmmcall 0 0
+{linux_assets.EPILOGUE}"""
+
+_assets = None
+
+
+def assets():
+    """(vmlinuz, initramfs) with /bin/vmmcall, built once."""
+    global _assets
+    if _assets is None:
+        with tempfile.TemporaryDirectory() as d:
+            src = os.path.join(d, 'vmmcall.S')
+            out = os.path.join(d, 'vmmcall')
+            with open(src, 'w') as f:
+                f.write(VMMCALL_S)
+            subprocess.run(['gcc', '-nostdlib', '-static', '-no-pie',
+                            '-Wl,--build-id=none', '-o', out, src],
+                           check=True, capture_output=True, timeout=120)
+            with open(out, 'rb') as f:
+                binary = f.read()
+        _assets = linux_assets.linux_guest(
+            INIT, extra_files={'/bin/vmmcall': binary}, modules=[])
+    return _assets
+
+
+def guest_fills(c):
+    return sum(c[p]['fills'] for p in GUEST_PATHS)
+
+
+def workload_md5(console):
+    m = re.search(r'^WORKLOAD-MD5 ([0-9a-f]{32})\s+-? ?([0-9a-f]{32})',
+                  console, re.M)
+    return m and (m.group(1), m.group(2))
+
+
+def run_native():
+    kernel, initrd = assets()
+    args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '1G',
+            '-kernel', kernel, '-initrd', initrd,
+            '-append', LINUX_CMDLINE]
+    t0 = time.monotonic()
+    with harness.Machine(args, name='native') as vm:
+        vm.launch(qmp=False)
+        vm.wait_console(r'^QEMU-DSEG-INIT-DONE', timeout=300)
+        vm.wait(60)
+        return vm.console(), time.monotonic() - t0
+
+
+def run_thinvmm(append, at_checkpoint=None, linux_extra=''):
+    """Boot Linux under thinvmm; return (status, console, windows, secs)."""
+    kernel, initrd = assets()
+    args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '1G',
+            '-kernel', harness.guest_image('thinvmm'),
+            '-initrd', f'{kernel},{initrd}', *harness.DEBUG_EXIT_ARGS,
+            '-append', f'{append} -- {LINUX_CMDLINE} thinvmm=1 {linux_extra}']
+    windows = {}
+
+    def cp(name):
+        windows[name] = vm.qmp('query-dseg')[0]
+        if at_checkpoint:
+            at_checkpoint(vm, name)
+        vm.qmp('dseg-reset-counters')
+
+    t0 = time.monotonic()
+    with harness.Machine(args, name='thinvmm') as vm:
+        vm.launch()
+        status = vm.serve_checkpoints(cp, timeout=600)
+        return status, vm.console(), windows, time.monotonic() - t0
+
+
+def read_phys(vm, addr, size):
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        path = f.name
+    try:
+        vm.qmp('pmemsave', val=addr, size=size, filename=path)
+        with open(path, 'rb') as f:
+            return f.read()
+    finally:
+        os.unlink(path)
+
+
+def counters_line(name, c):
+    parts = []
+    for p in ('native-walk',) + GUEST_PATHS:
+        g = c[p]
+        if g['fills']:
+            parts.append(f"{p} {g['fills']} fills arch {g['arch-refs']} "
+                         f"({g['arch-refs'] / g['fills']:.2f}/fill)")
+    ev = ', '.join(f'{k} {c[k]}' for k in ('vmm-segment-hits',
+                                          'filter-probes', 'filter-hits'))
+    return f'# {name}: ' + '; '.join(parts) + f'; {ev}'
+
+
+class ThinVmmTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        console, secs = run_native()
+        cls.native_md5 = workload_md5(console)
+        print(f'# native Linux: {secs:.1f} s, md5 {cls.native_md5}')
+        cls.native_console = console
+
+    def check_common(self, status, console, windows):
+        tail = '\n--- console ---\n' + console[-3000:]
+        self.assertEqual(status, 0, 'thinvmm exit status' + tail)
+        self.assertIn('QEMU-DSEG-INIT-OK', console)
+        self.assertIsNotNone(self.native_md5, 'native run printed no md5' +
+                             self.native_console[-2000:])
+        md5 = workload_md5(console)
+        self.assertEqual(md5, self.native_md5, 'workload digest' + tail)
+        self.assertEqual(md5[0], md5[1])
+        self.assertEqual(sorted(windows), ['vmmcall-1', 'vmmcall-2'])
+        self.assertNotIn('THINVMM-EXIT', console)
+        # Only CPUID and the guest's VMMCALLs exit; no MSR or other exit.
+        exits = re.findall(r'^THINVMM-VMMCALL \d+ exits: cpuid (\d+) msr '
+                           r'(\d+) vmmcall (\d+) other (\d+)', console, re.M)
+        self.assertEqual(len(exits), 3, tail)
+        self.assertEqual([e[1:] for e in exits[-1:]], [('0', '3', '0')])
+        print(f'# exits: cpuid {exits[-1][0]}, msr 0, vmmcall 3, other 0')
+        # SVM hidden; firmware tables and devices reached directly; the
+        # guest sees only its own RAM.
+        self.assertRegex(console, r'(?m)^cpuinfo-svm: 0$')
+        self.assertIn('ACPI: RSDP 0x00000000000F', console)
+        self.assertRegex(console, r'IOAPIC\[0\]: .* address 0xfec00000')
+        self.assertRegex(console, r'ttyS0 at I/O 0x3f8 \(irq = 4')
+        usable = re.findall(r'BIOS-e820: \[mem (0x[0-9a-f]+)-(0x[0-9a-f]+)\]'
+                            r' usable', console)
+        self.assertEqual(usable, [
+            ('0x0000000000000000', '0x000000000009fbff'),
+            ('0x0000000000100000', '0x000000001fffffff')])
+        for name, w in windows.items():
+            print(counters_line(name, w['counters']))
+
+    def test_mode_vmm(self):
+        status, console, windows, secs = run_thinvmm('mode=vmm')
+        print(f'# mode=vmm: {secs:.1f} s')
+        self.check_common(status, console, windows)
+        for name, w in windows.items():
+            c = w['counters']
+            fills = guest_fills(c)
+            vd = c['vmm-direct']['fills']
+            self.assertGreater(fills, 0)
+            print(f'# {name}: vmm-direct {vd} of {fills} guest fills '
+                  f'({100.0 * vd / fills:.2f}%)')
+            self.assertGreaterEqual(vd, 0.95 * fills, name)
+            self.assertEqual(c['filter-hits'], 0, name)
+            self.assertEqual(c['filter-probes'], c['vmm-segment-hits'], name)
+            self.assertEqual(c['guest-direct']['fills'], 0, name)
+            self.assertEqual(c['dual-direct']['fills'], 0, name)
+        work = windows['vmmcall-2']['counters']['vmm-direct']
+        self.assertEqual(work['arch-refs'], work['guest-refs'])
+
+    def test_mode_base(self):
+        self.check_base('', 5)
+
+    def test_mode_base_no5lvl(self):
+        self.check_base('no5lvl', 4)
+
+    def check_base(self, linux_extra, want_n):
+        status, console, windows, secs = run_thinvmm('mode=base',
+                                                     linux_extra=linux_extra)
+        print(f'# mode=base {linux_extra}'.rstrip() + f': {secs:.1f} s')
+        self.check_common(status, console, windows)
+        la57 = re.search(r'^cpuinfo-la57: (\d+)', console, re.M)
+        n = 5 if la57 and int(la57.group(1)) > 0 else 4
+        self.assertEqual(n, want_n)
+        m = 4
+        for name, w in windows.items():
+            c = w['counters']
+            self.assertEqual(c['vmm-direct']['fills'], 0, name)
+            self.assertEqual(c['vmm-segment-hits'], 0, name)
+            w2d = c['walk-2d']
+            self.assertGreater(w2d['fills'], 0, name)
+            self.assertEqual(w2d['arch-refs'],
+                             (m + 1) * w2d['guest-refs'] + m * w2d['fills'],
+                             name)
+            self.assertLessEqual(w2d['guest-refs'], n * w2d['fills'], name)
+            self.assertLessEqual(w2d['guest-refs'] + w2d['nested-refs'],
+                                 w2d['arch-refs'], name)
+            print(f"# {name}: n = {n}, m = {m}: 2D arch-refs/fill "
+                  f"{w2d['arch-refs'] / w2d['fills']:.2f} "
+                  f"(max {(n + 1) * (m + 1) - 1})")
+
+    def test_hypervisor_memory_hidden(self):
+        # Host RAM above the guest's backing (hPA = gPA + 128 MiB, up to
+        # 640 MiB) belongs to the hypervisor; gPA 0x30000000 is not in the
+        # guest's NPT, so a guest read of it can only end in #NPF.
+        status, console, windows, secs = run_thinvmm(
+            'mode=vmm', linux_extra='thinvmm_probe=0x30000000')
+        tail = '\n--- console ---\n' + console[-3000:]
+        self.assertIn('PROBE 0x30000000', console, tail)
+        self.assertNotIn('PROBE-RETURNED', console, tail)
+        self.assertEqual(status, 0x70, tail)
+        self.assertRegex(console, r'THINVMM-EXIT NPF\n# #VMEXIT NPF \(0x400\) '
+                         r'exitinfo1 0x[0-9a-f]+ exitinfo2 0x30000000 ', tail)
+
+    def test_bad_pages(self):
+        kernel, _ = assets()
+        with open(kernel, 'rb') as f:
+            bzimage = f.read()
+        setup_size = ((bzimage[0x1f1] or 4) + 1) * 512
+        pref, = struct.unpack_from('<Q', bzimage, 0x258)
+        seen = {}
+        bad = []
+
+        def at_checkpoint(vm, name):
+            if name != 'vmmcall-2':
+                return
+            # The hypervisor announced the bad pages before Linux started.
+            bad[:] = [tuple(int(x, 16) for x in t) for t in re.findall(
+                r'THINVMM-BAD gpa=(0x[0-9a-f]+) bad-hpa=(0x[0-9a-f]+) '
+                r'spare-hpa=(0x[0-9a-f]+)', vm.console())]
+            for gpa, bad_hpa, spare_hpa in bad:
+                seen[gpa] = (read_phys(vm, bad_hpa, 4096),
+                             read_phys(vm, spare_hpa, 4096))
+
+        status, console, windows, secs = run_thinvmm(
+            f'mode=vmm bad_pages={NBAD}', at_checkpoint)
+        print(f'# mode=vmm bad_pages={NBAD}: {secs:.1f} s')
+        self.check_common(status, console, windows)
+        self.assertEqual(len(bad), NBAD)
+        self.assertEqual(sorted(seen), sorted(g for g, _, _ in bad))
+        sentinel = b''.join(struct.pack('<Q', BAD_SENTINEL | w)
+                            for w in range(512))
+        for gpa, bad_hpa, spare_hpa in bad:
+            bad_bytes, spare_bytes = seen[gpa]
+            off = setup_size + gpa - pref
+            loaded = bzimage[off:off + 4096]
+            self.assertEqual(bad_bytes, sentinel,
+                             f'faulty page 0x{bad_hpa:x} was written')
+            self.assertNotEqual(spare_bytes, loaded,
+                                f'spare page 0x{spare_hpa:x} never written')
+            self.assertNotEqual(spare_bytes, sentinel)
+        self.assertIn('bad pages intact', console)
+        self.assertNotIn('bad pages WRITTEN', console)
+        hits = sum(w['counters']['filter-hits'] for w in windows.values())
+        self.assertGreater(hits, 0)
+        for name, w in windows.items():
+            c = w['counters']
+            fills = guest_fills(c)
+            print(f"# {name}: filter-hits {c['filter-hits']}, vmm-direct "
+                  f"{c['vmm-direct']['fills']} of {fills} guest fills")
+
+
+if __name__ == '__main__':
+    harness.main()

@@ -1,0 +1,600 @@
+/*
+ * thinvmm: a thin test hypervisor that boots an unmodified Linux bzImage
+ * as its SVM guest, with nested paging and optionally a VMM segment.
+ *
+ * QEMU starts it as a multiboot kernel:
+ *
+ *   -kernel thinvmm.bin -initrd "bzImage,initramfs.cpio.gz"
+ *   -append "mode=vmm [bad_pages=N] [guest_mb=512] -- LINUX COMMAND LINE"
+ *
+ * The two multiboot modules are the Linux kernel and its initramfs.  The
+ * hypervisor loads the kernel through the 32-bit Linux boot protocol (zero
+ * page with the setup header copied from the bzImage, e820 map, command
+ * line, ramdisk) and runs it in guest mode with everything passed through:
+ * no I/O intercepts, no interrupt intercepts (physical interrupts reach the
+ * guest's IDT directly, V_INTR_MASKING off), no exception intercepts.  The
+ * guest drives the emulated serial port, timers, APIC and PCI itself.
+ * The only exits are shutdown, CPUID (SVM and DSEG are hidden), VMMCALL
+ * (a user program in the guest reports to the hypervisor), VMRUN (required)
+ * and the MSRs the guest must not reach (VM_HSAVE_PA, the DSEG block).
+ *
+ * Guest-physical memory:
+ *   [0, 1 MiB)                identity (BIOS data, EBDA, RSDP, option ROMs)
+ *   [1 MiB, GUEST_END)        RAM, backed at hPA = gPA + RAM_OFFSET
+ *   firmware-reserved ranges  identity (ACPI tables at the top of low RAM)
+ *   [host RAM end, 4 GiB)     identity (PCI holes, IOAPIC, HPET, LAPIC...)
+ * The hypervisor's memory (its image, page pool, spare pages and the rest
+ * of host RAM) is neither in the guest's e820 map nor in its NPT.  Every
+ * nested page is 4 KiB, so a nested walk always reads 4 entries.
+ *
+ * Modes: mode=base uses the NPT only; mode=vmm adds a VMM segment over
+ * [1 MiB, GUEST_END) with OFFSET = RAM_OFFSET.  bad_pages=N (implies vmm)
+ * treats N host pages inside the segment as permanently faulty: their gPAs
+ * go into the escape filter, their NPT entries are remapped to spare host
+ * pages (content copied first), and the faulty pages are filled with a
+ * sentinel that the guest must never overwrite.
+ *
+ * Reports: each guest VMMCALL (RAX = THINVMM_MAGIC, RBX = code) prints a
+ * "THINVMM-VMMCALL code" line and stops at a test checkpoint, so that the
+ * harness can read the counters of an exact window; code 0 ends the run
+ * with isa-debug-exit status RCX.  Any other exit (a shutdown, or a #NPF
+ * on a gPA the NPT does not map, such as the hypervisor's hidden memory)
+ * is reported ("THINVMM-EXIT") and ends the run with status 0x70.
+ *
+ * The multiboot information is read at the address where QEMU's loader
+ * puts it (0x9500); guest_main() checks it against the command line
+ * pointer it was given.  The modules are copied to their guest homes
+ * before the first page-pool allocation (the pool starts at 16 MiB, where
+ * QEMU has loaded the modules).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "libguest.h"
+#include "paging.h"
+#include "svm.h"
+#include "dseg.h"
+
+#define MIB                     ((uint64_t)1 << 20)
+#define GIB                     ((uint64_t)1 << 30)
+#define LOW_END                 MIB
+#define RAM_OFFSET              (128 * MIB)
+#define DEFAULT_GUEST_MB        512
+#define THINVMM_MAGIC           0x74686e76u
+#define MAX_BAD_PAGES           16
+
+/* Multiboot information (the parts we read). */
+#define MB_INFO_ADDR            0x9500  /* where QEMU's loader puts it */
+struct mb_info {
+    uint32_t flags;
+    uint32_t mem_lower, mem_upper;
+    uint32_t boot_device;
+    uint32_t cmdline;
+    uint32_t mods_count, mods_addr;
+    uint32_t syms[4];
+    uint32_t mmap_length, mmap_addr;
+} __attribute__((packed));
+#define MB_FLAG_CMDLINE         (1u << 2)
+#define MB_FLAG_MODS            (1u << 3)
+#define MB_FLAG_MMAP            (1u << 6)
+
+struct mb_mod {
+    uint32_t start, end, cmdline, pad;
+};
+
+struct mb_mmap {
+    uint32_t size;
+    uint64_t addr, len;
+    uint32_t type;
+} __attribute__((packed));
+
+#define E820_RAM                1
+
+/* Linux boot protocol: offsets in the zero page (struct boot_params). */
+#define BP_EXT_RAMDISK_IMAGE    0x0c0
+#define BP_EXT_RAMDISK_SIZE     0x0c4
+#define BP_EXT_CMD_LINE_PTR     0x0c8
+#define BP_E820_ENTRIES         0x1e8
+#define BP_HDR                  0x1f1   /* setup header starts here */
+#define BP_SETUP_SECTS          0x1f1
+#define BP_BOOT_FLAG            0x1fe
+#define BP_JUMP_LEN             0x201   /* header ends at 0x202 + this */
+#define BP_HEADER_MAGIC         0x202
+#define BP_VERSION              0x206
+#define BP_VID_MODE             0x1fa
+#define BP_TYPE_OF_LOADER       0x210
+#define BP_LOADFLAGS            0x211
+#define BP_CODE32_START         0x214
+#define BP_RAMDISK_IMAGE        0x218
+#define BP_RAMDISK_SIZE         0x21c
+#define BP_HEAP_END_PTR         0x224
+#define BP_CMD_LINE_PTR         0x228
+#define BP_INITRD_ADDR_MAX      0x22c
+#define BP_KERNEL_ALIGNMENT     0x230
+#define BP_RELOCATABLE          0x234
+#define BP_CMDLINE_SIZE         0x238
+#define BP_PREF_ADDRESS         0x258
+#define BP_INIT_SIZE            0x260
+#define BP_E820_TABLE           0x2d0
+#define BP_E820_MAX             128
+#define LOADED_HIGH             (1u << 0)
+#define KEEP_SEGMENTS           (1u << 6)
+
+/* Guest boot structures, in guest RAM just above 1 MiB. */
+#define GPA_ZERO_PAGE           (LOW_END)
+#define GPA_CMDLINE             (LOW_END + 0x1000)
+#define GPA_GDT                 (LOW_END + 0x2000)
+#define BOOT_CS                 0x10
+#define BOOT_DS                 0x18
+
+#define VMCB_FS                 0x440
+#define VMCB_GS                 0x450
+#define VMCB_LDTR               0x470
+#define VMCB_TR                 0x490
+#define VMCB_INTR_CTRL          0x060
+#define VMCB_EVENTINJ           0x0a8
+#define VMCB_NEXT_RIP           0x0c8
+#define SVM_INTERCEPT_CPUID     (1ull << 18)
+#define MSR_DSEG_BLOCK_FIRST    0xc0011f00
+#define MSR_DSEG_BLOCK_LAST     0xc0011f7f
+
+#define BAD_SENTINEL            0xbadbadbadbad0000ull
+#define HOST_RAM_LIMIT          (4 * GIB)
+
+static uint64_t guest_end;              /* end of guest RAM (gPA) */
+static bool use_segment;
+static struct pt npt;
+static struct svm_vm vm;
+
+static struct {
+    uint64_t gpa, bad_hpa, spare_hpa;
+} bad[MAX_BAD_PAGES];
+static unsigned nbad;
+
+/* Host e820 (multiboot memory map), copied before the pool can touch it. */
+static struct {
+    uint64_t addr, len;
+    uint32_t type;
+} hmap[64];
+static unsigned nhmap;
+
+static uint64_t exits_cpuid, exits_msr, exits_vmmcall, exits_other;
+
+static uint8_t *hptr(uint64_t hpa)
+{
+    return (uint8_t *)(uintptr_t)hpa;
+}
+
+/* Host address backing guest RAM (before any bad-page remap). */
+static uint64_t gpa_to_hpa(uint64_t gpa)
+{
+    return gpa < LOW_END ? gpa : gpa + RAM_OFFSET;
+}
+
+static void *gptr(uint64_t gpa)
+{
+    return hptr(gpa_to_hpa(gpa));
+}
+
+static uint16_t rd16(const uint8_t *p, unsigned off)
+{
+    return p[off] | (p[off + 1] << 8);
+}
+
+static uint32_t rd32(const uint8_t *p, unsigned off)
+{
+    return rd16(p, off) | ((uint32_t)rd16(p, off + 2) << 16);
+}
+
+static void wr32(uint8_t *p, unsigned off, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[off + i] = v >> (8 * i);
+    }
+}
+
+static void wr64(uint8_t *p, unsigned off, uint64_t v)
+{
+    wr32(p, off, (uint32_t)v);
+    wr32(p, off + 4, (uint32_t)(v >> 32));
+}
+
+static uint64_t host_low_ram_end(void)
+{
+    uint64_t end = 0;
+
+    for (unsigned i = 0; i < nhmap; i++) {
+        uint64_t e = hmap[i].addr + hmap[i].len;
+
+        if (hmap[i].type == E820_RAM && hmap[i].addr < HOST_RAM_LIMIT &&
+            e > end) {
+            end = e < HOST_RAM_LIMIT ? e : HOST_RAM_LIMIT;
+        }
+    }
+    return end;
+}
+
+static void add_e820(uint8_t *bp, uint64_t addr, uint64_t len, uint32_t type)
+{
+    unsigned n = bp[BP_E820_ENTRIES];
+
+    if (n >= BP_E820_MAX) {
+        panic("guest e820 map full");
+    }
+    wr64(bp, BP_E820_TABLE + 20 * n, addr);
+    wr64(bp, BP_E820_TABLE + 20 * n + 8, len);
+    wr32(bp, BP_E820_TABLE + 20 * n + 16, type);
+    bp[BP_E820_ENTRIES] = n + 1;
+}
+
+/*
+ * Guest e820: the host's map below 1 MiB as it is, guest RAM above 1 MiB,
+ * and every non-RAM range of the host (ACPI tables, reserved firmware and
+ * MMCONFIG ranges) as it is.  The host's RAM above 1 MiB is not shown.
+ */
+static void build_e820(uint8_t *bp)
+{
+    for (unsigned i = 0; i < nhmap; i++) {
+        uint64_t a = hmap[i].addr, e = a + hmap[i].len;
+
+        if (a < LOW_END) {
+            add_e820(bp, a, (e < LOW_END ? e : LOW_END) - a, hmap[i].type);
+        } else if (hmap[i].type != E820_RAM) {
+            add_e820(bp, a, e - a, hmap[i].type);
+        }
+    }
+    add_e820(bp, LOW_END, guest_end - LOW_END, E820_RAM);
+}
+
+static void npt_identity(uint64_t start, uint64_t end)
+{
+    start &= ~(PAGE_4K - 1);
+    end = (end + PAGE_4K - 1) & ~(PAGE_4K - 1);
+    for (uint64_t a = start; a < end; a += PAGE_4K) {
+        if (!pt_lookup(&npt, a, NULL)) {
+            npt_map(&npt, a, a, PAGE_4K);
+        }
+    }
+}
+
+static void build_npt(void)
+{
+    uint64_t ram_end = host_low_ram_end();
+
+    npt_init(&npt, paging_levels());
+    npt_map_range(&npt, 0, 0, LOW_END, PAGE_4K);
+    npt_map_range(&npt, LOW_END, LOW_END + RAM_OFFSET, guest_end - LOW_END,
+                  PAGE_4K);
+    for (unsigned i = 0; i < nhmap; i++) {
+        if (hmap[i].type != E820_RAM && hmap[i].addr >= LOW_END &&
+            hmap[i].addr < HOST_RAM_LIMIT) {
+            npt_identity(hmap[i].addr, hmap[i].addr + hmap[i].len);
+        }
+    }
+    /* Device space: everything from the end of low RAM up to 4 GiB. */
+    npt_identity((ram_end + PAGE_2M - 1) & ~(PAGE_2M - 1), HOST_RAM_LIMIT);
+}
+
+/* Guest GDT for the 32-bit boot protocol: flat __BOOT_CS and __BOOT_DS. */
+static void build_gdt(void)
+{
+    uint64_t *gdt = gptr(GPA_GDT);
+
+    gdt[0] = 0;
+    gdt[1] = 0;
+    gdt[2] = 0x00cf9b000000ffffull;     /* 0x10: 32-bit code, flat */
+    gdt[3] = 0x00cf93000000ffffull;     /* 0x18: data, flat */
+}
+
+static void vmcb_seg(unsigned off, uint16_t sel, uint16_t attr,
+                     uint32_t limit, uint64_t base)
+{
+    uint8_t *p = vmcb_ptr(&vm, off);
+
+    *(uint16_t *)p = sel;
+    *(uint16_t *)(p + 2) = attr;
+    *(uint32_t *)(p + 4) = limit;
+    *(uint64_t *)(p + 8) = base;
+}
+
+static void setup_vm(uint64_t entry)
+{
+    svm_enable();
+    svm_vm_init(&vm);
+    /* Pass everything through: no I/O, exception or HLT intercepts. */
+    memset((void *)(uintptr_t)vm.iopm, 0, 3 * PAGE_4K);
+    memset((void *)(uintptr_t)vm.msrpm, 0, 2 * PAGE_4K);
+    svm_intercept_msr(&vm, MSR_VM_HSAVE_PA, true, true);
+    for (uint32_t m = MSR_DSEG_BLOCK_FIRST; m <= MSR_DSEG_BLOCK_LAST; m++) {
+        svm_intercept_msr(&vm, m, true, true);
+    }
+    vmcb_set(&vm, VMCB_INTERCEPT,
+             SVM_INTERCEPT_VMRUN | SVM_INTERCEPT_VMMCALL |
+             SVM_INTERCEPT_SHUTDOWN | SVM_INTERCEPT_MSR |
+             SVM_INTERCEPT_CPUID);
+    svm_set_exception_intercepts(&vm, 0);
+    vmcb_set(&vm, VMCB_INTR_CTRL, 0);   /* no V_INTR_MASKING */
+    svm_set_npt(&vm, &npt);
+
+    /* 32-bit protected mode, paging off, as the boot protocol wants. */
+    vmcb_seg(VMCB_CS, BOOT_CS, 0xc9b, 0xffffffff, 0);
+    vmcb_seg(VMCB_DS, BOOT_DS, 0xc93, 0xffffffff, 0);
+    vmcb_seg(VMCB_ES, BOOT_DS, 0xc93, 0xffffffff, 0);
+    vmcb_seg(VMCB_SS, BOOT_DS, 0xc93, 0xffffffff, 0);
+    vmcb_seg(VMCB_FS, BOOT_DS, 0xc93, 0xffffffff, 0);
+    vmcb_seg(VMCB_GS, BOOT_DS, 0xc93, 0xffffffff, 0);
+    vmcb_seg(VMCB_LDTR, 0, 0x82, 0xffff, 0);
+    vmcb_seg(VMCB_TR, 0, 0x8b, 0xffff, 0);
+    vmcb_seg(VMCB_GDTR, 0, 0, 4 * 8 - 1, GPA_GDT);
+    vmcb_seg(VMCB_IDTR, 0, 0, 0, 0);
+    vmcb_set(&vm, VMCB_EFER, EFER_SVME);
+    vmcb_set(&vm, VMCB_CR0, 0x11);      /* PE, ET */
+    vmcb_set(&vm, VMCB_CR3, 0);
+    vmcb_set(&vm, VMCB_CR4, 0);
+    vmcb_set(&vm, VMCB_RFLAGS, 0x2);
+    vmcb_set(&vm, VMCB_RIP, entry);
+    vmcb_set(&vm, VMCB_RSP, 0);
+    vmcb_set(&vm, VMCB_RAX, 0);
+    memset(&vm.gprs, 0, sizeof(vm.gprs));
+    vm.gprs.rsi = GPA_ZERO_PAGE;
+}
+
+/* Faulty pages: escape, copy to a spare page, remap, poison the original. */
+static void setup_bad_pages(unsigned n, uint64_t kernel_gpa)
+{
+    uint64_t spare = (guest_end + RAM_OFFSET + PAGE_2M - 1) &
+                     ~(PAGE_2M - 1);
+
+    if (n > MAX_BAD_PAGES) {
+        panic("bad_pages=%u: at most %u", n, MAX_BAD_PAGES);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t gpa = kernel_gpa + (i + 1) * PAGE_2M + 0x3000;
+        uint64_t *e = pt_lookup(&npt, gpa, NULL);
+        uint64_t *b;
+
+        if (!e || spare + PAGE_4K > host_low_ram_end()) {
+            panic("no room for bad page %u", i);
+        }
+        bad[i].gpa = gpa;
+        bad[i].bad_hpa = gpa_to_hpa(gpa);
+        bad[i].spare_hpa = spare;
+        spare += PAGE_4K;
+        wrmsr(MSR_DSEG_FILTER_INSERT, gpa);
+        memcpy(hptr(bad[i].spare_hpa), hptr(bad[i].bad_hpa), PAGE_4K);
+        *e = (*e & ~PTE_ADDR_MASK) | bad[i].spare_hpa;
+        b = (uint64_t *)hptr(bad[i].bad_hpa);
+        for (unsigned w = 0; w < PAGE_4K / 8; w++) {
+            b[w] = BAD_SENTINEL | w;
+        }
+        printf("THINVMM-BAD gpa=0x%lx bad-hpa=0x%lx spare-hpa=0x%lx\n",
+               bad[i].gpa, bad[i].bad_hpa, bad[i].spare_hpa);
+    }
+    nbad = n;
+}
+
+static bool bad_pages_intact(void)
+{
+    for (unsigned i = 0; i < nbad; i++) {
+        uint64_t *b = (uint64_t *)hptr(bad[i].bad_hpa);
+
+        for (unsigned w = 0; w < PAGE_4K / 8; w++) {
+            if (b[w] != (BAD_SENTINEL | w)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static void inject_gp(void)
+{
+    vmcb_set(&vm, VMCB_EVENTINJ,
+             13 | (3u << 8) | (1u << 11) | (1u << 31));
+}
+
+static void handle_cpuid(void)
+{
+    uint32_t leaf = (uint32_t)vmcb_get(&vm, VMCB_RAX);
+    uint32_t sub = (uint32_t)vm.gprs.rcx;
+    uint32_t a, b, c, d;
+
+    cpuid(leaf, sub, &a, &b, &c, &d);
+    if (leaf == 0x80000001) {
+        c &= ~((1u << 2) | (1u << 31));  /* SVM, DSEG */
+    } else if (leaf == 0x8000000a) {
+        a = b = c = d = 0;
+    }
+    vmcb_set(&vm, VMCB_RAX, a);
+    vm.gprs.rbx = b;
+    vm.gprs.rcx = c;
+    vm.gprs.rdx = d;
+    svm_skip(&vm, 2);
+}
+
+static void report(uint64_t code)
+{
+    printf("\nTHINVMM-VMMCALL %lu exits: cpuid %lu msr %lu vmmcall %lu "
+           "other %lu; bad pages %s\n", code, exits_cpuid, exits_msr,
+           exits_vmmcall, exits_other,
+           nbad ? (bad_pages_intact() ? "intact" : "WRITTEN") : "none");
+}
+
+static int run_guest(void)
+{
+    for (;;) {
+        uint64_t code = svm_run(&vm);
+
+        switch (code) {
+        case SVM_EXIT_CPUID:
+            exits_cpuid++;
+            handle_cpuid();
+            break;
+        case SVM_EXIT_MSR:
+            exits_msr++;
+            inject_gp();
+            break;
+        case SVM_EXIT_VMMCALL: {
+            uint64_t c = vm.gprs.rbx;
+
+            exits_vmmcall++;
+            svm_skip(&vm, 3);
+            if ((uint32_t)vmcb_get(&vm, VMCB_RAX) != THINVMM_MAGIC) {
+                vmcb_set(&vm, VMCB_RAX, ~0ull);
+                break;
+            }
+            report(c);
+            if (c == 0) {
+                printf("THINVMM-DONE status %lu\n", vm.gprs.rcx);
+                return (int)vm.gprs.rcx;
+            }
+            checkpoint("vmmcall-%lu", c);
+            vmcb_set(&vm, VMCB_RAX, 0);
+            break;
+        }
+        case SVM_EXIT_VMRUN:
+            exits_other++;
+            vmcb_set(&vm, VMCB_EVENTINJ, 6 | (3u << 8) | (1u << 31));
+            break;
+        default:
+            exits_other++;
+            printf("\nTHINVMM-EXIT %s\n", svm_exit_name(code));
+            svm_report_exit(&vm);
+            return 0x70;
+        }
+    }
+}
+
+int guest_main(const char *cmdline)
+{
+    const struct mb_info *mbi = (const void *)(uintptr_t)MB_INFO_ADDR;
+    const struct mb_mod *mods;
+    char mode[16] = "vmm";
+    const char *linux_cmdline;
+    const uint8_t *kimg, *initrd;
+    uint64_t ksize, isize, kernel_gpa, initrd_gpa, setup_size, hdr_end;
+    unsigned nbad_req;
+    uint8_t *bp;
+
+    printf("THINVMM: thin hypervisor starting\n");
+    if (!(mbi->flags & MB_FLAG_CMDLINE) ||
+        (const char *)(uintptr_t)mbi->cmdline != cmdline) {
+        panic("no multiboot information at 0x%x", MB_INFO_ADDR);
+    }
+    if (!(mbi->flags & MB_FLAG_MODS) || mbi->mods_count < 2 ||
+        !(mbi->flags & MB_FLAG_MMAP)) {
+        panic("need the memory map and two modules (bzImage, initramfs)");
+    }
+    for (uint32_t off = 0; off < mbi->mmap_length && nhmap < 64;) {
+        const struct mb_mmap *m = (const void *)(uintptr_t)
+                                  (mbi->mmap_addr + off);
+
+        hmap[nhmap].addr = m->addr;
+        hmap[nhmap].len = m->len;
+        hmap[nhmap].type = m->type;
+        printf("THINVMM: host e820 [0x%lx, 0x%lx) type %u\n", m->addr,
+               m->addr + m->len, m->type);
+        nhmap++;
+        off += m->size + 4;
+    }
+
+    cmdline_get(cmdline, "mode", mode, sizeof(mode));
+    nbad_req = cmdline_get_u64(cmdline, "bad_pages", 0);
+    guest_end = cmdline_get_u64(cmdline, "guest_mb", DEFAULT_GUEST_MB) * MIB;
+    use_segment = !strncmp(mode, "vmm", 4) || nbad_req;
+    if (strncmp(mode, "vmm", 4) && strncmp(mode, "base", 5)) {
+        panic("mode=%s: use base or vmm", mode);
+    }
+    linux_cmdline = "console=ttyS0";
+    for (const char *p = cmdline; *p; p++) {
+        if (p[0] == '-' && p[1] == '-' && (p == cmdline || p[-1] == ' ') &&
+            (p[2] == ' ' || !p[2])) {
+            linux_cmdline = p[2] ? p + 3 : p + 2;
+            break;
+        }
+    }
+    if (guest_end + RAM_OFFSET + 2 * MIB > host_low_ram_end()) {
+        panic("guest_mb too large for host RAM end 0x%lx",
+              host_low_ram_end());
+    }
+
+    mods = (const void *)(uintptr_t)mbi->mods_addr;
+    kimg = hptr(mods[0].start);
+    ksize = mods[0].end - mods[0].start;
+    initrd = hptr(mods[1].start);
+    isize = mods[1].end - mods[1].start;
+    printf("THINVMM: mode %s, guest RAM %lu MiB, bzImage %lu bytes, "
+           "initramfs %lu bytes\n", use_segment ? "vmm" : "base",
+           guest_end / MIB, ksize, isize);
+    if (rd16(kimg, BP_BOOT_FLAG) != 0xaa55 ||
+        rd32(kimg, BP_HEADER_MAGIC) != 0x53726448 ||
+        rd16(kimg, BP_VERSION) < 0x20c) {
+        panic("module 0 is not a bzImage of boot protocol 2.12+");
+    }
+    setup_size = ((kimg[BP_SETUP_SECTS] ? kimg[BP_SETUP_SECTS] : 4) + 1) *
+                 512ull;
+    kernel_gpa = rd32(kimg, BP_PREF_ADDRESS);
+    if (kernel_gpa < 2 * MIB || kernel_gpa + rd32(kimg, BP_INIT_SIZE) >
+        guest_end / 2) {
+        panic("kernel preferred address 0x%lx does not fit", kernel_gpa);
+    }
+    initrd_gpa = (guest_end - 64 * MIB - isize) & ~(PAGE_4K - 1);
+
+    /*
+     * Copy the modules to their guest-physical homes before the page pool
+     * (from 16 MiB up) can overwrite them: those homes are in the guest's
+     * RAM backing, above RAM_OFFSET.
+     */
+    memcpy(gptr(kernel_gpa), kimg + setup_size, ksize - setup_size);
+    memcpy(gptr(initrd_gpa), initrd, isize);
+
+    /* Zero page: the setup header from the bzImage, then our fields. */
+    bp = gptr(GPA_ZERO_PAGE);
+    memset(bp, 0, PAGE_4K);
+    hdr_end = 0x202 + kimg[BP_JUMP_LEN];
+    memcpy(bp + BP_HDR, kimg + BP_HDR, hdr_end - BP_HDR);
+    bp[BP_TYPE_OF_LOADER] = 0xff;
+    bp[BP_LOADFLAGS] = (bp[BP_LOADFLAGS] | LOADED_HIGH) & ~KEEP_SEGMENTS;
+    wr32(bp, BP_CODE32_START, kernel_gpa);
+    wr32(bp, BP_RAMDISK_IMAGE, initrd_gpa);
+    wr32(bp, BP_RAMDISK_SIZE, isize);
+    wr32(bp, BP_CMD_LINE_PTR, GPA_CMDLINE);
+    bp[BP_VID_MODE] = 0xff;
+    bp[BP_VID_MODE + 1] = 0xff;
+    if (strlen(linux_cmdline) >= rd32(bp, BP_CMDLINE_SIZE) ||
+        strlen(linux_cmdline) >= PAGE_4K) {
+        panic("Linux command line too long");
+    }
+    memcpy(gptr(GPA_CMDLINE), linux_cmdline, strlen(linux_cmdline) + 1);
+    build_e820(bp);
+    build_gdt();
+    printf("THINVMM: kernel at gPA 0x%lx (hPA 0x%lx), initramfs at gPA "
+           "0x%lx, cmdline \"%s\"\n", kernel_gpa, gpa_to_hpa(kernel_gpa),
+           initrd_gpa, linux_cmdline);
+
+    /* From here on the page pool may be used. */
+    build_npt();
+    setup_vm(kernel_gpa);
+    if (use_segment) {
+        if (!dseg_available()) {
+            panic("mode=vmm needs -cpu ...,+dseg");
+        }
+        wrmsr(MSR_DSEG_FILTER_CLEAR, 0);
+        if (dseg_set(DSEG_V, LOW_END, guest_end, RAM_OFFSET) !=
+            NO_EXCEPTION) {
+            panic("VMM segment rejected");
+        }
+        setup_bad_pages(nbad_req, kernel_gpa);
+    }
+    {
+        uint64_t probe = page_alloc();
+
+        if (probe + PAGE_4K > LOW_END + RAM_OFFSET) {
+            panic("hypervisor pool overflows into guest RAM (0x%lx)", probe);
+        }
+        printf("THINVMM: hypervisor pool used up to 0x%lx\n", probe);
+    }
+    printf("THINVMM: VMM segment %s: gPA [0x%lx, 0x%lx) -> +0x%lx\n",
+           use_segment ? "on" : "off", LOW_END, guest_end, RAM_OFFSET);
+    printf("THINVMM: entering Linux at 0x%lx\n", kernel_gpa);
+    return run_guest();
+}
