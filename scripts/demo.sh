@@ -1,12 +1,13 @@
 #!/bin/bash
-# qemu-dseg main job, with all set-up, on a fresh Debian 12 machine.
+# qemu-dseg main job, with all set-up, on a fresh Debian 12 machine: build
+# the fork and its test guests, build the unpatched upstream QEMU of the
+# same source as the baseline, then run the translation experiment: the
+# bundled workload under every translation mode, with a table on stdout,
+# build/experiment/results.json and build/experiment/modes.png.  Arguments
+# go to scripts/dseg-experiment.py (see docs/devel/dseg-experiment.rst).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-if [ -e build/meson-private/coredata.dat ]; then
-    meson setup --reconfigure build >/dev/null
-else
-    meson setup build >/dev/null
-fi
+scripts/prepare.sh
 ninja -C build >/dev/null
-exec /usr/bin/python3 scripts/qemu-dseg-demo.py "$@"
+scripts/build-qemu.sh --upstream build
+exec /usr/bin/python3 scripts/dseg-experiment.py "$@"
