@@ -26,7 +26,6 @@
 #include "paging.h"
 #include "tap.h"
 
-#define TAG             0x7a67000000000000ull
 #define PATTERN         0x5041540000000000ull
 #define NEW_DATA        0x4e45570000000000ull
 #define SEG_PAGES       16
@@ -64,24 +63,12 @@ static uint64_t new_off(unsigned i)
     return 0x800 + i * 8;
 }
 
-static uint64_t tag(uint64_t pa)
-{
-    return TAG | pa;
-}
-
-static void fill_tags(uint64_t pa, uint64_t pages)
-{
-    for (uint64_t off = 0; off < pages * PAGE_4K; off += 8) {
-        write64(pa + off, tag(pa + off));
-    }
-}
-
 static void setup_memory(void)
 {
     struct pt hpt;
 
-    fill_tags(TGT_PA, SEG_PAGES);
-    fill_tags(DEC_PA, SEG_PAGES + 1);
+    mem_fill_tags(TGT_PA, SEG_PAGES);
+    mem_fill_tags(DEC_PA, SEG_PAGES + 1);
     host_pt_init(&hpt);
     pt_map_range(&hpt, SEG_BASE, DEC_PA, (SEG_PAGES + 1) * PAGE_4K,
                  PAGE_4K, PTE_RW);
@@ -152,7 +139,7 @@ static bool pattern_in_memory(void)
         uint64_t off = i * PAGE_4K + pattern_off(i);
 
         right &= read64(TGT_PA + off) == (PATTERN | i) &&
-                 read64(DEC_PA + off) == tag(DEC_PA + off);
+                 read64(DEC_PA + off) == mem_tag(DEC_PA + off);
     }
     return right;
 }
@@ -171,11 +158,11 @@ static void check_new_stores(void)
         uint64_t off = i * PAGE_4K + new_off(i);
 
         right &= read64(target + off) == (NEW_DATA | i) &&
-                 read64(DEC_PA + off) == tag(DEC_PA + off);
+                 read64(DEC_PA + off) == mem_tag(DEC_PA + off);
     }
     ok_eq(target, TGT_PA, "BASE_G + OFFSET_G is the target after migration");
     ok(right, "new stores through the segment land at BASE + OFFSET only");
-    ok_eq(read64(SEG_LIMIT + 8), tag(DEC_PA + SEG_PAGES * PAGE_4K + 8),
+    ok_eq(read64(SEG_LIMIT + 8), mem_tag(DEC_PA + SEG_PAGES * PAGE_4K + 8),
           "the page at LIMIT still takes the page walk");
 }
 

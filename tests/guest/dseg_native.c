@@ -2,7 +2,7 @@
  * Native direct-segment guest: the guest segment in host mode.
  *
  * Every test page is filled with words that hold their own physical
- * address (| TAG), so a load tells which physical word a linear address
+ * address (| MEM_TAG), so a load tells which physical word a linear address
  * reached.  The test range [T_VA - 4K, T_VA + (N + 1) * 4K) is mapped by
  * 4 KiB pages to the "walk" pages; the guest segment maps its pages to
  * other, "segment" pages.
@@ -24,7 +24,6 @@
 #include "paging.h"
 #include "tap.h"
 
-#define TAG             0x7a67000000000000ull
 #define MAX_PAGES       64
 #define T_VA            0x4000000000ull     /* 4 KiB test pages */
 #define U_VA            0x5000000000ull     /* not in the page tables */
@@ -44,14 +43,7 @@ static uint64_t big_pa;         /* 2 MiB, 2 MiB aligned */
 /* Physical address that a word read through a test mapping came from. */
 static uint64_t origin(uint64_t word)
 {
-    return word & ~TAG;
-}
-
-static void fill_tags(uint64_t pa, uint64_t pages)
-{
-    for (uint64_t off = 0; off < pages * PAGE_4K; off += 8) {
-        write64(pa + off, TAG | (pa + off));
-    }
+    return word & ~MEM_TAG;
 }
 
 /* Walk page of test page @i (-1 ... N). */
@@ -72,11 +64,11 @@ static void setup_memory(void)
     seg2_pa = pages_alloc(npages, PAGE_4K);
     spare_pa = page_alloc();
     big_pa = pages_alloc(PAGE_2M / PAGE_4K, PAGE_2M);
-    fill_tags(walk_pa, npages + 2);
-    fill_tags(seg_pa, npages);
-    fill_tags(seg2_pa, npages);
-    fill_tags(spare_pa, 1);
-    fill_tags(big_pa, PAGE_2M / PAGE_4K);
+    mem_fill_tags(walk_pa, npages + 2);
+    mem_fill_tags(seg_pa, npages);
+    mem_fill_tags(seg2_pa, npages);
+    mem_fill_tags(spare_pa, 1);
+    mem_fill_tags(big_pa, PAGE_2M / PAGE_4K);
 
     host_pt_init(&hpt);
     pt_map_range(&hpt, t_va(-1), walk_page(-1), (npages + 2) * PAGE_4K,
@@ -122,7 +114,7 @@ static void check_edges(void)
     ok(read64(seg_pa + PAGE_4K + 0x200) == 0x1234 &&
        origin(read64(walk_page(1) + 0x200)) == walk_page(1) + 0x200,
        "a store through the segment reaches the segment's target only");
-    write64(seg_pa + PAGE_4K + 0x200, TAG | (seg_pa + PAGE_4K + 0x200));
+    write64(seg_pa + PAGE_4K + 0x200, MEM_TAG | (seg_pa + PAGE_4K + 0x200));
 }
 
 /* An access across LIMIT: segment below, page walk above. */
@@ -179,7 +171,7 @@ static void check_permissions(void)
        "outside the segment the same PTE is read-only and gets A");
     *pte = saved;
     invlpg(t_va(2));
-    fill_tags(seg_pa + 2 * PAGE_4K, 1);
+    mem_fill_tags(seg_pa + 2 * PAGE_4K, 1);
 }
 
 /* The upper canonical half, and the LA57-only lower range. */

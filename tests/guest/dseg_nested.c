@@ -5,7 +5,7 @@
  * A hypervisor runs a 64-bit VM (the image's own functions) and programs
  * the VM's guest segment through the VMCB and the VMM segment and filter
  * through its MSRs.  Host pages are filled with words that hold their own
- * host-physical address (| TAG), so a load in the VM tells which host word
+ * host-physical address (| MEM_TAG), so a load in the VM tells which host word
  * it reached.
  *
  * Guest-physical layout (all mapped by the nested tables with 4 KiB pages
@@ -36,7 +36,6 @@
 #include "svm.h"
 #include "tap.h"
 
-#define TAG             0x7a67000000000000ull
 #define MARK            0x6d61726b00000000ull
 #define MAX_PAGES       64
 #define WORD            0x30                /* word touched in each page */
@@ -99,14 +98,7 @@ static struct {
 
 static uint64_t origin(uint64_t word)
 {
-    return word & ~TAG;
-}
-
-static void fill_tags(uint64_t pa, uint64_t pages)
-{
-    for (uint64_t off = 0; off < pages * PAGE_4K; off += 8) {
-        write64(pa + off, TAG | (pa + off));
-    }
+    return word & ~MEM_TAG;
 }
 
 /* Host-physical address that VMM-segment gPA @gpa translates to. */
@@ -175,12 +167,12 @@ static void build_nested_tables(void)
     h_g2m = pages_alloc(PAGE_2M / PAGE_4K, PAGE_4K);
     h_e2m = pages_alloc(PAGE_2M / PAGE_4K, PAGE_2M);
     h_spare = pages_alloc(4, PAGE_4K);
-    fill_tags(h_v, VSIZE / PAGE_4K);
-    fill_tags(h_e, REGION_PAGES);
-    fill_tags(h_f, REGION_PAGES);
-    fill_tags(h_g2m, PAGE_2M / PAGE_4K);
-    fill_tags(h_e2m, PAGE_2M / PAGE_4K);
-    fill_tags(h_spare, 4);
+    mem_fill_tags(h_v, VSIZE / PAGE_4K);
+    mem_fill_tags(h_e, REGION_PAGES);
+    mem_fill_tags(h_f, REGION_PAGES);
+    mem_fill_tags(h_g2m, PAGE_2M / PAGE_4K);
+    mem_fill_tags(h_e2m, PAGE_2M / PAGE_4K);
+    mem_fill_tags(h_spare, 4);
 
     npt_init(&npt, paging_levels());
     npt_map_range(&npt, 0, 0, SVM_IMAGE_REGION, PAGE_2M);
@@ -336,7 +328,7 @@ static void escape_window(void)
         *npte[k] = saved[k];
     }
     wrmsr(MSR_DSEG_FILTER_CLEAR, 0);
-    fill_tags(v_hpa(D_GPA), npages);
+    mem_fill_tags(v_hpa(D_GPA), npages);
 }
 
 /* Loads through @va (@count pages) must come from the @hpa pages. */
@@ -428,7 +420,7 @@ static void check_nested_permissions(void)
     ran = touch(AD_VA, 1, false);
     ok(ran && (*ad & PTE_A), "outside the segment the nested walk sets A");
     *ro = ro_saved;
-    fill_tags(v_hpa(RO_GPA), 1);
+    mem_fill_tags(v_hpa(RO_GPA), 1);
 }
 
 /* Work of vm_stale(): targets and the loads after each WRMSR sequence. */

@@ -7,7 +7,7 @@
  * target pages TGT_PA(c).  So CPU c reaches TGT_PA(c) through its region
  * and, by the page walk, DEC_PA(1 - c) through the other CPU's region: the
  * same linear address means a different page on the two CPUs.  Every word
- * starts out as TAG | its own physical address; CPU c stores only to word
+ * starts out as MEM_TAG | its own physical address; CPU c stores only to word
  * WORD(c) of a page, so the stores of the two CPUs never overlap.
  *
  * Counter windows (test_dseg_smp.py checks query-dseg of both CPUs):
@@ -42,7 +42,6 @@
 #include "tap.h"
 
 #define NR_CPUS         2
-#define TAG             0x7a67000000000000ull
 #define STAMP           0x5347000000000000ull
 #define REGION_PAGES    128
 #define REGION_SIZE     (REGION_PAGES * PAGE_4K)
@@ -107,25 +106,12 @@ static uint64_t stamp(unsigned c, unsigned w, bool walk, unsigned page)
            (uint64_t)walk << 16 | page;
 }
 
-/* The untouched content of the word at @pa. */
-static uint64_t tag(uint64_t pa)
-{
-    return TAG | pa;
-}
-
-static void fill_tags(uint64_t pa, uint64_t pages)
-{
-    for (uint64_t off = 0; off < pages * PAGE_4K; off += 8) {
-        write64(pa + off, tag(pa + off));
-    }
-}
-
 static void setup_memory(void)
 {
     host_pt_init(&hpt);
     for (unsigned c = 0; c < NR_CPUS; c++) {
-        fill_tags(TGT_PA(c), REGION_PAGES);
-        fill_tags(DEC_PA(c), REGION_PAGES);
+        mem_fill_tags(TGT_PA(c), REGION_PAGES);
+        mem_fill_tags(DEC_PA(c), REGION_PAGES);
         pt_map_range(&hpt, SEG_VA(c), DEC_PA(c), REGION_SIZE, PAGE_4K,
                      PTE_RW);
     }
@@ -206,7 +192,7 @@ static bool check_stores(unsigned c, unsigned w, bool walk, unsigned n,
             right &= read64(SEG_VA(owner) + off) == want;
         } else {
             right &= read64(pa + off) == want &&
-                     read64(other_pa + off) == tag(other_pa + off);
+                     read64(other_pa + off) == mem_tag(other_pa + off);
         }
     }
     return right;

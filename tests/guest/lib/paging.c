@@ -190,3 +190,10 @@ void host_pt_init(struct pt *pt)
     pt_init(pt, paging_levels(), pool_default(), 0);
     pt_map_range(pt, 0, 0, 4ull << 30, PAGE_1G, PTE_RW);
 }
+
+void mem_fill_tags(uint64_t pa, uint64_t pages)
+{
+    for (uint64_t off = 0; off < pages * PAGE_4K; off += 8) {
+        write64(pa + off, mem_tag(pa + off));
+    }
+}

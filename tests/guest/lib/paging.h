@@ -103,4 +103,18 @@ void npt_map_range(struct pt *npt, uint64_t gpa, uint64_t hpa, uint64_t len,
  */
 void host_pt_init(struct pt *pt);
 
+/*
+ * Tagged memory: every 8-byte word holds MEM_TAG | its own physical
+ * address, so a load through a wrong translation tells where it went.
+ */
+#define MEM_TAG         0x7a67000000000000ull
+
+static inline uint64_t mem_tag(uint64_t pa)
+{
+    return MEM_TAG | pa;
+}
+
+/* Tag every word of @pages 4 KiB pages from physical address @pa. */
+void mem_fill_tags(uint64_t pa, uint64_t pages);
+
 #endif /* PAGING_H */
