@@ -17,7 +17,7 @@ results = [json.loads(line)['result'] for line in open(sys.argv[1])]
 passed = sum(r in ('OK', 'EXPECTEDFAIL') for r in results)
 skipped = sum(r == 'SKIP' for r in results)
 failed = len(results) - passed - skipped
-print(f'suite: {passed} passed, {failed} failed, {skipped} skipped '
-      f'({sys.argv[2]} s)')
+print(f'suite time: {sys.argv[2]} s')
+print(f'suite: {passed} passed, {failed} failed, {skipped} skipped')
 PY
 exit $rc
