@@ -1,6 +1,6 @@
 /*
- * Direct-segment translation: register rules, the escape filter (a Bloom
- * filter of pages) and fill accounting.
+ * Direct-segment translation: register rules and the escape filter (a
+ * Bloom filter of pages).
  *
  * Hash i of page number p is the top bits_log2 bits of the 64-bit product
  * p * M[i] (multiply-shift hashing).  The multipliers are published in
@@ -101,17 +101,6 @@ bool dseg_range_write_valid(const DSegRange *r, DSegReg reg, uint64_t val,
 
     dseg_range_write(&candidate, reg, val);
     return dseg_range_valid(&candidate, linear, va_bits, pa_bits);
-}
-
-void dseg_counters_add_fill(DSegCounters *c, const DSegFill *f, bool nested)
-{
-    DSegPathCounters *p = &c->path[dseg_path(nested, f->guest_direct,
-                                             f->final_direct)];
-
-    p->fills++;
-    p->guest_refs += f->guest_refs;
-    p->nested_refs += f->nested_refs;
-    p->arch_refs += f->arch_refs;
 }
 
 /* splitmix64(i + 1) | 1 for i = 0..7, see the spec. */

@@ -122,7 +122,17 @@ typedef struct DSegFill {
 } DSegFill;
 
 /* Account a completed fill to its path. */
-void dseg_counters_add_fill(DSegCounters *c, const DSegFill *f, bool nested);
+static inline void dseg_counters_add_fill(DSegCounters *c, const DSegFill *f,
+                                          bool nested)
+{
+    DSegPathCounters *p = &c->path[dseg_path(nested, f->guest_direct,
+                                             f->final_direct)];
+
+    p->fills++;
+    p->guest_refs += f->guest_refs;
+    p->nested_refs += f->nested_refs;
+    p->arch_refs += f->arch_refs;
+}
 
 /*
  * Escape filter geometry limits.  The filter has 2^bits_log2 bits and

@@ -70,18 +70,4 @@ uint64_t dseg_rdmsr(struct CPUArchState *env, uint32_t msr, uintptr_t ra);
 void dseg_vmrun(struct CPUArchState *env, uintptr_t ra);
 void dseg_vmexit(struct CPUArchState *env);
 
-/*
- * Translation hooks, called on TLB fills only (target/i386/tcg/system/
- * excp_helper.c).  dseg_fill_begin/end bracket the fill of a virtual
- * address; the others run inside it.
- */
-void dseg_fill_begin(struct CPUArchState *env, int mmu_idx);
-void dseg_fill_end(struct CPUArchState *env, int mmu_idx);
-bool dseg_translate_guest(struct CPUArchState *env, uint64_t *addr);
-bool dseg_translate_nested(struct CPUArchState *env, uint64_t *addr);
-void dseg_count_pte(struct CPUArchState *env, int ptw_idx, uint64_t addr,
-                    int lg_page_size);
-void dseg_count_final(struct CPUArchState *env, uint64_t gpa,
-                      int lg_page_size);
-
 #endif /* TARGET_I386_DSEG_H */

@@ -17,7 +17,7 @@
 #include "exec/cputlb.h"
 #include "exec/page-protection.h"
 #include "tcg/helper-tcg.h"
-#include "trace.h"
+#include "dseg-fill.h"
 
 static bool dseg_enabled(CPUX86State *env)
 {
@@ -37,11 +37,6 @@ static unsigned dseg_pa_bits(CPUX86State *env)
 static bool dseg_in_guest(CPUX86State *env)
 {
     return env->hflags & HF_GUEST_MASK;
-}
-
-static bool dseg_nested(CPUX86State *env)
-{
-    return env->hflags2 & HF2_NPT_MASK;
 }
 
 /* Would the VMM segment translate @gpa, the escape filter allowing? */
@@ -77,43 +72,13 @@ static unsigned dseg_nested_cost(CPUX86State *env, uint64_t gpa,
     return dseg_walk_refs(levels, 9, lg_page_size);
 }
 
-/* translation hooks */
+/* slow paths of the translation hooks (dseg-fill.h) */
 
-static bool dseg_virtual_idx(int mmu_idx)
-{
-    return mmu_idx != MMU_NESTED_IDX && mmu_idx != MMU_PHYS_IDX;
-}
-
-void dseg_fill_begin(CPUX86State *env, int mmu_idx)
-{
-    if (dseg_virtual_idx(mmu_idx)) {
-        env->dseg.fill = (DSegFill) { .active = true };
-    }
-}
-
-void dseg_fill_end(CPUX86State *env, int mmu_idx)
-{
-    DSegFill *f = &env->dseg.fill;
-    bool nested = dseg_nested(env);
-
-    if (!dseg_virtual_idx(mmu_idx) || !f->active) {
-        return;
-    }
-    f->active = false;
-    if (!nested && !(env->cr[0] & CR0_PG_MASK)) {
-        return;     /* no translation: paging is off */
-    }
-    dseg_counters_add_fill(&env->dseg.counters, f, nested);
-    trace_dseg_fill(dseg_path(nested, f->guest_direct, f->final_direct),
-                    mmu_idx, f->guest_refs, f->nested_refs, f->arch_refs);
-}
-
-bool dseg_translate_guest(CPUX86State *env, uint64_t *addr)
+bool dseg_translate_guest_hit(CPUX86State *env, uint64_t *addr)
 {
     DSegState *ds = &env->dseg;
 
-    if (!dseg_range_contains(&ds->guest, *addr) ||
-        !(env->hflags & HF_LMA_MASK) || !(env->cr[0] & CR0_PG_MASK) ||
+    if (!(env->hflags & HF_LMA_MASK) || !(env->cr[0] & CR0_PG_MASK) ||
         (dseg_in_guest(env) && !dseg_nested(env))) {
         return false;
     }
@@ -123,13 +88,10 @@ bool dseg_translate_guest(CPUX86State *env, uint64_t *addr)
     return true;
 }
 
-bool dseg_translate_nested(CPUX86State *env, uint64_t *addr)
+bool dseg_translate_nested_hit(CPUX86State *env, uint64_t *addr)
 {
     DSegState *ds = &env->dseg;
 
-    if (!dseg_range_contains(&ds->vmm, *addr)) {
-        return false;
-    }
     ds->counters.filter_probes++;
     if (dseg_filter_test(&ds->filter, *addr)) {
         ds->counters.filter_hits++;
@@ -141,21 +103,13 @@ bool dseg_translate_nested(CPUX86State *env, uint64_t *addr)
     return true;
 }
 
-void dseg_count_pte(CPUX86State *env, int ptw_idx, uint64_t addr,
-                    int lg_page_size)
+/* Guest dimension of a 2D walk: the entry's gPA went through a nested step. */
+void dseg_count_guest_pte(CPUX86State *env, uint64_t gpa, int lg_page_size)
 {
     DSegFill *f = &env->dseg.fill;
 
-    if (ptw_idx == MMU_NESTED_IDX) {
-        /* Guest dimension of a 2D walk: the entry's gPA was translated. */
-        f->guest_refs++;
-        f->arch_refs += 1 + dseg_nested_cost(env, addr, lg_page_size);
-    } else if (dseg_nested(env)) {
-        f->nested_refs++;
-    } else {
-        f->guest_refs++;
-        f->arch_refs++;
-    }
+    f->guest_refs++;
+    f->arch_refs += 1 + dseg_nested_cost(env, gpa, lg_page_size);
 }
 
 void dseg_count_final(CPUX86State *env, uint64_t gpa, int lg_page_size)
