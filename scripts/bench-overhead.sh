@@ -3,7 +3,5 @@
 # compare their speed side by side (scripts/bench-overhead.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/prepare.sh
-ninja -C build >/dev/null
-scripts/build-qemu.sh --upstream build
+scripts/prepare.sh --with-upstream
 exec /usr/bin/python3 scripts/bench-overhead.py "$@"

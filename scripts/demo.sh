@@ -7,7 +7,5 @@
 # go to scripts/dseg-experiment.py (see docs/devel/dseg-experiment.rst).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/prepare.sh
-ninja -C build >/dev/null
-scripts/build-qemu.sh --upstream build
+scripts/prepare.sh --with-upstream
 exec /usr/bin/python3 scripts/dseg-experiment.py "$@"
