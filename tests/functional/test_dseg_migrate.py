@@ -19,14 +19,11 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import os
-import shutil
-import tempfile
 import time
-import unittest
 
-import dseg_model
-from dseg_model import MASK64, PAGE_1G, PAGE_4K
-import harness
+from qemu_dseg import guests, model, testing
+from qemu_dseg.machine import Machine
+from qemu_dseg.model import ANY, MASK64, PAGE_1G, PAGE_4K
 
 GUEST = 'dseg_migrate'
 CPU = 'max,+dseg'
@@ -46,7 +43,7 @@ ZERO_SEGMENT = {'base': 0, 'limit': 0, 'offset': 0}
 # length of the name, the name and the version (1), big-endian.
 SUBSECTION = b'\x05\x08cpu/dseg\x00\x00\x00\x01'
 # A native walk of the image (1 GiB pages, 4-level paging).
-IMAGE_WALK = dseg_model.walk_len(4, PAGE_1G)
+IMAGE_WALK = model.walk_len(4, PAGE_1G)
 TIMEOUT = 30
 
 
@@ -65,35 +62,15 @@ def wait_for(what, poll, timeout=TIMEOUT):
 
 def migration_done(vm):
     """query-migrate once it is completed or failed, else None."""
-    info = vm.qmp('query-migrate')
+    info = vm.cmd('query-migrate')
     return info if info.get('status') in ('completed', 'failed') else None
-
-
-def wait_checkpoint(vm, name):
-    """Wait until the guest stops at checkpoint NAME with vCPU 0 halted."""
-    vm.wait_console(rf'^CHECKPOINT {name}$', TIMEOUT)
-    wait_for(f'the vCPU to halt at {name}', vm.vcpu_halted)
-
-
-def resume(vm):
-    """Leave a checkpoint (lib/libguest.h): the NMI that wakes the guest."""
-    vm.qmp('inject-nmi')
 
 
 def save(vm, path):
     """Stop VM and migrate it to the file PATH; return query-migrate."""
-    vm.qmp('stop')
-    vm.qmp('migrate', uri=f'file:{path}')
+    vm.cmd('stop')
+    vm.cmd('migrate', uri=f'file:{path}')
     return wait_for('the migration to the file', lambda: migration_done(vm))
-
-
-def counters_zero(counters):
-    """Whether every path and event counter is 0."""
-    return all(counters[p] == dict.fromkeys(
-        ('fills', 'guest-refs', 'nested-refs', 'arch-refs'), 0)
-        for p in dseg_model.PATHS) and all(
-        counters[e] == 0 for e in ('guest-segment-hits', 'vmm-segment-hits',
-                                   'filter-probes', 'filter-hits'))
 
 
 def registers(info):
@@ -101,38 +78,36 @@ def registers(info):
     return {k: v for k, v in info.items() if k != 'counters'}
 
 
-class DsegMigrateTest(unittest.TestCase):
+class DsegMigrateTest(testing.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix='qemu-dseg-migrate-')
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
-        cls.stream = os.path.join(cls.tmp, 'dseg.mig')
-        cls.args = harness.guest_args(GUEST, append='mode=full', cpu=CPU)
-        with harness.Machine(cls.args, name='source') as vm:
+        super().setUpClass()
+        cls.stream = os.path.join(cls.logs, 'dseg.mig')
+        cls.args = guests.args(GUEST, append='mode=full', cpu=CPU)
+        with Machine(cls.args, name='source', log_dir=cls.logs) as vm:
             vm.launch()
-            wait_checkpoint(vm, 'begin-write')
-            vm.qmp('dseg-reset-counters')
-            resume(vm)
-            wait_checkpoint(vm, 'migrate')
-            cls.source_info = vm.qmp('query-dseg')[0]
+            vm.wait_checkpoint('begin-write', TIMEOUT)
+            vm.cmd('dseg-reset-counters')
+            vm.resume()
+            vm.wait_checkpoint('migrate', TIMEOUT)
+            cls.source_info = vm.cmd('query-dseg')[0]
             cls.source_migration = save(vm, cls.stream)
-            cls.source_status = vm.qmp('query-status')['status']
+            cls.source_status = vm.cmd('query-status')['status']
             cls.source_console = vm.console()
             cls.source_exit = vm.quit(TIMEOUT)
 
-    @staticmethod
-    def destination(cpu, name, append='mode=full'):
+    def destination(self, cpu, name, append='mode=full'):
         """A QEMU that waits for an incoming migration, then stays paused."""
-        args = harness.guest_args(GUEST, append=append, cpu=cpu)
-        return harness.Machine(args + ['-S', '-incoming', 'defer'], name=name)
+        args = guests.args(GUEST, append=append, cpu=cpu)
+        return self.machine(args + ['-S', '-incoming', 'defer'], name=name)
 
     @staticmethod
     def load(vm, stream):
         """Launch destination VM on STREAM; return the final query-migrate."""
         vm.launch()
-        vm.qmp('migrate-incoming', uri=f'file:{stream}',
-               **{'exit-on-error': False})
+        vm.cmd('migrate-incoming', uri=f'file:{stream}',
+               exit_on_error=False)
         return wait_for(f'{vm.name} to load the stream',
                         lambda: migration_done(vm))
 
@@ -140,7 +115,7 @@ class DsegMigrateTest(unittest.TestCase):
         with self.destination(cpu, 'bad-destination') as vm:
             info = self.load(vm, self.stream)
             self.assertEqual(info['status'], 'failed', vm.describe())
-            self.assertNotEqual(vm.qmp('query-status')['status'], 'running')
+            self.assertNotEqual(vm.cmd('query-status')['status'], 'running')
             error = vm.output() + info.get('error-desc', '')
             for phrase in ('dseg',) + phrases:
                 self.assertIn(phrase, error)
@@ -157,13 +132,11 @@ class DsegMigrateTest(unittest.TestCase):
         self.assertEqual(info['vmm-segment'], VMM_SEGMENT)
         self.assertEqual(info['filter'], {
             'bits': 256, 'hashes': 4,
-            'words': dseg_model.filter_words(FILTER_PAGES)})
+            'words': model.filter_words(FILTER_PAGES)})
         # Window "write": one store through the segment per page.
-        c = info['counters']
-        self.assertEqual(c['native-direct'], {
-            'fills': SEG_PAGES, 'guest-refs': 0, 'nested-refs': 0,
-            'arch-refs': 0})
-        self.assertEqual(c['guest-segment-hits'], SEG_PAGES)
+        model.assert_counters(info['counters'], {
+            'native-walk': ANY, 'native-direct': {'fills': SEG_PAGES},
+            'guest-segment-hits': SEG_PAGES}, 'write')
         with open(self.stream, 'rb') as f:
             self.assertIn(SUBSECTION, f.read())
 
@@ -171,36 +144,31 @@ class DsegMigrateTest(unittest.TestCase):
         with self.destination(CPU, 'destination') as vm:
             info = self.load(vm, self.stream)
             self.assertEqual(info['status'], 'completed', vm.describe())
-            self.assertEqual(vm.qmp('query-status')['status'], 'paused')
-            loaded = vm.qmp('query-dseg')[0]
+            self.assertEqual(vm.cmd('query-status')['status'], 'paused')
+            loaded = vm.cmd('query-dseg')[0]
             self.assertEqual(registers(loaded), registers(self.source_info))
-            self.assertTrue(counters_zero(loaded['counters']),
-                            loaded['counters'])
+            model.assert_counters(loaded['counters'], {}, 'loaded')
 
             windows = {}
 
             def at_checkpoint(name):
-                windows[name] = vm.qmp('query-dseg')[0]
-                vm.qmp('dseg-reset-counters')
+                windows[name] = vm.counter_window()[0]
 
-            vm.qmp('cont')
-            resume(vm)
+            vm.cmd('cont')
+            vm.resume()
             status = vm.serve_checkpoints(at_checkpoint, TIMEOUT)
             console = self.source_console + vm.console()
-        harness.assert_guest_passed(self, status, console)
+        self.assert_guest_passed(status, console)
         self.assertEqual(list(windows), ['readback'])
         # From the load to "readback": one load through the segment per
         # page, the rest is the image's own code and data.
         c = windows['readback']['counters']
-        self.assertEqual(c['native-direct'], {
-            'fills': SEG_PAGES, 'guest-refs': 0, 'nested-refs': 0,
-            'arch-refs': 0})
-        self.assertEqual(c['guest-segment-hits'], SEG_PAGES)
-        walk = c['native-walk']
-        self.assertEqual((walk['guest-refs'], walk['nested-refs'],
-                          walk['arch-refs']),
-                         (IMAGE_WALK * walk['fills'], 0,
-                          IMAGE_WALK * walk['fills']))
+        walk = c['native-walk']['fills']
+        model.assert_counters(c, {
+            'native-walk': {'fills': walk, 'guest-refs': IMAGE_WALK * walk,
+                            'arch-refs': IMAGE_WALK * walk},
+            'native-direct': {'fills': SEG_PAGES},
+            'guest-segment-hits': SEG_PAGES}, 'readback')
         self.assertEqual(registers(windows['readback']),
                          registers(self.source_info))
 
@@ -216,12 +184,12 @@ class DsegMigrateTest(unittest.TestCase):
 
     def test_unused_feature(self):
         """A VM that never used DSEG loads into a CPU without it."""
-        stream = os.path.join(self.tmp, 'idle.mig')
-        args = harness.guest_args(GUEST, append='mode=idle', cpu=CPU)
-        with harness.Machine(args, name='idle-source') as vm:
+        stream = os.path.join(self.logs, 'idle.mig')
+        args = guests.args(GUEST, append='mode=idle', cpu=CPU)
+        with self.machine(args, name='idle-source') as vm:
             vm.launch()
-            wait_checkpoint(vm, 'idle')
-            self.assertTrue(vm.qmp('query-dseg')[0]['enabled'])
+            vm.wait_checkpoint('idle', TIMEOUT)
+            self.assertTrue(vm.cmd('query-dseg')[0]['enabled'])
             self.assertEqual(save(vm, stream)['status'], 'completed')
             source_console = vm.console()
         with open(stream, 'rb') as f:
@@ -230,20 +198,20 @@ class DsegMigrateTest(unittest.TestCase):
         with self.destination('max', 'idle-destination', 'mode=idle') as vm:
             info = self.load(vm, stream)
             self.assertEqual(info['status'], 'completed', vm.describe())
-            loaded = vm.qmp('query-dseg')[0]
+            loaded = vm.cmd('query-dseg')[0]
             self.assertFalse(loaded['enabled'])
             for seg in ('guest-segment', 'host-guest-segment',
                         'vmm-segment'):
                 self.assertEqual(loaded[seg], ZERO_SEGMENT, seg)
             self.assertEqual(loaded['filter']['words'], [0] * 4)
-            vm.qmp('cont')
-            resume(vm)
+            vm.cmd('cont')
+            vm.resume()
             status = vm.wait_guest_exit(TIMEOUT)
             console = source_console + vm.console()
-        harness.assert_guest_passed(self, status, console)
+        self.assert_guest_passed(status, console)
         self.assertIn('# before: dseg on', console)
         self.assertIn('# after: dseg off', console)
 
 
 if __name__ == '__main__':
-    harness.main()
+    testing.main()

@@ -11,10 +11,8 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import subprocess
-import unittest
 
-import dseg_model
-import harness
+from qemu_dseg import config, guests, model, testing
 
 # What dseg_msr.c programs before its checkpoint "state".
 STATE_G = {'base': 0xffff888000000000, 'limit': 0xffff888040000000,
@@ -23,13 +21,13 @@ STATE_V = {'base': 0x40000000, 'limit': 0x80000000, 'offset': 0xc0000000}
 STATE_INSERTS = (0x40001000, 0x12345000)
 
 
-class DsegMsrTest(unittest.TestCase):
+class DsegMsrTest(testing.TestCase):
 
     def run_msr(self, cpu, bits=256, hashes=4):
         append = f'filter_bits={bits} filter_hashes={hashes}'
-        status, console, windows = harness.run_guest_windows(
+        status, console, windows = self.run_guest_windows(
             'dseg_msr', append=append, cpu=cpu)
-        harness.assert_guest_passed(self, status, console)
+        self.assert_guest_passed(status, console)
         state = windows['state']
         self.assertTrue(state['enabled'])
         self.assertFalse(state['guest-mode'])
@@ -39,7 +37,7 @@ class DsegMsrTest(unittest.TestCase):
                          {'base': 0, 'limit': 0, 'offset': 0})
         self.assertEqual(state['filter'], {
             'bits': bits, 'hashes': hashes,
-            'words': dseg_model.filter_words(STATE_INSERTS, bits, hashes)})
+            'words': model.filter_words(STATE_INSERTS, bits, hashes)})
         return console
 
     def test_default(self):
@@ -48,12 +46,12 @@ class DsegMsrTest(unittest.TestCase):
 
     def test_spec_filter_example(self):
         # docs/specs/direct-segments.rst: the bits of gPA 0x40001000.
-        self.assertEqual(sorted(dseg_model.filter_hashes(0x40001000, 256, 4)),
+        self.assertEqual(sorted(model.filter_hashes(0x40001000, 256, 4)),
                          [123, 131, 219, 232])
-        self.assertEqual(dseg_model.filter_hashes(0x12345000, 256, 4),
+        self.assertEqual(model.filter_hashes(0x12345000, 256, 4),
                          [18, 226, 8, 208])
-        self.assertEqual(dseg_model.multiplier(0), 0xe220a8397b1dcdaf)
-        self.assertEqual(dseg_model.multiplier(7), 0xc584133ac916ab3d)
+        self.assertEqual(model.multiplier(0), 0xe220a8397b1dcdaf)
+        self.assertEqual(model.multiplier(7), 0xc584133ac916ab3d)
 
     def test_canonical_width_48(self):
         console = self.run_msr('max,+dseg,-la57')
@@ -76,9 +74,9 @@ class DsegMsrTest(unittest.TestCase):
                      4096, 8)
 
     def run_feature_off(self, cpu):
-        status, console = harness.run_guest('dseg_msr', cpu=cpu,
+        status, console = self.run_guest('dseg_msr', cpu=cpu,
                                             append='dseg=0')
-        harness.assert_guest_passed(self, status, console)
+        self.assert_guest_passed(status, console)
 
     def test_feature_off_by_default(self):
         self.run_feature_off('max')
@@ -97,7 +95,7 @@ class DsegMsrTest(unittest.TestCase):
             for dseg in ('on', 'off'):
                 cpu = f'max,dseg={dseg},{prop}'
                 run = subprocess.run(
-                    [harness.QEMU, '-M', 'q35', '-nodefaults', '-display',
+                    [config.QEMU, '-M', 'q35', '-nodefaults', '-display',
                      'none', '-S', '-cpu', cpu],
                     stdin=subprocess.DEVNULL, capture_output=True,
                     text=True, timeout=30)
@@ -107,31 +105,29 @@ class DsegMsrTest(unittest.TestCase):
         self.assertEqual(accepted, [], 'bad geometries not refused')
 
     def test_qmp(self):
-        args = harness.guest_args('dseg_msr', cpu='max,+dseg',
+        args = guests.args('dseg_msr', cpu='max,+dseg',
                                   extra_args=['-S'])
-        with harness.Machine(args, name='qmp') as vm:
+        with self.machine(args, name='qmp') as vm:
             vm.launch()
-            info = vm.qmp('query-dseg')
+            info = vm.cmd('query-dseg')
             self.assertEqual(len(info), 1)
             self.assertEqual(info[0]['cpu-index'], 0)
             self.assertEqual(set(info[0]['counters']),
-                             set(dseg_model.PATHS) |
-                             {'guest-segment-hits', 'vmm-segment-hits',
-                              'filter-probes', 'filter-hits'})
-            self.assertEqual(vm.qmp('dseg-reset-counters', **{'cpu-index': 0}),
+                             set(model.PATHS) | set(model.EVENTS))
+            self.assertEqual(vm.cmd('dseg-reset-counters', cpu_index=0),
                              {})
-            self.assertEqual(vm.qmp('dseg-reset-counters'), {})
-            err = vm.qmp_raw('dseg-reset-counters', **{'cpu-index': 1})
+            self.assertEqual(vm.cmd('dseg-reset-counters'), {})
+            err = vm.qmp('dseg-reset-counters', cpu_index=1)
             self.assertEqual(err['error']['class'], 'GenericError')
 
     def test_qmp_feature_off(self):
-        args = harness.guest_args('dseg_msr', cpu='max', extra_args=['-S'])
-        with harness.Machine(args, name='qmp') as vm:
+        args = guests.args('dseg_msr', cpu='max', extra_args=['-S'])
+        with self.machine(args, name='qmp') as vm:
             vm.launch()
-            info = vm.qmp('query-dseg')[0]
+            info = vm.cmd('query-dseg')[0]
             self.assertFalse(info['enabled'])
             self.assertEqual(info['filter']['words'], [0, 0, 0, 0])
 
 
 if __name__ == '__main__':
-    harness.main()
+    testing.main()

@@ -11,10 +11,8 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import re
-import unittest
 
-import dseg_model
-import harness
+from qemu_dseg import model, testing
 
 # The segments dseg_vmrun.c programs (see its *_BASE and *_LIMIT).
 HOST_BASE, HOST_LIMIT = 0x1000000000, 0x1000200000
@@ -25,14 +23,14 @@ ZERO = {'base': 0, 'limit': 0, 'offset': 0}
 
 def segment(base, limit, target):
     return {'base': base, 'limit': limit,
-            'offset': (target - base) & dseg_model.MASK64}
+            'offset': (target - base) & model.MASK64}
 
 
-class DsegVmrunTest(unittest.TestCase):
+class DsegVmrunTest(testing.TestCase):
 
     def test_copies_and_guest_mode(self):
-        status, console, windows = harness.run_guest_windows('dseg_vmrun')
-        harness.assert_guest_passed(self, status, console)
+        status, console, windows = self.run_guest_windows('dseg_vmrun')
+        self.assert_guest_passed(status, console)
         m = re.search(r'host target (0x[0-9a-f]+), guest target '
                       r'(0x[0-9a-f]+)', console)
         self.assertIsNotNone(m)
@@ -52,10 +50,10 @@ class DsegVmrunTest(unittest.TestCase):
         self.assertEqual(outside['vmm-segment'], VMM)
 
     def test_feature_off(self):
-        status, console = harness.run_guest('dseg_vmrun', cpu='max',
+        status, console = self.run_guest('dseg_vmrun', cpu='max',
                                             append='dseg=0')
-        harness.assert_guest_passed(self, status, console)
+        self.assert_guest_passed(status, console)
 
 
 if __name__ == '__main__':
-    harness.main()
+    testing.main()

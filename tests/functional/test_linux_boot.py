@@ -26,7 +26,7 @@ echo QEMU-DSEG-INIT-DONE
 {linux_assets.EPILOGUE}"""
 
 
-class LinuxBootTest(unittest.TestCase):
+class LinuxBootTest(testing.TestCase):
 
     def test_boot_cpu_max_svm_npt_kvm_amd(self):
         kernel, initrd = linux_assets.linux_guest(INIT)
@@ -36,7 +36,7 @@ class LinuxBootTest(unittest.TestCase):
         with harness.Machine(args, name='linux') as vm:
             vm.launch()
             vm.wait_console(r'^QEMU-DSEG-INIT-OK', timeout=240)
-            self.assertEqual(vm.qmp('query-status')['status'], 'running')
+            self.assertEqual(vm.cmd('query-status')['status'], 'running')
             vm.wait_console(r'^QEMU-DSEG-INIT-DONE', timeout=120)
             self.assertEqual(vm.wait(60), 0)
             console = vm.console()
@@ -49,4 +49,4 @@ class LinuxBootTest(unittest.TestCase):
 
 
 if __name__ == '__main__':
-    harness.main()
+    testing.main()

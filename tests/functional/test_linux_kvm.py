@@ -41,7 +41,7 @@ import sys
 import tempfile
 import unittest
 
-import dseg_model
+from qemu_dseg import model
 import harness
 import linux_assets
 
@@ -121,13 +121,13 @@ def checksum(pages, seed):
 
 def nested_leaves(result):
     """Page sizes of the nested leaves KVM used for the slot."""
-    sizes = {dseg_model.PAGE_4K: result['kvm_pages_4k'],
-             dseg_model.PAGE_2M: result['kvm_pages_2m'],
-             dseg_model.PAGE_1G: result['kvm_pages_1g']}
+    sizes = {model.PAGE_4K: result['kvm_pages_4k'],
+             model.PAGE_2M: result['kvm_pages_2m'],
+             model.PAGE_1G: result['kvm_pages_1g']}
     return sorted(size for size, count in sizes.items() if count)
 
 
-class LinuxKvmTest(unittest.TestCase):
+class LinuxKvmTest(testing.TestCase):
 
     def setUp(self):
         self.kernel, self.initrd = linux_assets.linux_guest(
@@ -164,16 +164,16 @@ class LinuxKvmTest(unittest.TestCase):
 
                 def window(name, begin, end, timeout=30, failed=None):
                     expect(begin, failed, timeout)
-                    vm.qmp('dseg-reset-counters')
+                    vm.cmd('dseg-reset-counters')
                     ctl.sendall(b'go\n')
                     expect(end, failed, 30)
                     # The guest now waits on ttyS1, so nothing runs in
                     # guest mode; stop anyway for one consistent snapshot.
-                    vm.qmp('stop')
-                    info = vm.qmp('query-dseg')[0]
-                    regs = vm.qmp('human-monitor-command',
+                    vm.cmd('stop')
+                    info = vm.cmd('query-dseg')[0]
+                    regs = vm.cmd('human-monitor-command',
                                   **{'command-line': 'info registers'})
-                    vm.qmp('cont')
+                    vm.cmd('cont')
                     ctl.sendall(b'go\n')
                     windows[name] = (info,
                                      int(re.search(r'CR4=([0-9a-f]+)',
@@ -253,7 +253,7 @@ class LinuxKvmTest(unittest.TestCase):
         self.assertLessEqual(w['fills'], 8 * NPAGES, w)
         # Every fill walks the nested guest's 4-level tables to a 4 KiB
         # leaf: 4 guest entries, no re-reads with one vCPU.
-        g = dseg_model.walk_len(GUEST_LEVELS, dseg_model.PAGE_4K)
+        g = model.walk_len(GUEST_LEVELS, model.PAGE_4K)
         self.assertEqual(w['guest-refs'], g * w['fills'], w)
 
         # The nested leaves KVM used decide m.  The slot is 2 MiB-aligned;
@@ -264,10 +264,10 @@ class LinuxKvmTest(unittest.TestCase):
         leaves = nested_leaves(result)
         if mode == 'no-thp':
             # MADV_NOHUGEPAGE: KVM cannot map more than the host page.
-            self.assertEqual(leaves, [dseg_model.PAGE_4K], result)
+            self.assertEqual(leaves, [model.PAGE_4K], result)
         self.assertTrue(leaves, result)
-        costs = [dseg_model.walk_len(host_levels, size) for size in leaves]
-        per_fill = [dseg_model.arch_refs_nested(g, m, m) for m in costs]
+        costs = [model.walk_len(host_levels, size) for size in leaves]
+        per_fill = [model.arch_refs_nested(g, m, m) for m in costs]
         if len(leaves) == 1:
             self.assertEqual(w['arch-refs'], per_fill[0] * w['fills'], w)
             # Every nested walk QEMU performed has that same length m.
@@ -292,4 +292,4 @@ class LinuxKvmTest(unittest.TestCase):
 
 
 if __name__ == '__main__':
-    harness.main()
+    testing.main()

@@ -9,18 +9,16 @@ exits.  The guest reports TAP; every check must pass.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import unittest
-
-import harness
+from qemu_dseg import testing
 
 
-class SvmNptTest(unittest.TestCase):
+class SvmNptTest(testing.TestCase):
 
     def run_npt(self, image, guest_levels, nested_levels):
-        status, console = harness.run_guest(
+        status, console = self.run_guest(
             image, append=f'guest_levels={guest_levels}', memory='512M',
             timeout=60)
-        harness.assert_guest_passed(self, status, console)
+        self.assert_guest_passed(status, console)
         self.assertIn(f'host and nested paging: {nested_levels} levels, '
                       f'guest paging: {guest_levels} levels', console)
         self.assertIn(f'hello from the nested guest ({guest_levels}-level '
@@ -40,4 +38,4 @@ class SvmNptTest(unittest.TestCase):
 
 
 if __name__ == '__main__':
-    harness.main()
+    testing.main()

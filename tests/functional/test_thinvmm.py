@@ -173,10 +173,10 @@ def run_thinvmm(append, at_checkpoint=None, linux_extra=''):
     windows = {}
 
     def cp(name):
-        windows[name] = vm.qmp('query-dseg')[0]
+        windows[name] = vm.cmd('query-dseg')[0]
         if at_checkpoint:
             at_checkpoint(vm, name)
-        vm.qmp('dseg-reset-counters')
+        vm.cmd('dseg-reset-counters')
 
     t0 = time.monotonic()
     with harness.Machine(args, name='thinvmm') as vm:
@@ -189,7 +189,7 @@ def read_phys(vm, addr, size):
     with tempfile.NamedTemporaryFile(delete=False) as f:
         path = f.name
     try:
-        vm.qmp('pmemsave', val=addr, size=size, filename=path)
+        vm.cmd('pmemsave', val=addr, size=size, filename=path)
         with open(path, 'rb') as f:
             return f.read()
     finally:
@@ -208,7 +208,7 @@ def counters_line(name, c):
     return f'# {name}: ' + '; '.join(parts) + f'; {ev}'
 
 
-class ThinVmmTest(unittest.TestCase):
+class ThinVmmTest(testing.TestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -360,4 +360,4 @@ class ThinVmmTest(unittest.TestCase):
 
 
 if __name__ == '__main__':
-    harness.main()
+    testing.main()

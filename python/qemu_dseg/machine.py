@@ -1,0 +1,228 @@
+"""One run of the fork (or of upstream QEMU), built on QEMU's QEMUMachine.
+
+Machine adds what qemu-dseg's tests and experiments need to QEMU's own
+python/qemu/machine: the serial console in a log file beside QEMU's own
+output log, waits on that console that always time out, the guest-side
+test checkpoints of tests/guest/lib/libguest.h, resuming from them,
+counter windows (query-dseg, then dseg-reset-counters), and failure
+messages that carry the console tail and the paths of the logs.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import os
+import re
+import time
+
+from qemu.machine import QEMUMachine
+from qemu.machine.machine import AbnormalShutdown, VMLaunchFailure
+
+from . import config
+
+# A test checkpoint line of the guest console (tests/guest/lib/libguest.h).
+_CHECKPOINT = re.compile(r'^CHECKPOINT (\S+)\r?\n', re.M)
+# How long a vCPU may take to halt after printing its checkpoint.
+HALT_TIMEOUT = 10
+
+
+class MachineError(AssertionError):
+    """A run went wrong; the message has the console tail and log paths."""
+
+
+class Machine(QEMUMachine):
+    """qemu-system-x86_64 with ARGS, its console in LOG_DIR/NAME-console.log.
+
+    BINARY defaults to the fork (config.QEMU).  QEMU's own output goes to
+    LOG_DIR/NAME.log (QEMUMachine's log); both files stay after the run.
+    Use it as a context manager: QEMU is always reaped, and killed at
+    once when the block ends with an exception.
+    """
+
+    def __init__(self, args, name='vm', binary=None, log_dir=None,
+                 qmp=True, console_tail=30):
+        log_dir = log_dir or os.path.join(config.LOG_DIR, 'machines')
+        os.makedirs(log_dir, exist_ok=True)
+        super().__init__(binary or config.QEMU, name=name, log_dir=log_dir)
+        self.name = name
+        self.console_tail = console_tail
+        self.console_path = os.path.join(log_dir, f'{name}-console.log')
+        self.output_path = os.path.join(log_dir, f'{name}.log')
+        self.set_qmp_monitor(qmp)
+        self.add_args('-nodefaults', '-no-reboot',
+                      '-chardev', f'file,id=con,path={self.console_path}',
+                      '-serial', 'chardev:con', *args)
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        if exc_type is None:
+            self.shutdown()
+        else:
+            self.kill()
+
+    def launch(self):
+        try:
+            super().launch()
+        except VMLaunchFailure as e:
+            raise MachineError(f'{self.name}: QEMU did not start: '
+                               f'{e}{self.describe()}') from e
+        return self
+
+    # --- what the machine printed -------------------------------------
+
+    def console(self):
+        """The serial console so far, with \\n line ends."""
+        try:
+            with open(self.console_path, errors='replace') as f:
+                return f.read().replace('\r\n', '\n')
+        except FileNotFoundError:
+            return ''
+
+    def output(self):
+        """What QEMU itself printed so far (stdout and stderr)."""
+        try:
+            with open(self.output_path, errors='replace') as f:
+                return f.read()
+        except FileNotFoundError:
+            return ''
+
+    def describe(self):
+        """The console tail, QEMU's output and the logs, for messages."""
+        lines = self.console().splitlines()[-self.console_tail:]
+        text = '\n--- console tail ---\n' + '\n'.join(lines)
+        err = self.output().strip()
+        if err:
+            text += '\n--- qemu output ---\n' + err
+        return (text + f'\n--- logs: {self.console_path}, '
+                f'{self.output_path}')
+
+    def fail(self, msg):
+        """Kill QEMU and raise MachineError(MSG) with the description."""
+        self.kill()
+        raise MachineError(f'{self.name}: {msg}{self.describe()}')
+
+    # --- waiting ------------------------------------------------------
+
+    def _check_alive(self, what):
+        if not self.is_running():
+            self.fail(f'QEMU exited ({self.exitcode()}) {what}')
+
+    def wait_console(self, pattern, timeout, poll=0.2):
+        """Wait until the console matches PATTERN; return the match."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = re.search(pattern, self.console(), re.M)
+            if m:
+                return m
+            self._check_alive(f'before the console showed {pattern!r}')
+            if time.monotonic() > deadline:
+                self.fail(f'timed out after {timeout} s waiting for '
+                          f'{pattern!r} on the console')
+            time.sleep(poll)
+
+    def wait_exit(self, timeout):
+        """Wait for QEMU to exit by itself; return its exit code."""
+        try:
+            self.wait(timeout)
+        except AbnormalShutdown:
+            self.fail(f'timed out after {timeout} s waiting for QEMU to '
+                      f'exit')
+        return self.exitcode()
+
+    def wait_guest_exit(self, timeout):
+        """Wait for the guest's isa-debug-exit write; return its value."""
+        rc = self.wait_exit(timeout)
+        status = debug_exit_status(rc)
+        if status is None:
+            self.fail(f'QEMU exited with {rc}: the guest did not write to '
+                      f'isa-debug-exit')
+        return status
+
+    def quit(self, timeout=30):
+        """Make QEMU exit with QMP quit; return its exit code."""
+        self.shutdown(timeout=timeout)
+        return self.exitcode()
+
+    # --- the vCPUs ----------------------------------------------------
+
+    def registers(self):
+        """HMP 'info registers' of the current vCPU (vCPU 0)."""
+        return self.cmd('human-monitor-command',
+                        command_line='info registers')
+
+    def vcpu_halted(self):
+        """Whether vCPU 0 is halted."""
+        return 'HLT=1' in self.registers()
+
+    def vcpu_threads(self):
+        """The host thread id of each vCPU, in cpu-index order."""
+        return [c['thread-id'] for c in self.cmd('query-cpus-fast')]
+
+    def read_phys(self, addr, size):
+        """SIZE bytes of guest-physical memory at ADDR (pmemsave)."""
+        path = os.path.join(self.log_dir, f'{self.name}-pmem.bin')
+        self.cmd('pmemsave', val=addr, size=size, filename=path)
+        try:
+            with open(path, 'rb') as f:
+                return f.read()
+        finally:
+            os.unlink(path)
+
+    # --- checkpoints and counter windows -------------------------------
+
+    def wait_checkpoint(self, name, timeout, poll=0.01):
+        """Wait until the guest printed checkpoint NAME and vCPU 0 halted."""
+        self.wait_console(rf'^CHECKPOINT {re.escape(name)}\r?$', timeout,
+                          poll)
+        self.wait_halted(name, poll)
+
+    def wait_halted(self, checkpoint, poll=0.01):
+        deadline = time.monotonic() + HALT_TIMEOUT
+        while not self.vcpu_halted():
+            if time.monotonic() > deadline:
+                self.fail(f'the vCPU did not halt at checkpoint '
+                          f'{checkpoint}')
+            time.sleep(poll)
+
+    def resume(self):
+        """Leave a checkpoint: the NMI that wakes the guest."""
+        self.cmd('inject-nmi')
+
+    def counter_window(self):
+        """Close a counter window: query-dseg of every vCPU, then reset."""
+        info = self.cmd('query-dseg')
+        self.cmd('dseg-reset-counters')
+        return info
+
+    def serve_checkpoints(self, at_checkpoint, timeout):
+        """Serve the guest's checkpoints until it exits.
+
+        At each checkpoint: wait until the vCPU halts, call
+        AT_CHECKPOINT(name), then resume the guest.  Returns the guest's
+        isa-debug-exit status.
+        """
+        deadline = time.monotonic() + timeout
+        served = 0
+        while True:
+            names = _CHECKPOINT.findall(self.console())
+            if served < len(names):
+                self.wait_halted(names[served])
+                at_checkpoint(names[served])
+                served += 1
+                self.resume()
+                continue
+            if not self.is_running():
+                return self.wait_guest_exit(0)
+            if time.monotonic() > deadline:
+                self.fail(f'timed out after {timeout} s with {served} '
+                          f'checkpoints served')
+            time.sleep(0.02)
+
+
+def debug_exit_status(returncode):
+    """The value a guest wrote to isa-debug-exit, or None.
+
+    QEMU exits with (value << 1) | 1, so an even return code (including a
+    normal shutdown's 0) means the guest never reached the device.
+    """
+    if returncode is None or returncode <= 0 or not returncode & 1:
+        return None
+    return returncode >> 1

@@ -1,0 +1,115 @@
+"""The base of qemu-dseg's functional tests: logs, guests, TAP.
+
+Every test gets a log directory of its own,
+QEMU_DSEG_LOG_DIR/<test file>/<Class>.<method> (build/tests/functional/...
+under meson), emptied when the test starts and kept afterwards, pass or
+fail; each machine it starts writes NAME-console.log (the serial console)
+and NAME.log (QEMU's own output) there.  setUpClass work logs to
+<test file>/<Class>.  A failing test prints its log directory.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import os
+import shutil
+import sys
+import unittest
+
+from . import config, guests
+from .machine import Machine
+
+
+def log_dir(*parts):
+    """An empty log directory QEMU_DSEG_LOG_DIR/PARTS."""
+    path = os.path.join(config.LOG_DIR, *parts)
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    return path
+
+
+def _test_file(cls):
+    module = sys.modules[cls.__module__]
+    return os.path.splitext(os.path.basename(module.__file__))[0]
+
+
+class TestCase(unittest.TestCase):
+    """A functional test: machines log to the test's own directory."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.logs = log_dir(_test_file(cls), cls.__name__)
+        cls._names = set()
+
+    def setUp(self):
+        super().setUp()
+        self.logs = log_dir(_test_file(type(self)),
+                            f'{type(self).__name__}.{self._testMethodName}')
+        self._names = set()
+
+    def run(self, result=None):
+        result = result or self.defaultTestResult()
+        bad = len(result.failures) + len(result.errors)
+        super().run(result)
+        if len(result.failures) + len(result.errors) > bad:
+            print(f'# logs of {self.id()}: {self.logs}', file=sys.stderr,
+                  flush=True)
+        return result
+
+    def machine(self, args, name='vm', **kwargs):
+        """A Machine logging to this test's directory, under a name that
+        is unique in it."""
+        unique, n = name, 1
+        while unique in self._names:
+            n += 1
+            unique = f'{name}-{n}'
+        self._names.add(unique)
+        return Machine(args, name=unique, log_dir=self.logs, **kwargs)
+
+    # --- bare-metal test guests ---------------------------------------
+
+    def run_guest(self, name, append='', timeout=60, **kwargs):
+        """Run test guest NAME to its end; return (status, console).
+        KWARGS go to guests.args()."""
+        with self.machine(guests.args(name, append, **kwargs), name=name,
+                          qmp=False) as vm:
+            vm.launch()
+            return vm.wait_guest_exit(timeout), vm.console()
+
+    def run_guest_windows(self, name, append='', cpu='max,+dseg',
+                          timeout=60, **kwargs):
+        """Run guest NAME, closing a counter window at each checkpoint.
+
+        Returns (status, console, {checkpoint: DsegCpuInfo of vCPU 0}):
+        the counters read at checkpoint N are those since checkpoint N-1.
+        """
+        windows = {}
+
+        def at_checkpoint(cp):
+            windows[cp] = vm.counter_window()[0]
+
+        with self.machine(guests.args(name, append, cpu=cpu, **kwargs),
+                          name=name) as vm:
+            vm.launch()
+            status = vm.serve_checkpoints(at_checkpoint, timeout)
+            return status, vm.console(), windows
+
+    def assert_guest_passed(self, status, console):
+        """Fail unless the guest met its TAP plan with every check ok."""
+        plan, results = guests.tap(console)
+        tail = '\n--- console ---\n' + console[-4000:]
+        failed = [f'{n} - {text}' for passed, n, text in results
+                  if not passed]
+        self.assertEqual(failed, [], 'guest checks failed' + tail)
+        self.assertIsNotNone(plan, 'guest printed no single TAP plan' + tail)
+        self.assertEqual([n for _, n, _ in results], list(range(1, plan + 1)),
+                         'guest did not run its planned checks' + tail)
+        self.assertEqual(status, 0, 'guest exit status' + tail)
+
+
+def main():
+    """Run the calling module's test cases with TAP output."""
+    import pycotap
+    unittest.main(testRunner=pycotap.TAPTestRunner(
+        message_log=pycotap.LogMode.LogToError,
+        test_output_log=pycotap.LogMode.LogToError), verbosity=0)
