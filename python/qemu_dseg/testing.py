@@ -10,12 +10,13 @@ and NAME.log (QEMU's own output) there.  setUpClass work logs to
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import json
 import os
 import shutil
 import sys
 import unittest
 
-from . import config, guests
+from . import assets, config, guests
 from .machine import Machine
 
 
@@ -25,6 +26,17 @@ def log_dir(*parts):
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path)
     return path
+
+
+def linux_image(logs, init_script, **kwargs):
+    """assets.linux_guest(INIT_SCRIPT, **KWARGS), with the Debian
+    packages it is made of printed and written to LOGS/packages.json."""
+    image = assets.linux_guest(init_script, **kwargs)
+    with open(os.path.join(logs, 'packages.json'), 'w') as f:
+        json.dump(image.records(), f, indent=1)
+    for pkg in image.packages:
+        print(f'# package: {pkg}', file=sys.stderr, flush=True)
+    return image
 
 
 def _test_file(cls):
@@ -65,6 +77,11 @@ class TestCase(unittest.TestCase):
             unique = f'{name}-{n}'
         self._names.add(unique)
         return Machine(args, name=unique, log_dir=self.logs, **kwargs)
+
+    def linux_image(self, init_script, **kwargs):
+        """A Linux guest of Debian's packages, recorded in the test's
+        logs (see linux_image())."""
+        return linux_image(self.logs, init_script, **kwargs)
 
     # --- bare-metal test guests ---------------------------------------
 

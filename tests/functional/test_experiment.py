@@ -15,23 +15,18 @@ not checked.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import importlib.util
 import io
 import json
 import os
-import tempfile
-import unittest
 
-import harness
-
-_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'scripts', 'dseg-experiment.py')
+from qemu_dseg import config, testing
+from qemu_dseg.experiment import cli
+from qemu_dseg.model import MASK64
 
 SIZE_MB = 4
 ITERS = {'gups': 20000, 'chase': 20000, 'scan': 2}
 SEED = 7
 TLB_SIZE = 256
-MASK64 = (1 << 64) - 1
 
 # arch-refs of one fill on each path, 4-level tables with 4 KiB pages.
 ARCH_PER_FILL = {'native-walk': 4, 'native-direct': 0, 'walk-2d': 24,
@@ -43,14 +38,6 @@ GUEST_PER_FILL = {'native-walk': 4, 'native-direct': 0, 'walk-2d': 4,
 INTENDED = {'base-native': 'native-walk', 'native-direct': 'native-direct',
             'base-virtualised': 'walk-2d', 'guest-direct': 'guest-direct',
             'vmm-direct': 'vmm-direct', 'dual-direct': 'dual-direct'}
-
-
-def load_experiment():
-    """scripts/dseg-experiment.py as a module."""
-    spec = importlib.util.spec_from_file_location('dseg_experiment', _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # --- an independent model of tests/guest/lib/workload.c ----------------------
@@ -85,34 +72,30 @@ def model_checksum(kind, words, iters, seed):
     return iters * sum(i ^ seed for i in range(words)) & MASK64
 
 
-class ExperimentTest(unittest.TestCase):
+class ExperimentTest(testing.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.exp = load_experiment()
-        cls.outdir = tempfile.TemporaryDirectory(prefix='qemu-dseg-exp-')
+        super().setUpClass()
+        cls.outdir = cls.logs
         cls.results = {}
         cls.text = {}
         for kind, iters in ITERS.items():
-            out = os.path.join(cls.outdir.name, kind)
+            out = os.path.join(cls.outdir, kind)
             # gups twice, to see that a fixed TLB repeats its fills exactly.
             args = ['--workload', kind, '--size-mb', str(SIZE_MB),
                     '--iters', str(iters), '--seed', str(SEED),
                     '--tlb-size', str(TLB_SIZE),
                     '--runs', '2' if kind == 'gups' else '1',
-                    '--no-upstream', '--qemu', harness.QEMU,
-                    '--guests', harness.GUESTS, '--out', out]
+                    '--no-upstream', '--qemu', config.QEMU,
+                    '--guests', config.GUESTS, '--out', out]
             if kind != 'gups':
                 args.append('--no-chart')
             text = io.StringIO()
-            cls.exp.main(args, out=text)
+            cli.main(args, out=text)
             cls.text[kind] = text.getvalue()
             with open(os.path.join(out, 'results.json')) as f:
                 cls.results[kind] = json.load(f)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.outdir.cleanup()
 
     def workload(self, kind):
         res = self.results[kind]
@@ -207,10 +190,10 @@ class ExperimentTest(unittest.TestCase):
                       'guest direct', 'VMM direct', 'dual direct'):
             self.assertIn(f'\n{label} ', text)
         self.assertEqual(text.count('] gups '), 12)
-        with open(os.path.join(self.outdir.name, 'gups', 'modes.png'),
+        with open(os.path.join(self.outdir, 'gups', 'modes.png'),
                   'rb') as f:
             self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
 
 
 if __name__ == '__main__':
-    harness.main()
+    testing.main()

@@ -2,20 +2,18 @@
 """Debian's unmodified cloud kernel boots under the fork with -cpu max.
 
 The initramfs is built at test time from Debian's linux-image and
-busybox-static packages (see linux_assets.py).  Its /init reports what the
+busybox-static packages (see python/qemu_dseg/assets.py).  Its /init reports what the
 kernel sees of the emulated CPU and loads kvm_amd.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import re
-import unittest
 
-import harness
-import linux_assets
+from qemu_dseg import assets, testing
 
 INIT = f"""#!/bin/sh
-{linux_assets.INIT_PRELUDE}
+{assets.INIT_PRELUDE}
 echo QEMU-DSEG-INIT-OK
 load_modules
 echo "cpuinfo-svm: $(grep -c -w svm /proc/cpuinfo)"
@@ -23,22 +21,22 @@ echo "cpuinfo-npt: $(grep -c -w npt /proc/cpuinfo)"
 echo "kvm_amd-npt: $(cat /sys/module/kvm_amd/parameters/npt)"
 dmesg | grep -i kvm
 echo QEMU-DSEG-INIT-DONE
-{linux_assets.EPILOGUE}"""
+{assets.EPILOGUE}"""
 
 
 class LinuxBootTest(testing.TestCase):
 
     def test_boot_cpu_max_svm_npt_kvm_amd(self):
-        kernel, initrd = linux_assets.linux_guest(INIT)
+        linux = self.linux_image(INIT)
         args = ['-M', 'q35', '-cpu', 'max', '-m', '1G',
-                '-kernel', kernel, '-initrd', initrd,
+                '-kernel', linux.kernel, '-initrd', linux.initrd,
                 '-append', 'console=ttyS0 panic=-1 quiet']
-        with harness.Machine(args, name='linux') as vm:
+        with self.machine(args, name='linux') as vm:
             vm.launch()
             vm.wait_console(r'^QEMU-DSEG-INIT-OK', timeout=240)
             self.assertEqual(vm.cmd('query-status')['status'], 'running')
             vm.wait_console(r'^QEMU-DSEG-INIT-DONE', timeout=120)
-            self.assertEqual(vm.wait(60), 0)
+            self.assertEqual(vm.wait_exit(60), 0)
             console = vm.console()
 
         self.assertRegex(console, r'(?m)^cpuinfo-svm: [1-9]')

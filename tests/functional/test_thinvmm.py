@@ -3,7 +3,7 @@
 
 tests/guest/thinvmm.c is a thin bare-metal hypervisor.  QEMU starts it as
 a multiboot kernel and passes Debian's unmodified cloud bzImage and a
-busybox initramfs (linux_assets.py) as its two multiboot modules; it boots
+busybox initramfs (python/qemu_dseg/assets.py) as its two multiboot modules; it boots
 them as its SVM guest through the Linux boot protocol with nested paging,
 everything passed through (serial port, timers, APIC, ACPI tables, PCI),
 and 512 MiB of guest RAM backed at a non-zero offset in host memory.
@@ -12,8 +12,8 @@ Each run executes the same deterministic workload in the guest (a large
 file in tmpfs written from a seeded busybox seq, copied, and md5sum'd),
 which must give the same digest natively (Linux booted directly by the
 fork), in mode=base (NPT only) and in mode=vmm (NPT plus one VMM segment
-over guest RAM).  A tiny static program in the initramfs executes VMMCALL
-(intercepted, at any CPL) to let the hypervisor stop at a test checkpoint,
+over guest RAM).  A tiny static program in the initramfs,
+tests/guest/linux/vmmcall.S, executes VMMCALL (intercepted, at any CPL) to let the hypervisor stop at a test checkpoint,
 where this test reads query-dseg and resets the counters: window
 "vmmcall-1" is the boot, window "vmmcall-2" the workload.
 
@@ -38,66 +38,23 @@ every guest-mode path belongs to the Linux guest):
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import os
 import re
 import struct
-import subprocess
-import tempfile
 import time
-import unittest
 
-import harness
-import linux_assets
+from qemu_dseg import assets, guests, model, testing
+from qemu_dseg.machine import Machine
 
 SEED = 1234567
 STEP = 7
 COUNT = 2500000             # numbers written by seq: ~20 MB of text
-MIB = 1 << 20
-GUEST_PATHS = ('walk-2d', 'guest-direct', 'vmm-direct', 'dual-direct')
+GUEST_PATHS = model.GUEST_MODE_PATHS
 BAD_SENTINEL = 0xbadbadbadbad0000
 NBAD = 4
 LINUX_CMDLINE = 'console=ttyS0 panic=-1 nokaslr'
 
-# VMMCALL from user mode: RAX = magic, RBX = argv[1], RCX = argv[2].
-VMMCALL_S = r"""
-    .globl _start
-    .text
-_start:
-    xor %ebx, %ebx
-    xor %ecx, %ecx
-    mov (%rsp), %r8
-    cmp $2, %r8
-    jb 3f
-    mov 16(%rsp), %rsi
-    call atou
-    mov %rax, %rbx
-    cmp $3, %r8
-    jb 3f
-    mov 24(%rsp), %rsi
-    push %rbx
-    call atou
-    pop %rbx
-    mov %rax, %rcx
-3:  mov $0x74686e76, %eax
-    vmmcall
-    mov $60, %eax
-    xor %edi, %edi
-    syscall
-atou:
-    xor %eax, %eax
-1:  movzbl (%rsi), %edx
-    sub $'0', %edx
-    cmp $9, %edx
-    ja 2f
-    imul $10, %rax, %rax
-    add %rdx, %rax
-    inc %rsi
-    jmp 1b
-2:  ret
-"""
-
 INIT = f"""#!/bin/sh
-{linux_assets.INIT_PRELUDE}
+{assets.INIT_PRELUDE}
 echo QEMU-DSEG-INIT-OK
 hv=0
 grep -q thinvmm=1 /proc/cmdline && hv=1
@@ -116,29 +73,7 @@ rm /tmp/copy
 [ $hv = 1 ] && /bin/vmmcall 2
 echo QEMU-DSEG-INIT-DONE
 [ $hv = 1 ] && /bin/vmmcall 0 0
-{linux_assets.EPILOGUE}"""
-
-_assets = None
-
-
-def assets():
-    """(vmlinuz, initramfs) with /bin/vmmcall, built once."""
-    global _assets
-    if _assets is None:
-        with tempfile.TemporaryDirectory() as d:
-            src = os.path.join(d, 'vmmcall.S')
-            out = os.path.join(d, 'vmmcall')
-            with open(src, 'w') as f:
-                f.write(VMMCALL_S)
-            subprocess.run(['gcc', '-nostdlib', '-static', '-no-pie',
-                            '-Wl,--build-id=none', '-o', out, src],
-                           check=True, capture_output=True, timeout=120)
-            with open(out, 'rb') as f:
-                binary = f.read()
-        _assets = linux_assets.linux_guest(
-            INIT, extra_files={'/bin/vmmcall': binary}, modules=[])
-    return _assets
-
+{assets.EPILOGUE}"""
 
 def guest_fills(c):
     return sum(c[p]['fills'] for p in GUEST_PATHS)
@@ -148,52 +83,6 @@ def workload_md5(console):
     m = re.search(r'^WORKLOAD-MD5 ([0-9a-f]{32})\s+-? ?([0-9a-f]{32})',
                   console, re.M)
     return m and (m.group(1), m.group(2))
-
-
-def run_native():
-    kernel, initrd = assets()
-    args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '1G',
-            '-kernel', kernel, '-initrd', initrd,
-            '-append', LINUX_CMDLINE]
-    t0 = time.monotonic()
-    with harness.Machine(args, name='native') as vm:
-        vm.launch(qmp=False)
-        vm.wait_console(r'^QEMU-DSEG-INIT-DONE', timeout=300)
-        vm.wait(60)
-        return vm.console(), time.monotonic() - t0
-
-
-def run_thinvmm(append, at_checkpoint=None, linux_extra=''):
-    """Boot Linux under thinvmm; return (status, console, windows, secs)."""
-    kernel, initrd = assets()
-    args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '1G',
-            '-kernel', harness.guest_image('thinvmm'),
-            '-initrd', f'{kernel},{initrd}', *harness.DEBUG_EXIT_ARGS,
-            '-append', f'{append} -- {LINUX_CMDLINE} thinvmm=1 {linux_extra}']
-    windows = {}
-
-    def cp(name):
-        windows[name] = vm.cmd('query-dseg')[0]
-        if at_checkpoint:
-            at_checkpoint(vm, name)
-        vm.cmd('dseg-reset-counters')
-
-    t0 = time.monotonic()
-    with harness.Machine(args, name='thinvmm') as vm:
-        vm.launch()
-        status = vm.serve_checkpoints(cp, timeout=600)
-        return status, vm.console(), windows, time.monotonic() - t0
-
-
-def read_phys(vm, addr, size):
-    with tempfile.NamedTemporaryFile(delete=False) as f:
-        path = f.name
-    try:
-        vm.cmd('pmemsave', val=addr, size=size, filename=path)
-        with open(path, 'rb') as f:
-            return f.read()
-    finally:
-        os.unlink(path)
 
 
 def counters_line(name, c):
@@ -212,10 +101,44 @@ class ThinVmmTest(testing.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        console, secs = run_native()
-        cls.native_md5 = workload_md5(console)
-        print(f'# native Linux: {secs:.1f} s, md5 {cls.native_md5}')
-        cls.native_console = console
+        super().setUpClass()
+        with open(guests.path('vmmcall'), 'rb') as f:
+            cls.linux = testing.linux_image(
+                cls.logs, INIT, extra_files={'/bin/vmmcall': f.read()},
+                modules=[])
+        args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '1G',
+                '-kernel', cls.linux.kernel, '-initrd', cls.linux.initrd,
+                '-append', LINUX_CMDLINE]
+        t0 = time.monotonic()
+        with Machine(args, name='native', log_dir=cls.logs, qmp=False) as vm:
+            vm.launch()
+            vm.wait_console(r'^QEMU-DSEG-INIT-DONE', timeout=300)
+            vm.wait_exit(60)
+            cls.native_console = vm.console()
+        cls.native_md5 = workload_md5(cls.native_console)
+        print(f'# native Linux: {time.monotonic() - t0:.1f} s, '
+              f'md5 {cls.native_md5}')
+
+    def run_thinvmm(self, append, at_checkpoint=None, linux_extra=''):
+        """Boot Linux under thinvmm; return (status, console, windows,
+        seconds)."""
+        args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '1G',
+                '-kernel', guests.image('thinvmm'),
+                '-initrd', f'{self.linux.kernel},{self.linux.initrd}',
+                *guests.DEBUG_EXIT_ARGS, '-append',
+                f'{append} -- {LINUX_CMDLINE} thinvmm=1 {linux_extra}']
+        windows = {}
+
+        def cp(name):
+            if at_checkpoint:
+                at_checkpoint(vm, name)
+            windows[name] = vm.counter_window()[0]
+
+        t0 = time.monotonic()
+        with self.machine(args, name='thinvmm') as vm:
+            vm.launch()
+            status = vm.serve_checkpoints(cp, timeout=600)
+            return status, vm.console(), windows, time.monotonic() - t0
 
     def check_common(self, status, console, windows):
         tail = '\n--- console ---\n' + console[-3000:]
@@ -249,7 +172,7 @@ class ThinVmmTest(testing.TestCase):
             print(counters_line(name, w['counters']))
 
     def test_mode_vmm(self):
-        status, console, windows, secs = run_thinvmm('mode=vmm')
+        status, console, windows, secs = self.run_thinvmm('mode=vmm')
         print(f'# mode=vmm: {secs:.1f} s')
         self.check_common(status, console, windows)
         for name, w in windows.items():
@@ -274,7 +197,7 @@ class ThinVmmTest(testing.TestCase):
         self.check_base('no5lvl', 4)
 
     def check_base(self, linux_extra, want_n):
-        status, console, windows, secs = run_thinvmm('mode=base',
+        status, console, windows, secs = self.run_thinvmm('mode=base',
                                                      linux_extra=linux_extra)
         print(f'# mode=base {linux_extra}'.rstrip() + f': {secs:.1f} s')
         self.check_common(status, console, windows)
@@ -302,7 +225,7 @@ class ThinVmmTest(testing.TestCase):
         # Host RAM above the guest's backing (hPA = gPA + 128 MiB, up to
         # 640 MiB) belongs to the hypervisor; gPA 0x30000000 is not in the
         # guest's NPT, so a guest read of it can only end in #NPF.
-        status, console, windows, secs = run_thinvmm(
+        status, console, windows, secs = self.run_thinvmm(
             'mode=vmm', linux_extra='thinvmm_probe=0x30000000')
         tail = '\n--- console ---\n' + console[-3000:]
         self.assertIn('PROBE 0x30000000', console, tail)
@@ -312,8 +235,7 @@ class ThinVmmTest(testing.TestCase):
                          r'exitinfo1 0x[0-9a-f]+ exitinfo2 0x30000000 ', tail)
 
     def test_bad_pages(self):
-        kernel, _ = assets()
-        with open(kernel, 'rb') as f:
+        with open(self.linux.kernel, 'rb') as f:
             bzimage = f.read()
         setup_size = ((bzimage[0x1f1] or 4) + 1) * 512
         pref, = struct.unpack_from('<Q', bzimage, 0x258)
@@ -328,10 +250,10 @@ class ThinVmmTest(testing.TestCase):
                 r'THINVMM-BAD gpa=(0x[0-9a-f]+) bad-hpa=(0x[0-9a-f]+) '
                 r'spare-hpa=(0x[0-9a-f]+)', vm.console())]
             for gpa, bad_hpa, spare_hpa in bad:
-                seen[gpa] = (read_phys(vm, bad_hpa, 4096),
-                             read_phys(vm, spare_hpa, 4096))
+                seen[gpa] = (vm.read_phys(bad_hpa, 4096),
+                             vm.read_phys(spare_hpa, 4096))
 
-        status, console, windows, secs = run_thinvmm(
+        status, console, windows, secs = self.run_thinvmm(
             f'mode=vmm bad_pages={NBAD}', at_checkpoint)
         print(f'# mode=vmm bad_pages={NBAD}: {secs:.1f} s')
         self.check_common(status, console, windows)

@@ -1,0 +1,325 @@
+"""Linux guests from Debian's packages: the kernel, its modules, busybox.
+
+Packages are downloaded once with apt into QEMU_DSEG_CACHE/linux and
+recorded: every Package names the Debian package, its version and the
+sha256 of the .deb.  A download is checked against the SHA256 that apt's
+index gives, and a cached .deb against the record written beside it when
+it was downloaded (and against apt's index, when apt knows the version),
+so a result can say exactly which packages it ran, and a corrupt cache is
+caught.  Initramfs images are built with the standard tools: modprobe
+resolves module dependencies (after depmod indexes the unpacked kernel
+package) and cpio writes the archive.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import glob
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+from typing import NamedTuple
+
+from . import config
+
+KERNEL_METAPACKAGE = 'linux-image-cloud-amd64'
+BUSYBOX_PACKAGE = 'busybox-static'
+APPLETS = ('sh mount umount cat grep insmod poweroff dmesg echo ls sleep '
+           'uname mkdir dd md5sum sha256sum head tail awk sed sync').split()
+
+# Shell snippet for the top of an /init script.
+INIT_PRELUDE = """\
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+load_modules() {
+    while read -r m; do
+        insmod "/lib/modules/$m" || echo "insmod $m failed"
+    done < /lib/modules/load-order
+}
+"""
+EPILOGUE = 'poweroff -f\n'
+
+
+class AssetError(RuntimeError):
+    """A package could not be had, or is not what was recorded."""
+
+
+class Package(NamedTuple):
+    """A Debian package as downloaded: what it is and where it is."""
+    name: str
+    version: str
+    sha256: str
+    deb: str                # the .deb in the cache
+
+    def record(self):
+        """The JSON-ready record of the package (no local paths)."""
+        return {'package': self.name, 'version': self.version,
+                'sha256': self.sha256}
+
+    def __str__(self):
+        return f'{self.name} {self.version} sha256 {self.sha256}'
+
+
+class LinuxImage(NamedTuple):
+    """A bootable Linux guest: bzImage, initramfs and their packages."""
+    kernel: str
+    initrd: str
+    packages: tuple
+
+    def records(self):
+        return [p.record() for p in self.packages]
+
+
+def _run(cmd, timeout=600, text=True, **kwargs):
+    """Run CMD and return its stdout; AssetError on any failure."""
+    try:
+        return subprocess.run(cmd, check=True, capture_output=True,
+                              text=text, timeout=timeout, **kwargs).stdout
+    except subprocess.CalledProcessError as e:
+        err = str(e.stderr or e.stdout or '').strip().splitlines()
+        raise AssetError(f'{cmd[0]} failed: {err[-1] if err else e}') from e
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise AssetError(f'{cmd[0]} failed: {e}') from e
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _apt_candidate(name):
+    """{'Package', 'Version', 'SHA256', 'Depends'} of the version apt
+    would install, or None when apt's index does not know NAME."""
+    try:
+        out = _run(['apt-cache', 'show', '--no-all-versions', name], 60)
+    except AssetError:
+        return None
+    fields = dict(re.findall(r'^([A-Za-z0-9-]+): (.*)$',
+                             out.split('\n\n')[0], re.M))
+    return fields if 'Version' in fields and 'SHA256' in fields else None
+
+
+def _deb_name(name, version):
+    return f"{name}_{version.replace(':', '%3a')}_"
+
+
+def _version_key(path):
+    """Sort key that orders embedded numbers numerically (-9 < -56)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', path)]
+
+
+def _verified(deb, want=None):
+    """The Package of cached DEB, if its bytes match its record (and
+    WANT, apt's SHA256 of that version, when given); else None."""
+    try:
+        with open(deb + '.json') as f:
+            rec = json.load(f)
+    except (OSError, ValueError):
+        return None
+    digest = _sha256(deb)
+    if digest != rec.get('sha256') or (want and digest != want):
+        return None
+    return Package(rec['package'], rec['version'], digest, deb)
+
+
+def fetch(name, cache=None):
+    """The Package NAME at apt's candidate version, from the cache or
+    downloaded with apt-get; offline, the newest verified cached one."""
+    cache = cache or os.path.join(config.CACHE, 'linux')
+    os.makedirs(cache, exist_ok=True)
+    apt = _apt_candidate(name)
+    if apt is None:
+        cached = sorted(glob.glob(os.path.join(cache, f'{name}_*.deb')),
+                        key=_version_key)
+        for deb in reversed(cached):
+            pkg = _verified(deb)
+            if pkg:
+                return pkg
+        raise AssetError(f'apt knows no {name} and the cache has no '
+                         f'verified copy; run scripts/setup.sh '
+                         f'(apt-get update) first')
+    version, want = apt['Version'], apt['SHA256']
+    for deb in glob.glob(os.path.join(cache, _deb_name(name, version) +
+                                      '*.deb')):
+        pkg = _verified(deb, want)
+        if pkg:
+            return pkg
+        os.unlink(deb)          # corrupt or unrecorded: fetch it again
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        _run(['apt-get', '-q', '-o', 'APT::Sandbox::User=root',
+              'download', f'{name}={version}'], cwd=tmp)
+        names = os.listdir(tmp)
+        if len(names) != 1:
+            raise AssetError(f'apt-get download {name} gave {names}')
+        got = os.path.join(tmp, names[0])
+        digest = _sha256(got)
+        if digest != want:
+            raise AssetError(f'{names[0]}: sha256 {digest}, but apt\'s '
+                             f'index says {want}')
+        deb = os.path.join(cache, names[0])
+        with open(deb + '.json', 'w') as f:
+            json.dump({'package': name, 'version': version,
+                       'sha256': digest}, f)
+        os.replace(got, deb)
+    return Package(name, version, digest, deb)
+
+
+def kernel_package():
+    """The concrete kernel package that Debian's cloud metapackage
+    depends on now (e.g. linux-image-6.1.0-57-cloud-amd64)."""
+    apt = _apt_candidate(KERNEL_METAPACKAGE)
+    m = re.search(r'(linux-image-\S+-cloud-amd64)', (apt or {}).get(
+        'Depends', ''))
+    if m:
+        return m.group(1)
+    cached = sorted(glob.glob(os.path.join(
+        config.CACHE, 'linux', 'linux-image-*-cloud-amd64_*.deb')),
+        key=_version_key)
+    if cached:
+        return os.path.basename(cached[-1]).split('_')[0]
+    raise AssetError(f'apt knows no {KERNEL_METAPACKAGE}; run '
+                     f'scripts/setup.sh (apt-get update) first')
+
+
+def unpack(pkg):
+    """The package's files, unpacked once beside its .deb."""
+    root = pkg.deb[:-len('.deb')]
+    if not os.path.isdir(root):
+        tmp = f'{root}.tmp{os.getpid()}'
+        shutil.rmtree(tmp, ignore_errors=True)
+        _run(['dpkg-deb', '-x', pkg.deb, tmp], 300)
+        os.replace(tmp, root)
+    return root
+
+
+def kernel_release(root):
+    """The release (uname -r) of the unpacked kernel package at ROOT."""
+    releases = os.listdir(os.path.join(root, 'lib', 'modules'))
+    if len(releases) != 1:
+        raise AssetError(f'expected one kernel release in {root}, found '
+                         f'{releases}')
+    return releases[0]
+
+
+def module_files(root, names):
+    """The module files of NAMES and their dependencies in load order,
+    as modprobe resolves them in the unpacked kernel package ROOT."""
+    release = kernel_release(root)
+    if not os.path.exists(os.path.join(root, 'lib', 'modules', release,
+                                       'modules.dep')):
+        _run(['depmod', '-b', root, release], 300)
+    files = []
+    for name in names:
+        out = _run(['modprobe', '-d', root, '-S', release,
+                    '--show-depends', name], 60)
+        for path in re.findall(r'^insmod (\S+)', out, re.M):
+            if path not in files:
+                files.append(path)
+    return files
+
+
+def _module_bytes(path):
+    """The plain ELF of a module file, decompressed if need be."""
+    if path.endswith('.xz'):
+        return _run(['xz', '-dc', path], 120, text=False)
+    if path.endswith('.zst'):
+        return _run(['zstd', '-dcq', path], 120, text=False)
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def write_initramfs(path, files, links=(), dirs=()):
+    """A gzip'd newc cpio archive at PATH, written by cpio.
+
+    FILES maps a path in the image to (mode, bytes), LINKS maps a path to
+    its symlink target; DIRS are extra empty directories.  Owned by root,
+    with /dev/console and /dev/null (mknod: needs root).
+    """
+    with tempfile.TemporaryDirectory() as stage:
+        def place(p):
+            full = os.path.join(stage, p.lstrip('/'))
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            return full
+
+        for d in dirs:
+            os.makedirs(os.path.join(stage, d.lstrip('/')), exist_ok=True)
+        for p, (mode, data) in files.items():
+            full = place(p)
+            with open(full, 'wb') as f:
+                f.write(data)
+            os.chmod(full, mode)
+        for p, target in dict(links).items():
+            os.symlink(target, place(p))
+        try:
+            os.mknod(place('/dev/console'), stat.S_IFCHR | 0o600,
+                     os.makedev(5, 1))
+            os.mknod(place('/dev/null'), stat.S_IFCHR | 0o666,
+                     os.makedev(1, 3))
+        except PermissionError as e:
+            raise AssetError('building an initramfs needs root (mknod of '
+                             '/dev/console)') from e
+        names = sorted(os.path.relpath(os.path.join(d, n), stage)
+                       for d, ds, fs in os.walk(stage) for n in ds + fs)
+        for n in names:
+            os.utime(os.path.join(stage, n), (0, 0), follow_symlinks=False)
+        archive = _run(['cpio', '--quiet', '-o', '-H', 'newc', '-R', '0:0',
+                        '--reproducible'], 300, text=False, cwd=stage,
+                       input='\n'.join(names).encode())
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'wb') as f:
+        f.write(gzip.compress(archive, mtime=0))
+    os.replace(tmp, path)
+
+
+def linux_guest(init_script, extra_files=None, modules=('kvm-amd',)):
+    """A LinuxImage of Debian's cloud kernel with a busybox initramfs.
+
+    The initramfs holds busybox with APPLETS, MODULES and their
+    dependencies under /lib/modules (in load order in
+    /lib/modules/load-order), INIT_SCRIPT as /init and EXTRA_FILES
+    (path -> bytes; executable under /bin).  Built once per content.
+    """
+    kernel = fetch(kernel_package())
+    busybox = fetch(BUSYBOX_PACKAGE)
+    kernel_root, busybox_root = unpack(kernel), unpack(busybox)
+    vmlinuz = glob.glob(os.path.join(kernel_root, 'boot', 'vmlinuz-*'))
+    if len(vmlinuz) != 1:
+        raise AssetError(f'expected one boot/vmlinuz-* in {kernel_root}')
+
+    def image(initrd):
+        return LinuxImage(vmlinuz[0], initrd, (kernel, busybox))
+
+    extra_files = {'/' + p.lstrip('/'): d
+                   for p, d in (extra_files or {}).items()}
+    digest = hashlib.sha256(repr((
+        kernel.sha256, busybox.sha256, list(modules), init_script,
+        sorted((p, hashlib.sha256(d).hexdigest())
+               for p, d in extra_files.items()))).encode()).hexdigest()
+    initrd = os.path.join(os.path.dirname(kernel.deb),
+                          f'initramfs-{digest[:16]}.cpio.gz')
+    if os.path.exists(initrd):
+        return image(initrd)
+
+    kos = [(os.path.basename(p).split('.ko')[0] + '.ko', _module_bytes(p))
+           for p in module_files(kernel_root, modules)]
+    with open(os.path.join(busybox_root, 'bin', 'busybox'), 'rb') as f:
+        files = {'/bin/busybox': (0o755, f.read())}
+    files['/init'] = (0o755, init_script.encode())
+    files['/lib/modules/load-order'] = (0o644, ''.join(
+        n + '\n' for n, _ in kos).encode())
+    files.update({f'/lib/modules/{n}': (0o644, elf) for n, elf in kos})
+    files.update({p: (0o755 if p.startswith('/bin/') else 0o644, d)
+                  for p, d in extra_files.items()})
+    write_initramfs(initrd, files,
+                    links={f'/bin/{a}': 'busybox' for a in APPLETS},
+                    dirs=('/proc', '/sys', '/dev', '/tmp', '/etc'))
+    return image(initrd)

@@ -1,0 +1,99 @@
+"""The experiment's chart (PNG): references per fill and time per mode.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+from ..model import MODE_BY_NAME
+from .output import stat_text
+
+
+def _bars(ax, values, labels, width, offset, **kw):
+    """Bars of VALUES at offset OFFSET from each of the x positions."""
+    xs = [i + offset for i in range(len(values))]
+    bars = ax.bar(xs, values, width, **kw)
+    ax.bar_label(bars, labels=labels, fontsize=7.5, padding=2)
+    return bars
+
+
+def _time_label(seconds, ratio):
+    """A bar label: the time, and the ratio if it is known."""
+    return f'{seconds:.3f} s' + (f'\n{ratio:.2f}x' if ratio is not None
+                                 else '')
+
+
+def draw_chart(res, path):
+    """A PNG of references per fill, and wall (and vCPU) time, per mode."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    wls = res['workloads']
+    tlb = res['config']['tlb_size']
+    fig, axes = plt.subplots(len(wls), 3, figsize=(17, 5.2 * len(wls)),
+                             squeeze=False,
+                             gridspec_kw={'width_ratios': [3, 3, 1.5]})
+    w = 0.38
+    for row, wl in zip(axes, wls):
+        modes = wl['modes']
+        names = [r['label'].replace(' ', '\n', 1) for r in modes]
+        x = list(range(len(modes)))
+
+        ax = row[0]
+        arch = [r['arch_per_fill'] for r in modes]
+        perf = [r['performed_per_fill'] for r in modes]
+        _bars(ax, arch, [f'{v:.1f}' for v in arch], w, -w / 2,
+              label='architectural (arch-refs)', color='#4c72b0')
+        _bars(ax, perf, [f'{v:.1f}' for v in perf], w, w / 2,
+              label='performed by QEMU (guest+nested)', color='#dd8452')
+        ax.set_xticks(x, names, fontsize=9)
+        ax.set_ylabel('page-table references per TLB fill')
+        ax.set_title(f"{wl['kind']}, {wl['size_mb']} MiB: references per "
+                     f"fill")
+        ax.set_ylim(0, max(arch + perf) * 1.18 + 1)
+        ax.legend(fontsize=8, loc='upper left')
+
+        ax = row[1]
+        walls = [r['wall_time_s'] for r in modes]
+        _bars(ax, walls, [_time_label(v, r['wall_vs_base_native'])
+                          for v, r in zip(walls, modes)], 0.6, 0,
+              label='wall', color='#55a868')
+        if modes[0]['vcpu_time_s'] is not None:
+            ax.scatter(x, [r['vcpu_time_s'] for r in modes], marker='_',
+                       s=900, linewidths=2, color='#333333', zorder=3,
+                       label='vCPU thread CPU time')
+        ax.set_xticks(x, names, fontsize=9)
+        ax.set_ylabel('time of the workload loop (s)')
+        ax.set_title(f"time per mode ({stat_text(res['config'])}; "
+                     f"tlb-size={tlb}); label: x base native")
+        ax.set_ylim(0, max(walls + [r['vcpu_time_s'] or 0
+                                    for r in modes]) * 1.3)
+        ax.legend(fontsize=8, loc='upper left', markerscale=0.3)
+
+        ax = row[2]
+        if not wl['overhead']:
+            ax.axis('off')
+            continue
+        over = wl['overhead']
+        names = [MODE_BY_NAME[o['mode']].label.replace(' ', '\n')
+                 for o in over]
+        up = [o['upstream']['wall_time_s'] for o in over]
+        fork = [o['fork_off']['wall_time_s'] for o in over]
+        _bars(ax, up, [f'{v:.3f} s' for v in up], w, -w / 2,
+              label='upstream', color='#999999')
+        _bars(ax, fork, [_time_label(v, o['wall_ratio'])
+                         for v, o in zip(fork, over)], w, w / 2,
+              label='fork, dseg off', color='#c44e52')
+        ax.set_xticks(list(range(len(over))), names, fontsize=9)
+        ax.set_ylabel('wall time of the workload loop (s)')
+        ax.set_title('fork vs upstream, dynamic TLB\n(label: fork / '
+                     'upstream)')
+        ax.set_ylim(0, max(fork + up) * 1.35)
+        ax.legend(fontsize=8, loc='upper left')
+    fig.suptitle(f"qemu-dseg: one workload under each translation mode "
+                 f"(4 KiB pages). {res['config']['tlb_geometry']}",
+                 fontsize=11)
+    # Room at the top for the title, whatever the number of rows.
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.25 / fig.get_figheight()))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+

@@ -1,0 +1,124 @@
+"""The experiment's command line (scripts/dseg-experiment.py).
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from .. import config
+from ..model import MODE_BY_NAME
+from . import chart, output
+from .runner import DEFAULT_TLB_SIZE, DEFAULT_WORKLOAD, WORKLOADS, Experiment
+
+DESCRIPTION = ('qemu-dseg translation experiment: one workload under '
+               'every translation mode.')
+
+
+def _iters_arg(text):
+    """--iters: N (every workload) or KIND=N,... as {kind: N}."""
+    if '=' not in text:
+        n = int(text)
+        if n < 1:
+            raise argparse.ArgumentTypeError('iterations must be positive')
+        return dict.fromkeys(WORKLOADS, n)
+    iters = {}
+    for item in text.split(','):
+        kind, _, n = item.partition('=')
+        if kind not in WORKLOADS or not n.isdigit() or int(n) < 1:
+            raise argparse.ArgumentTypeError(f'bad iterations {item!r}')
+        iters[kind] = int(n)
+    return iters
+
+
+def parse_args(argv):
+    """The options of ARGV (see --help), with defaults filled in."""
+    ap = argparse.ArgumentParser(
+        description=DESCRIPTION,
+        epilog='See docs/devel/dseg-experiment.rst.')
+    ap.add_argument('--workload', choices=[*WORKLOADS, 'all'],
+                    default=DEFAULT_WORKLOAD,
+                    help=f'workload to run (default: {DEFAULT_WORKLOAD})')
+    ap.add_argument('--size-mb', type=int,
+                    help='table size in MiB (default: 64)')
+    ap.add_argument('--iters', type=_iters_arg, default={},
+                    metavar='N|KIND=N,...',
+                    help='loop iterations: updates (gups), steps (chase) or '
+                         'passes (scan); N for every workload run, or per '
+                         'kind, e.g. gups=1000000,scan=2 (default: ' +
+                         ','.join(f"{k}={v['iters']}"
+                                  for k, v in WORKLOADS.items()) + ')')
+    ap.add_argument('--seed', type=int, default=1,
+                    help='random seed, positive (default: 1)')
+    ap.add_argument('--tlb-size', type=int, default=DEFAULT_TLB_SIZE,
+                    help='softmmu TLB entries per MMU index for the mode '
+                         'runs, a power of two from 64 to 65536, or 0 for '
+                         f"QEMU's dynamic TLB (default: {DEFAULT_TLB_SIZE})")
+    ap.add_argument('--runs', type=int, default=5,
+                    help='repeats of every run (default: 5)')
+    ap.add_argument('--stat', choices=('min', 'median'), default='min',
+                    help='which time of the repeats to report: the '
+                         'fastest (default; interference on the host only '
+                         'adds time) or the median')
+    ap.add_argument('--modes', nargs='+', choices=list(MODE_BY_NAME),
+                    default=list(MODE_BY_NAME), metavar='MODE',
+                    help='translation modes to run (default: all six: ' +
+                         ', '.join(MODE_BY_NAME) + ')')
+    ap.add_argument('--no-upstream', dest='upstream', action='store_false',
+                    help='skip the comparison with the upstream build')
+    ap.add_argument('--build', default=config.BUILD,
+                    help='meson build directory (default: build)')
+    ap.add_argument('--qemu', help='the fork (default: '
+                    '$QEMU_DSEG_QEMU or BUILD/qemu/qemu-system-x86_64)')
+    ap.add_argument('--upstream-qemu', help='the upstream build (default: '
+                    'BUILD/qemu-upstream/qemu-system-x86_64)')
+    ap.add_argument('--guests', help='directory of the test guests '
+                    '(default: $QEMU_DSEG_GUESTS or BUILD/tests/guest)')
+    ap.add_argument('--out', help='directory for results.json and '
+                    'modes.png (default: BUILD/experiment)')
+    ap.add_argument('--no-chart', dest='chart', action='store_false',
+                    help='do not draw modes.png')
+    opts = ap.parse_args(argv)
+    if opts.seed <= 0:
+        ap.error('--seed must be positive')
+    if opts.runs < 1:
+        ap.error('--runs must be at least 1')
+    if opts.size_mb is not None and not 1 <= opts.size_mb <= 1024:
+        ap.error('--size-mb must be 1 to 1024')
+    t = opts.tlb_size
+    if t and (t < 64 or t > 65536 or t & (t - 1)):
+        ap.error('--tlb-size must be 0 or a power of two from 64 to 65536')
+    build = os.path.abspath(opts.build)
+    default_build = build == config.BUILD
+    opts.qemu = opts.qemu or (config.QEMU if default_build else os.path.join(
+        build, 'qemu', 'qemu-system-x86_64'))
+    opts.upstream_qemu = opts.upstream_qemu or os.path.join(
+        build, 'qemu-upstream', 'qemu-system-x86_64')
+    opts.guests = opts.guests or (config.GUESTS if default_build else
+                                  os.path.join(build, 'tests', 'guest'))
+    opts.out = opts.out or os.path.join(build, 'experiment')
+    return opts
+
+
+def main(argv=None, out=sys.stdout):
+    """Run the experiment; returns the results (also written as JSON)."""
+    opts = parse_args(argv)
+    res = Experiment(opts, out).main()
+    os.makedirs(opts.out, exist_ok=True)
+    json_path = os.path.join(opts.out, 'results.json')
+    with open(json_path, 'w') as f:
+        json.dump(res, f, indent=1)
+    print('', file=out)
+    print(output.format_results(res), file=out)
+    print('', file=out)
+    if opts.chart:
+        png = os.path.join(opts.out, 'modes.png')
+        chart.draw_chart(res, png)
+        print(f'chart:   {png}', file=out)
+    print(f'results: {json_path}', file=out)
+    print(f"total:   {res['run_count']} runs in {res['elapsed_s']:.0f} s",
+          file=out)
+    return res
+

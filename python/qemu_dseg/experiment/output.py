@@ -1,0 +1,109 @@
+"""The experiment's output for people: the tables of its results.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+from ..model import MODE_BY_NAME, PATHS
+
+# Short path names for the share table.
+PATH_ABBREV = {'native-walk': 'walk', 'native-direct': 'n-dir',
+               'walk-2d': '2d', 'guest-direct': 'g-dir',
+               'vmm-direct': 'v-dir', 'dual-direct': 'dual'}
+
+
+def fmt(v, spec, none='-'):
+    """V formatted with SPEC, or NONE for None."""
+    return none if v is None else format(v, spec)
+
+
+def stat_text(cfg):
+    """How the reported time was chosen from the repeats, for people."""
+    n = cfg['runs']
+    if n == 1:
+        return 'one run'
+    return (f'fastest of {n} runs' if cfg['time_statistic'] == 'min'
+            else f'median of {n} runs')
+
+
+def format_results(res):
+    """The human-readable tables of RES (the JSON results)."""
+    cfg = res['config']
+    lines = []
+    fork = cfg['emulators']['fork-dseg']
+    lines.append(f"{fork['version']}; -cpu {fork['cpu']} "
+                 f"{' '.join(fork['accel'])}")
+    lines.append(cfg['tlb_geometry'])
+    lines.append(f"Paging: {cfg['paging']}; one vCPU; times: "
+                 f"{stat_text(cfg)} of the workload loop alone")
+    host = cfg['host']
+    load = host['load_average_before'][0]
+    if load > 0.5:
+        lines.append(f"Note: host load average {load:.2f} before the runs "
+                     f"on {host['cpus']} CPUs; other jobs inflate wall "
+                     f"times more than vCPU times")
+    for wl in res['workloads']:
+        lines.append('')
+        lines.append(f"Workload {wl['kind']}: {wl['what']}, "
+                     f"{wl['size_mb']} MiB table, {wl['iters']} iterations, "
+                     f"seed {wl['seed']}; checksum {wl['checksum']} in every "
+                     f"run")
+        lines.append('')
+        hdr = (f"{'mode':<17}{'path':<14}{'fills':>9}{'arch/fill':>10}"
+               f"{'perf/fill':>10}{'on path':>9}{'filter':>7}"
+               f"{'wall s':>8}{'x nat':>7}{'vCPU s':>8}{'x nat':>7}")
+        lines.append(hdr)
+        lines.append('-' * len(hdr))
+        for r in wl['modes']:
+            lines.append(
+                f"{r['label']:<17}{r['intended_path']:<14}{r['fills']:>9}"
+                f"{r['arch_per_fill']:>10.2f}{r['performed_per_fill']:>10.2f}"
+                f"{100 * r['paths'][r['intended_path']]['share']:>8.2f}%"
+                f"{r['filter_hits']:>7}{r['wall_time_s']:>8.3f}"
+                f"{fmt(r['wall_vs_base_native'], '.2f'):>7}"
+                f"{fmt(r['vcpu_time_s'], '.3f'):>8}"
+                f"{fmt(r['vcpu_vs_base_native'], '.2f'):>7}")
+        lines.append('')
+        lines.append('Share of fills by path (%):')
+        lines.append(f"{'mode':<17}" + ''.join(f'{PATH_ABBREV[p]:>8}'
+                                               for p in PATHS))
+        for r in wl['modes']:
+            cells = []
+            for p in PATHS:
+                s = r['paths'][p]['share']
+                cells.append(f'{100 * s:>8.2f}' if s else f"{'-':>8}")
+            lines.append(f"{r['label']:<17}" + ''.join(cells))
+        if wl['overhead']:
+            lines.append('')
+            lines.append('Overhead of the fork against upstream QEMU (same '
+                         'source, no qemu-dseg code).')
+            lines.append('Both with -cpu max (direct segments off) and '
+                         'without tlb-size, which upstream lacks,')
+            lines.append("so both use QEMU's dynamic TLB; "
+                         "ratio = fork / upstream:")
+            lines.append(f"{'mode':<17}{'fork s':>9}{'upstream s':>12}"
+                         f"{'ratio':>7}{'fork vCPU':>11}{'upstream':>10}"
+                         f"{'ratio':>7}")
+            for o in wl['overhead']:
+                lines.append(
+                    f"{MODE_BY_NAME[o['mode']].label:<17}"
+                    f"{o['fork_off']['wall_time_s']:>9.3f}"
+                    f"{o['upstream']['wall_time_s']:>12.3f}"
+                    f"{fmt(o['wall_ratio'], '.3f'):>7}"
+                    f"{fmt(o['fork_off']['vcpu_time_s'], '.3f'):>11}"
+                    f"{fmt(o['upstream']['vcpu_time_s'], '.3f'):>10}"
+                    f"{fmt(o['vcpu_ratio'], '.3f'):>7}")
+        if wl['claims']:
+            lines.append('')
+            lines.append("The paper's claims, checked on these numbers "
+                         "(what we measure; no pass/fail):")
+            text = {'vmm-direct': 'VMM direct near base native',
+                    'dual-direct': 'dual direct better than base native'}
+            for name, c in wl['claims'].items():
+                lines.append(
+                    f"  {text[name]}: wall "
+                    f"{fmt(c['wall_vs_base_native'], '.2f')}x, vCPU "
+                    f"{fmt(c['vcpu_vs_base_native'], '.2f')}x base native; "
+                    f"{c['arch_per_fill']:.2f} vs "
+                    f"{c['base_native_arch_per_fill']:.2f} arch refs/fill")
+    return '\n'.join(lines)
+

@@ -1,0 +1,351 @@
+"""The experiment's runs: emulators, one timed run, and a whole invocation.
+
+A run boots tests/guest/experiment.c under one translation mode on one
+emulator.  The guest encloses its workload loop in two checkpoints; at
+the first the runner resets the counters, at the second it reads them
+(query-dseg), and it times the loop on the host between the two: the
+wall-clock time and the CPU time of the vCPU thread.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+
+from .. import guests
+from ..machine import Machine, MachineError
+from ..model import MODE_BY_NAME, MODES
+from . import stats
+from .output import fmt
+
+# Default size (MiB) and loop iterations of each workload.
+WORKLOADS = {
+    'gups': {'size_mb': 64, 'iters': 2 << 20,
+             'what': 'random read-modify-write of 8-byte words'},
+    'chase': {'size_mb': 64, 'iters': 2 << 20,
+              'what': 'pointer chase over a random cyclic permutation of '
+                      '64-byte slots'},
+    'scan': {'size_mb': 64, 'iters': 8,
+             'what': 'sequential passes summing every word'},
+}
+DEFAULT_WORKLOAD = 'gups'
+DEFAULT_TLB_SIZE = 256
+VICTIM_TLB_ENTRIES = 8
+PAGE_4K = 4096
+# The modes that need no direct segments, which upstream QEMU runs too.
+BASE_MODES = tuple(m.name for m in MODES if not m.segments)
+
+# The guest needs no timer.  Without PIT and HPET no asynchronous interrupt
+# kicks the vCPU (the firmware leaves the PIT ticking), and the counters of
+# a fixed-size TLB repeat exactly from run to run.
+MACHINE = 'q35,pit=off,hpet=off'
+# How often the console is polled while a workload loop runs, in seconds.
+POLL_S = 0.001
+_CHECKSUM = re.compile(r'^experiment: checksum (0x[0-9a-f]+)$', re.M)
+
+
+class Emulator:
+    """One emulator configuration that runs the experiment guest."""
+
+    def __init__(self, name, label, qemu, cpu, tlb_size=None, counters=True):
+        self.name = name
+        self.label = label
+        self.qemu = qemu
+        self.cpu = cpu
+        self.tlb_size = tlb_size    # None: no -accel option at all
+        self.counters = counters    # has query-dseg
+
+    def args(self):
+        """Its accelerator options."""
+        if self.tlb_size is None:
+            return []
+        return ['-accel', f'tcg,tlb-size={self.tlb_size}']
+
+    def version(self):
+        """The first line of its --version."""
+        out = subprocess.run([self.qemu, '--version'], capture_output=True,
+                             text=True, check=True).stdout
+        return out.splitlines()[0]
+
+
+def rotation(items, i):
+    """ITEMS rotated by I: repeat I of an interleaved series starts with
+    another item each time, so that drift hits every item alike."""
+    i %= len(items)
+    return list(items[i:]) + list(items[:i])
+
+
+def tlb_geometry(tlb_size):
+    """The softmmu TLB geometry that -accel tcg,tlb-size=TLB_SIZE gives."""
+    if not tlb_size:
+        return (f"TLB: QEMU's dynamic sizing (tlb-size=0: resized with use), "
+                f"+ {VICTIM_TLB_ENTRIES}-entry victim")
+    return (f'TLB: {tlb_size} entries per MMU index, direct-mapped, '
+            f'+ {VICTIM_TLB_ENTRIES}-entry victim (reach '
+            f'{tlb_size * PAGE_4K // 1024} KiB of 4 KiB pages)')
+
+
+def guest_memory_mb(size_mb):
+    """Guest RAM for a table of SIZE_MB MiB: the table (in a VM: its RAM,
+    32 MiB plus the table), page tables and the image."""
+    return max(256, size_mb + 160)
+
+
+def thread_cpu_s(tid):
+    """CPU time in seconds that thread TID has run, or None if unknown.
+
+    The first field of Linux's /proc/TID/schedstat is in nanoseconds.
+    """
+    try:
+        with open(f'/proc/{tid}/schedstat') as f:
+            return int(f.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def run_once(emu, mode, kind, size_mb, iters, seed, guests_dir, log_dir,
+             timeout=600, warn=None, attempts=3):
+    """Run the workload once under MODE on EMU.
+
+    Returns {'wall_s', 'vcpu_s', 'counters' (None without query-dseg),
+    'checksum', 'console'}.  The times run from the resume that ends the
+    "start" checkpoint to the "end" checkpoint, so they cover the workload
+    loop (plus a VMRUN and a #VMEXIT in virtualised modes).  A run that
+    fails before its loop started (for example because the emulator
+    binary was being relinked) is retried up to ATTEMPTS times in all,
+    after WARN(message); any later failure is raised at once.  The
+    machine's logs go to LOG_DIR.
+    """
+    append = (f'mode={mode.name} kind={kind} size_mb={size_mb} '
+              f'iters={iters} seed={seed}')
+    args = ['-M', MACHINE, '-cpu', emu.cpu,
+            '-m', f'{guest_memory_mb(size_mb)}M', *emu.args(),
+            '-kernel', guests.image('experiment', guests_dir),
+            *guests.DEBUG_EXIT_ARGS, '-append', append]
+    for attempt in range(1, attempts + 1):
+        started = []
+        try:
+            with Machine(args, name=f'{kind}-{mode.name}-{emu.name}',
+                         binary=emu.qemu, log_dir=log_dir) as vm:
+                return _serve(vm, emu, timeout, started)
+        except MachineError as e:
+            if started or attempt == attempts:
+                raise
+            if warn:
+                lines = str(e).strip().splitlines() or [repr(e)]
+                why = lines[0]
+                if '--- qemu output ---' in lines[:-1]:
+                    why += '; ' + lines[lines.index('--- qemu output ---')
+                                        + 1]
+                warn(f'run failed before its loop ({why}); retrying')
+            time.sleep(2)
+
+
+def _serve(vm, emu, timeout, started):
+    """Launch VM, serve its two checkpoints and wait for its exit.
+
+    Appends to STARTED when the guest is sent into its loop.
+    """
+    vm.launch()
+    vm.wait_checkpoint('start', timeout, POLL_S)
+    tid = vm.vcpu_threads()[0]
+    if emu.counters:
+        vm.cmd('dseg-reset-counters')
+    cpu_start = thread_cpu_s(tid)
+    start = time.perf_counter()
+    started.append(start)
+    vm.resume()
+    vm.wait_console(r'^CHECKPOINT end\r?$', timeout, POLL_S)
+    wall = time.perf_counter() - start
+    vm.wait_halted('end', POLL_S)
+    # The vCPU is halted now, so its CPU time is that of the loop.
+    cpu = thread_cpu_s(tid)
+    cpu = cpu - cpu_start if cpu is not None and cpu_start is not None \
+        else None
+    counters = vm.cmd('query-dseg')[0]['counters'] if emu.counters else None
+    vm.resume()
+    status = vm.wait_guest_exit(timeout)
+    console = vm.console()
+    if status != 0:
+        vm.fail(f'the guest exited with status {status}')
+    checksum = _CHECKSUM.search(console)
+    if not checksum:
+        vm.fail('the guest printed no checksum')
+    return {'wall_s': wall, 'vcpu_s': cpu, 'counters': counters,
+            'checksum': checksum.group(1), 'console': console}
+
+
+class Experiment:
+    """The runs of one invocation, with a progress line per run.
+
+    OPTS: the options of scripts/dseg-experiment.py (workload, size_mb,
+    iters, seed, tlb_size, runs, stat, modes, upstream, qemu,
+    upstream_qemu, guests, out).
+    """
+
+    def __init__(self, opts, out=sys.stdout):
+        self.opts = opts
+        self.out = out
+        self.log_dir = os.path.join(opts.out, 'logs')
+        self.done = 0
+        self.total = 0
+        self.fork = Emulator('fork-dseg', f'fork +dseg tlb-size='
+                             f'{opts.tlb_size}', opts.qemu, 'max,+dseg',
+                             tlb_size=opts.tlb_size)
+        self.fork_off = Emulator('fork-off', 'fork dseg off, dynamic TLB',
+                                 opts.qemu, 'max')
+        self.upstream = Emulator('upstream', 'upstream, dynamic TLB',
+                                 opts.upstream_qemu, 'max', counters=False)
+
+    def say(self, text):
+        """Print a line of progress or results."""
+        print(text, file=self.out, flush=True)
+
+    def run(self, emu, mode, wl):
+        """One run of workload WL under MODE on EMU, with its progress
+        line."""
+        r = run_once(emu, mode, wl['kind'], wl['size_mb'], wl['iters'],
+                     self.opts.seed, self.opts.guests, self.log_dir,
+                     warn=lambda msg: self.say(f'  warning: {mode.name} on '
+                                               f'{emu.label}: {msg}'))
+        self.done += 1
+        fills = (f"fills {stats.summarise(r['counters'])['fills']:>9}"
+                 if r['counters'] else f"{'':>15}")
+        cpu = f"vCPU {fmt(r['vcpu_s'], '7.3f')} s"
+        self.say(f'[{self.done:>2}/{self.total}] {wl["kind"]:<5} '
+                 f'{mode.name:<16} {emu.label:<26} loop {r["wall_s"]:7.3f} s'
+                 f'  {cpu}  {fills}  checksum {r["checksum"]}')
+        return r
+
+    def run_workload(self, wl, modes):
+        """All runs of one workload; returns its JSON-ready results."""
+        runs = {m.name: [] for m in modes}
+        # Repeats go round all modes, so that drift hits every mode alike.
+        for _ in range(self.opts.runs):
+            for mode in modes:
+                runs[mode.name].append(self.run(self.fork, mode, wl))
+        overhead = []
+        if self.opts.upstream:
+            for name in BASE_MODES:
+                mode = MODE_BY_NAME[name]
+                pair = [self.fork_off, self.upstream]
+                by_emu = {e.name: [] for e in pair}
+                for i in range(self.opts.runs):
+                    for emu in rotation(pair, i):
+                        by_emu[emu.name].append(self.run(emu, mode, wl))
+                for emu in pair:
+                    runs[f'{name}@{emu.name}'] = by_emu[emu.name]
+                fork = stats.timing(by_emu['fork-off'], self.opts.stat)
+                up = stats.timing(by_emu['upstream'], self.opts.stat)
+                overhead.append({
+                    'mode': name, 'fork_off': fork, 'upstream': up,
+                    'fork_off_counters': by_emu['fork-off'][0]['counters'],
+                    'wall_ratio': stats.ratio(fork['wall_time_s'],
+                                              up['wall_time_s']),
+                    'vcpu_ratio': stats.ratio(fork['vcpu_time_s'],
+                                              up['vcpu_time_s'])})
+        return self.collect(wl, modes, runs, overhead)
+
+    def collect(self, wl, modes, runs, overhead):
+        """The results of workload WL from its RUNS ({mode: [run]})."""
+        checksums = {r['checksum'] for rs in runs.values() for r in rs}
+        if len(checksums) != 1:
+            raise AssertionError(
+                f'{wl["kind"]}: the workload checksum differs between modes '
+                f'or emulators: ' + ', '.join(
+                    f'{k}={sorted({r["checksum"] for r in rs})}'
+                    for k, rs in runs.items()))
+        rows = []
+        for mode in modes:
+            rs = runs[mode.name]
+            first = rs[0]['counters']
+            row = {'mode': mode.name, 'label': mode.label,
+                   'intended_path': mode.path}
+            row.update(stats.timing(rs, self.opts.stat))
+            row.update(stats.summarise(first))
+            row['counters'] = first
+            row['counters_identical_in_repeats'] = all(
+                r['counters'] == first for r in rs)
+            row['guest_lines'] = re.findall(r'^experiment: .*$',
+                                            rs[0]['console'], re.M)
+            rows.append(row)
+        by_mode = {r['mode']: r for r in rows}
+        native = by_mode.get('base-native')
+        for row in rows:
+            for t in ('wall', 'vcpu'):
+                row[f'{t}_vs_base_native'] = stats.ratio(
+                    row[f'{t}_time_s'],
+                    native[f'{t}_time_s'] if native else None)
+        claims = {}
+        for name in ('vmm-direct', 'dual-direct'):
+            if native and name in by_mode:
+                row = by_mode[name]
+                claims[name] = {
+                    'wall_vs_base_native': row['wall_vs_base_native'],
+                    'vcpu_vs_base_native': row['vcpu_vs_base_native'],
+                    'arch_per_fill': row['arch_per_fill'],
+                    'base_native_arch_per_fill': native['arch_per_fill'],
+                }
+        return {'kind': wl['kind'], 'what': WORKLOADS[wl['kind']]['what'],
+                'size_mb': wl['size_mb'], 'iters': wl['iters'],
+                'seed': self.opts.seed, 'checksum': checksums.pop(),
+                'modes': rows, 'overhead': overhead, 'claims': claims}
+
+    def workloads(self):
+        """The workloads to run, with their sizes and iterations."""
+        kinds = list(WORKLOADS) if self.opts.workload == 'all' \
+            else [self.opts.workload]
+        return [{'kind': k,
+                 'size_mb': self.opts.size_mb or WORKLOADS[k]['size_mb'],
+                 'iters': self.opts.iters.get(k, WORKLOADS[k]['iters'])}
+                for k in kinds]
+
+    def main(self):
+        """Run everything; returns the JSON-ready results."""
+        modes = [MODE_BY_NAME[n] for n in self.opts.modes]
+        wls = self.workloads()
+        per_wl = len(modes) + (2 * len(BASE_MODES) if self.opts.upstream
+                               else 0)
+        self.total = per_wl * self.opts.runs * len(wls)
+        emus = [self.fork] + ([self.fork_off, self.upstream]
+                              if self.opts.upstream else [])
+        for emu in emus:
+            if not os.access(emu.qemu, os.X_OK):
+                sys.exit(f'experiment: {emu.label} emulator {emu.qemu} is '
+                         f'not built')
+        self.say(tlb_geometry(self.opts.tlb_size))
+        self.say(f'{self.total} runs: {len(modes)} modes x {len(wls)} '
+                 f'workload(s) x {self.opts.runs} repeat(s)' +
+                 (', plus the base modes on the fork (dseg off) and on '
+                  'upstream' if self.opts.upstream else ''))
+        load_before = os.getloadavg()
+        start = time.monotonic()
+        results = [self.run_workload(wl, modes) for wl in wls]
+        elapsed = time.monotonic() - start
+        return {
+            'config': {
+                'tlb_size': self.opts.tlb_size,
+                'tlb_geometry': tlb_geometry(self.opts.tlb_size),
+                'runs': self.opts.runs,
+                'time_statistic': self.opts.stat,
+                'seed': self.opts.seed,
+                'paging': '4-level, 4 KiB pages (guest, nested and native)',
+                'emulators': {e.name: {'label': e.label, 'binary': e.qemu,
+                                       'version': e.version(),
+                                       'cpu': e.cpu,
+                                       'accel': e.args()} for e in emus},
+                'host': {'machine': platform.machine(),
+                         'cpus': os.cpu_count(),
+                         'load_average_before': load_before,
+                         'load_average_after': os.getloadavg()},
+            },
+            'workloads': results,
+            'run_count': self.done,
+            'elapsed_s': elapsed,
+        }
+
+
