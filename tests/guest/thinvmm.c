@@ -126,17 +126,6 @@ struct mb_mmap {
 #define BOOT_CS                 0x10
 #define BOOT_DS                 0x18
 
-#define VMCB_FS                 0x440
-#define VMCB_GS                 0x450
-#define VMCB_LDTR               0x470
-#define VMCB_TR                 0x490
-#define VMCB_INTR_CTRL          0x060
-#define VMCB_EVENTINJ           0x0a8
-#define VMCB_NEXT_RIP           0x0c8
-#define SVM_INTERCEPT_CPUID     (1ull << 18)
-#define MSR_DSEG_BLOCK_FIRST    0xc0011f00
-#define MSR_DSEG_BLOCK_LAST     0xc0011f7f
-
 #define BAD_SENTINEL            0xbadbadbadbad0000ull
 #define HOST_RAM_LIMIT          (4 * GIB)
 
@@ -285,17 +274,6 @@ static void build_gdt(void)
     gdt[3] = 0x00cf93000000ffffull;     /* 0x18: data, flat */
 }
 
-static void vmcb_seg(unsigned off, uint16_t sel, uint16_t attr,
-                     uint32_t limit, uint64_t base)
-{
-    uint8_t *p = vmcb_ptr(&vm, off);
-
-    *(uint16_t *)p = sel;
-    *(uint16_t *)(p + 2) = attr;
-    *(uint32_t *)(p + 4) = limit;
-    *(uint64_t *)(p + 8) = base;
-}
-
 static void setup_vm(uint64_t entry)
 {
     svm_enable();
@@ -316,16 +294,16 @@ static void setup_vm(uint64_t entry)
     svm_set_npt(&vm, &npt);
 
     /* 32-bit protected mode, paging off, as the boot protocol wants. */
-    vmcb_seg(VMCB_CS, BOOT_CS, 0xc9b, 0xffffffff, 0);
-    vmcb_seg(VMCB_DS, BOOT_DS, 0xc93, 0xffffffff, 0);
-    vmcb_seg(VMCB_ES, BOOT_DS, 0xc93, 0xffffffff, 0);
-    vmcb_seg(VMCB_SS, BOOT_DS, 0xc93, 0xffffffff, 0);
-    vmcb_seg(VMCB_FS, BOOT_DS, 0xc93, 0xffffffff, 0);
-    vmcb_seg(VMCB_GS, BOOT_DS, 0xc93, 0xffffffff, 0);
-    vmcb_seg(VMCB_LDTR, 0, 0x82, 0xffff, 0);
-    vmcb_seg(VMCB_TR, 0, 0x8b, 0xffff, 0);
-    vmcb_seg(VMCB_GDTR, 0, 0, 4 * 8 - 1, GPA_GDT);
-    vmcb_seg(VMCB_IDTR, 0, 0, 0, 0);
+    vmcb_set_seg(&vm, VMCB_CS, BOOT_CS, VMCB_CS_ATTR_32, 0xffffffff, 0);
+    vmcb_set_seg(&vm, VMCB_DS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
+    vmcb_set_seg(&vm, VMCB_ES, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
+    vmcb_set_seg(&vm, VMCB_SS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
+    vmcb_set_seg(&vm, VMCB_FS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
+    vmcb_set_seg(&vm, VMCB_GS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
+    vmcb_set_seg(&vm, VMCB_LDTR, 0, VMCB_LDTR_ATTR, 0xffff, 0);
+    vmcb_set_seg(&vm, VMCB_TR, 0, VMCB_TR_ATTR, 0xffff, 0);
+    vmcb_set_seg(&vm, VMCB_GDTR, 0, 0, 4 * 8 - 1, GPA_GDT);
+    vmcb_set_seg(&vm, VMCB_IDTR, 0, 0, 0, 0);
     vmcb_set(&vm, VMCB_EFER, EFER_SVME);
     vmcb_set(&vm, VMCB_CR0, 0x11);      /* PE, ET */
     vmcb_set(&vm, VMCB_CR3, 0);
@@ -389,7 +367,7 @@ static bool bad_pages_intact(void)
 static void inject_gp(void)
 {
     vmcb_set(&vm, VMCB_EVENTINJ,
-             13 | (3u << 8) | (1u << 11) | (1u << 31));
+             EXC_GP | SVM_EVTINJ_TYPE_EXCP | SVM_EVTINJ_EV | SVM_EVTINJ_V);
 }
 
 static void handle_cpuid(void)
@@ -453,7 +431,8 @@ static int run_guest(void)
         }
         case SVM_EXIT_VMRUN:
             exits_other++;
-            vmcb_set(&vm, VMCB_EVENTINJ, 6 | (3u << 8) | (1u << 31));
+            vmcb_set(&vm, VMCB_EVENTINJ,
+                     EXC_UD | SVM_EVTINJ_TYPE_EXCP | SVM_EVTINJ_V);
             break;
         default:
             exits_other++;

@@ -62,6 +62,7 @@ uint64_t strtou64(const char *s, const char **end);
 
 /* Exceptions. */
 #define EXC_NMI             2
+#define EXC_UD              6
 #define EXC_GP              13
 #define EXC_PF              14
 /* What the *_safe() helpers return when no exception was raised. */
