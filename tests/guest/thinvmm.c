@@ -41,11 +41,10 @@
  * on a gPA the NPT does not map, such as the hypervisor's hidden memory)
  * is reported ("THINVMM-EXIT") and ends the run with status 0x70.
  *
- * The multiboot information is read at the address where QEMU's loader
- * puts it (0x9500); guest_main() checks it against the command line
- * pointer it was given.  The modules are copied to their guest homes
- * before the first page-pool allocation (the pool starts at 16 MiB, where
- * QEMU has loaded the modules).
+ * The multiboot information is the one the loader passed in EBX
+ * (multiboot_info()).  The modules are copied to their guest homes before
+ * the first page-pool allocation (the pool starts at 16 MiB, where QEMU
+ * has loaded the modules).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -61,31 +60,6 @@
 #define DEFAULT_GUEST_MB        512
 #define THINVMM_MAGIC           0x74686e76u
 #define MAX_BAD_PAGES           16
-
-/* Multiboot information (the parts we read). */
-#define MB_INFO_ADDR            0x9500  /* where QEMU's loader puts it */
-struct mb_info {
-    uint32_t flags;
-    uint32_t mem_lower, mem_upper;
-    uint32_t boot_device;
-    uint32_t cmdline;
-    uint32_t mods_count, mods_addr;
-    uint32_t syms[4];
-    uint32_t mmap_length, mmap_addr;
-} __attribute__((packed));
-#define MB_FLAG_CMDLINE         (1u << 2)
-#define MB_FLAG_MODS            (1u << 3)
-#define MB_FLAG_MMAP            (1u << 6)
-
-struct mb_mod {
-    uint32_t start, end, cmdline, pad;
-};
-
-struct mb_mmap {
-    uint32_t size;
-    uint64_t addr, len;
-    uint32_t type;
-} __attribute__((packed));
 
 #define E820_RAM                1
 
@@ -445,8 +419,8 @@ static int run_guest(void)
 
 int guest_main(const char *cmdline)
 {
-    const struct mb_info *mbi = (const void *)(uintptr_t)MB_INFO_ADDR;
-    const struct mb_mod *mods;
+    const struct multiboot_info *mbi = multiboot_info();
+    const struct multiboot_mod *mods;
     char mode[16] = "vmm";
     const char *linux_cmdline;
     const uint8_t *kimg, *initrd;
@@ -455,17 +429,13 @@ int guest_main(const char *cmdline)
     uint8_t *bp;
 
     printf("THINVMM: thin hypervisor starting\n");
-    if (!(mbi->flags & MB_FLAG_CMDLINE) ||
-        (const char *)(uintptr_t)mbi->cmdline != cmdline) {
-        panic("no multiboot information at 0x%x", MB_INFO_ADDR);
-    }
-    if (!(mbi->flags & MB_FLAG_MODS) || mbi->mods_count < 2 ||
-        !(mbi->flags & MB_FLAG_MMAP)) {
+    if (!(mbi->flags & MULTIBOOT_INFO_MODS) || mbi->mods_count < 2 ||
+        !(mbi->flags & MULTIBOOT_INFO_MEM_MAP)) {
         panic("need the memory map and two modules (bzImage, initramfs)");
     }
     for (uint32_t off = 0; off < mbi->mmap_length && nhmap < 64;) {
-        const struct mb_mmap *m = (const void *)(uintptr_t)
-                                  (mbi->mmap_addr + off);
+        const struct multiboot_mmap_entry *m = (const void *)(uintptr_t)
+                                               (mbi->mmap_addr + off);
 
         hmap[nhmap].addr = m->addr;
         hmap[nhmap].len = m->len;
