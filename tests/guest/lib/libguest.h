@@ -71,6 +71,9 @@ int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int snprintf(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* One line: @prefix, then the message of @fmt (up to 255 characters). */
+void vprint_line(const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 void __attribute__((noreturn)) guest_exit(int status);
 void __attribute__((noreturn, format(printf, 1, 2))) panic(const char *fmt,
                                                             ...);
