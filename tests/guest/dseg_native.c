@@ -40,12 +40,6 @@ static uint64_t seg2_pa;        /* N pages: another target */
 static uint64_t spare_pa;       /* 1 page */
 static uint64_t big_pa;         /* 2 MiB, 2 MiB aligned */
 
-/* Physical address that a word read through a test mapping came from. */
-static uint64_t origin(uint64_t word)
-{
-    return word & ~MEM_TAG;
-}
-
 /* Walk page of test page @i (-1 ... N). */
 static uint64_t walk_page(int64_t i)
 {
@@ -97,24 +91,24 @@ static void check_edges(void)
     bool all = true;
 
     arm_test_segment(seg_pa);
-    ok_eq(origin(read64(t_va(-1) + 8)), walk_page(-1) + 8,
+    ok_eq(mem_origin(read64(t_va(-1) + 8)), walk_page(-1) + 8,
           "BASE - 4K: page walk");
-    ok_eq(origin(read64(t_va(0) + 8)), seg_pa + 8, "BASE: segment");
-    ok_eq(origin(read64(t_va(npages - 1) + 0xff8)),
+    ok_eq(mem_origin(read64(t_va(0) + 8)), seg_pa + 8, "BASE: segment");
+    ok_eq(mem_origin(read64(t_va(npages - 1) + 0xff8)),
           seg_pa + (npages - 1) * PAGE_4K + 0xff8, "LIMIT - 8: segment");
-    ok_eq(origin(read64(t_va(npages))), walk_page(npages),
+    ok_eq(mem_origin(read64(t_va(npages))), walk_page(npages),
           "LIMIT: page walk");
     for (uint64_t i = 0; i < npages; i++) {
-        all &= origin(read64(t_va(i) + 0x100)) == seg_pa + i * PAGE_4K +
-               0x100;
+        all &= mem_origin(read64(t_va(i) + 0x100)) ==
+               seg_pa + i * PAGE_4K + 0x100;
     }
     ok(all, "all %lu segment pages: BASE + OFFSET", npages);
 
     write64(t_va(1) + 0x200, 0x1234);
     ok(read64(seg_pa + PAGE_4K + 0x200) == 0x1234 &&
-       origin(read64(walk_page(1) + 0x200)) == walk_page(1) + 0x200,
+       mem_origin(read64(walk_page(1) + 0x200)) == walk_page(1) + 0x200,
        "a store through the segment reaches the segment's target only");
-    write64(seg_pa + PAGE_4K + 0x200, MEM_TAG | (seg_pa + PAGE_4K + 0x200));
+    write64(seg_pa + PAGE_4K + 0x200, mem_tag(seg_pa + PAGE_4K + 0x200));
 }
 
 /* An access across LIMIT: segment below, page walk above. */
@@ -136,7 +130,7 @@ static void check_straddle(void)
        "across LIMIT onto an unmapped page: #PF at LIMIT (vector %d, "
        "CR2 0x%lx)", vector, trap_fixup_cr2);
     ok(read64_safe(t_va(npages) - 8, &v) == NO_EXCEPTION &&
-       origin(v) == last, "the last segment word does not fault");
+       mem_origin(v) == last, "the last segment word does not fault");
     *pte = saved;
     invlpg(t_va(npages));
 }
@@ -150,7 +144,7 @@ static void check_permissions(void)
     int (*fn)(void) = (int (*)(void))(uintptr_t)(t_va(2) + 0x400);
 
     arm(U_VA, U_VA + PAGE_4K, spare_pa);
-    ok_eq(origin(read64(U_VA + 0x10)), spare_pa + 0x10,
+    ok_eq(mem_origin(read64(U_VA + 0x10)), spare_pa + 0x10,
           "segment page absent from the page tables: no #PF");
 
     wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_NXE);
@@ -181,7 +175,7 @@ static void check_canonical_ranges(void)
     int vector;
 
     arm(HIGH_VA, HIGH_VA + PAGE_4K, spare_pa);
-    ok_eq(origin(read64(HIGH_VA + 0x20)), spare_pa + 0x20,
+    ok_eq(mem_origin(read64(HIGH_VA + 0x20)), spare_pa + 0x20,
           "upper-half segment with a wrapping OFFSET");
     if (!cpu_has_la57()) {
         dseg_disarm(DSEG_G);
@@ -190,7 +184,7 @@ static void check_canonical_ranges(void)
     arm(LOW_VA_57, LOW_VA_57 + PAGE_4K, spare_pa);
     vector = read64_safe(LOW_VA_57 + 0x28, &v);
     if (paging_levels() == 5) {
-        ok(vector == NO_EXCEPTION && origin(v) == spare_pa + 0x28,
+        ok(vector == NO_EXCEPTION && mem_origin(v) == spare_pa + 0x28,
            "segment at 2^47 with 5-level paging");
     } else {
         ok_eq(vector, EXC_GP, "segment at 2^47 with 4-level paging: #GP");
@@ -210,9 +204,9 @@ static void check_invalidation(const char *what, uint32_t msr, uint64_t val)
 
     read64(t_va(3));
     *pte = spare_pa | (saved & ~PTE_ADDR_MASK);
-    stale = origin(read64(t_va(3))) == walk_page(3);
+    stale = mem_origin(read64(t_va(3))) == walk_page(3);
     wrmsr(msr, val);
-    ok_eq(origin(read64(t_va(3))), spare_pa,
+    ok_eq(mem_origin(read64(t_va(3))), spare_pa,
           "WRMSR %s invalidates the TLB%s", what,
           stale ? "" : " (no stale entry seen before)");
     *pte = saved;
@@ -222,15 +216,15 @@ static void check_invalidation(const char *what, uint32_t msr, uint64_t val)
 static void check_tlb(void)
 {
     dseg_disarm(DSEG_G);
-    ok_eq(origin(read64(t_va(4))), walk_page(4), "disarmed: page walk");
+    ok_eq(mem_origin(read64(t_va(4))), walk_page(4), "disarmed: page walk");
     arm_test_segment(seg_pa);
-    ok_eq(origin(read64(t_va(4))), seg_pa + 4 * PAGE_4K,
+    ok_eq(mem_origin(read64(t_va(4))), seg_pa + 4 * PAGE_4K,
           "armed after a walk of the page: segment");
     arm_test_segment(seg2_pa);
-    ok_eq(origin(read64(t_va(4))), seg2_pa + 4 * PAGE_4K,
+    ok_eq(mem_origin(read64(t_va(4))), seg2_pa + 4 * PAGE_4K,
           "new OFFSET: new target");
     dseg_disarm(DSEG_G);
-    ok_eq(origin(read64(t_va(4))), walk_page(4), "disarmed again: walk");
+    ok_eq(mem_origin(read64(t_va(4))), walk_page(4), "disarmed again: walk");
 
     check_invalidation("FILTER_INSERT", MSR_DSEG_FILTER_INSERT, 0x5000);
     check_invalidation("FILTER_CLEAR", MSR_DSEG_FILTER_CLEAR, 0);
@@ -244,7 +238,7 @@ static bool touch(uint64_t va, uint64_t pa)
     bool right = true;
 
     for (uint64_t i = 0; i < npages; i++) {
-        right &= origin(read64(va + i * PAGE_4K + 0x30)) ==
+        right &= mem_origin(read64(va + i * PAGE_4K + 0x30)) ==
                  pa + i * PAGE_4K + 0x30;
     }
     return right;

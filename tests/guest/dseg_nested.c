@@ -96,11 +96,6 @@ static struct {
     uint64_t val[MAX_PAGES];
 } touch_req;
 
-static uint64_t origin(uint64_t word)
-{
-    return word & ~MEM_TAG;
-}
-
 /* Host-physical address that VMM-segment gPA @gpa translates to. */
 static uint64_t v_hpa(uint64_t gpa)
 {
@@ -142,7 +137,7 @@ static bool touch(uint64_t va, uint64_t count, bool write)
 static bool loaded_from(uint64_t hpa, uint64_t stride)
 {
     for (uint64_t i = 0; i < touch_req.count; i++) {
-        if (origin(touch_req.val[i]) != hpa + i * stride + WORD) {
+        if (mem_origin(touch_req.val[i]) != hpa + i * stride + WORD) {
             diag("page %lu: loaded 0x%lx, want host word 0x%lx", i,
                  touch_req.val[i], hpa + i * stride + WORD);
             return false;
@@ -317,7 +312,7 @@ static void escape_window(void)
             uint64_t spare = h_spare + (i == escaped[0] ? 2 : 3) * PAGE_4K;
 
             right &= read64(spare + WORD) == (MARK | i) &&
-                     origin(read64(seg)) == seg;
+                     mem_origin(read64(seg)) == seg;
         } else {
             right &= read64(seg) == (MARK | i);
         }
@@ -338,7 +333,7 @@ static void check_loads(uint64_t va, const uint64_t *hpa, uint64_t count,
     bool right = touch(va, count, false);
 
     for (uint64_t i = 0; right && i < count; i++) {
-        right = origin(touch_req.val[i]) == hpa[i] + WORD;
+        right = mem_origin(touch_req.val[i]) == hpa[i] + WORD;
     }
     ok(right, "%s", what);
 }
@@ -456,10 +451,10 @@ static void check_stale_tlb(void)
     stale_req.offset[1] = E_GPA + E_STALE3 * PAGE_4K - STALE_VA;
     ran = svm_call(&vm, vm_stale, 0, &ret);
     ok(ran && stale_req.vector == NO_EXCEPTION &&
-       origin(stale_req.val[0]) == e_hpa(E_STALE) + WORD &&
-       origin(stale_req.val[1]) == e_hpa(E_STALE2) + WORD &&
-       origin(stale_req.val[2]) == e_hpa(E_STALE3) + WORD &&
-       origin(stale_req.val[3]) == e_hpa(E_STALE) + WORD,
+       mem_origin(stale_req.val[0]) == e_hpa(E_STALE) + WORD &&
+       mem_origin(stale_req.val[1]) == e_hpa(E_STALE2) + WORD &&
+       mem_origin(stale_req.val[2]) == e_hpa(E_STALE3) + WORD &&
+       mem_origin(stale_req.val[3]) == e_hpa(E_STALE) + WORD,
        "VM's WRMSRs to its guest segment take effect on the next load");
     ok(vmcb_get(&vm, VMCB_DSEG_BASE_G) == STALE_VA &&
        vmcb_get(&vm, VMCB_DSEG_LIMIT_G) == 0 &&
@@ -475,13 +470,13 @@ static void check_vmm_change(void)
 
     configure(&gpt_out, 0, 0, 0, true);
     right = touch(VMM_VA, 1, false) &&
-            origin(touch_req.val[0]) == before + WORD;
+            mem_origin(touch_req.val[0]) == before + WORD;
     if (dseg_set(DSEG_V, D_GPA, D_GPA + PAGE_4K, after - D_GPA) !=
         NO_EXCEPTION) {
         panic("cannot move the VMM segment");
     }
     right &= touch(VMM_VA, 1, false) &&
-             origin(touch_req.val[0]) == after + WORD;
+             mem_origin(touch_req.val[0]) == after + WORD;
     ok(right, "the VM sees a new VMM segment OFFSET on its next run");
 }
 

@@ -25,7 +25,6 @@
 #include "svm.h"
 #include "tap.h"
 
-#define TAG             0x7a67000000000000ull
 #define X_VA            0x4000000000ull     /* one test page */
 
 /* The host's and the VM's guest segments (test_dseg_vmrun.py uses them). */
@@ -60,18 +59,6 @@ static struct {
     struct dseg_seg seg;
     int vector;
 } vm_out;
-
-static uint64_t origin(uint64_t word)
-{
-    return word & ~TAG;
-}
-
-static void fill_tags(uint64_t pa)
-{
-    for (uint64_t off = 0; off < PAGE_4K; off += 8) {
-        write64(pa + off, TAG | (pa + off));
-    }
-}
 
 /* VM: RDMSR, then WRMSR of the value read, of every probed MSR. */
 static uint64_t vm_probe_msrs(uint64_t arg)
@@ -118,8 +105,8 @@ static void setup(void)
     seg_pa = page_alloc();
     host_target = seg_pa - 0x1000;
     guest_target = seg_pa;
-    fill_tags(walk_pa);
-    fill_tags(seg_pa);
+    mem_fill_tags(walk_pa, 1);
+    mem_fill_tags(seg_pa, 1);
     host_pt_init(&hpt);
     pt_map(&hpt, X_VA, walk_pa, PAGE_4K, PTE_RW);
     write_cr3(hpt.root);
@@ -189,19 +176,19 @@ static void check_switch(void)
     bool ran;
 
     set_host_g(X_VA, X_VA + PAGE_4K, seg_pa);
-    ok_eq(origin(read64(X_VA + 8)), seg_pa + 8, "host: X in its segment");
+    ok_eq(mem_origin(read64(X_VA + 8)), seg_pa + 8, "host: X in its segment");
     vmcb_set_dseg(&vm, 0, 0, 0);
     ran = svm_call(&vm, vm_load, X_VA + 8, &ret);
-    ok(ran && origin(ret) == walk_pa + 8,
+    ok(ran && mem_origin(ret) == walk_pa + 8,
        "VM without a segment: X by the page walk");
-    ok_eq(origin(read64(X_VA + 8)), seg_pa + 8,
+    ok_eq(mem_origin(read64(X_VA + 8)), seg_pa + 8,
           "host after #VMEXIT: X in its segment again");
     dseg_disarm(DSEG_G);
     vmcb_set_dseg(&vm, X_VA, X_VA + PAGE_4K, seg_pa - X_VA);
-    ok_eq(origin(read64(X_VA + 8)), walk_pa + 8, "host: X by the walk");
+    ok_eq(mem_origin(read64(X_VA + 8)), walk_pa + 8, "host: X by the walk");
     ran = svm_call(&vm, vm_load, X_VA + 8, &ret);
-    ok(ran && origin(ret) == seg_pa + 8, "VM: X in its segment");
-    ok_eq(origin(read64(X_VA + 8)), walk_pa + 8,
+    ok(ran && mem_origin(ret) == seg_pa + 8, "VM: X in its segment");
+    ok_eq(mem_origin(read64(X_VA + 8)), walk_pa + 8,
           "host after #VMEXIT: X by the walk again");
 }
 
@@ -265,7 +252,7 @@ static void check_no_npt(void)
     svm_set_npt(&vm, NULL);
     vmcb_set_dseg(&vm, X_VA, X_VA + PAGE_4K, seg_pa - X_VA);
     ran = svm_call(&vm, vm_load, X_VA + 8, &ret);
-    ok(ran && origin(ret) == walk_pa + 8,
+    ok(ran && mem_origin(ret) == walk_pa + 8,
        "VM without nested paging: its guest segment does not translate");
     ran = svm_call(&vm, vm_probe_msrs, 0, &ret);
     ok(ran && vm_out.val[0] == X_VA && vm_out.val[1] == X_VA + PAGE_4K,

@@ -41,11 +41,10 @@
  * on a gPA the NPT does not map, such as the hypervisor's hidden memory)
  * is reported ("THINVMM-EXIT") and ends the run with status 0x70.
  *
- * The multiboot information is read at the address where QEMU's loader
- * puts it (0x9500); guest_main() checks it against the command line
- * pointer it was given.  The modules are copied to their guest homes
- * before the first page-pool allocation (the pool starts at 16 MiB, where
- * QEMU has loaded the modules).
+ * The multiboot information is the one the loader passed in EBX
+ * (multiboot_info()).  The modules are copied to their guest homes before
+ * the first page-pool allocation (the pool starts at 16 MiB, where QEMU
+ * has loaded the modules).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -61,31 +60,6 @@
 #define DEFAULT_GUEST_MB        512
 #define THINVMM_MAGIC           0x74686e76u
 #define MAX_BAD_PAGES           16
-
-/* Multiboot information (the parts we read). */
-#define MB_INFO_ADDR            0x9500  /* where QEMU's loader puts it */
-struct mb_info {
-    uint32_t flags;
-    uint32_t mem_lower, mem_upper;
-    uint32_t boot_device;
-    uint32_t cmdline;
-    uint32_t mods_count, mods_addr;
-    uint32_t syms[4];
-    uint32_t mmap_length, mmap_addr;
-} __attribute__((packed));
-#define MB_FLAG_CMDLINE         (1u << 2)
-#define MB_FLAG_MODS            (1u << 3)
-#define MB_FLAG_MMAP            (1u << 6)
-
-struct mb_mod {
-    uint32_t start, end, cmdline, pad;
-};
-
-struct mb_mmap {
-    uint32_t size;
-    uint64_t addr, len;
-    uint32_t type;
-} __attribute__((packed));
 
 #define E820_RAM                1
 
@@ -125,17 +99,6 @@ struct mb_mmap {
 #define GPA_GDT                 (LOW_END + 0x2000)
 #define BOOT_CS                 0x10
 #define BOOT_DS                 0x18
-
-#define VMCB_FS                 0x440
-#define VMCB_GS                 0x450
-#define VMCB_LDTR               0x470
-#define VMCB_TR                 0x490
-#define VMCB_INTR_CTRL          0x060
-#define VMCB_EVENTINJ           0x0a8
-#define VMCB_NEXT_RIP           0x0c8
-#define SVM_INTERCEPT_CPUID     (1ull << 18)
-#define MSR_DSEG_BLOCK_FIRST    0xc0011f00
-#define MSR_DSEG_BLOCK_LAST     0xc0011f7f
 
 #define BAD_SENTINEL            0xbadbadbadbad0000ull
 #define HOST_RAM_LIMIT          (4 * GIB)
@@ -285,17 +248,6 @@ static void build_gdt(void)
     gdt[3] = 0x00cf93000000ffffull;     /* 0x18: data, flat */
 }
 
-static void vmcb_seg(unsigned off, uint16_t sel, uint16_t attr,
-                     uint32_t limit, uint64_t base)
-{
-    uint8_t *p = vmcb_ptr(&vm, off);
-
-    *(uint16_t *)p = sel;
-    *(uint16_t *)(p + 2) = attr;
-    *(uint32_t *)(p + 4) = limit;
-    *(uint64_t *)(p + 8) = base;
-}
-
 static void setup_vm(uint64_t entry)
 {
     svm_enable();
@@ -316,16 +268,16 @@ static void setup_vm(uint64_t entry)
     svm_set_npt(&vm, &npt);
 
     /* 32-bit protected mode, paging off, as the boot protocol wants. */
-    vmcb_seg(VMCB_CS, BOOT_CS, 0xc9b, 0xffffffff, 0);
-    vmcb_seg(VMCB_DS, BOOT_DS, 0xc93, 0xffffffff, 0);
-    vmcb_seg(VMCB_ES, BOOT_DS, 0xc93, 0xffffffff, 0);
-    vmcb_seg(VMCB_SS, BOOT_DS, 0xc93, 0xffffffff, 0);
-    vmcb_seg(VMCB_FS, BOOT_DS, 0xc93, 0xffffffff, 0);
-    vmcb_seg(VMCB_GS, BOOT_DS, 0xc93, 0xffffffff, 0);
-    vmcb_seg(VMCB_LDTR, 0, 0x82, 0xffff, 0);
-    vmcb_seg(VMCB_TR, 0, 0x8b, 0xffff, 0);
-    vmcb_seg(VMCB_GDTR, 0, 0, 4 * 8 - 1, GPA_GDT);
-    vmcb_seg(VMCB_IDTR, 0, 0, 0, 0);
+    vmcb_set_seg(&vm, VMCB_CS, BOOT_CS, VMCB_CS_ATTR_32, 0xffffffff, 0);
+    vmcb_set_seg(&vm, VMCB_DS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
+    vmcb_set_seg(&vm, VMCB_ES, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
+    vmcb_set_seg(&vm, VMCB_SS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
+    vmcb_set_seg(&vm, VMCB_FS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
+    vmcb_set_seg(&vm, VMCB_GS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
+    vmcb_set_seg(&vm, VMCB_LDTR, 0, VMCB_LDTR_ATTR, 0xffff, 0);
+    vmcb_set_seg(&vm, VMCB_TR, 0, VMCB_TR_ATTR, 0xffff, 0);
+    vmcb_set_seg(&vm, VMCB_GDTR, 0, 0, 4 * 8 - 1, GPA_GDT);
+    vmcb_set_seg(&vm, VMCB_IDTR, 0, 0, 0, 0);
     vmcb_set(&vm, VMCB_EFER, EFER_SVME);
     vmcb_set(&vm, VMCB_CR0, 0x11);      /* PE, ET */
     vmcb_set(&vm, VMCB_CR3, 0);
@@ -389,7 +341,7 @@ static bool bad_pages_intact(void)
 static void inject_gp(void)
 {
     vmcb_set(&vm, VMCB_EVENTINJ,
-             13 | (3u << 8) | (1u << 11) | (1u << 31));
+             EXC_GP | SVM_EVTINJ_TYPE_EXCP | SVM_EVTINJ_EV | SVM_EVTINJ_V);
 }
 
 static void handle_cpuid(void)
@@ -453,7 +405,8 @@ static int run_guest(void)
         }
         case SVM_EXIT_VMRUN:
             exits_other++;
-            vmcb_set(&vm, VMCB_EVENTINJ, 6 | (3u << 8) | (1u << 31));
+            vmcb_set(&vm, VMCB_EVENTINJ,
+                     EXC_UD | SVM_EVTINJ_TYPE_EXCP | SVM_EVTINJ_V);
             break;
         default:
             exits_other++;
@@ -464,29 +417,31 @@ static int run_guest(void)
     }
 }
 
-int guest_main(const char *cmdline)
-{
-    const struct mb_info *mbi = (const void *)(uintptr_t)MB_INFO_ADDR;
-    const struct mb_mod *mods;
-    char mode[16] = "vmm";
-    const char *linux_cmdline;
-    const uint8_t *kimg, *initrd;
-    uint64_t ksize, isize, kernel_gpa, initrd_gpa, setup_size, hdr_end;
-    unsigned nbad_req;
-    uint8_t *bp;
+/* The Linux boot, as guest_main() prepares it. */
+struct linux_boot {
+    const uint8_t *kimg;                /* bzImage module */
+    uint64_t ksize;
+    const uint8_t *initrd;              /* initramfs module */
+    uint64_t isize;
+    uint64_t setup_size;                /* the bzImage's real-mode part */
+    uint64_t kernel_gpa, initrd_gpa;    /* where they are loaded */
+    const char *cmdline;                /* Linux's command line */
+};
 
-    printf("THINVMM: thin hypervisor starting\n");
-    if (!(mbi->flags & MB_FLAG_CMDLINE) ||
-        (const char *)(uintptr_t)mbi->cmdline != cmdline) {
-        panic("no multiboot information at 0x%x", MB_INFO_ADDR);
-    }
-    if (!(mbi->flags & MB_FLAG_MODS) || mbi->mods_count < 2 ||
-        !(mbi->flags & MB_FLAG_MMAP)) {
+static void check_multiboot(const struct multiboot_info *mbi)
+{
+    if (!(mbi->flags & MULTIBOOT_INFO_MODS) || mbi->mods_count < 2 ||
+        !(mbi->flags & MULTIBOOT_INFO_MEM_MAP)) {
         panic("need the memory map and two modules (bzImage, initramfs)");
     }
+}
+
+/* Copies the multiboot memory map into hmap[], printing each entry. */
+static void read_host_e820(const struct multiboot_info *mbi)
+{
     for (uint32_t off = 0; off < mbi->mmap_length && nhmap < 64;) {
-        const struct mb_mmap *m = (const void *)(uintptr_t)
-                                  (mbi->mmap_addr + off);
+        const struct multiboot_mmap_entry *m = (const void *)(uintptr_t)
+                                               (mbi->mmap_addr + off);
 
         hmap[nhmap].addr = m->addr;
         hmap[nhmap].len = m->len;
@@ -496,6 +451,16 @@ int guest_main(const char *cmdline)
         nhmap++;
         off += m->size + 4;
     }
+}
+
+/*
+ * mode=, bad_pages= and guest_mb=: sets use_segment and guest_end and
+ * returns the number of bad pages asked for.
+ */
+static unsigned parse_options(const char *cmdline)
+{
+    char mode[16] = "vmm";
+    unsigned nbad_req;
 
     cmdline_get(cmdline, "mode", mode, sizeof(mode));
     nbad_req = cmdline_get_u64(cmdline, "bad_pages", 0);
@@ -504,97 +469,146 @@ int guest_main(const char *cmdline)
     if (strncmp(mode, "vmm", 4) && strncmp(mode, "base", 5)) {
         panic("mode=%s: use base or vmm", mode);
     }
-    linux_cmdline = "console=ttyS0";
-    for (const char *p = cmdline; *p; p++) {
-        if (p[0] == '-' && p[1] == '-' && (p == cmdline || p[-1] == ' ') &&
-            (p[2] == ' ' || !p[2])) {
-            linux_cmdline = p[2] ? p + 3 : p + 2;
-            break;
-        }
-    }
     if (guest_end + RAM_OFFSET + 2 * MIB > host_low_ram_end()) {
         panic("guest_mb too large for host RAM end 0x%lx",
               host_low_ram_end());
     }
+    return nbad_req;
+}
 
-    mods = (const void *)(uintptr_t)mbi->mods_addr;
-    kimg = hptr(mods[0].start);
-    ksize = mods[0].end - mods[0].start;
-    initrd = hptr(mods[1].start);
-    isize = mods[1].end - mods[1].start;
+/* The Linux command line: what follows a "--" word, else a default. */
+static const char *linux_cmdline(const char *cmdline)
+{
+    for (const char *p = cmdline; *p; p++) {
+        if (p[0] == '-' && p[1] == '-' && (p == cmdline || p[-1] == ' ') &&
+            (p[2] == ' ' || !p[2])) {
+            return p[2] ? p + 3 : p + 2;
+        }
+    }
+    return "console=ttyS0";
+}
+
+/* Finds the two modules, checks the bzImage and places kernel and initrd. */
+static void place_linux(const struct multiboot_info *mbi,
+                        struct linux_boot *lb)
+{
+    const struct multiboot_mod *mods =
+        (const void *)(uintptr_t)mbi->mods_addr;
+    const uint8_t *kimg = hptr(mods[0].start);
+    unsigned setup_sects;
+
+    lb->kimg = kimg;
+    lb->ksize = mods[0].end - mods[0].start;
+    lb->initrd = hptr(mods[1].start);
+    lb->isize = mods[1].end - mods[1].start;
     printf("THINVMM: mode %s, guest RAM %lu MiB, bzImage %lu bytes, "
            "initramfs %lu bytes\n", use_segment ? "vmm" : "base",
-           guest_end / MIB, ksize, isize);
+           guest_end / MIB, lb->ksize, lb->isize);
     if (rd16(kimg, BP_BOOT_FLAG) != 0xaa55 ||
         rd32(kimg, BP_HEADER_MAGIC) != 0x53726448 ||
         rd16(kimg, BP_VERSION) < 0x20c) {
         panic("module 0 is not a bzImage of boot protocol 2.12+");
     }
-    setup_size = ((kimg[BP_SETUP_SECTS] ? kimg[BP_SETUP_SECTS] : 4) + 1) *
-                 512ull;
-    kernel_gpa = rd32(kimg, BP_PREF_ADDRESS);
-    if (kernel_gpa < 2 * MIB || kernel_gpa + rd32(kimg, BP_INIT_SIZE) >
-        guest_end / 2) {
-        panic("kernel preferred address 0x%lx does not fit", kernel_gpa);
+    setup_sects = kimg[BP_SETUP_SECTS] ? kimg[BP_SETUP_SECTS] : 4;
+    lb->setup_size = (setup_sects + 1) * 512ull;
+    lb->kernel_gpa = rd32(kimg, BP_PREF_ADDRESS);
+    if (lb->kernel_gpa < 2 * MIB ||
+        lb->kernel_gpa + rd32(kimg, BP_INIT_SIZE) > guest_end / 2) {
+        panic("kernel preferred address 0x%lx does not fit",
+              lb->kernel_gpa);
     }
-    initrd_gpa = (guest_end - 64 * MIB - isize) & ~(PAGE_4K - 1);
+    lb->initrd_gpa = (guest_end - 64 * MIB - lb->isize) & ~(PAGE_4K - 1);
+}
 
-    /*
-     * Copy the modules to their guest-physical homes before the page pool
-     * (from 16 MiB up) can overwrite them: those homes are in the guest's
-     * RAM backing, above RAM_OFFSET.
-     */
-    memcpy(gptr(kernel_gpa), kimg + setup_size, ksize - setup_size);
-    memcpy(gptr(initrd_gpa), initrd, isize);
+/*
+ * Copies the modules to their guest-physical homes.  This must come before
+ * the page pool (from 16 MiB up) can overwrite them: those homes are in the
+ * guest's RAM backing, above RAM_OFFSET.
+ */
+static void load_linux(const struct linux_boot *lb)
+{
+    memcpy(gptr(lb->kernel_gpa), lb->kimg + lb->setup_size,
+           lb->ksize - lb->setup_size);
+    memcpy(gptr(lb->initrd_gpa), lb->initrd, lb->isize);
+}
 
-    /* Zero page: the setup header from the bzImage, then our fields. */
-    bp = gptr(GPA_ZERO_PAGE);
+/* Zero page: the setup header from the bzImage, then our fields. */
+static void build_zero_page(const struct linux_boot *lb)
+{
+    uint8_t *bp = gptr(GPA_ZERO_PAGE);
+    size_t cmdline_len = strlen(lb->cmdline);
+    uint64_t hdr_end;
+
     memset(bp, 0, PAGE_4K);
-    hdr_end = 0x202 + kimg[BP_JUMP_LEN];
-    memcpy(bp + BP_HDR, kimg + BP_HDR, hdr_end - BP_HDR);
+    hdr_end = 0x202 + lb->kimg[BP_JUMP_LEN];
+    memcpy(bp + BP_HDR, lb->kimg + BP_HDR, hdr_end - BP_HDR);
     bp[BP_TYPE_OF_LOADER] = 0xff;
     bp[BP_LOADFLAGS] = (bp[BP_LOADFLAGS] | LOADED_HIGH) & ~KEEP_SEGMENTS;
-    wr32(bp, BP_CODE32_START, kernel_gpa);
-    wr32(bp, BP_RAMDISK_IMAGE, initrd_gpa);
-    wr32(bp, BP_RAMDISK_SIZE, isize);
+    wr32(bp, BP_CODE32_START, lb->kernel_gpa);
+    wr32(bp, BP_RAMDISK_IMAGE, lb->initrd_gpa);
+    wr32(bp, BP_RAMDISK_SIZE, lb->isize);
     wr32(bp, BP_CMD_LINE_PTR, GPA_CMDLINE);
     bp[BP_VID_MODE] = 0xff;
     bp[BP_VID_MODE + 1] = 0xff;
-    if (strlen(linux_cmdline) >= rd32(bp, BP_CMDLINE_SIZE) ||
-        strlen(linux_cmdline) >= PAGE_4K) {
+    if (cmdline_len >= rd32(bp, BP_CMDLINE_SIZE) || cmdline_len >= PAGE_4K) {
         panic("Linux command line too long");
     }
-    memcpy(gptr(GPA_CMDLINE), linux_cmdline, strlen(linux_cmdline) + 1);
+    memcpy(gptr(GPA_CMDLINE), lb->cmdline, cmdline_len + 1);
     build_e820(bp);
+}
+
+/* The VMM segment over guest RAM, and the faulty pages inside it. */
+static void setup_vmm_segment(unsigned nbad_req, uint64_t kernel_gpa)
+{
+    if (!dseg_available()) {
+        panic("mode=vmm needs -cpu ...,+dseg");
+    }
+    wrmsr(MSR_DSEG_FILTER_CLEAR, 0);
+    if (dseg_set(DSEG_V, LOW_END, guest_end, RAM_OFFSET) != NO_EXCEPTION) {
+        panic("VMM segment rejected");
+    }
+    setup_bad_pages(nbad_req, kernel_gpa);
+}
+
+/* The page pool must have stayed below the guest's RAM backing. */
+static void check_pool(void)
+{
+    uint64_t probe = page_alloc();
+
+    if (probe + PAGE_4K > LOW_END + RAM_OFFSET) {
+        panic("hypervisor pool overflows into guest RAM (0x%lx)", probe);
+    }
+    printf("THINVMM: hypervisor pool used up to 0x%lx\n", probe);
+}
+
+int guest_main(const char *cmdline)
+{
+    const struct multiboot_info *mbi = multiboot_info();
+    struct linux_boot lb;
+    unsigned nbad_req;
+
+    printf("THINVMM: thin hypervisor starting\n");
+    check_multiboot(mbi);
+    read_host_e820(mbi);
+    nbad_req = parse_options(cmdline);
+    lb.cmdline = linux_cmdline(cmdline);
+    place_linux(mbi, &lb);
+    load_linux(&lb);
+    build_zero_page(&lb);
     build_gdt();
     printf("THINVMM: kernel at gPA 0x%lx (hPA 0x%lx), initramfs at gPA "
-           "0x%lx, cmdline \"%s\"\n", kernel_gpa, gpa_to_hpa(kernel_gpa),
-           initrd_gpa, linux_cmdline);
+           "0x%lx, cmdline \"%s\"\n", lb.kernel_gpa,
+           gpa_to_hpa(lb.kernel_gpa), lb.initrd_gpa, lb.cmdline);
 
     /* From here on the page pool may be used. */
     build_npt();
-    setup_vm(kernel_gpa);
+    setup_vm(lb.kernel_gpa);
     if (use_segment) {
-        if (!dseg_available()) {
-            panic("mode=vmm needs -cpu ...,+dseg");
-        }
-        wrmsr(MSR_DSEG_FILTER_CLEAR, 0);
-        if (dseg_set(DSEG_V, LOW_END, guest_end, RAM_OFFSET) !=
-            NO_EXCEPTION) {
-            panic("VMM segment rejected");
-        }
-        setup_bad_pages(nbad_req, kernel_gpa);
+        setup_vmm_segment(nbad_req, lb.kernel_gpa);
     }
-    {
-        uint64_t probe = page_alloc();
-
-        if (probe + PAGE_4K > LOW_END + RAM_OFFSET) {
-            panic("hypervisor pool overflows into guest RAM (0x%lx)", probe);
-        }
-        printf("THINVMM: hypervisor pool used up to 0x%lx\n", probe);
-    }
+    check_pool();
     printf("THINVMM: VMM segment %s: gPA [0x%lx, 0x%lx) -> +0x%lx\n",
            use_segment ? "on" : "off", LOW_END, guest_end, RAM_OFFSET);
-    printf("THINVMM: entering Linux at 0x%lx\n", kernel_gpa);
+    printf("THINVMM: entering Linux at 0x%lx\n", lb.kernel_gpa);
     return run_guest();
 }

@@ -178,6 +178,14 @@ int snprintf(char *buf, size_t size, const char *fmt, ...)
     return n;
 }
 
+void vprint_line(const char *prefix, const char *fmt, va_list ap)
+{
+    char msg[256];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    printf("%s%s\n", prefix, msg);
+}
+
 int printf(const char *fmt, ...)
 {
     char buf[512];

@@ -21,6 +21,9 @@
 #define MSR_DSEG_FILTER_CLEAR   0xc0011f0a
 #define MSR_DSEG_FILTER_BITS(w) (0xc0011f40 + (w))
 #define DSEG_FILTER_MAX_WORDS   64
+/* The whole MSR block that belongs to DSEG, registers or not. */
+#define MSR_DSEG_BLOCK_FIRST    0xc0011f00
+#define MSR_DSEG_BLOCK_LAST     0xc0011f7f
 
 /* The guest copy of the G registers in the VMCB. */
 #define VMCB_DSEG_BASE_G        0xc00

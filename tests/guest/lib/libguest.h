@@ -32,6 +32,36 @@
 /* Implemented by each guest: @cmdline is QEMU's -append string. */
 int guest_main(const char *cmdline);
 
+/* Multiboot information (the parts we read; all addresses 32-bit). */
+struct multiboot_info {
+    uint32_t flags;                     /* MULTIBOOT_INFO_*: valid fields */
+    uint32_t mem_lower, mem_upper;
+    uint32_t boot_device;
+    uint32_t cmdline;
+    uint32_t mods_count, mods_addr;     /* struct multiboot_mod[] */
+    uint32_t syms[4];
+    uint32_t mmap_length, mmap_addr;    /* struct multiboot_mmap_entry... */
+};
+#define MULTIBOOT_INFO_MEMORY   (1u << 0)
+#define MULTIBOOT_INFO_CMDLINE  (1u << 2)
+#define MULTIBOOT_INFO_MODS     (1u << 3)
+#define MULTIBOOT_INFO_MEM_MAP  (1u << 6)
+
+/* A module: [start, end) in physical memory. */
+struct multiboot_mod {
+    uint32_t start, end, cmdline, pad;
+};
+
+/* A memory map entry; the next one starts @size + 4 bytes further on. */
+struct multiboot_mmap_entry {
+    uint32_t size;
+    uint64_t addr, len;
+    uint32_t type;
+} __attribute__((packed));
+
+/* The information the loader passed in EBX to the image's entry. */
+const struct multiboot_info *multiboot_info(void);
+
 /* Console and test output (putchar_serial() turns \n into \r\n). */
 #define COM1_PORT           0x3f8
 #define COM1_LSR_PORT       (COM1_PORT + 5)
@@ -41,6 +71,9 @@ int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int snprintf(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* One line: @prefix, then the message of @fmt (up to 255 characters). */
+void vprint_line(const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 void __attribute__((noreturn)) guest_exit(int status);
 void __attribute__((noreturn, format(printf, 1, 2))) panic(const char *fmt,
                                                             ...);
@@ -62,6 +95,7 @@ uint64_t strtou64(const char *s, const char **end);
 
 /* Exceptions. */
 #define EXC_NMI             2
+#define EXC_UD              6
 #define EXC_GP              13
 #define EXC_PF              14
 /* What the *_safe() helpers return when no exception was raised. */

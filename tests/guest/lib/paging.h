@@ -114,6 +114,12 @@ static inline uint64_t mem_tag(uint64_t pa)
     return MEM_TAG | pa;
 }
 
+/* Physical address that a tagged word read through a mapping came from. */
+static inline uint64_t mem_origin(uint64_t word)
+{
+    return word & ~MEM_TAG;
+}
+
 /* Tag every word of @pages 4 KiB pages from physical address @pa. */
 void mem_fill_tags(uint64_t pa, uint64_t pages);
 

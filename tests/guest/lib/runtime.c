@@ -5,22 +5,13 @@
  */
 #include "libguest.h"
 
-/* The part of the multiboot information structure we read. */
-struct multiboot_info {
-    uint32_t flags;
-    uint32_t mem_lower, mem_upper;
-    uint32_t boot_device;
-    uint32_t cmdline;
-};
-#define MULTIBOOT_INFO_MEMORY   (1 << 0)
-#define MULTIBOOT_INFO_CMDLINE  (1 << 2)
-
 /* RAM assumed when the loader does not tell (the harness gives 256 MiB). */
 #define DEFAULT_RAM_END         (256ull << 20)
 /* The page tables of boot.S identity-map the low 4 GiB. */
 #define IDENTITY_MAP_END        (4ull << 30)
 
 static uint64_t ram_end = DEFAULT_RAM_END;
+static const struct multiboot_info *mb_info;
 
 void __attribute__((noreturn)) guest_exit(int status)
 {
@@ -33,24 +24,24 @@ void __attribute__((noreturn)) guest_exit(int status)
 
 void panic(const char *fmt, ...)
 {
-    char buf[256];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
+    vprint_line("PANIC: ", fmt, ap);
     va_end(ap);
-    printf("PANIC: %s\n", buf);
     guest_exit(GUEST_EXIT_FAULT);
 }
 
 void guest_start(uint32_t mb_info_addr);
 
+/* Called by boot.S with the multiboot information address from EBX. */
 void guest_start(uint32_t mb_info_addr)
 {
     const struct multiboot_info *mbi =
         (const struct multiboot_info *)(uintptr_t)mb_info_addr;
     const char *cmdline = "";
 
+    mb_info = mbi;
     trap_init();
     if (mbi->flags & MULTIBOOT_INFO_MEMORY) {
         /* mem_upper counts KiB from 1 MiB up to the first hole. */
@@ -70,15 +61,18 @@ uint64_t guest_ram_end(void)
     return ram_end;
 }
 
+const struct multiboot_info *multiboot_info(void)
+{
+    return mb_info;
+}
+
 void checkpoint(const char *fmt, ...)
 {
-    char name[128];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(name, sizeof(name), fmt, ap);
+    vprint_line("CHECKPOINT ", fmt, ap);
     va_end(ap);
-    printf("CHECKPOINT %s\n", name);
     /* The harness wakes us with an NMI, whose handler just returns. */
     asm volatile("cli; hlt" : : : "memory");
 }

@@ -8,8 +8,6 @@
 
 #define IOPM_PAGES              3
 #define MSRPM_PAGES             2
-#define VMCB_CS_ATTR_LONG       0xa9b   /* G, L, P, code exec/read, acc. */
-#define VMCB_DS_ATTR            0xc93   /* G, D/B, P, data r/w, accessed */
 #define GUEST_CS                0x08    /* selectors of boot.S's GDT */
 #define GUEST_DS                0x10
 #define DR6_INIT                0xffff0ff0
@@ -51,8 +49,8 @@ void svm_enable(void)
     wrmsr(MSR_VM_HSAVE_PA, page_alloc());
 }
 
-static void vmcb_set_seg(struct svm_vm *vm, unsigned off, uint16_t sel,
-                         uint16_t attr, uint32_t limit, uint64_t base)
+void vmcb_set_seg(struct svm_vm *vm, unsigned off, uint16_t sel,
+                  uint16_t attr, uint32_t limit, uint64_t base)
 {
     uint8_t *p = vmcb_ptr(vm, off);
 

@@ -29,18 +29,24 @@
 #define VMCB_IOPM_BASE          0x040
 #define VMCB_MSRPM_BASE         0x048
 #define VMCB_ASID               0x058
+#define VMCB_INTR_CTRL          0x060   /* V_TPR, V_IRQ, V_INTR_MASKING... */
 #define VMCB_EXIT_CODE          0x070
 #define VMCB_EXIT_INFO1         0x078
 #define VMCB_EXIT_INFO2         0x080
 #define VMCB_NP_ENABLE          0x090
+#define VMCB_EVENTINJ           0x0a8   /* SVM_EVTINJ_* */
 #define VMCB_N_CR3              0x0b0
 /* VMCB state save area. */
 #define VMCB_ES                 0x400   /* segments: 16 bytes each */
 #define VMCB_CS                 0x410
 #define VMCB_SS                 0x420
 #define VMCB_DS                 0x430
+#define VMCB_FS                 0x440
+#define VMCB_GS                 0x450
 #define VMCB_GDTR               0x460
+#define VMCB_LDTR               0x470
 #define VMCB_IDTR               0x480
+#define VMCB_TR                 0x490
 #define VMCB_EFER               0x4d0
 #define VMCB_CR4                0x548
 #define VMCB_CR3                0x550
@@ -53,7 +59,15 @@
 #define VMCB_RAX                0x5f8
 #define VMCB_G_PAT              0x668
 
+/* Attributes of a VMCB segment (vmcb_set_seg()). */
+#define VMCB_CS_ATTR_LONG       0xa9b   /* G, L, P, code exec/read, acc. */
+#define VMCB_CS_ATTR_32         0xc9b   /* G, D/B, P, code exec/read, acc. */
+#define VMCB_DS_ATTR            0xc93   /* G, D/B, P, data r/w, accessed */
+#define VMCB_LDTR_ATTR          0x082   /* P, LDT */
+#define VMCB_TR_ATTR            0x08b   /* P, busy TSS */
+
 /* Bits of the 64-bit intercept vector at VMCB_INTERCEPT. */
+#define SVM_INTERCEPT_CPUID     (1ull << 18)
 #define SVM_INTERCEPT_HLT       (1ull << 24)
 #define SVM_INTERCEPT_IOIO      (1ull << 27)
 #define SVM_INTERCEPT_MSR       (1ull << 28)
@@ -73,6 +87,11 @@
 #define SVM_EXIT_VMMCALL        0x81
 #define SVM_EXIT_NPF            0x400
 #define SVM_EXIT_INVALID        (~0ull)
+
+/* Event injection (VMCB_EVENTINJ): vector | type | flags. */
+#define SVM_EVTINJ_TYPE_EXCP    (3u << 8)
+#define SVM_EVTINJ_EV           (1u << 11)  /* error code (bits 63:32) valid */
+#define SVM_EVTINJ_V            (1u << 31)
 
 /* EXITINFO1 of #NPF: page-fault error code bits plus these. */
 #define SVM_NPF_P               (1ull << 0)
@@ -137,6 +156,10 @@ void svm_vm_init(struct svm_vm *vm);
 void svm_set_cr3(struct svm_vm *vm, const struct pt *gpt);
 /* Nested paging with @npt (its depth must be the host's); NULL: off. */
 void svm_set_npt(struct svm_vm *vm, const struct pt *npt);
+
+/* Segment register @off (VMCB_ES ... VMCB_TR) of the guest state. */
+void vmcb_set_seg(struct svm_vm *vm, unsigned off, uint16_t sel,
+                  uint16_t attr, uint32_t limit, uint64_t base);
 
 void svm_set_intercept(struct svm_vm *vm, uint64_t bits, bool on);
 void svm_set_exception_intercepts(struct svm_vm *vm, uint32_t vectors);

@@ -54,13 +54,11 @@ bool ok_eq(uint64_t got, uint64_t want, const char *fmt, ...)
 
 void diag(const char *fmt, ...)
 {
-    char msg[256];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vprint_line("# ", fmt, ap);
     va_end(ap);
-    printf("# %s\n", msg);
 }
 
 int tap_done(void)
