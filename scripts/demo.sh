@@ -8,4 +8,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/prepare.sh --with-upstream
-exec /usr/bin/python3 scripts/dseg-experiment.py "$@"
+exec meson devenv -C build -w . /usr/bin/python3 scripts/dseg-experiment.py "$@"

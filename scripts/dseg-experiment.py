@@ -19,13 +19,7 @@ docs/devel/dseg-experiment.rst explains every column.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import sys
-
-try:
-    from qemu_dseg.experiment.cli import main
-except ImportError as e:
-    sys.exit(f'dseg-experiment: {e}; run it through scripts/demo.sh or '
-             f'meson devenv -C build, which set PYTHONPATH')
+from qemu_dseg.experiment.cli import main
 
 if __name__ == '__main__':
     main()

@@ -9,7 +9,7 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
-#include <string.h>
+#include "qemu/osdep.h"
 
 #include "dseg-core.h"
 

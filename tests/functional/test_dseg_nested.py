@@ -156,6 +156,26 @@ class DsegNestedTest(testing.TestCase):
         self.assertEqual(model.arch_refs_nested(2, 2, 2), 8)
         self.assertEqual(model.arch_refs_nested(4, 4, 0), 20)
 
+    def test_assert_counters(self):
+        zero = {p: dict.fromkeys(model.REF_FIELDS, 0) for p in model.PATHS}
+        zero.update(dict.fromkeys(model.EVENTS, 0))
+        c = {**zero, 'walk-2d': {'fills': 2, 'guest-refs': 8,
+                                 'nested-refs': 5, 'arch-refs': 48},
+             'filter-probes': 3}
+        expect = {'walk-2d': {'fills': 2, 'guest-refs': 8,
+                              'nested-refs': ANY, 'arch-refs': 48},
+                  'filter-probes': 3}
+        model.assert_counters(c, expect)
+        model.assert_counters(c, {'walk-2d': ANY, 'filter-probes': ANY})
+        for wrong in ({**expect, 'filter-probes': 2},
+                      {**expect, 'walk-2d': {'fills': 2, 'arch-refs': 48,
+                                             'nested-refs': ANY}},
+                      {'walk-2d': ANY}):
+            with self.assertRaises(AssertionError):
+                model.assert_counters(c, wrong)
+        with self.assertRaises(ValueError):
+            model.assert_counters(c, {'walk-3d': {}})
+
 
 if __name__ == '__main__':
     testing.main()

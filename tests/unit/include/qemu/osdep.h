@@ -1,0 +1,19 @@
+/*
+ * Stand-in for QEMU's qemu/osdep.h in the unit-test build of
+ * target/i386/dseg-core.c.
+ *
+ * QEMU's style makes qemu/osdep.h the first include of every .c file, and
+ * dseg-core.c follows it; outside the QEMU tree, this header gives it the
+ * few standard headers it needs instead.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef QEMU_DSEG_UNIT_OSDEP_H
+#define QEMU_DSEG_UNIT_OSDEP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#endif
