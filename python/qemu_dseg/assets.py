@@ -153,7 +153,9 @@ def fetch(name, cache=None):
         pkg = _verified(deb, want)
         if pkg:
             return pkg
-        os.unlink(deb)          # corrupt or unrecorded: fetch it again
+        # Corrupt or unrecorded: fetch it again, and unpack it anew.
+        os.unlink(deb)
+        shutil.rmtree(deb[:-len('.deb')], ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         _run(['apt-get', '-q', '-o', 'APT::Sandbox::User=root',
               'download', f'{name}={version}'], cwd=tmp)

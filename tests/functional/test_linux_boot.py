@@ -3,12 +3,16 @@
 
 The initramfs is built at test time from Debian's linux-image and
 busybox-static packages (see python/qemu_dseg/assets.py).  Its /init reports what the
-kernel sees of the emulated CPU and loads kvm_amd.
+kernel sees of the emulated CPU and loads kvm_amd.  Also checks that a
+cached Debian package is verified before use.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import hashlib
+import os
 import re
+import tempfile
 
 from qemu_dseg import assets, testing
 
@@ -44,6 +48,24 @@ class LinuxBootTest(testing.TestCase):
         self.assertRegex(console, r'(?m)^kvm_amd-npt: (Y|1)$')
         self.assertRegex(console, r'(SVM|kvm_amd): kvm: Nested Paging enabled')
         self.assertIsNone(re.search(r'insmod .* failed', console))
+
+    def test_cached_package_verified(self):
+        """A corrupt .deb in the cache is fetched again, not used."""
+        with tempfile.TemporaryDirectory() as cache:
+            pkg = assets.fetch(assets.BUSYBOX_PACKAGE, cache)
+            with open(pkg.deb, 'rb') as f:
+                good = f.read()
+            self.assertEqual(hashlib.sha256(good).hexdigest(), pkg.sha256)
+            with open(pkg.deb, 'r+b') as f:
+                f.seek(len(good) // 2)
+                f.write(b'qemu-dseg')
+            again = assets.fetch(assets.BUSYBOX_PACKAGE, cache)
+            self.assertEqual(again, pkg)
+            with open(again.deb, 'rb') as f:
+                self.assertEqual(f.read(), good)
+            self.assertEqual(sorted(os.listdir(cache)),
+                             sorted([os.path.basename(pkg.deb),
+                                     os.path.basename(pkg.deb) + '.json']))
 
 
 if __name__ == '__main__':
