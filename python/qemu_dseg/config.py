@@ -26,7 +26,6 @@ def _env(name, default):
 
 QEMU = _env('QEMU_DSEG_QEMU', os.path.join(BUILD, 'qemu',
                                            'qemu-system-x86_64'))
-QEMU_UPSTREAM = os.path.join(BUILD, 'qemu-upstream', 'qemu-system-x86_64')
 QEMU_SRC = _env('QEMU_DSEG_SRC', os.path.join(BUILD, 'qemu-src'))
 GUESTS = _env('QEMU_DSEG_GUESTS', os.path.join(BUILD, 'tests', 'guest'))
 CACHE = _env('QEMU_DSEG_CACHE', os.path.expanduser('~/.cache/qemu-dseg'))

@@ -19,7 +19,6 @@ PAGE_1G = 1 << 30
 # two are taken in host mode, the others in guest mode.
 PATHS = ('native-walk', 'native-direct', 'walk-2d', 'guest-direct',
          'vmm-direct', 'dual-direct')
-HOST_MODE_PATHS = PATHS[:2]
 GUEST_MODE_PATHS = PATHS[2:]
 # The reference counters of every path, and the event counters.
 REF_FIELDS = ('fills', 'guest-refs', 'nested-refs', 'arch-refs')
@@ -102,21 +101,6 @@ def arch_refs_nested(guest_len, pt_nested_len, final_nested_len):
     return guest_len * (1 + pt_nested_len) + final_nested_len
 
 
-def refs_per_fill(path, guest_len, nested_len):
-    """(guest-refs, arch-refs) of one fill on PATH whose guest (or native)
-    walk reads GUEST_LEN entries and whose nested walks read NESTED_LEN,
-    with the guest page tables inside the VMM segment on vmm-direct."""
-    return {
-        'native-walk': (guest_len, guest_len),
-        'native-direct': (0, 0),
-        'walk-2d': (guest_len,
-                    arch_refs_nested(guest_len, nested_len, nested_len)),
-        'guest-direct': (0, arch_refs_nested(0, 0, nested_len)),
-        'vmm-direct': (guest_len, arch_refs_nested(guest_len, 0, 0)),
-        'dual-direct': (0, 0),
-    }[path]
-
-
 # --- checking a counter set -----------------------------------------------
 
 class _Any:
@@ -162,7 +146,3 @@ def assert_counters(counters, expect, where=''):
         raise AssertionError(f'{where + ": " if where else ""}counters '
                              f'differ: ' + '; '.join(wrong))
 
-
-def path_total(counters, paths=PATHS, field='fills'):
-    """The sum of FIELD over PATHS."""
-    return sum(counters[p][field] for p in paths)
