@@ -29,8 +29,9 @@ from . import config
 
 KERNEL_METAPACKAGE = 'linux-image-cloud-amd64'
 BUSYBOX_PACKAGE = 'busybox-static'
-APPLETS = ('sh mount umount cat grep insmod poweroff dmesg echo ls sleep '
-           'uname mkdir dd md5sum sha256sum head tail awk sed sync').split()
+APPLETS = ('sh mount umount cat grep insmod rmmod poweroff dmesg echo ls '
+           'sleep uname mkdir dd md5sum sha256sum head tail awk sed sync '
+           'lsmod').split()
 
 # Shell snippet for the top of an /init script.
 INIT_PRELUDE = """\
@@ -229,6 +230,44 @@ def module_files(root, names):
     return files
 
 
+def kernel_headers(kernel):
+    """The kbuild tree of the kernel package KERNEL: Debian's
+    linux-headers package of exactly its release and version, installed
+    with apt-get when it is not (needs root)."""
+    release = kernel_release(unpack(kernel))
+    name = f'linux-headers-{release}'
+    try:
+        have = _run(['dpkg-query', '-W', '-f', '${Version}', name], 60)
+    except AssetError:
+        have = None
+    if have != kernel.version:
+        _run(['apt-get', 'install', '-y', '-q', '--no-install-recommends',
+              f'{name}={kernel.version}'], 900)
+    kdir = f'/usr/src/{name}'
+    if not os.path.isfile(os.path.join(kdir, 'Module.symvers')):
+        raise AssetError(f'{name} {kernel.version} installed no {kdir}')
+    return kdir
+
+
+def build_module(src, kernel, out):
+    """Build the out-of-tree module in the Kbuild directory SRC for the
+    kernel package KERNEL, in OUT/<release>/; return the .ko's path."""
+    release = kernel_release(unpack(kernel))
+    kdir = kernel_headers(kernel)
+    work = os.path.join(out, release)
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(src, work)
+    _run(['make', '-C', kdir, f'M={work}', 'modules'], 600)
+    kos = glob.glob(os.path.join(work, '*.ko'))
+    if len(kos) != 1:
+        raise AssetError(f'building {src} gave {kos}')
+    vermagic = _run(['modinfo', '-F', 'vermagic', kos[0]], 60).split()
+    if vermagic[:1] != [release]:
+        raise AssetError(f'{kos[0]} is built for {vermagic[:1]}, not '
+                         f'{release}')
+    return kos[0]
+
+
 def _module_bytes(path):
     """The plain ELF of a module file, decompressed if need be."""
     if path.endswith('.xz'):
@@ -303,7 +342,7 @@ def linux_guest(init_script, extra_files=None, modules=('kvm-amd',)):
     extra_files = {'/' + p.lstrip('/'): d
                    for p, d in (extra_files or {}).items()}
     digest = hashlib.sha256(repr((
-        kernel.sha256, busybox.sha256, list(modules), init_script,
+        kernel.sha256, busybox.sha256, APPLETS, list(modules), init_script,
         sorted((p, hashlib.sha256(d).hexdigest())
                for p, d in extra_files.items()))).encode()).hexdigest()
     initrd = os.path.join(os.path.dirname(kernel.deb),

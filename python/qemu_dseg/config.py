@@ -4,6 +4,7 @@ Each location is an environment variable that meson sets for the tests
 and for `meson devenv`; the defaults suit a build in ./build of this
 checkout.
 
+  QEMU_DSEG_BUILD    the meson build directory
   QEMU_DSEG_QEMU     the fork's qemu-system-x86_64
   QEMU_DSEG_SRC      the patched QEMU source tree it was built from
   QEMU_DSEG_GUESTS   the directory of the test guest images and programs
@@ -17,12 +18,13 @@ import os
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-BUILD = os.path.join(REPO, 'build')
 
 
 def _env(name, default):
     return os.environ.get(name) or default
 
+
+BUILD = _env('QEMU_DSEG_BUILD', os.path.join(REPO, 'build'))
 
 QEMU = _env('QEMU_DSEG_QEMU', os.path.join(BUILD, 'qemu',
                                            'qemu-system-x86_64'))

@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * qemu-dseg guest module: a primary region per process, translated by the
+ * guest direct segment (BASE_G/LIMIT_G/OFFSET_G) while the process runs.
+ *
+ * Memory: a pool of physically contiguous (guest-)physical memory that
+ * the kernel does not manage, reserved at boot (e.g. memmap=256M$0x10000000)
+ * and named by the module parameters pool_base and pool_size.  A process
+ * mmaps /dev/dseg (MAP_SHARED) to get one primary region carved from the
+ * pool: zeroed, mapped by its page tables with 4 KiB pages, and covered by
+ * the guest segment.
+ *
+ * Arming: a probe on the sched_switch tracepoint runs on every context
+ * switch, on every CPU.  When the next task's mm owns a region it arms the
+ * segment for that region, otherwise it disarms it; a CPU whose segment
+ * already holds the right region writes nothing.  So all threads of the
+ * process, wherever they run and migrate, use the segment, and nothing
+ * else does: not kernel threads, not other processes, not a forked child
+ * (another mm; the region is VM_DONTCOPY), not the process after exec.
+ * When a region goes (munmap, exit, exec), every CPU that holds it is
+ * disarmed before its memory returns to the pool.
+ *
+ * The segment grants read, write and execute at every CPL, so it only
+ * ever covers the running process's own region, which its page tables map
+ * read-write to the same memory: the region cannot be split, moved,
+ * expanded or mprotected.  See docs/devel/dseg-linux.rst.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/bitmap.h>
+#include <linux/io.h>
+#include <linux/ioport.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/percpu.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/smp.h>
+#include <linux/tracepoint.h>
+#include <linux/uaccess.h>
+#include <asm/msr.h>
+#include <asm/processor.h>
+
+#include "dseg_uapi.h"
+
+#define CPUID_EXT3_DSEG		(1U << 31)	/* CPUID Fn8000_0001 ECX[31] */
+#define MSR_DSEG_BASE_G		0xc0011f00
+#define MSR_DSEG_LIMIT_G	0xc0011f01
+#define MSR_DSEG_OFFSET_G	0xc0011f02
+
+/* Regions alive at once (one per process). */
+#define DSEG_MAX_REGIONS	16
+
+static unsigned long pool_base;
+module_param(pool_base, ulong, 0444);
+MODULE_PARM_DESC(pool_base, "physical address of the reserved memory pool");
+static unsigned long pool_size;
+module_param(pool_size, ulong, 0444);
+MODULE_PARM_DESC(pool_size, "size in bytes of the reserved memory pool");
+
+struct dseg_region {
+	struct mm_struct *mm;		/* owner; not a reference */
+	unsigned long base;		/* virtual */
+	unsigned long limit;
+	phys_addr_t phys;
+	unsigned long first_page;	/* in the pool */
+	unsigned long npages;
+};
+
+/* Readers: the sched_switch probe (IRQs off).  Writers: dseg_lock. */
+static struct dseg_region *regions[DSEG_MAX_REGIONS];
+static DEFINE_MUTEX(dseg_lock);
+static unsigned long *pool_map;		/* one bit per pool page in use */
+static unsigned long pool_pages;
+
+/* The region this CPU's guest segment holds, or NULL when disarmed. */
+static DEFINE_PER_CPU(struct dseg_region *, armed);
+
+static struct tracepoint *sched_switch_tp;
+
+static void dseg_arm(struct dseg_region *r)
+{
+	if (this_cpu_read(armed) == r)
+		return;
+	/* The spec's programming sequence: disarm, BASE, OFFSET, LIMIT. */
+	wrmsrl(MSR_DSEG_LIMIT_G, 0);
+	if (r) {
+		wrmsrl(MSR_DSEG_BASE_G, r->base);
+		wrmsrl(MSR_DSEG_OFFSET_G, r->phys - r->base);
+		wrmsrl(MSR_DSEG_LIMIT_G, r->limit);
+	}
+	this_cpu_write(armed, r);
+}
+
+static struct dseg_region *region_of(struct mm_struct *mm)
+{
+	int i;
+
+	if (!mm)
+		return NULL;
+	for (i = 0; i < DSEG_MAX_REGIONS; i++) {
+		struct dseg_region *r = READ_ONCE(regions[i]);
+
+		if (r && r->mm == mm)
+			return r;
+	}
+	return NULL;
+}
+
+static void dseg_sched_switch(void *data, bool preempt,
+			      struct task_struct *prev,
+			      struct task_struct *next,
+			      unsigned int prev_state)
+{
+	dseg_arm(region_of(next->mm));
+}
+
+/* IPI: make this CPU's segment match the task it runs now. */
+static void dseg_refresh(void *unused)
+{
+	dseg_arm(region_of(current->mm));
+}
+
+static void find_sched_switch(struct tracepoint *tp, void *priv)
+{
+	if (!strcmp(tp->name, "sched_switch"))
+		sched_switch_tp = tp;
+}
+
+/* --- the region: a VMA of /dev/dseg ------------------------------------ */
+
+static void dseg_vma_close(struct vm_area_struct *vma)
+{
+	struct dseg_region *r = vma->vm_private_data;
+	int i;
+
+	mutex_lock(&dseg_lock);
+	for (i = 0; i < DSEG_MAX_REGIONS; i++)
+		if (regions[i] == r)
+			WRITE_ONCE(regions[i], NULL);
+	/*
+	 * A probe that found R before it left the table has armed it with
+	 * IRQs off; this IPI runs after it, on every CPU, and disarms.
+	 */
+	on_each_cpu(dseg_refresh, NULL, 1);
+	bitmap_clear(pool_map, r->first_page, r->npages);
+	mutex_unlock(&dseg_lock);
+	kfree(r);
+}
+
+/* The segment must keep matching the page tables: no split, move or
+ * change of protection. */
+static int dseg_vma_may_split(struct vm_area_struct *vma, unsigned long addr)
+{
+	return -EINVAL;
+}
+
+static int dseg_vma_mremap(struct vm_area_struct *vma)
+{
+	return -EINVAL;
+}
+
+static int dseg_vma_mprotect(struct vm_area_struct *vma, unsigned long start,
+			     unsigned long end, unsigned long newflags)
+{
+	return -EACCES;
+}
+
+static const struct vm_operations_struct dseg_vm_ops = {
+	.close = dseg_vma_close,
+	.may_split = dseg_vma_may_split,
+	.mremap = dseg_vma_mremap,
+	.mprotect = dseg_vma_mprotect,
+};
+
+static int dseg_zero(phys_addr_t phys, size_t size)
+{
+	void *p = memremap(phys, size, MEMREMAP_WB);
+
+	if (!p)
+		return -ENOMEM;
+	memset(p, 0, size);
+	memunmap(p);
+	return 0;
+}
+
+static int dseg_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	unsigned long size = vma->vm_end - vma->vm_start;
+	unsigned long npages = size >> PAGE_SHIFT;
+	struct dseg_region *r;
+	unsigned long first;
+	int slot, ret;
+
+	if (vma->vm_pgoff)
+		return -EINVAL;
+	if ((vma->vm_flags & (VM_SHARED | VM_READ | VM_WRITE)) !=
+	    (VM_SHARED | VM_READ | VM_WRITE))
+		return -EACCES;
+	if (vma->vm_mm != current->mm)
+		return -EINVAL;
+
+	r = kzalloc(sizeof(*r), GFP_KERNEL);
+	if (!r)
+		return -ENOMEM;
+	mutex_lock(&dseg_lock);
+	ret = -EBUSY;			/* one primary region per process */
+	if (region_of(current->mm))
+		goto out_unlock;
+	ret = -ENOSPC;
+	for (slot = 0; slot < DSEG_MAX_REGIONS && regions[slot]; slot++)
+		;
+	if (slot == DSEG_MAX_REGIONS)
+		goto out_unlock;
+	ret = -ENOMEM;
+	first = bitmap_find_next_zero_area(pool_map, pool_pages, 0, npages, 0);
+	if (first >= pool_pages)
+		goto out_unlock;
+
+	r->mm = current->mm;
+	r->base = vma->vm_start;
+	r->limit = vma->vm_end;
+	r->phys = pool_base + ((phys_addr_t)first << PAGE_SHIFT);
+	r->first_page = first;
+	r->npages = npages;
+	ret = dseg_zero(r->phys, size);
+	if (ret)
+		goto out_unlock;
+	vma->vm_flags |= VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTCOPY |
+			 VM_DONTDUMP;
+	ret = remap_pfn_range(vma, vma->vm_start, PHYS_PFN(r->phys), size,
+			      vma->vm_page_prot);
+	if (ret)
+		goto out_unlock;
+	bitmap_set(pool_map, first, npages);
+	vma->vm_private_data = r;
+	vma->vm_ops = &dseg_vm_ops;
+	WRITE_ONCE(regions[slot], r);
+	/* Arm it now on every CPU that runs a thread of this process. */
+	on_each_cpu(dseg_refresh, NULL, 1);
+	mutex_unlock(&dseg_lock);
+	return 0;
+
+out_unlock:
+	mutex_unlock(&dseg_lock);
+	kfree(r);
+	return ret;
+}
+
+static long dseg_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct dseg_region_info info = { 0 };
+	struct dseg_region *r;
+
+	if (cmd != DSEG_IOC_REGION)
+		return -ENOTTY;
+	mutex_lock(&dseg_lock);
+	r = region_of(current->mm);
+	if (r) {
+		info.base = r->base;
+		info.limit = r->limit;
+		info.phys = r->phys;
+	}
+	mutex_unlock(&dseg_lock);
+	if (!r)
+		return -ENOENT;
+	return copy_to_user((void __user *)arg, &info, sizeof(info)) ?
+	       -EFAULT : 0;
+}
+
+static const struct file_operations dseg_fops = {
+	.owner = THIS_MODULE,
+	.mmap = dseg_mmap,
+	.unlocked_ioctl = dseg_ioctl,
+};
+
+static struct miscdevice dseg_dev = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "dseg",
+	.fops = &dseg_fops,
+	.mode = 0666,
+};
+
+/* --- load and unload ------------------------------------------------------ */
+
+static int __init dseg_init(void)
+{
+	int ret;
+
+	if (!(cpuid_ecx(0x80000001) & CPUID_EXT3_DSEG)) {
+		pr_err("this CPU does not enumerate direct segments (CPUID Fn8000_0001 ECX[31])\n");
+		return -ENODEV;
+	}
+	if (!pool_size || !PAGE_ALIGNED(pool_base) || !PAGE_ALIGNED(pool_size)) {
+		pr_err("no memory pool: pass page-aligned pool_base= and pool_size= of memory reserved at boot (memmap=SIZE$BASE)\n");
+		return -EINVAL;
+	}
+	if (region_intersects(pool_base, pool_size, IORESOURCE_SYSTEM_RAM,
+			      IORES_DESC_NONE) != REGION_DISJOINT) {
+		pr_err("pool %#lx+%#lx is not reserved: the kernel manages some of it (reserve it with memmap=SIZE$BASE)\n",
+		       pool_base, pool_size);
+		return -EINVAL;
+	}
+	pool_pages = pool_size >> PAGE_SHIFT;
+	pool_map = bitmap_zalloc(pool_pages, GFP_KERNEL);
+	if (!pool_map)
+		return -ENOMEM;
+
+	for_each_kernel_tracepoint(find_sched_switch, NULL);
+	ret = -ENOENT;
+	if (!sched_switch_tp)
+		goto err_free;
+	ret = tracepoint_probe_register(sched_switch_tp, dseg_sched_switch,
+					NULL);
+	if (ret)
+		goto err_free;
+	ret = misc_register(&dseg_dev);
+	if (ret)
+		goto err_probe;
+	pr_info("pool %#lx+%#lx (%lu pages), /dev/dseg ready\n",
+		pool_base, pool_size, pool_pages);
+	return 0;
+
+err_probe:
+	tracepoint_probe_unregister(sched_switch_tp, dseg_sched_switch, NULL);
+	tracepoint_synchronize_unregister();
+err_free:
+	bitmap_free(pool_map);
+	return ret;
+}
+
+static void __exit dseg_exit(void)
+{
+	/*
+	 * Every region holds its file, and so the module: none is left.
+	 * Leave every CPU disarmed.
+	 */
+	misc_deregister(&dseg_dev);
+	tracepoint_probe_unregister(sched_switch_tp, dseg_sched_switch, NULL);
+	tracepoint_synchronize_unregister();
+	on_each_cpu(dseg_refresh, NULL, 1);
+	bitmap_free(pool_map);
+	pr_info("unloaded\n");
+}
+
+module_init(dseg_init);
+module_exit(dseg_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("qemu-dseg: primary regions under the guest direct segment");

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Linux programs the guest segment: the guest module contrib/linux/dseg.
+
+Debian's unmodified cloud kernel boots directly on the fork with two
+vCPUs (MTTCG) and 256 MiB of RAM reserved at boot (memmap=256M$0x10000000)
+as the module's pool.  The module is built against Debian's linux-headers
+of exactly that kernel; tests/guest/linux/dseg_region.c exercises it from
+user space:
+
+* insmod refuses, with one clear kernel log line each, a CPU without
+  +dseg, a missing pool and a pool that the kernel manages;
+* a process's primary region is zeroed, reads back what was written, and
+  is reported by the module where query-dseg saw the segment;
+* a second region for the same process fails with EBUSY; munmap, fork
+  and exec leave no region behind; the region cannot be split or
+  mprotected;
+* two processes with a region each take turns on one vCPU, each sees only
+  its own data, and the counters of exactly that window show that every
+  turn refilled the pages through the segment (native-direct);
+* four threads of one process move between the two vCPUs and see their
+  own data;
+* rmmod is refused while a region lives, and once every program has
+  exited, and after rmmod, no vCPU's guest segment is armed.
+
+The test talks to the guest's /init over a second serial port (ttyS1):
+at each "WAIT name" line the init script waits for a line from the test.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import os
+import re
+import socket
+import tempfile
+
+from qemu_dseg import assets, config, guests, model, testing
+from qemu_dseg.model import ANY
+
+POOL_BASE = 0x10000000
+POOL_SIZE = 0x10000000
+LINUX_CMDLINE = (f'console=ttyS0 panic=-1 quiet '
+                 f'memmap={POOL_SIZE >> 20}M${POOL_BASE:#x}')
+MODULE_SRC = os.path.join(config.REPO, 'contrib', 'linux', 'dseg')
+POOL = f'pool_base={POOL_BASE:#x} pool_size={POOL_SIZE:#x}'
+TOUCH_MIB = 64
+ALT_MIB, ALT_ROUNDS = 4, 40
+PAGES_PER_MIB = 256
+
+# The module's kernel log lines, between markers (with "quiet", errors
+# also reach the console directly).
+DMESG = "echo DMESG-BEGIN; dmesg | grep 'dseg:'; echo DMESG-END"
+
+INIT_NO_DSEG = f"""#!/bin/sh
+{assets.INIT_PRELUDE}
+insmod /lib/modules/dseg.ko {POOL} && echo INSMOD-LOADED
+{DMESG}
+echo DONE
+{assets.EPILOGUE}"""
+
+INIT = f"""#!/bin/sh
+{assets.INIT_PRELUDE}
+exec 3</dev/ttyS1
+wait_for() {{ echo "WAIT $1"; read -r go <&3; }}
+insmod /lib/modules/dseg.ko && echo INSMOD-LOADED-WITHOUT-POOL
+insmod /lib/modules/dseg.ko pool_base=0x30000000 pool_size=0x100000 \\
+    && echo INSMOD-LOADED-RAM-POOL
+insmod /lib/modules/dseg.ko {POOL} || echo INSMOD-FAILED
+/bin/dseg_region touch {TOUCH_MIB} 5
+/bin/dseg_region second
+/bin/dseg_region lifecycle
+wait_for alternate-begin
+/bin/dseg_region alternate {ALT_MIB} {ALT_ROUNDS}
+wait_for alternate-end
+/bin/dseg_region threads 16 20
+/bin/dseg_region hold 1 &
+holder=$!
+sleep 1
+rmmod dseg && echo RMMOD-WHILE-LIVE
+kill $holder
+wait $holder
+wait_for idle
+rmmod dseg && echo RMMOD-OK
+wait_for unloaded
+{DMESG}
+echo DONE
+{assets.EPILOGUE}"""
+
+
+# What the kernel itself logs under the module's name when it loads it.
+KERNEL_LINES = ('dseg: loading out-of-tree module taints kernel.',
+                'dseg: module verification failed: signature and/or '
+                'required key missing - tainting kernel')
+
+
+def kernel_log(console):
+    """The module's own kernel log lines that /init printed, without their
+    timestamps.  Busybox's insmod tries finit_module, then init_module, so
+    a refused load logs its line twice in a row: that counts once."""
+    m = re.search(r'^DMESG-BEGIN\n(.*?)^DMESG-END$', console, re.M | re.S)
+    if not m:
+        return None
+    lines = []
+    for line in m.group(1).splitlines():
+        line = re.sub(r'^\[[ 0-9.]+\] ', '', line)
+        if line not in KERNEL_LINES and lines[-1:] != [line]:
+            lines.append(line)
+    return lines
+
+
+class LinuxDsegTest(testing.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        kernel = assets.fetch(assets.kernel_package())
+        cls.module = assets.build_module(
+            MODULE_SRC, kernel, os.path.join(config.BUILD, 'contrib',
+                                             'linux', 'dseg'))
+
+    def image(self, init):
+        files = {}
+        for path, src in (('/lib/modules/dseg.ko', self.module),
+                          ('/bin/dseg_region', guests.path('dseg_region'))):
+            with open(src, 'rb') as f:
+                files[path] = f.read()
+        return self.linux_image(init, extra_files=files, modules=())
+
+    def boot_args(self, linux, cpu, extra=()):
+        return ['-M', 'q35', '-cpu', cpu, '-m', '1G', '-smp', '2',
+                '-accel', 'tcg,thread=multi',
+                '-kernel', linux.kernel, '-initrd', linux.initrd,
+                '-append', LINUX_CMDLINE, *extra]
+
+    def test_insmod_without_dseg(self):
+        linux = self.image(INIT_NO_DSEG)
+        with self.machine(self.boot_args(linux, 'max'), name='linux',
+                          qmp=False) as vm:
+            vm.launch()
+            vm.wait_console(r'^DONE', 120)
+            vm.wait_exit(60)
+            console = vm.console()
+        self.assertNotIn('INSMOD-LOADED', console)
+        self.assertEqual(kernel_log(console), [
+            'dseg: this CPU does not enumerate direct segments (CPUID '
+            'Fn8000_0001 ECX[31])'], console)
+
+    def test_primary_regions(self):
+        linux = self.image(INIT)
+        tmp = tempfile.TemporaryDirectory(prefix='qemu-dseg-linux-')
+        self.addCleanup(tmp.cleanup)
+        ctl_path = os.path.join(tmp.name, 'ctl.sock')
+        args = self.boot_args(linux, 'max,+dseg', [
+            '-chardev', f'socket,id=ctl,path={ctl_path},server=on,wait=off',
+            '-serial', 'chardev:ctl'])
+        seen = {}
+        with self.machine(args, name='linux') as vm:
+            vm.launch()
+            ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.addCleanup(ctl.close)
+            ctl.connect(ctl_path)
+
+            def at(name, timeout=120):
+                """Wait for the init's "WAIT NAME", stop the VM for
+                query-dseg of every vCPU, reset the counters, go on."""
+                vm.wait_console(rf'^WAIT {name}$', timeout)
+                vm.cmd('stop')
+                seen[name] = vm.counter_window()
+                vm.cmd('cont')
+                ctl.sendall(b'go\n')
+
+            for name in ('alternate-begin', 'alternate-end', 'idle',
+                         'unloaded'):
+                at(name)
+            vm.wait_console(r'^DONE', 60)
+            self.assertEqual(vm.wait_exit(60), 0)
+            console = vm.console()
+        self.check_console(console)
+        self.check_alternate(seen['alternate-end'])
+        for name in ('idle', 'unloaded'):
+            for info in seen[name]:
+                self.assertTrue(info['enabled'])
+                self.assertEqual(info['guest-segment']['limit'], 0,
+                                 f'{name}: cpu {info["cpu-index"]} armed')
+
+    def check_console(self, console):
+        tail = '\n--- console ---\n' + console[-3000:]
+        for marker in ('INSMOD-LOADED-WITHOUT-POOL', 'INSMOD-LOADED-RAM-POOL',
+                       'INSMOD-FAILED', 'RMMOD-WHILE-LIVE'):
+            self.assertNotIn(marker, console, tail)
+        self.assertIn('RMMOD-OK', console, tail)
+        self.assertEqual(re.findall(r'^FAIL .*$', console, re.M), [], tail)
+        self.assertEqual(kernel_log(console), [
+            'dseg: no memory pool: pass page-aligned pool_base= and '
+            'pool_size= of memory reserved at boot (memmap=SIZE$BASE)',
+            'dseg: pool 0x30000000+0x100000 is not reserved: the kernel '
+            'manages some of it (reserve it with memmap=SIZE$BASE)',
+            f'dseg: pool {POOL_BASE:#x}+{POOL_SIZE:#x} (65536 pages), '
+            f'/dev/dseg ready',
+            'dseg: unloaded'], tail)
+        self.assertIn('TOUCH-OK', console, tail)
+        m = re.search(r'^REGION (\S+) (\S+) (\S+)$', console, re.M)
+        base, limit, phys = (int(x, 16) for x in m.groups())
+        self.assertEqual(limit - base, TOUCH_MIB << 20)
+        self.assertGreaterEqual(phys, POOL_BASE)
+        self.assertLessEqual(phys + (limit - base), POOL_BASE + POOL_SIZE)
+        for what in ('region starts zeroed', 'ioctl REGION', 'read back',
+                     'second region refused with EBUSY',
+                     'forked child has no region', "parent's region intact",
+                     'after exec: no region', 'partial munmap refused',
+                     'mprotect refused', 'no region after munmap',
+                     'a new region after munmap, zeroed',
+                     'two processes each saw only their own region',
+                     'threads on several CPUs saw their own data',
+                     'region held'):
+            self.assertRegex(console, rf'(?m)^ok {re.escape(what)}$', tail)
+        self.assertIn('# 2 CPUs', console, tail)
+
+    def check_alternate(self, infos):
+        # Each process fills its pages, yields to the other, whose arming
+        # flushes the TLB, and reads them back: every turn refills every
+        # page through the segment, which costs no reference.
+        c = infos[0]['counters']
+        direct = c['native-direct']['fills']
+        print(f'# alternate window, cpu 0: native-direct {direct} fills, '
+              f'native-walk {c["native-walk"]["fills"]}')
+        self.assertGreaterEqual(direct, 2 * ALT_ROUNDS * ALT_MIB *
+                                PAGES_PER_MIB, c)
+        model.assert_counters(c, {'native-walk': ANY,
+                                  'native-direct': {'fills': direct},
+                                  'guest-segment-hits': direct},
+                              'alternate window, cpu 0')
+
+
+if __name__ == '__main__':
+    testing.main()

@@ -1,0 +1,343 @@
+/*
+ * dseg_region: exercises primary regions of the qemu-dseg guest module
+ * (contrib/linux/dseg) from a Linux guest's user space, for
+ * tests/functional/test_linux_dseg.py.
+ *
+ * Usage: dseg_region COMMAND [ARGS]
+ *   touch MIB TAG      map a region of MIB MiB, write every word with a
+ *                      value derived from TAG and its offset, read all of
+ *                      it back; print "REGION base limit phys" and
+ *                      "TOUCH-OK" or "TOUCH-FAIL"
+ *   second             map a region, then try a second: expect EBUSY
+ *   lifecycle          munmap, fork and exec leave no region behind
+ *   alternate MIB N    two processes, each with a region of its own, take
+ *                      N turns each on CPU 0 (a token passed through
+ *                      pipes), checking and writing their own tagged pages
+ *   threads MIB N      four threads share one region, each checks its
+ *                      own slice N times while moving between CPUs
+ *   hold MIB           map a region and sleep until killed
+ * Every check prints a line; the exit status is 0 when all passed.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "dseg_uapi.h"
+
+#define PAGE            4096ul
+#define MIB             (1ul << 20)
+#define NTHREADS        4
+
+static int failures;
+
+static void check(int ok, const char *what)
+{
+    printf("%s %s\n", ok ? "ok" : "FAIL", what);
+    fflush(stdout);
+    failures += !ok;
+}
+
+static uint64_t word(uint64_t tag, size_t i)
+{
+    return (tag << 40) ^ (i * 0x9E3779B97F4A7C15ull);
+}
+
+/* Map a primary region of SIZE bytes; NULL (and errno) on failure. */
+static uint64_t *region_map(size_t size)
+{
+    int fd = open("/dev/dseg", O_RDWR);
+    void *p;
+
+    if (fd < 0) {
+        return NULL;
+    }
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static int region_info(struct dseg_region_info *info)
+{
+    int fd = open("/dev/dseg", O_RDWR);
+    int ret;
+
+    if (fd < 0) {
+        return -errno;
+    }
+    ret = ioctl(fd, DSEG_IOC_REGION, info) ? -errno : 0;
+    close(fd);
+    return ret;
+}
+
+static void fill(uint64_t *p, size_t words, uint64_t tag, size_t stride)
+{
+    for (size_t i = 0; i < words; i += stride) {
+        p[i] = word(tag, i);
+    }
+}
+
+static int verify(const uint64_t *p, size_t words, uint64_t tag,
+                  size_t stride)
+{
+    for (size_t i = 0; i < words; i += stride) {
+        if (p[i] != word(tag, i)) {
+            printf("# word %zu: %#llx, expected %#llx\n", i,
+                   (unsigned long long)p[i],
+                   (unsigned long long)word(tag, i));
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int all_zero(const uint64_t *p, size_t words)
+{
+    for (size_t i = 0; i < words; i++) {
+        if (p[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int cmd_touch(size_t mib, uint64_t tag)
+{
+    size_t size = mib * MIB, words = size / 8;
+    struct dseg_region_info info;
+    uint64_t *p = region_map(size);
+
+    if (!p) {
+        printf("TOUCH-FAIL map: %s\n", strerror(errno));
+        return 1;
+    }
+    check(all_zero(p, words), "region starts zeroed");
+    check(region_info(&info) == 0 && info.base == (uintptr_t)p &&
+          info.limit == (uintptr_t)p + size, "ioctl REGION");
+    printf("REGION %#llx %#llx %#llx\n", (unsigned long long)info.base,
+           (unsigned long long)info.limit, (unsigned long long)info.phys);
+    fill(p, words, tag, 1);
+    check(verify(p, words, tag, 1), "read back");
+    printf(failures ? "TOUCH-FAIL\n" : "TOUCH-OK\n");
+    return !!failures;
+}
+
+static int cmd_second(void)
+{
+    uint64_t *p = region_map(MIB), *q;
+
+    check(p != NULL, "first region");
+    q = region_map(MIB);
+    check(q == NULL && errno == EBUSY, "second region refused with EBUSY");
+    return !!failures;
+}
+
+static int cmd_lifecycle(void)
+{
+    struct dseg_region_info info;
+    uint64_t *p = region_map(2 * MIB);
+    pid_t pid;
+    int status;
+
+    check(p != NULL, "region");
+    fill(p, 2 * MIB / 8, 7, 512);
+    pid = fork();
+    if (pid == 0) {
+        /* Another mm: no region, and no mapping of it (VM_DONTCOPY). */
+        _exit(region_info(&info) == -ENOENT ? 0 : 1);
+    }
+    waitpid(pid, &status, 0);
+    check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "forked child has no region");
+    check(verify(p, 2 * MIB / 8, 7, 512), "parent's region intact");
+    pid = fork();
+    if (pid == 0) {
+        execl("/bin/dseg_region", "dseg_region", "noregion", (char *)NULL);
+        _exit(2);
+    }
+    waitpid(pid, &status, 0);
+    check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "after exec: no region");
+    check(munmap(p, MIB) == -1 && errno == EINVAL,
+          "partial munmap refused");
+    check(mprotect(p, 2 * MIB, PROT_READ) == -1,
+          "mprotect refused");
+    check(munmap(p, 2 * MIB) == 0, "munmap");
+    check(region_info(&info) == -ENOENT, "no region after munmap");
+    p = region_map(MIB);
+    check(p != NULL && all_zero(p, MIB / 8), "a new region after munmap, zeroed");
+    return !!failures;
+}
+
+static int cmd_noregion(void)
+{
+    struct dseg_region_info info;
+
+    return region_info(&info) == -ENOENT ? 0 : 1;
+}
+
+/*
+ * One of two processes that pass a token through pipes: in each turn it
+ * checks what it wrote in its last turn, writes the next round, and
+ * hands over.  Both run on CPU 0, so every turn follows a switch from the
+ * other process, which re-armed the segment and so flushed the TLB.
+ */
+static int alternate_child(size_t mib, int rounds, uint64_t tag, int in,
+                           int out, int first)
+{
+    size_t words = mib * MIB / 8;
+    uint64_t *p = region_map(mib * MIB);
+    char token = 0;
+
+    if (!p) {
+        printf("FAIL process %llu: map: %s\n", (unsigned long long)tag,
+               strerror(errno));
+    }
+    for (int r = 0; r <= rounds; r++) {
+        if ((!first || r > 0) && read(in, &token, 1) != 1) {
+            printf("FAIL process %llu: lost the token\n",
+                   (unsigned long long)tag);
+            return 1;
+        }
+        if (p && r > 0 && !verify(p, words, tag + r - 1, 512)) {
+            printf("FAIL process %llu round %d\n", (unsigned long long)tag,
+                   r - 1);
+            p = NULL;
+        }
+        if (p && r < rounds) {
+            fill(p, words, tag + r, 512);
+        }
+        if (write(out, &token, 1) != 1) {
+            return 1;
+        }
+    }
+    return p == NULL;
+}
+
+static int cmd_alternate(size_t mib, int rounds)
+{
+    int pipes[2][2];
+    pid_t pids[2];
+    int status, ok = 1;
+
+    if (pipe(pipes[0]) || pipe(pipes[1])) {
+        return 1;
+    }
+    for (int c = 0; c < 2; c++) {
+        pids[c] = fork();
+        if (pids[c] == 0) {
+            cpu_set_t set;
+
+            CPU_ZERO(&set);
+            CPU_SET(0, &set);
+            sched_setaffinity(0, sizeof(set), &set);
+            _exit(alternate_child(mib, rounds, 0x100 * (c + 1),
+                                  pipes[c][0], pipes[!c][1], c == 0));
+        }
+    }
+    for (int c = 0; c < 2; c++) {
+        waitpid(pids[c], &status, 0);
+        ok &= WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    check(ok, "two processes each saw only their own region");
+    return !!failures;
+}
+
+struct thread_arg {
+    uint64_t *p;
+    size_t words;
+    int index, rounds, ok, cpus;
+};
+
+static void *thread_main(void *opaque)
+{
+    struct thread_arg *a = opaque;
+    cpu_set_t set;
+
+    a->ok = 1;
+    for (int r = 0; r < a->rounds && a->ok; r++) {
+        /* Move to another CPU every round. */
+        CPU_ZERO(&set);
+        CPU_SET((a->index + r) % a->cpus, &set);
+        sched_setaffinity(0, sizeof(set), &set);
+        fill(a->p, a->words, 0x1000 * (a->index + 1) + r, 64);
+        sched_yield();
+        a->ok = verify(a->p, a->words, 0x1000 * (a->index + 1) + r, 64);
+    }
+    return NULL;
+}
+
+static int cmd_threads(size_t mib, int rounds)
+{
+    size_t words = mib * MIB / 8 / NTHREADS;
+    uint64_t *p = region_map(mib * MIB);
+    struct thread_arg args[NTHREADS];
+    pthread_t threads[NTHREADS];
+    int cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int ok = 1;
+
+    check(p != NULL, "region");
+    if (!p) {
+        return 1;
+    }
+    for (int t = 0; t < NTHREADS; t++) {
+        args[t] = (struct thread_arg){ p + t * words, words, t, rounds, 0,
+                                       cpus };
+        pthread_create(&threads[t], NULL, thread_main, &args[t]);
+    }
+    for (int t = 0; t < NTHREADS; t++) {
+        pthread_join(threads[t], NULL);
+        ok &= args[t].ok;
+    }
+    printf("# %d CPUs\n", cpus);
+    check(ok, "threads on several CPUs saw their own data");
+    return !!failures;
+}
+
+static void __attribute__((noreturn)) cmd_hold(size_t mib)
+{
+    uint64_t *p = region_map(mib * MIB);
+
+    check(p != NULL, "region held");
+    for (;;) {
+        pause();
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : "";
+    size_t mib = argc > 2 ? strtoul(argv[2], NULL, 0) : 1;
+    unsigned long n = argc > 3 ? strtoul(argv[3], NULL, 0) : 1;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (!strcmp(cmd, "touch")) {
+        return cmd_touch(mib, n);
+    } else if (!strcmp(cmd, "second")) {
+        return cmd_second();
+    } else if (!strcmp(cmd, "lifecycle")) {
+        return cmd_lifecycle();
+    } else if (!strcmp(cmd, "noregion")) {
+        return cmd_noregion();
+    } else if (!strcmp(cmd, "alternate")) {
+        return cmd_alternate(mib, n);
+    } else if (!strcmp(cmd, "threads")) {
+        return cmd_threads(mib, n);
+    } else if (!strcmp(cmd, "hold")) {
+        cmd_hold(mib);
+    }
+    fprintf(stderr, "usage: dseg_region touch|second|lifecycle|alternate|"
+            "threads|hold [MIB [N]]\n");
+    return 2;
+}
