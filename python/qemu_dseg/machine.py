@@ -192,6 +192,25 @@ class Machine(QEMUMachine):
         self.cmd('dseg-reset-counters')
         return info
 
+    def wait_window_mark(self, timeout):
+        """Wait until guest software writes a mark to the isa-dseg-window
+        device and the VM has stopped; return the mark.  The VM stays
+        stopped: read the counters, then resume it with cmd('cont')."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                event = self.event_wait('DSEG_WINDOW', timeout=0.5)
+                break
+            except TimeoutError:
+                pass
+            self._check_alive('before the guest marked a counter window')
+            if time.monotonic() > deadline:
+                self.fail(f'timed out after {timeout} s waiting for a '
+                          f'counter window mark')
+        while self.cmd('query-status')['status'] != 'paused':
+            time.sleep(0.01)
+        return event['data']['mark']
+
     def serve_checkpoints(self, at_checkpoint, timeout):
         """Serve the guest's checkpoints until it exits.
 

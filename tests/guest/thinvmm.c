@@ -5,7 +5,8 @@
  * QEMU starts it as a multiboot kernel:
  *
  *   -kernel thinvmm.bin -initrd "bzImage,initramfs.cpio.gz"
- *   -append "mode=vmm [bad_pages=N] [guest_mb=512] -- LINUX COMMAND LINE"
+ *   -append "mode=vmm [bad_pages=N] [guest_mb=512] [guest_dseg=1]
+ *            -- LINUX COMMAND LINE"
  *
  * The two multiboot modules are the Linux kernel and its initramfs.  The
  * hypervisor loads the kernel through the 32-bit Linux boot protocol (zero
@@ -17,6 +18,10 @@
  * The only exits are shutdown, CPUID (SVM and DSEG are hidden), VMMCALL
  * (a user program in the guest reports to the hypervisor), VMRUN (required)
  * and the MSRs the guest must not reach (VM_HSAVE_PA, the DSEG block).
+ * guest_dseg=1 gives the guest the guest segment: CPUID shows it DSEG and
+ * BASE_G, LIMIT_G and OFFSET_G are not intercepted, so the guest programs
+ * its own copy of the guest segment (the VMCB's), which VMRUN loads; the
+ * VMM segment and the escape filter stay the hypervisor's.
  *
  * Guest-physical memory:
  *   [0, 1 MiB)                identity (BIOS data, EBDA, RSDP, option ROMs)
@@ -105,6 +110,7 @@
 
 static uint64_t guest_end;              /* end of guest RAM (gPA) */
 static bool use_segment;
+static bool guest_dseg;         /* the guest has the guest segment */
 static struct pt npt;
 static struct svm_vm vm;
 
@@ -257,7 +263,10 @@ static void setup_vm(uint64_t entry)
     memset((void *)(uintptr_t)vm.msrpm, 0, 2 * PAGE_4K);
     svm_intercept_msr(&vm, MSR_VM_HSAVE_PA, true, true);
     for (uint32_t m = MSR_DSEG_BLOCK_FIRST; m <= MSR_DSEG_BLOCK_LAST; m++) {
-        svm_intercept_msr(&vm, m, true, true);
+        bool guest_reg = m >= MSR_DSEG_BASE_G && m <= MSR_DSEG_OFFSET_G;
+
+        svm_intercept_msr(&vm, m, !(guest_dseg && guest_reg),
+                          !(guest_dseg && guest_reg));
     }
     vmcb_set(&vm, VMCB_INTERCEPT,
              SVM_INTERCEPT_VMRUN | SVM_INTERCEPT_VMMCALL |
@@ -352,7 +361,7 @@ static void handle_cpuid(void)
 
     cpuid(leaf, sub, &a, &b, &c, &d);
     if (leaf == 0x80000001) {
-        c &= ~((1u << 2) | (1u << 31));  /* SVM, DSEG */
+        c &= ~((1u << 2) | (guest_dseg ? 0 : 1u << 31));  /* SVM, DSEG */
     } else if (leaf == 0x8000000a) {
         a = b = c = d = 0;
     }
@@ -465,6 +474,10 @@ static unsigned parse_options(const char *cmdline)
     cmdline_get(cmdline, "mode", mode, sizeof(mode));
     nbad_req = cmdline_get_u64(cmdline, "bad_pages", 0);
     guest_end = cmdline_get_u64(cmdline, "guest_mb", DEFAULT_GUEST_MB) * MIB;
+    guest_dseg = cmdline_get_u64(cmdline, "guest_dseg", 0);
+    if (guest_dseg && !dseg_available()) {
+        panic("guest_dseg=1 needs -cpu ...,+dseg");
+    }
     use_segment = !strncmp(mode, "vmm", 4) || nbad_req;
     if (strncmp(mode, "vmm", 4) && strncmp(mode, "base", 5)) {
         panic("mode=%s: use base or vmm", mode);
@@ -609,6 +622,8 @@ int guest_main(const char *cmdline)
     check_pool();
     printf("THINVMM: VMM segment %s: gPA [0x%lx, 0x%lx) -> +0x%lx\n",
            use_segment ? "on" : "off", LOW_END, guest_end, RAM_OFFSET);
+    printf("THINVMM: guest segment %s\n",
+           guest_dseg ? "passed through (guest_dseg=1)" : "hidden");
     printf("THINVMM: entering Linux at 0x%lx\n", lb.kernel_gpa);
     return run_guest();
 }

@@ -22,19 +22,17 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "dseg_uapi.h"
+#include "libdseg.h"
 
 #define PAGE            4096ul
 #define MIB             (1ul << 20)
@@ -54,31 +52,15 @@ static uint64_t word(uint64_t tag, size_t i)
     return (tag << 40) ^ (i * 0x9E3779B97F4A7C15ull);
 }
 
-/* Map a primary region of SIZE bytes; NULL (and errno) on failure. */
 static uint64_t *region_map(size_t size)
 {
-    int fd = open("/dev/dseg", O_RDWR);
-    void *p;
-
-    if (fd < 0) {
-        return NULL;
-    }
-    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    return p == MAP_FAILED ? NULL : p;
+    return dseg_region_alloc(size);
 }
 
+/* 0, or -errno. */
 static int region_info(struct dseg_region_info *info)
 {
-    int fd = open("/dev/dseg", O_RDWR);
-    int ret;
-
-    if (fd < 0) {
-        return -errno;
-    }
-    ret = ioctl(fd, DSEG_IOC_REGION, info) ? -errno : 0;
-    close(fd);
-    return ret;
+    return dseg_region_info(info) ? -errno : 0;
 }
 
 static void fill(uint64_t *p, size_t words, uint64_t tag, size_t stride)

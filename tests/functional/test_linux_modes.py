@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""All six translation modes under Linux: a user-space GUPS, one window.
+
+The same static program, tests/guest/linux/gups.c, runs under Debian's
+unmodified cloud kernel in each translation mode: directly on the fork
+(base native, native direct) and under the thin test hypervisor
+(tests/guest/thinvmm.c: base virtualised and guest direct with nested
+paging only, VMM direct and dual direct with a VMM segment over the
+guest's RAM; guest_dseg=1 passes the guest segment through).  In the
+direct modes of the guest dimension its table is a primary region of the
+guest module contrib/linux/dseg; otherwise anonymous memory on 4 KiB
+pages.  The program marks its update loop as a counter window on the
+isa-dseg-window device; the test reads the counters of exactly that
+window.  Linux runs with 4-level paging (no5lvl); every nested page of
+thinvmm is 4 KiB (m = 4).
+
+Checks, per mode: the checksum is the same in every mode; at least 99%
+of the window's fills took the mode's path; the arch-refs of that path
+are what the spec's reference model gives from its fills and guest-refs
+(native-walk and vmm-direct: arch = guest; walk-2d: arch = 5 guest + 4
+fills; guest-direct: 4 per fill; native-direct and dual-direct: 0), and
+the architectural references per fill round to the table's 4 KiB value
+(4, 0, 24, 4, 4, 0).
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import os
+import re
+
+from qemu_dseg import assets, config, guests, model, testing
+from qemu_dseg.machine import Machine
+
+TABLE_MIB = 256
+ITERS = 1 << 18
+SEED = 1
+POOL_BASE, POOL_SIZE = 0x20000000, 320 << 20
+LINUX_CMDLINE = (f'console=ttyS0 panic=-1 quiet no5lvl nokaslr '
+                 f'memmap={POOL_SIZE >> 20}M${POOL_BASE:#x}')
+WINDOW_ARGS = ['-device', 'isa-dseg-window']
+M = 4                       # thinvmm's nested walks: 4 KiB pages, 4 levels
+
+# mode: (thinvmm options or None to boot Linux directly, table in a region)
+RUNS = {
+    'base-native': (None, False),
+    'native-direct': (None, True),
+    'base-virtualised': ('mode=base', False),
+    'guest-direct': ('mode=base guest_dseg=1', True),
+    'vmm-direct': ('mode=vmm', False),
+    'dual-direct': ('mode=vmm guest_dseg=1', True),
+}
+
+INIT = f"""#!/bin/sh
+{assets.INIT_PRELUDE}
+table=
+if grep -q dseg_region=1 /proc/cmdline; then
+    insmod /lib/modules/dseg.ko pool_base={POOL_BASE:#x} \\
+        pool_size={POOL_SIZE:#x} || echo INSMOD-FAILED
+    table=--region
+fi
+/bin/gups $table --window {TABLE_MIB} {ITERS} {SEED}
+{assets.EPILOGUE}"""
+
+_GUPS = re.compile(r'^GUPS mib (\d+) iters (\d+) seed (\d+) table (\w+) '
+                   r'checksum (0x[0-9a-f]+)$', re.M)
+
+
+class LinuxModesTest(testing.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        kernel = assets.fetch(assets.kernel_package())
+        module = assets.build_module(
+            os.path.join(config.REPO, 'contrib', 'linux', 'dseg'), kernel,
+            os.path.join(config.BUILD, 'contrib', 'linux', 'dseg'))
+        files = {}
+        for path, src in (('/lib/modules/dseg.ko', module),
+                          ('/bin/gups', guests.path('gups'))):
+            with open(src, 'rb') as f:
+                files[path] = f.read()
+        cls.linux = testing.linux_image(cls.logs, INIT, extra_files=files,
+                                        modules=())
+        cls.results = {mode: cls.run_mode(mode, *run)
+                       for mode, run in RUNS.items()}
+
+    @classmethod
+    def run_mode(cls, mode, thinvmm, region):
+        """Boot, serve the two window marks; return (counters of the
+        window on vCPU 0, console)."""
+        cmdline = LINUX_CMDLINE + (' dseg_region=1' if region else '')
+        args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '2G', *WINDOW_ARGS]
+        if thinvmm:
+            args += ['-kernel', guests.image('thinvmm'),
+                     '-initrd', f'{cls.linux.kernel},{cls.linux.initrd}',
+                     *guests.DEBUG_EXIT_ARGS, '-append',
+                     f'{thinvmm} guest_mb=1024 -- {cmdline}']
+        else:
+            args += ['-kernel', cls.linux.kernel, '-initrd',
+                     cls.linux.initrd, '-append', cmdline]
+        with Machine(args, name=mode, log_dir=cls.logs) as vm:
+            vm.launch()
+            marks = []
+            marks.append(vm.wait_window_mark(300))
+            vm.cmd('dseg-reset-counters')
+            vm.cmd('cont')
+            marks.append(vm.wait_window_mark(300))
+            counters = vm.cmd('query-dseg')[0]['counters']
+            vm.cmd('cont')
+            vm.wait_console(_GUPS.pattern + '|GUPS-FAIL.*|INSMOD-FAILED',
+                            120)
+            vm.wait_exit(60)
+            console = vm.console()
+        if marks != [1, 2]:
+            raise AssertionError(f'{mode}: window marks {marks}')
+        return counters, console
+
+    def test_checksums_agree(self):
+        found = {}
+        for mode, (_, console) in self.results.items():
+            m = _GUPS.search(console)
+            self.assertIsNotNone(m, f'{mode}:\n{console[-2000:]}')
+            self.assertEqual(m.group(4), 'region' if RUNS[mode][1] else
+                             'anon', mode)
+            found[mode] = m.group(5)
+        self.assertEqual(len(set(found.values())), 1, found)
+
+    def test_paths_and_references(self):
+        for mode, (c, _) in self.results.items():
+            with self.subTest(mode=mode):
+                self.check_mode(mode, c)
+
+    def check_mode(self, mode, c):
+        path = model.MODE_BY_NAME[mode].path
+        p = c[path]
+        fills = sum(c[q]['fills'] for q in model.PATHS)
+        share = p['fills'] / fills
+        per_fill = p['arch-refs'] / p['fills']
+        print(f'# {mode}: {fills} fills, {p["fills"]} on {path} '
+              f'({100 * share:.2f}%), arch/fill {per_fill:.2f}')
+        self.assertGreaterEqual(p['fills'], ITERS // 2, c)
+        self.assertGreaterEqual(share, 0.99, c)
+        guest = p['guest-refs']
+        arch = {
+            'native-walk': guest,
+            'native-direct': 0,
+            'walk-2d': (M + 1) * guest + M * p['fills'],
+            'guest-direct': M * p['fills'],
+            'vmm-direct': guest,
+            'dual-direct': 0,
+        }[path]
+        self.assertEqual(p['arch-refs'], arch, c)
+        table = model.arch_refs_nested(4, M, M) if path == 'walk-2d' else \
+            {'native-walk': 4, 'vmm-direct': 4, 'guest-direct': M}.get(path,
+                                                                       0)
+        self.assertEqual(round(per_fill), table, c)
+
+
+if __name__ == '__main__':
+    testing.main()
