@@ -29,6 +29,13 @@ from . import config
 
 KERNEL_METAPACKAGE = 'linux-image-cloud-amd64'
 BUSYBOX_PACKAGE = 'busybox-static'
+LIBC_PACKAGE = 'libc6'
+# What dynamically linked programs need of libc6: (path in the package,
+# path in the initramfs).
+LIBC_FILES = (('lib/x86_64-linux-gnu/libc.so.6',
+               '/lib/x86_64-linux-gnu/libc.so.6'),
+              ('lib/x86_64-linux-gnu/ld-linux-x86-64.so.2',
+               '/lib64/ld-linux-x86-64.so.2'))
 APPLETS = ('sh mount umount cat grep insmod rmmod poweroff dmesg echo ls '
            'sleep uname mkdir dd md5sum sha256sum head tail awk sed sync '
            'lsmod').split()
@@ -321,28 +328,39 @@ def write_initramfs(path, files, links=(), dirs=()):
     os.replace(tmp, path)
 
 
-def linux_guest(init_script, extra_files=None, modules=('kvm-amd',)):
+def linux_guest(init_script, extra_files=None, modules=('kvm-amd',),
+                libc=False):
     """A LinuxImage of Debian's cloud kernel with a busybox initramfs.
 
     The initramfs holds busybox with APPLETS, MODULES and their
     dependencies under /lib/modules (in load order in
     /lib/modules/load-order), INIT_SCRIPT as /init and EXTRA_FILES
-    (path -> bytes; executable under /bin).  Built once per content.
+    (path -> bytes; executable under /bin and /lib).  With LIBC, also
+    the C library and dynamic loader of Debian's libc6, for dynamically
+    linked programs.  Built once per content.
     """
     kernel = fetch(kernel_package())
     busybox = fetch(BUSYBOX_PACKAGE)
+    packages = (kernel, busybox)
+    extra_files = {'/' + p.lstrip('/'): d
+                   for p, d in (extra_files or {}).items()}
+    if libc:
+        libc6 = fetch(LIBC_PACKAGE)
+        packages += (libc6,)
+        root = unpack(libc6)
+        for src, dst in LIBC_FILES:
+            with open(os.path.realpath(os.path.join(root, src)), 'rb') as f:
+                extra_files[dst] = f.read()
     kernel_root, busybox_root = unpack(kernel), unpack(busybox)
     vmlinuz = glob.glob(os.path.join(kernel_root, 'boot', 'vmlinuz-*'))
     if len(vmlinuz) != 1:
         raise AssetError(f'expected one boot/vmlinuz-* in {kernel_root}')
 
     def image(initrd):
-        return LinuxImage(vmlinuz[0], initrd, (kernel, busybox))
+        return LinuxImage(vmlinuz[0], initrd, packages)
 
-    extra_files = {'/' + p.lstrip('/'): d
-                   for p, d in (extra_files or {}).items()}
     digest = hashlib.sha256(repr((
-        kernel.sha256, busybox.sha256, APPLETS, list(modules), init_script,
+        [p.sha256 for p in packages], APPLETS, list(modules), init_script,
         sorted((p, hashlib.sha256(d).hexdigest())
                for p, d in extra_files.items()))).encode()).hexdigest()
     initrd = os.path.join(os.path.dirname(kernel.deb),
@@ -358,8 +376,8 @@ def linux_guest(init_script, extra_files=None, modules=('kvm-amd',)):
     files['/lib/modules/load-order'] = (0o644, ''.join(
         n + '\n' for n, _ in kos).encode())
     files.update({f'/lib/modules/{n}': (0o644, elf) for n, elf in kos})
-    files.update({p: (0o755 if p.startswith('/bin/') else 0o644, d)
-                  for p, d in extra_files.items()})
+    files.update({p: (0o755 if p.startswith(('/bin/', '/lib')) else 0o644,
+                      d) for p, d in extra_files.items()})
     write_initramfs(initrd, files,
                     links={f'/bin/{a}': 'busybox' for a in APPLETS},
                     dirs=('/proc', '/sys', '/dev', '/tmp', '/etc'))

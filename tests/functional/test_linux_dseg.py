@@ -19,6 +19,11 @@ user space:
   turn refilled the pages through the segment (native-direct);
 * four threads of one process move between the two vCPUs and see their
   own data;
+* an unmodified, dynamically linked GUPS run with LD_PRELOAD of
+  contrib/linux/libdseg's libdseg-preload.so gets its table in a primary
+  region: the counter window of its loop (isa-dseg-window) shows its
+  fills on the native-direct path, and its checksum is that of the same
+  program without the library;
 * rmmod is refused while a region lives, and once every program has
   exited, and after rmmod, no vCPU's guest segment is armed.
 
@@ -44,6 +49,8 @@ MODULE_SRC = os.path.join(config.REPO, 'contrib', 'linux', 'dseg')
 POOL = f'pool_base={POOL_BASE:#x} pool_size={POOL_SIZE:#x}'
 TOUCH_MIB = 64
 ALT_MIB, ALT_ROUNDS = 4, 40
+GUPS_ARGS = '32 65536 1'            # MiB, updates, seed
+GUPS_ITERS = 65536
 PAGES_PER_MIB = 256
 
 # The module's kernel log lines, between markers (with "quiet", errors
@@ -72,6 +79,9 @@ wait_for alternate-begin
 /bin/dseg_region alternate {ALT_MIB} {ALT_ROUNDS}
 wait_for alternate-end
 /bin/dseg_region threads 16 20
+/bin/gups {GUPS_ARGS}
+LD_PRELOAD=/lib/libdseg-preload.so DSEG_REGION_MB=64 DSEG_VERBOSE=1 \
+    /bin/gups-dynamic --window {GUPS_ARGS}
 /bin/dseg_region hold 1 &
 holder=$!
 sleep 1
@@ -119,11 +129,17 @@ class LinuxDsegTest(testing.TestCase):
 
     def image(self, init):
         files = {}
-        for path, src in (('/lib/modules/dseg.ko', self.module),
-                          ('/bin/dseg_region', guests.path('dseg_region'))):
+        for path, src in (
+                ('/lib/modules/dseg.ko', self.module),
+                ('/bin/dseg_region', guests.path('dseg_region')),
+                ('/bin/gups', guests.path('gups')),
+                ('/bin/gups-dynamic', guests.path('gups-dynamic')),
+                ('/lib/libdseg-preload.so',
+                 guests.path('libdseg-preload.so'))):
             with open(src, 'rb') as f:
                 files[path] = f.read()
-        return self.linux_image(init, extra_files=files, modules=())
+        return self.linux_image(init, extra_files=files, modules=(),
+                                libc=True)
 
     def boot_args(self, linux, cpu, extra=()):
         return ['-M', 'q35', '-cpu', cpu, '-m', '1G', '-smp', '2',
@@ -151,7 +167,7 @@ class LinuxDsegTest(testing.TestCase):
         ctl_path = os.path.join(tmp.name, 'ctl.sock')
         args = self.boot_args(linux, 'max,+dseg', [
             '-chardev', f'socket,id=ctl,path={ctl_path},server=on,wait=off',
-            '-serial', 'chardev:ctl'])
+            '-serial', 'chardev:ctl', '-device', 'isa-dseg-window'])
         seen = {}
         with self.machine(args, name='linux') as vm:
             vm.launch()
@@ -168,14 +184,24 @@ class LinuxDsegTest(testing.TestCase):
                 vm.cmd('cont')
                 ctl.sendall(b'go\n')
 
-            for name in ('alternate-begin', 'alternate-end', 'idle',
-                         'unloaded'):
+            at('alternate-begin')
+            at('alternate-end')
+            # The preloaded GUPS marks its loop as a window.
+            marks = [vm.wait_window_mark(120)]
+            vm.cmd('dseg-reset-counters')
+            vm.cmd('cont')
+            marks.append(vm.wait_window_mark(120))
+            seen['preload'] = vm.cmd('query-dseg')
+            vm.cmd('cont')
+            for name in ('idle', 'unloaded'):
                 at(name)
             vm.wait_console(r'^DONE', 60)
             self.assertEqual(vm.wait_exit(60), 0)
             console = vm.console()
         self.check_console(console)
         self.check_alternate(seen['alternate-end'])
+        self.assertEqual(marks, [1, 2])
+        self.check_preload(console, seen['preload'])
         for name in ('idle', 'unloaded'):
             for info in seen[name]:
                 self.assertTrue(info['enabled'])
@@ -214,6 +240,22 @@ class LinuxDsegTest(testing.TestCase):
                      'region held'):
             self.assertRegex(console, rf'(?m)^ok {re.escape(what)}$', tail)
         self.assertIn('# 2 CPUs', console, tail)
+
+    def check_preload(self, console, infos):
+        tail = '\n--- console ---\n' + console[-3000:]
+        self.assertIn('libdseg-preload: primary region of 64 MiB at',
+                      console, tail)
+        sums = re.findall(r'^GUPS mib 32 iters 65536 seed 1 table anon '
+                          r'checksum (0x[0-9a-f]+)$', console, re.M)
+        self.assertEqual(len(sums), 2, tail)
+        self.assertEqual(sums[0], sums[1], tail)
+        # The loop ran on one vCPU or moved between the two.
+        fills = {p: sum(i['counters'][p]['fills'] for i in infos)
+                 for p in model.PATHS}
+        print(f'# preloaded GUPS window: {fills}')
+        self.assertGreaterEqual(fills['native-direct'], GUPS_ITERS // 2)
+        self.assertGreaterEqual(fills['native-direct'],
+                                0.99 * sum(fills.values()), fills)
 
     def check_alternate(self, infos):
         # Each process fills its pages, yields to the other, whose arming
