@@ -211,6 +211,19 @@ class Machine(QEMUMachine):
             time.sleep(0.01)
         return event['data']['mark']
 
+    def serve_window(self, timeout):
+        """Serve one counter window that guest software marks: reset the
+        counters at its first mark, read them at its second, and resume
+        the VM after each.  Returns ([first mark, second mark],
+        query-dseg at the second)."""
+        marks = [self.wait_window_mark(timeout)]
+        self.cmd('dseg-reset-counters')
+        self.cmd('cont')
+        marks.append(self.wait_window_mark(timeout))
+        info = self.cmd('query-dseg')
+        self.cmd('cont')
+        return marks, info
+
     def serve_checkpoints(self, at_checkpoint, timeout):
         """Serve the guest's checkpoints until it exits.
 

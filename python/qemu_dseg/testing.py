@@ -13,7 +13,9 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import json
 import os
 import shutil
+import socket
 import sys
+import tempfile
 import unittest
 
 from . import assets, config, guests
@@ -37,6 +39,48 @@ def linux_image(logs, init_script, **kwargs):
     for pkg in image.packages:
         print(f'# package: {pkg}', file=sys.stderr, flush=True)
     return image
+
+
+def read_files(sources):
+    """{path in the guest: bytes} of {path in the guest: host file}."""
+    files = {}
+    for dst, src in sources.items():
+        with open(src, 'rb') as f:
+            files[dst] = f.read()
+    return files
+
+
+def dseg_module():
+    """The guest module contrib/linux/dseg, built for the kernel that
+    the Linux tests boot, in BUILD/contrib/linux/dseg."""
+    kernel = assets.fetch(assets.kernel_package())
+    return assets.build_module(
+        os.path.join(config.REPO, 'contrib', 'linux', 'dseg'), kernel,
+        os.path.join(config.BUILD, 'contrib', 'linux', 'dseg'))
+
+
+class ControlLine:
+    """The guest's second serial port (its ttyS1) on a Unix socket: the
+    test sends lines that the guest's programs wait for.  ARGS go on
+    QEMU's command line; connect() once QEMU runs."""
+
+    def __init__(self, test):
+        # A socket path must be short: not in the log directory.
+        tmp = tempfile.TemporaryDirectory(prefix='qemu-dseg-ctl-')
+        test.addCleanup(tmp.cleanup)
+        self.path = os.path.join(tmp.name, 'ctl.sock')
+        self.args = ['-chardev',
+                     f'socket,id=ctl,path={self.path},server=on,wait=off',
+                     '-serial', 'chardev:ctl']
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        test.addCleanup(self.sock.close)
+
+    def connect(self):
+        self.sock.connect(self.path)
+
+    def go(self):
+        """Send the line the guest waits for."""
+        self.sock.sendall(b'go\n')
 
 
 def _test_file(cls):
@@ -77,6 +121,10 @@ class TestCase(unittest.TestCase):
             unique = f'{name}-{n}'
         self._names.add(unique)
         return Machine(args, name=unique, log_dir=self.logs, **kwargs)
+
+    def control_line(self):
+        """A ControlLine for a machine of this test."""
+        return ControlLine(self)
 
     def linux_image(self, init_script, **kwargs):
         """A Linux guest of Debian's packages, recorded in the test's

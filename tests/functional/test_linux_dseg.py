@@ -33,19 +33,15 @@ at each "WAIT name" line the init script waits for a line from the test.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import os
 import re
-import socket
-import tempfile
 
-from qemu_dseg import assets, config, guests, model, testing
+from qemu_dseg import assets, guests, model, testing
 from qemu_dseg.model import ANY
 
 POOL_BASE = 0x10000000
 POOL_SIZE = 0x10000000
 LINUX_CMDLINE = (f'console=ttyS0 panic=-1 quiet '
                  f'memmap={POOL_SIZE >> 20}M${POOL_BASE:#x}')
-MODULE_SRC = os.path.join(config.REPO, 'contrib', 'linux', 'dseg')
 POOL = f'pool_base={POOL_BASE:#x} pool_size={POOL_SIZE:#x}'
 TOUCH_MIB = 64
 ALT_MIB, ALT_ROUNDS = 4, 40
@@ -122,22 +118,15 @@ class LinuxDsegTest(testing.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        kernel = assets.fetch(assets.kernel_package())
-        cls.module = assets.build_module(
-            MODULE_SRC, kernel, os.path.join(config.BUILD, 'contrib',
-                                             'linux', 'dseg'))
+        cls.module = testing.dseg_module()
 
     def image(self, init):
-        files = {}
-        for path, src in (
-                ('/lib/modules/dseg.ko', self.module),
-                ('/bin/dseg_region', guests.path('dseg_region')),
-                ('/bin/gups', guests.path('gups')),
-                ('/bin/gups-dynamic', guests.path('gups-dynamic')),
-                ('/lib/libdseg-preload.so',
-                 guests.path('libdseg-preload.so'))):
-            with open(src, 'rb') as f:
-                files[path] = f.read()
+        files = testing.read_files({
+            '/lib/modules/dseg.ko': self.module,
+            '/bin/dseg_region': guests.path('dseg_region'),
+            '/bin/gups': guests.path('gups'),
+            '/bin/gups-dynamic': guests.path('gups-dynamic'),
+            '/lib/libdseg-preload.so': guests.path('libdseg-preload.so')})
         return self.linux_image(init, extra_files=files, modules=(),
                                 libc=True)
 
@@ -162,18 +151,13 @@ class LinuxDsegTest(testing.TestCase):
 
     def test_primary_regions(self):
         linux = self.image(INIT)
-        tmp = tempfile.TemporaryDirectory(prefix='qemu-dseg-linux-')
-        self.addCleanup(tmp.cleanup)
-        ctl_path = os.path.join(tmp.name, 'ctl.sock')
-        args = self.boot_args(linux, 'max,+dseg', [
-            '-chardev', f'socket,id=ctl,path={ctl_path},server=on,wait=off',
-            '-serial', 'chardev:ctl', '-device', 'isa-dseg-window'])
+        ctl = self.control_line()
+        args = self.boot_args(linux, 'max,+dseg',
+                              [*ctl.args, '-device', 'isa-dseg-window'])
         seen = {}
         with self.machine(args, name='linux') as vm:
             vm.launch()
-            ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.addCleanup(ctl.close)
-            ctl.connect(ctl_path)
+            ctl.connect()
 
             def at(name, timeout=120):
                 """Wait for the init's "WAIT NAME", stop the VM for
@@ -182,17 +166,12 @@ class LinuxDsegTest(testing.TestCase):
                 vm.cmd('stop')
                 seen[name] = vm.counter_window()
                 vm.cmd('cont')
-                ctl.sendall(b'go\n')
+                ctl.go()
 
             at('alternate-begin')
             at('alternate-end')
             # The preloaded GUPS marks its loop as a window.
-            marks = [vm.wait_window_mark(120)]
-            vm.cmd('dseg-reset-counters')
-            vm.cmd('cont')
-            marks.append(vm.wait_window_mark(120))
-            seen['preload'] = vm.cmd('query-dseg')
-            vm.cmd('cont')
+            marks, seen['preload'] = vm.serve_window(120)
             for name in ('idle', 'unloaded'):
                 at(name)
             vm.wait_console(r'^DONE', 60)

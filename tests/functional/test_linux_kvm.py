@@ -30,11 +30,8 @@ figures 24 and 19.  Both boots are tested; m is taken from the vCPU's CR4.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import os
 import re
-import socket
 import sys
-import tempfile
 
 from qemu_dseg import assets, guests, model, testing
 from qemu_dseg.model import ANY, MASK64
@@ -100,55 +97,46 @@ class LinuxKvmTest(testing.TestCase):
         Returns (console, {window: (DsegCpuInfo of vCPU 0, CR4)}), each
         read with the machine stopped after the window has closed.
         """
-        # A socket path must be short: not in the log directory.
-        tmp = tempfile.TemporaryDirectory(prefix='qemu-dseg-kvm-')
-        self.addCleanup(tmp.cleanup)
-        ctl_path = os.path.join(tmp.name, 'ctl.sock')
+        ctl = self.control_line()
         args = ['-M', 'q35', '-cpu', 'max', '-m', '1G',
                 '-kernel', self.linux.kernel, '-initrd', self.linux.initrd,
                 '-append', f'console=ttyS0 panic=-1 quiet {append}'.strip(),
-                '-chardev',
-                f'socket,id=ctl,path={ctl_path},server=on,wait=off',
-                '-serial', 'chardev:ctl']
+                *ctl.args]
         windows = {}
         with self.machine(args, name='linux-kvm') as vm:
             vm.launch()
-            ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                ctl.connect(ctl_path)
+            ctl.connect()
 
-                def expect(pattern, failed, timeout):
-                    either = f'{pattern}|{failed}' if failed else pattern
-                    m = vm.wait_console(either, timeout)
-                    if not re.fullmatch(pattern, m.group(0)):
-                        vm.kill()
-                        self.fail(f'{m.group(0)}{vm.describe()}')
+            def expect(pattern, failed, timeout):
+                either = f'{pattern}|{failed}' if failed else pattern
+                m = vm.wait_console(either, timeout)
+                if not re.fullmatch(pattern, m.group(0)):
+                    vm.kill()
+                    self.fail(f'{m.group(0)}{vm.describe()}')
 
-                def window(name, begin, end, timeout=30, failed=None):
-                    expect(begin, failed, timeout)
-                    vm.cmd('dseg-reset-counters')
-                    ctl.sendall(b'go\n')
-                    expect(end, failed, 30)
-                    # The guest now waits on ttyS1, so nothing runs in
-                    # guest mode; stop anyway for one consistent snapshot.
-                    vm.cmd('stop')
-                    info = vm.cmd('query-dseg')[0]
-                    regs = vm.registers()
-                    vm.cmd('cont')
-                    ctl.sendall(b'go\n')
-                    windows[name] = (info,
-                                     int(re.search(r'CR4=([0-9a-f]+)',
-                                                   regs).group(1), 16))
+            def window(name, begin, end, timeout=30, failed=None):
+                expect(begin, failed, timeout)
+                vm.cmd('dseg-reset-counters')
+                ctl.go()
+                expect(end, failed, 30)
+                # The guest now waits on ttyS1, so nothing runs in guest
+                # mode; stop anyway for one consistent snapshot.
+                vm.cmd('stop')
+                info = vm.cmd('query-dseg')[0]
+                regs = vm.registers()
+                vm.cmd('cont')
+                ctl.go()
+                windows[name] = (info,
+                                 int(re.search(r'CR4=([0-9a-f]+)',
+                                               regs).group(1), 16))
 
-                window('control', 'CONTROL-BEGIN', 'CONTROL-END', 240)
-                for mode in MODES:
-                    window(mode, f'KVM-READY {mode}', f'KVM-DONE {mode}',
-                           failed=rf'KVM-FAIL {mode} .*|kvm_nested {mode} '
-                           'failed')
-                vm.wait_console(r'KVM-ALL-DONE', 30)
-                self.assertEqual(vm.wait_exit(30), 0)
-            finally:
-                ctl.close()
+            window('control', 'CONTROL-BEGIN', 'CONTROL-END', 240)
+            for mode in MODES:
+                window(mode, f'KVM-READY {mode}', f'KVM-DONE {mode}',
+                       failed=rf'KVM-FAIL {mode} .*|kvm_nested {mode} '
+                       'failed')
+            vm.wait_console(r'KVM-ALL-DONE', 30)
+            self.assertEqual(vm.wait_exit(30), 0)
             return vm.console(), windows
 
     def check_boot(self, append, host_levels):

@@ -25,10 +25,9 @@ the architectural references per fill round to the table's 4 KiB value
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import os
 import re
 
-from qemu_dseg import assets, config, guests, model, testing
+from qemu_dseg import assets, guests, model, testing
 from qemu_dseg.machine import Machine
 
 TABLE_MIB = 256
@@ -70,15 +69,9 @@ class LinuxModesTest(testing.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        kernel = assets.fetch(assets.kernel_package())
-        module = assets.build_module(
-            os.path.join(config.REPO, 'contrib', 'linux', 'dseg'), kernel,
-            os.path.join(config.BUILD, 'contrib', 'linux', 'dseg'))
-        files = {}
-        for path, src in (('/lib/modules/dseg.ko', module),
-                          ('/bin/gups', guests.path('gups'))):
-            with open(src, 'rb') as f:
-                files[path] = f.read()
+        files = testing.read_files({
+            '/lib/modules/dseg.ko': testing.dseg_module(),
+            '/bin/gups': guests.path('gups')})
         cls.linux = testing.linux_image(cls.logs, INIT, extra_files=files,
                                         modules=())
         cls.results = {mode: cls.run_mode(mode, *run)
@@ -100,13 +93,8 @@ class LinuxModesTest(testing.TestCase):
                      cls.linux.initrd, '-append', cmdline]
         with Machine(args, name=mode, log_dir=cls.logs) as vm:
             vm.launch()
-            marks = []
-            marks.append(vm.wait_window_mark(300))
-            vm.cmd('dseg-reset-counters')
-            vm.cmd('cont')
-            marks.append(vm.wait_window_mark(300))
-            counters = vm.cmd('query-dseg')[0]['counters']
-            vm.cmd('cont')
+            marks, info = vm.serve_window(300)
+            counters = info[0]['counters']
             vm.wait_console(_GUPS.pattern + '|GUPS-FAIL.*|INSMOD-FAILED',
                             120)
             vm.wait_exit(60)
@@ -150,9 +138,10 @@ class LinuxModesTest(testing.TestCase):
             'dual-direct': 0,
         }[path]
         self.assertEqual(p['arch-refs'], arch, c)
-        table = model.arch_refs_nested(4, M, M) if path == 'walk-2d' else \
-            {'native-walk': 4, 'vmm-direct': 4, 'guest-direct': M}.get(path,
-                                                                       0)
+        # The table's fills: 4-level guest walks to 4 KiB pages.
+        table = {'native-walk': 4, 'native-direct': 0,
+                 'walk-2d': model.arch_refs_nested(4, M, M),
+                 'guest-direct': M, 'vmm-direct': 4, 'dual-direct': 0}[path]
         self.assertEqual(round(per_fill), table, c)
 
 

@@ -52,11 +52,6 @@ static uint64_t word(uint64_t tag, size_t i)
     return (tag << 40) ^ (i * 0x9E3779B97F4A7C15ull);
 }
 
-static uint64_t *region_map(size_t size)
-{
-    return dseg_region_alloc(size);
-}
-
 /* 0, or -errno. */
 static int region_info(struct dseg_region_info *info)
 {
@@ -98,7 +93,7 @@ static int cmd_touch(size_t mib, uint64_t tag)
 {
     size_t size = mib * MIB, words = size / 8;
     struct dseg_region_info info;
-    uint64_t *p = region_map(size);
+    uint64_t *p = dseg_region_alloc(size);
 
     if (!p) {
         printf("TOUCH-FAIL map: %s\n", strerror(errno));
@@ -117,10 +112,10 @@ static int cmd_touch(size_t mib, uint64_t tag)
 
 static int cmd_second(void)
 {
-    uint64_t *p = region_map(MIB), *q;
+    uint64_t *p = dseg_region_alloc(MIB), *q;
 
     check(p != NULL, "first region");
-    q = region_map(MIB);
+    q = dseg_region_alloc(MIB);
     check(q == NULL && errno == EBUSY, "second region refused with EBUSY");
     return !!failures;
 }
@@ -128,7 +123,7 @@ static int cmd_second(void)
 static int cmd_lifecycle(void)
 {
     struct dseg_region_info info;
-    uint64_t *p = region_map(2 * MIB);
+    uint64_t *p = dseg_region_alloc(2 * MIB);
     pid_t pid;
     int status;
 
@@ -157,7 +152,7 @@ static int cmd_lifecycle(void)
           "mprotect refused");
     check(munmap(p, 2 * MIB) == 0, "munmap");
     check(region_info(&info) == -ENOENT, "no region after munmap");
-    p = region_map(MIB);
+    p = dseg_region_alloc(MIB);
     check(p != NULL && all_zero(p, MIB / 8), "a new region after munmap, zeroed");
     return !!failures;
 }
@@ -179,7 +174,7 @@ static int alternate_child(size_t mib, int rounds, uint64_t tag, int in,
                            int out, int first)
 {
     size_t words = mib * MIB / 8;
-    uint64_t *p = region_map(mib * MIB);
+    uint64_t *p = dseg_region_alloc(mib * MIB);
     char token = 0;
 
     if (!p) {
@@ -263,7 +258,7 @@ static void *thread_main(void *opaque)
 static int cmd_threads(size_t mib, int rounds)
 {
     size_t words = mib * MIB / 8 / NTHREADS;
-    uint64_t *p = region_map(mib * MIB);
+    uint64_t *p = dseg_region_alloc(mib * MIB);
     struct thread_arg args[NTHREADS];
     pthread_t threads[NTHREADS];
     int cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -289,7 +284,7 @@ static int cmd_threads(size_t mib, int rounds)
 
 static void __attribute__((noreturn)) cmd_hold(size_t mib)
 {
-    uint64_t *p = region_map(mib * MIB);
+    uint64_t *p = dseg_region_alloc(mib * MIB);
 
     check(p != NULL, "region held");
     for (;;) {
