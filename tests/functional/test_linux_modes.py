@@ -33,7 +33,7 @@ from qemu_dseg.machine import Machine
 TABLE_MIB = 256
 ITERS = 1 << 18
 SEED = 1
-POOL_BASE, POOL_SIZE = 0x20000000, 320 << 20
+POOL_BASE, POOL_SIZE = 0x140000000, 320 << 20   # RAM above 4 GiB
 LINUX_CMDLINE = (f'console=ttyS0 panic=-1 quiet no5lvl nokaslr '
                  f'memmap={POOL_SIZE >> 20}M${POOL_BASE:#x}')
 WINDOW_ARGS = ['-device', 'isa-dseg-window']
@@ -82,12 +82,12 @@ class LinuxModesTest(testing.TestCase):
         """Boot, serve the two window marks; return (counters of the
         window on vCPU 0, console)."""
         cmdline = LINUX_CMDLINE + (' dseg_region=1' if region else '')
-        args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '2G', *WINDOW_ARGS]
+        args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '6G', *WINDOW_ARGS]
         if thinvmm:
             args += ['-kernel', guests.image('thinvmm'),
                      '-initrd', f'{cls.linux.kernel},{cls.linux.initrd}',
                      *guests.DEBUG_EXIT_ARGS, '-append',
-                     f'{thinvmm} guest_mb=1024 -- {cmdline}']
+                     f'{thinvmm} -- {cmdline}']
         else:
             args += ['-kernel', cls.linux.kernel, '-initrd',
                      cls.linux.initrd, '-append', cmdline]

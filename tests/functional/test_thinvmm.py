@@ -6,7 +6,10 @@ a multiboot kernel and passes Debian's unmodified cloud bzImage and a
 busybox initramfs (python/qemu_dseg/assets.py) as its two multiboot modules; it boots
 them as its SVM guest through the Linux boot protocol with nested paging,
 everything passed through (serial port, timers, APIC, ACPI tables, PCI),
-and 512 MiB of guest RAM backed at a non-zero offset in host memory.
+and 4 GiB of guest RAM: 15 MiB below 16 MiB and the rest above 4 GiB,
+backed at non-zero offsets in host memory (QEMU's -m 6G leaves 4 GiB of
+host RAM above 4 GiB).  The layout line and Linux's e820 map are checked,
+and at least 99% of the guest's RAM is under the VMM segment in mode=vmm.
 
 Each run executes the same deterministic workload in the guest (a large
 file in tmpfs written from a seeded busybox seq, copied, and md5sum'd),
@@ -52,6 +55,9 @@ GUEST_PATHS = model.GUEST_MODE_PATHS
 BAD_SENTINEL = 0xbadbadbadbad0000
 NBAD = 4
 LINUX_CMDLINE = 'console=ttyS0 panic=-1 nokaslr'
+HOST_RAM = '6G'             # q35: 2 GiB below 4 GiB, 4 GiB above
+GUEST_MIB = 4096            # thinvmm's default: all of the host's high RAM
+LOW_RAM = (0x100000, 0x1000000)
 
 INIT = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
@@ -122,7 +128,7 @@ class ThinVmmTest(testing.TestCase):
     def run_thinvmm(self, append, at_checkpoint=None, linux_extra=''):
         """Boot Linux under thinvmm; return (status, console, windows,
         seconds)."""
-        args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '1G',
+        args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', HOST_RAM,
                 '-kernel', guests.image('thinvmm'),
                 '-initrd', f'{self.linux.kernel},{self.linux.initrd}',
                 *guests.DEBUG_EXIT_ARGS, '-append',
@@ -165,9 +171,19 @@ class ThinVmmTest(testing.TestCase):
         self.assertRegex(console, r'ttyS0 at I/O 0x3f8 \(irq = 4')
         usable = re.findall(r'BIOS-e820: \[mem (0x[0-9a-f]+)-(0x[0-9a-f]+)\]'
                             r' usable', console)
-        self.assertEqual(usable, [
-            ('0x0000000000000000', '0x000000000009fbff'),
-            ('0x0000000000100000', '0x000000001fffffff')])
+        high_end = 4 << 30 | (GUEST_MIB << 20) - (LOW_RAM[1] - LOW_RAM[0])
+        self.assertEqual([(int(a, 16), int(e, 16) + 1) for a, e in usable], [
+            (0, 0x9fc00), LOW_RAM, (4 << 30, high_end)])
+        layout = re.search(r'THINVMM-LAYOUT guest RAM (\d+) KiB.* high '
+                           r'\[(0x[0-9a-f]+), (0x[0-9a-f]+)\) .*VMM '
+                           r'segment (.*), ([\d.]+)% of guest RAM', console)
+        self.assertIsNotNone(layout, tail)
+        self.assertEqual(int(layout.group(1)), (0x9fc00 >> 10) +
+                         (GUEST_MIB << 10))
+        self.assertEqual(int(layout.group(3), 16), high_end)
+        if 'over high RAM' in layout.group(4):
+            self.assertGreaterEqual(float(layout.group(5)), 99.0)
+        print(f'# layout: {layout.group(0)}')
         for name, w in windows.items():
             print(counters_line(name, w['counters']))
 
@@ -222,9 +238,10 @@ class ThinVmmTest(testing.TestCase):
                   f"(max {(n + 1) * (m + 1) - 1})")
 
     def test_hypervisor_memory_hidden(self):
-        # Host RAM above the guest's backing (hPA = gPA + 128 MiB, up to
-        # 640 MiB) belongs to the hypervisor; gPA 0x30000000 is not in the
-        # guest's NPT, so a guest read of it can only end in #NPF.
+        # gPA 0x30000000 lies between the guest's low RAM (up to 16 MiB)
+        # and the device space (from 2 GiB): host RAM that belongs to the
+        # hypervisor, not in the guest's NPT, so a read can only end in
+        # #NPF.
         status, console, windows, secs = self.run_thinvmm(
             'mode=vmm', linux_extra='thinvmm_probe=0x30000000')
         tail = '\n--- console ---\n' + console[-3000:]
@@ -238,7 +255,6 @@ class ThinVmmTest(testing.TestCase):
         with open(self.linux.kernel, 'rb') as f:
             bzimage = f.read()
         setup_size = ((bzimage[0x1f1] or 4) + 1) * 512
-        pref, = struct.unpack_from('<Q', bzimage, 0x258)
         seen = {}
         bad = []
 
@@ -258,13 +274,16 @@ class ThinVmmTest(testing.TestCase):
         print(f'# mode=vmm bad_pages={NBAD}: {secs:.1f} s')
         self.check_common(status, console, windows)
         self.assertEqual(len(bad), NBAD)
+        kernel_gpa = int(re.search(r'kernel at gPA (0x[0-9a-f]+)',
+                                   console).group(1), 16)
         self.assertEqual(sorted(seen), sorted(g for g, _, _ in bad))
         sentinel = b''.join(struct.pack('<Q', BAD_SENTINEL | w)
                             for w in range(512))
         for gpa, bad_hpa, spare_hpa in bad:
             bad_bytes, spare_bytes = seen[gpa]
-            off = setup_size + gpa - pref
+            off = setup_size + gpa - kernel_gpa
             loaded = bzimage[off:off + 4096]
+            self.assertEqual(len(loaded), 4096)
             self.assertEqual(bad_bytes, sentinel,
                              f'faulty page 0x{bad_hpa:x} was written')
             self.assertNotEqual(spare_bytes, loaded,

@@ -5,13 +5,14 @@
  * QEMU starts it as a multiboot kernel:
  *
  *   -kernel thinvmm.bin -initrd "bzImage,initramfs.cpio.gz"
- *   -append "mode=vmm [bad_pages=N] [guest_mb=512] [guest_dseg=1]
+ *   -append "mode=vmm [bad_pages=N] [guest_mb=N] [guest_dseg=1]
  *            -- LINUX COMMAND LINE"
  *
  * The two multiboot modules are the Linux kernel and its initramfs.  The
- * hypervisor loads the kernel through the 32-bit Linux boot protocol (zero
- * page with the setup header copied from the bzImage, e820 map, command
- * line, ramdisk) and runs it in guest mode with everything passed through:
+ * hypervisor loads the kernel above 4 GiB through the 64-bit Linux boot
+ * protocol (zero page with the setup header copied from the bzImage, e820
+ * map, command line, ramdisk, identity-mapped boot page tables) and runs it
+ * in guest mode with everything passed through:
  * no I/O intercepts, no interrupt intercepts (physical interrupts reach the
  * guest's IDT directly, V_INTR_MASKING off), no exception intercepts.  The
  * guest drives the emulated serial port, timers, APIC and PCI itself.
@@ -23,17 +24,25 @@
  * its own copy of the guest segment (the VMCB's), which VMRUN loads; the
  * VMM segment and the escape filter stay the hypervisor's.
  *
- * Guest-physical memory:
+ * Guest-physical memory, laid out the way self-ballooning leaves a
+ * big-memory guest: a small low part that only holds the boot structures,
+ * and all the rest of its RAM in one range above 4 GiB.
  *   [0, 1 MiB)                identity (BIOS data, EBDA, RSDP, option ROMs)
- *   [1 MiB, GUEST_END)        RAM, backed at hPA = gPA + RAM_OFFSET
+ *   [1 MiB, 16 MiB)           low RAM, backed at hPA = gPA + LOW_OFFSET
  *   firmware-reserved ranges  identity (ACPI tables at the top of low RAM)
  *   [host RAM end, 4 GiB)     identity (PCI holes, IOAPIC, HPET, LAPIC...)
- * The hypervisor's memory (its image, page pool, spare pages and the rest
- * of host RAM) is neither in the guest's e820 map nor in its NPT.  Every
- * nested page is 4 KiB, so a nested walk always reads 4 entries.
+ *   [4 GiB, 4 GiB + high)     high RAM, backed at hPA = gPA + high_offset,
+ *                             at the top of the host's RAM above 4 GiB
+ * guest_mb=N is the guest's RAM from 1 MiB up (low + high); by default it
+ * is the size of the host's RAM above 4 GiB (QEMU's -m 10G on q35 leaves
+ * 8 GiB there: an 8 GiB guest, 99.8% of it high).  The layout is printed
+ * at start ("THINVMM-LAYOUT").  The hypervisor's memory (its image, page
+ * pool, spare pages and the rest of host RAM) is neither in the guest's
+ * e820 map nor in its NPT.  Every nested page is 4 KiB, so a nested walk
+ * always reads 4 entries.
  *
- * Modes: mode=base uses the NPT only; mode=vmm adds a VMM segment over
- * [1 MiB, GUEST_END) with OFFSET = RAM_OFFSET.  bad_pages=N (implies vmm)
+ * Modes: mode=base uses the NPT only; mode=vmm adds a VMM segment over the
+ * high RAM with OFFSET = high_offset.  bad_pages=N (implies vmm)
  * treats N host pages inside the segment as permanently faulty: their gPAs
  * go into the escape filter, their NPT entries are remapped to spare host
  * pages (content copied first), and the faulty pages are filled with a
@@ -60,9 +69,10 @@
 
 #define MIB                     ((uint64_t)1 << 20)
 #define GIB                     ((uint64_t)1 << 30)
-#define LOW_END                 MIB
-#define RAM_OFFSET              (128 * MIB)
-#define DEFAULT_GUEST_MB        512
+#define LOW_END                 MIB             /* low RAM: [1, 16 MiB) */
+#define LOW_RAM_END             (16 * MIB)
+#define LOW_OFFSET              (128 * MIB)     /* its backing: hPA - gPA */
+#define HIGH_START              (4 * GIB)       /* high RAM from here */
 #define THINVMM_MAGIC           0x74686e76u
 #define MAX_BAD_PAGES           16
 
@@ -71,7 +81,6 @@
 /* Linux boot protocol: offsets in the zero page (struct boot_params). */
 #define BP_EXT_RAMDISK_IMAGE    0x0c0
 #define BP_EXT_RAMDISK_SIZE     0x0c4
-#define BP_EXT_CMD_LINE_PTR     0x0c8
 #define BP_E820_ENTRIES         0x1e8
 #define BP_HDR                  0x1f1   /* setup header starts here */
 #define BP_SETUP_SECTS          0x1f1
@@ -82,33 +91,40 @@
 #define BP_VID_MODE             0x1fa
 #define BP_TYPE_OF_LOADER       0x210
 #define BP_LOADFLAGS            0x211
-#define BP_CODE32_START         0x214
 #define BP_RAMDISK_IMAGE        0x218
 #define BP_RAMDISK_SIZE         0x21c
-#define BP_HEAP_END_PTR         0x224
 #define BP_CMD_LINE_PTR         0x228
-#define BP_INITRD_ADDR_MAX      0x22c
 #define BP_KERNEL_ALIGNMENT     0x230
 #define BP_RELOCATABLE          0x234
+#define BP_XLOADFLAGS           0x236
 #define BP_CMDLINE_SIZE         0x238
-#define BP_PREF_ADDRESS         0x258
 #define BP_INIT_SIZE            0x260
 #define BP_E820_TABLE           0x2d0
 #define BP_E820_MAX             128
 #define LOADED_HIGH             (1u << 0)
 #define KEEP_SEGMENTS           (1u << 6)
+#define XLF_KERNEL_64           (1u << 0)
+#define XLF_CAN_BE_LOADED_ABOVE_4G (1u << 1)
+#define STARTUP_64_OFFSET       0x200   /* 64-bit entry: kernel + 0x200 */
 
-/* Guest boot structures, in guest RAM just above 1 MiB. */
+/* Guest boot structures, in the low RAM. */
 #define GPA_ZERO_PAGE           (LOW_END)
 #define GPA_CMDLINE             (LOW_END + 0x1000)
 #define GPA_GDT                 (LOW_END + 0x2000)
+#define GPA_BOOT_PT             (LOW_END + 0x10000) /* boot page tables */
+#define BOOT_PT_SIZE            (1 * MIB)
 #define BOOT_CS                 0x10
 #define BOOT_DS                 0x18
+#define EFER_LME                (1u << 8)
+#define EFER_LMA                (1u << 10)
+#define CR0_PE_ET_PG            0x80000011u
+#define CR4_PAE                 (1u << 5)
 
 #define BAD_SENTINEL            0xbadbadbadbad0000ull
 #define HOST_RAM_LIMIT          (4 * GIB)
 
-static uint64_t guest_end;              /* end of guest RAM (gPA) */
+static uint64_t high_size;              /* RAM at [HIGH_START, ...) */
+static uint64_t high_offset;            /* its backing: hPA - gPA */
 static bool use_segment;
 static bool guest_dseg;         /* the guest has the guest segment */
 static struct pt npt;
@@ -136,7 +152,10 @@ static uint8_t *hptr(uint64_t hpa)
 /* Host address backing guest RAM (before any bad-page remap). */
 static uint64_t gpa_to_hpa(uint64_t gpa)
 {
-    return gpa < LOW_END ? gpa : gpa + RAM_OFFSET;
+    if (gpa >= HIGH_START) {
+        return gpa + high_offset;
+    }
+    return gpa < LOW_END ? gpa : gpa + LOW_OFFSET;
 }
 
 static void *gptr(uint64_t gpa)
@@ -182,6 +201,17 @@ static uint64_t host_low_ram_end(void)
     return end;
 }
 
+/* End of the host's RAM range that starts at 4 GiB (4 GiB if none). */
+static uint64_t host_high_ram_end(void)
+{
+    for (unsigned i = 0; i < nhmap; i++) {
+        if (hmap[i].type == E820_RAM && hmap[i].addr == HIGH_START) {
+            return hmap[i].addr + hmap[i].len;
+        }
+    }
+    return HIGH_START;
+}
+
 static void add_e820(uint8_t *bp, uint64_t addr, uint64_t len, uint32_t type)
 {
     unsigned n = bp[BP_E820_ENTRIES];
@@ -196,9 +226,9 @@ static void add_e820(uint8_t *bp, uint64_t addr, uint64_t len, uint32_t type)
 }
 
 /*
- * Guest e820: the host's map below 1 MiB as it is, guest RAM above 1 MiB,
- * and every non-RAM range of the host (ACPI tables, reserved firmware and
- * MMCONFIG ranges) as it is.  The host's RAM above 1 MiB is not shown.
+ * Guest e820: the host's map below 1 MiB as it is, the guest's low and high
+ * RAM, and every non-RAM range of the host (ACPI tables, reserved firmware
+ * and MMCONFIG ranges) as it is.  The host's RAM above 1 MiB is not shown.
  */
 static void build_e820(uint8_t *bp)
 {
@@ -211,7 +241,8 @@ static void build_e820(uint8_t *bp)
             add_e820(bp, a, e - a, hmap[i].type);
         }
     }
-    add_e820(bp, LOW_END, guest_end - LOW_END, E820_RAM);
+    add_e820(bp, LOW_END, LOW_RAM_END - LOW_END, E820_RAM);
+    add_e820(bp, HIGH_START, high_size, E820_RAM);
 }
 
 static void npt_identity(uint64_t start, uint64_t end)
@@ -231,7 +262,9 @@ static void build_npt(void)
 
     npt_init(&npt, paging_levels());
     npt_map_range(&npt, 0, 0, LOW_END, PAGE_4K);
-    npt_map_range(&npt, LOW_END, LOW_END + RAM_OFFSET, guest_end - LOW_END,
+    npt_map_range(&npt, LOW_END, LOW_END + LOW_OFFSET, LOW_RAM_END - LOW_END,
+                  PAGE_4K);
+    npt_map_range(&npt, HIGH_START, HIGH_START + high_offset, high_size,
                   PAGE_4K);
     for (unsigned i = 0; i < nhmap; i++) {
         if (hmap[i].type != E820_RAM && hmap[i].addr >= LOW_END &&
@@ -243,18 +276,35 @@ static void build_npt(void)
     npt_identity((ram_end + PAGE_2M - 1) & ~(PAGE_2M - 1), HOST_RAM_LIMIT);
 }
 
-/* Guest GDT for the 32-bit boot protocol: flat __BOOT_CS and __BOOT_DS. */
+/* Guest GDT for the 64-bit boot protocol: __BOOT_CS and __BOOT_DS. */
 static void build_gdt(void)
 {
     uint64_t *gdt = gptr(GPA_GDT);
 
     gdt[0] = 0;
     gdt[1] = 0;
-    gdt[2] = 0x00cf9b000000ffffull;     /* 0x10: 32-bit code, flat */
+    gdt[2] = 0x00af9b000000ffffull;     /* 0x10: 64-bit code */
     gdt[3] = 0x00cf93000000ffffull;     /* 0x18: data, flat */
 }
 
-static void setup_vm(uint64_t entry)
+/*
+ * The guest's boot page tables, in its low RAM: an identity map of every
+ * GiB up to the end of its high RAM, with 1 GiB pages.  Linux replaces
+ * them with its own at once; they only carry the 64-bit entry.
+ */
+static uint64_t build_boot_page_tables(void)
+{
+    static struct page_pool pool;
+    struct pt gpt;
+    uint64_t end = (HIGH_START + high_size + PAGE_1G - 1) & ~(PAGE_1G - 1);
+
+    pool_init(&pool, gpa_to_hpa(GPA_BOOT_PT), BOOT_PT_SIZE);
+    pt_init(&gpt, 4, &pool, GPA_BOOT_PT - gpa_to_hpa(GPA_BOOT_PT));
+    pt_map_range(&gpt, 0, 0, end, PAGE_1G, PTE_RW);
+    return gpt.root;
+}
+
+static void setup_vm(uint64_t entry, uint64_t boot_cr3)
 {
     svm_enable();
     svm_vm_init(&vm);
@@ -276,8 +326,8 @@ static void setup_vm(uint64_t entry)
     vmcb_set(&vm, VMCB_INTR_CTRL, 0);   /* no V_INTR_MASKING */
     svm_set_npt(&vm, &npt);
 
-    /* 32-bit protected mode, paging off, as the boot protocol wants. */
-    vmcb_set_seg(&vm, VMCB_CS, BOOT_CS, VMCB_CS_ATTR_32, 0xffffffff, 0);
+    /* 64-bit mode with identity-mapped paging, as the boot protocol wants. */
+    vmcb_set_seg(&vm, VMCB_CS, BOOT_CS, VMCB_CS_ATTR_LONG, 0xffffffff, 0);
     vmcb_set_seg(&vm, VMCB_DS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
     vmcb_set_seg(&vm, VMCB_ES, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
     vmcb_set_seg(&vm, VMCB_SS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
@@ -287,10 +337,10 @@ static void setup_vm(uint64_t entry)
     vmcb_set_seg(&vm, VMCB_TR, 0, VMCB_TR_ATTR, 0xffff, 0);
     vmcb_set_seg(&vm, VMCB_GDTR, 0, 0, 4 * 8 - 1, GPA_GDT);
     vmcb_set_seg(&vm, VMCB_IDTR, 0, 0, 0, 0);
-    vmcb_set(&vm, VMCB_EFER, EFER_SVME);
-    vmcb_set(&vm, VMCB_CR0, 0x11);      /* PE, ET */
-    vmcb_set(&vm, VMCB_CR3, 0);
-    vmcb_set(&vm, VMCB_CR4, 0);
+    vmcb_set(&vm, VMCB_EFER, EFER_SVME | EFER_LME | EFER_LMA);
+    vmcb_set(&vm, VMCB_CR0, CR0_PE_ET_PG);
+    vmcb_set(&vm, VMCB_CR3, boot_cr3);
+    vmcb_set(&vm, VMCB_CR4, CR4_PAE);
     vmcb_set(&vm, VMCB_RFLAGS, 0x2);
     vmcb_set(&vm, VMCB_RIP, entry);
     vmcb_set(&vm, VMCB_RSP, 0);
@@ -302,7 +352,7 @@ static void setup_vm(uint64_t entry)
 /* Faulty pages: escape, copy to a spare page, remap, poison the original. */
 static void setup_bad_pages(unsigned n, uint64_t kernel_gpa)
 {
-    uint64_t spare = (guest_end + RAM_OFFSET + PAGE_2M - 1) &
+    uint64_t spare = (LOW_RAM_END + LOW_OFFSET + PAGE_2M - 1) &
                      ~(PAGE_2M - 1);
 
     if (n > MAX_BAD_PAGES) {
@@ -463,8 +513,61 @@ static void read_host_e820(const struct multiboot_info *mbi)
 }
 
 /*
- * mode=, bad_pages= and guest_mb=: sets use_segment and guest_end and
- * returns the number of bad pages asked for.
+ * The guest's RAM: guest_mb MiB from 1 MiB up, the low part and the rest
+ * above 4 GiB, placed at the top of the host's RAM above 4 GiB so that its
+ * offset is not zero.
+ */
+static void lay_out_ram(uint64_t guest_mb)
+{
+    uint64_t host_end = host_high_ram_end();
+    uint64_t host_mb = (host_end - HIGH_START) / MIB;
+    uint64_t low = LOW_RAM_END - LOW_END;
+    uint64_t base;
+
+    if (host_end == HIGH_START) {
+        panic("no host RAM above 4 GiB: start QEMU with more memory "
+              "(q35 with -m 3G or more)");
+    }
+    if (!guest_mb) {
+        guest_mb = host_mb;
+    }
+    if (guest_mb * MIB <= low + PAGE_2M) {
+        panic("guest_mb=%lu: at least %lu", guest_mb, low / MIB + 3);
+    }
+    high_size = guest_mb * MIB - low;
+    base = (host_end - high_size) & ~(PAGE_2M - 1);
+    if (base <= HIGH_START) {
+        panic("guest_mb=%lu: at most %lu with %lu MiB of host RAM above "
+              "4 GiB", guest_mb, host_mb + low / MIB - 2, host_mb);
+    }
+    high_offset = base - HIGH_START;
+}
+
+/* Prints the guest's RAM and how much of it the VMM segment covers. */
+static void print_layout(void)
+{
+    uint64_t below_1m = 0, total, bp;
+
+    for (unsigned i = 0; i < nhmap; i++) {
+        if (hmap[i].type == E820_RAM && hmap[i].addr < LOW_END) {
+            uint64_t e = hmap[i].addr + hmap[i].len;
+
+            below_1m += (e < LOW_END ? e : LOW_END) - hmap[i].addr;
+        }
+    }
+    total = below_1m + (LOW_RAM_END - LOW_END) + high_size;
+    bp = use_segment ? high_size * 10000 / total : 0;
+    printf("THINVMM-LAYOUT guest RAM %lu KiB: below 1 MiB %lu KiB "
+           "(identity); low [0x%lx, 0x%lx) at hPA +0x%lx; high [0x%lx, "
+           "0x%lx) at hPA +0x%lx; VMM segment %s, %lu.%02lu%% of guest RAM\n",
+           total >> 10, below_1m >> 10, LOW_END, LOW_RAM_END, LOW_OFFSET,
+           HIGH_START, HIGH_START + high_size, high_offset,
+           use_segment ? "over high RAM" : "off", bp / 100, bp % 100);
+}
+
+/*
+ * mode=, bad_pages=, guest_mb= and guest_dseg=: sets use_segment and the
+ * RAM layout and returns the number of bad pages asked for.
  */
 static unsigned parse_options(const char *cmdline)
 {
@@ -473,7 +576,7 @@ static unsigned parse_options(const char *cmdline)
 
     cmdline_get(cmdline, "mode", mode, sizeof(mode));
     nbad_req = cmdline_get_u64(cmdline, "bad_pages", 0);
-    guest_end = cmdline_get_u64(cmdline, "guest_mb", DEFAULT_GUEST_MB) * MIB;
+    lay_out_ram(cmdline_get_u64(cmdline, "guest_mb", 0));
     guest_dseg = cmdline_get_u64(cmdline, "guest_dseg", 0);
     if (guest_dseg && !dseg_available()) {
         panic("guest_dseg=1 needs -cpu ...,+dseg");
@@ -482,8 +585,8 @@ static unsigned parse_options(const char *cmdline)
     if (strncmp(mode, "vmm", 4) && strncmp(mode, "base", 5)) {
         panic("mode=%s: use base or vmm", mode);
     }
-    if (guest_end + RAM_OFFSET + 2 * MIB > host_low_ram_end()) {
-        panic("guest_mb too large for host RAM end 0x%lx",
+    if (LOW_RAM_END + LOW_OFFSET + 2 * MIB > host_low_ram_end()) {
+        panic("host RAM below 4 GiB ends at 0x%lx: too small",
               host_low_ram_end());
     }
     return nbad_req;
@@ -516,27 +619,31 @@ static void place_linux(const struct multiboot_info *mbi,
     lb->isize = mods[1].end - mods[1].start;
     printf("THINVMM: mode %s, guest RAM %lu MiB, bzImage %lu bytes, "
            "initramfs %lu bytes\n", use_segment ? "vmm" : "base",
-           guest_end / MIB, lb->ksize, lb->isize);
+           (LOW_RAM_END - LOW_END + high_size) / MIB, lb->ksize, lb->isize);
     if (rd16(kimg, BP_BOOT_FLAG) != 0xaa55 ||
         rd32(kimg, BP_HEADER_MAGIC) != 0x53726448 ||
-        rd16(kimg, BP_VERSION) < 0x20c) {
-        panic("module 0 is not a bzImage of boot protocol 2.12+");
+        rd16(kimg, BP_VERSION) < 0x20c ||
+        !kimg[BP_RELOCATABLE] ||
+        (rd16(kimg, BP_XLOADFLAGS) & (XLF_KERNEL_64 |
+                                      XLF_CAN_BE_LOADED_ABOVE_4G)) !=
+        (XLF_KERNEL_64 | XLF_CAN_BE_LOADED_ABOVE_4G)) {
+        panic("module 0 is not a relocatable 64-bit bzImage that can be "
+              "loaded above 4 GiB (boot protocol 2.12+)");
     }
     setup_sects = kimg[BP_SETUP_SECTS] ? kimg[BP_SETUP_SECTS] : 4;
     lb->setup_size = (setup_sects + 1) * 512ull;
-    lb->kernel_gpa = rd32(kimg, BP_PREF_ADDRESS);
-    if (lb->kernel_gpa < 2 * MIB ||
-        lb->kernel_gpa + rd32(kimg, BP_INIT_SIZE) > guest_end / 2) {
-        panic("kernel preferred address 0x%lx does not fit",
-              lb->kernel_gpa);
+    lb->kernel_gpa = HIGH_START;
+    lb->initrd_gpa = (HIGH_START + high_size - 64 * MIB - lb->isize) &
+                     ~(PAGE_4K - 1);
+    if (lb->kernel_gpa + rd32(kimg, BP_INIT_SIZE) > lb->initrd_gpa) {
+        panic("guest RAM too small for the kernel and the initramfs");
     }
-    lb->initrd_gpa = (guest_end - 64 * MIB - lb->isize) & ~(PAGE_4K - 1);
 }
 
 /*
- * Copies the modules to their guest-physical homes.  This must come before
- * the page pool (from 16 MiB up) can overwrite them: those homes are in the
- * guest's RAM backing, above RAM_OFFSET.
+ * Copies the modules to their guest-physical homes, in the high RAM's
+ * backing.  This must come before the page pool (from 16 MiB up) can
+ * overwrite the modules, which QEMU loaded there.
  */
 static void load_linux(const struct linux_boot *lb)
 {
@@ -557,9 +664,10 @@ static void build_zero_page(const struct linux_boot *lb)
     memcpy(bp + BP_HDR, lb->kimg + BP_HDR, hdr_end - BP_HDR);
     bp[BP_TYPE_OF_LOADER] = 0xff;
     bp[BP_LOADFLAGS] = (bp[BP_LOADFLAGS] | LOADED_HIGH) & ~KEEP_SEGMENTS;
-    wr32(bp, BP_CODE32_START, lb->kernel_gpa);
-    wr32(bp, BP_RAMDISK_IMAGE, lb->initrd_gpa);
-    wr32(bp, BP_RAMDISK_SIZE, lb->isize);
+    wr32(bp, BP_RAMDISK_IMAGE, (uint32_t)lb->initrd_gpa);
+    wr32(bp, BP_EXT_RAMDISK_IMAGE, (uint32_t)(lb->initrd_gpa >> 32));
+    wr32(bp, BP_RAMDISK_SIZE, (uint32_t)lb->isize);
+    wr32(bp, BP_EXT_RAMDISK_SIZE, (uint32_t)(lb->isize >> 32));
     wr32(bp, BP_CMD_LINE_PTR, GPA_CMDLINE);
     bp[BP_VID_MODE] = 0xff;
     bp[BP_VID_MODE + 1] = 0xff;
@@ -570,17 +678,48 @@ static void build_zero_page(const struct linux_boot *lb)
     build_e820(bp);
 }
 
-/* The VMM segment over guest RAM, and the faulty pages inside it. */
+/* The VMM segment over the high RAM, and the faulty pages inside it. */
 static void setup_vmm_segment(unsigned nbad_req, uint64_t kernel_gpa)
 {
     if (!dseg_available()) {
         panic("mode=vmm needs -cpu ...,+dseg");
     }
     wrmsr(MSR_DSEG_FILTER_CLEAR, 0);
-    if (dseg_set(DSEG_V, LOW_END, guest_end, RAM_OFFSET) != NO_EXCEPTION) {
+    if (dseg_set(DSEG_V, HIGH_START, HIGH_START + high_size, high_offset) !=
+        NO_EXCEPTION) {
         panic("VMM segment rejected");
     }
     setup_bad_pages(nbad_req, kernel_gpa);
+}
+
+/*
+ * Maps the host's RAM above 4 GiB into the hypervisor's identity map,
+ * which boot.S builds for the low 4 GiB only: 1 GiB pages in its PDPT, so
+ * that nothing is allocated while the modules still lie in the page pool.
+ */
+static void map_host_high_ram(void)
+{
+    uint64_t end = host_high_ram_end();
+    uint64_t cr3, *pdpt;
+    uint32_t a, b, c, d;
+
+    cpuid(0x80000001, 0, &a, &b, &c, &d);
+    if (!(d & (1u << 26))) {
+        panic("the CPU has no 1 GiB pages (CPUID 8000_0001:EDX[26])");
+    }
+    if (end > 512 * GIB) {
+        panic("host RAM above 512 GiB is not supported");
+    }
+    asm volatile("mov %%cr3, %0" : "=r"(cr3));
+    pdpt = (uint64_t *)(uintptr_t)(*(uint64_t *)(uintptr_t)
+                                   (cr3 & PTE_ADDR_MASK) & PTE_ADDR_MASK);
+    if (paging_levels() == 5) {
+        pdpt = (uint64_t *)(uintptr_t)(*pdpt & PTE_ADDR_MASK);
+    }
+    for (uint64_t pa = HIGH_START; pa < end; pa += PAGE_1G) {
+        pdpt[pa / PAGE_1G] = pa | PTE_P | PTE_RW | PTE_A | PTE_D | PTE_PS;
+    }
+    write_cr3(cr3);
 }
 
 /* The page pool must have stayed below the guest's RAM backing. */
@@ -588,7 +727,7 @@ static void check_pool(void)
 {
     uint64_t probe = page_alloc();
 
-    if (probe + PAGE_4K > LOW_END + RAM_OFFSET) {
+    if (probe + PAGE_4K > LOW_END + LOW_OFFSET) {
         panic("hypervisor pool overflows into guest RAM (0x%lx)", probe);
     }
     printf("THINVMM: hypervisor pool used up to 0x%lx\n", probe);
@@ -604,6 +743,8 @@ int guest_main(const char *cmdline)
     check_multiboot(mbi);
     read_host_e820(mbi);
     nbad_req = parse_options(cmdline);
+    print_layout();
+    map_host_high_ram();
     lb.cmdline = linux_cmdline(cmdline);
     place_linux(mbi, &lb);
     load_linux(&lb);
@@ -615,15 +756,17 @@ int guest_main(const char *cmdline)
 
     /* From here on the page pool may be used. */
     build_npt();
-    setup_vm(lb.kernel_gpa);
+    setup_vm(lb.kernel_gpa + STARTUP_64_OFFSET, build_boot_page_tables());
     if (use_segment) {
         setup_vmm_segment(nbad_req, lb.kernel_gpa);
     }
     check_pool();
     printf("THINVMM: VMM segment %s: gPA [0x%lx, 0x%lx) -> +0x%lx\n",
-           use_segment ? "on" : "off", LOW_END, guest_end, RAM_OFFSET);
+           use_segment ? "on" : "off", HIGH_START, HIGH_START + high_size,
+           high_offset);
     printf("THINVMM: guest segment %s\n",
            guest_dseg ? "passed through (guest_dseg=1)" : "hidden");
-    printf("THINVMM: entering Linux at 0x%lx\n", lb.kernel_gpa);
+    printf("THINVMM: entering Linux at 0x%lx\n",
+           lb.kernel_gpa + STARTUP_64_OFFSET);
     return run_guest();
 }
