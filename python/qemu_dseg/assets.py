@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 import subprocess
 import tempfile
 from typing import NamedTuple
@@ -30,15 +31,14 @@ from . import config
 KERNEL_METAPACKAGE = 'linux-image-cloud-amd64'
 BUSYBOX_PACKAGE = 'busybox-static'
 LIBC_PACKAGE = 'libc6'
-# What dynamically linked programs need of libc6: (path in the package,
-# path in the initramfs).
-LIBC_FILES = (('lib/x86_64-linux-gnu/libc.so.6',
-               '/lib/x86_64-linux-gnu/libc.so.6'),
-              ('lib/x86_64-linux-gnu/ld-linux-x86-64.so.2',
-               '/lib64/ld-linux-x86-64.so.2'))
+# Where the shared libraries of Debian's packages are, and where the
+# initramfs has them (the dynamic loader's default directory).
+LIB_DIRS = ('lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu')
+GUEST_LIB_DIR = '/lib/x86_64-linux-gnu'
+DYNAMIC_LOADER = '/lib64/ld-linux-x86-64.so.2'
 APPLETS = ('sh mount umount cat grep insmod rmmod poweroff dmesg echo ls '
            'sleep uname mkdir dd md5sum sha256sum head tail awk sed sync '
-           'lsmod').split()
+           'lsmod ifconfig cmp wc kill seq date').split()
 
 # Shell snippet for the top of an /init script.
 INIT_PRELUDE = """\
@@ -328,29 +328,131 @@ def write_initramfs(path, files, links=(), dirs=()):
     os.replace(tmp, path)
 
 
+def _depends(pkg):
+    """The package names in the Depends and Pre-Depends of PKG (the
+    first of each set of alternatives)."""
+    out = _run(['dpkg-deb', '-f', pkg.deb, 'Depends', 'Pre-Depends'], 60)
+    names = []
+    for line in out.splitlines():
+        line = line.split(':', 1)[1] if re.match(r'^\S+:', line) else line
+        for dep in line.split(','):
+            name = re.sub(r'\(.*?\)|:any', '', dep.split('|')[0]).strip()
+            if name:
+                names.append(name)
+    return names
+
+
+def _library_packages(pkgs):
+    """libc6 and the library packages (lib*) that PKGS depend on, at any
+    depth: where the shared libraries of their programs come from."""
+    found = {LIBC_PACKAGE: fetch(LIBC_PACKAGE)}
+    todo = list(pkgs)
+    while todo:
+        for name in _depends(todo.pop()):
+            if name.startswith('lib') and name not in found:
+                found[name] = fetch(name)
+                todo.append(found[name])
+    return list(found.values())
+
+
+def elf_needed(data):
+    """(DT_NEEDED names, has PT_INTERP) of the ELF64 file DATA; ([],
+    False) for a static program or anything that is not ELF64."""
+    if data[:5] != b'\x7fELF\x02':
+        return [], False
+    phoff, = struct.unpack_from('<Q', data, 0x20)
+    phentsize, phnum = struct.unpack_from('<HH', data, 0x36)
+    loads, dynamic, interp = [], None, False
+    for i in range(phnum):
+        ptype, _, off, vaddr, _, filesz = struct.unpack_from(
+            '<IIQQQQ', data, phoff + i * phentsize)
+        if ptype == 1:
+            loads.append((vaddr, off, filesz))
+        elif ptype == 2:
+            dynamic = (off, filesz)
+        elif ptype == 3:
+            interp = True
+    if dynamic is None:
+        return [], interp
+    entries = [struct.unpack_from('<qQ', data, dynamic[0] + i)
+               for i in range(0, dynamic[1], 16)]
+
+    def offset(vaddr):
+        for start, off, size in loads:
+            if start <= vaddr < start + size:
+                return vaddr - start + off
+        raise AssetError('ELF: DT_STRTAB outside its segments')
+
+    strtab = offset(next(v for t, v in entries if t == 5))
+    names = []
+    for tag, val in entries:
+        if tag == 1:
+            end = data.index(b'\0', strtab + val)
+            names.append(data[strtab + val:end].decode())
+    return names, interp
+
+
+def shared_libraries(elves, roots):
+    """The shared libraries that the ELF files ELVES (bytes) need, at any
+    depth, from the unpacked packages ROOTS: {initramfs path: bytes},
+    with the dynamic loader when any of them is dynamically linked."""
+    def find(name):
+        for root in roots:
+            for d in LIB_DIRS:
+                path = os.path.join(root, d, name)
+                if os.path.exists(path):
+                    with open(os.path.realpath(path), 'rb') as f:
+                        return f.read()
+        raise AssetError(f'no package provides the shared library {name}')
+
+    libs, todo, dynamic = {}, list(elves), False
+    while todo:
+        needed, interp = elf_needed(todo.pop())
+        dynamic = dynamic or interp or bool(needed)
+        for name in needed:
+            path = f'{GUEST_LIB_DIR}/{name}'
+            if path not in libs:
+                libs[path] = find(name)
+                todo.append(libs[path])
+    if dynamic:
+        libs[DYNAMIC_LOADER] = find(os.path.basename(DYNAMIC_LOADER))
+    return libs
+
+
 def linux_guest(init_script, extra_files=None, modules=('kvm-amd',),
-                libc=False):
+                programs=None):
     """A LinuxImage of Debian's cloud kernel with a busybox initramfs.
 
     The initramfs holds busybox with APPLETS, MODULES and their
     dependencies under /lib/modules (in load order in
-    /lib/modules/load-order), INIT_SCRIPT as /init and EXTRA_FILES
-    (path -> bytes; executable under /bin and /lib).  With LIBC, also
-    the C library and dynamic loader of Debian's libc6, for dynamically
-    linked programs.  Built once per content.
+    /lib/modules/load-order), INIT_SCRIPT as /init, EXTRA_FILES
+    (path -> bytes; executable under /bin and /lib) and PROGRAMS (path ->
+    (Debian package, path in it)), unmodified programs from Debian's
+    packages.  Every dynamically linked file among them gets the shared
+    libraries it needs, from libc6 and the library packages that the
+    programs' packages depend on, and the dynamic loader.  Built once per
+    content.
     """
     kernel = fetch(kernel_package())
     busybox = fetch(BUSYBOX_PACKAGE)
     packages = (kernel, busybox)
     extra_files = {'/' + p.lstrip('/'): d
                    for p, d in (extra_files or {}).items()}
-    if libc:
-        libc6 = fetch(LIBC_PACKAGE)
-        packages += (libc6,)
-        root = unpack(libc6)
-        for src, dst in LIBC_FILES:
-            with open(os.path.realpath(os.path.join(root, src)), 'rb') as f:
-                extra_files[dst] = f.read()
+    program_pkgs = {}
+    for dst, (name, src) in (programs or {}).items():
+        if name not in program_pkgs:
+            program_pkgs[name] = fetch(name)
+        path = os.path.join(unpack(program_pkgs[name]), src)
+        if not os.path.exists(path):
+            raise AssetError(f'{name} has no {src}')
+        with open(os.path.realpath(path), 'rb') as f:
+            extra_files[dst] = f.read()
+    if any(elf_needed(d) != ([], False) for d in extra_files.values()):
+        libpkgs = _library_packages(list(program_pkgs.values()))
+        packages += tuple(program_pkgs.values()) + tuple(libpkgs)
+        extra_files.update(shared_libraries(
+            list(extra_files.values()),
+            [unpack(p) for p in libpkgs]))
     kernel_root, busybox_root = unpack(kernel), unpack(busybox)
     vmlinuz = glob.glob(os.path.join(kernel_root, 'boot', 'vmlinuz-*'))
     if len(vmlinuz) != 1:
@@ -382,3 +484,12 @@ def linux_guest(init_script, extra_files=None, modules=('kvm-amd',),
                     links={f'/bin/{a}': 'busybox' for a in APPLETS},
                     dirs=('/proc', '/sys', '/dev', '/tmp', '/etc'))
     return image(initrd)
+
+
+def dseg_module():
+    """The guest module contrib/linux/dseg, built for the kernel that the
+    Linux guests boot, in BUILD/contrib/linux/dseg."""
+    return build_module(
+        os.path.join(config.REPO, 'contrib', 'linux', 'dseg'),
+        fetch(kernel_package()),
+        os.path.join(config.BUILD, 'contrib', 'linux', 'dseg'))

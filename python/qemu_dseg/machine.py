@@ -13,6 +13,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import os
 import re
 import time
+from typing import NamedTuple, Optional
 
 from qemu.machine import QEMUMachine
 from qemu.machine.machine import AbnormalShutdown, VMLaunchFailure
@@ -211,18 +212,36 @@ class Machine(QEMUMachine):
             time.sleep(0.01)
         return event['data']['mark']
 
+    def vcpu_cpu_s(self):
+        """The CPU time in seconds that all vCPU threads have run (Linux's
+        /proc/TID/schedstat), or None where the host does not say."""
+        total = 0.0
+        for tid in self.vcpu_threads():
+            try:
+                with open(f'/proc/{tid}/schedstat') as f:
+                    total += int(f.read().split()[0]) / 1e9
+            except (OSError, ValueError, IndexError):
+                return None
+        return total
+
     def serve_window(self, timeout):
         """Serve one counter window that guest software marks: reset the
         counters at its first mark, read them at its second, and resume
-        the VM after each.  Returns ([first mark, second mark],
-        query-dseg at the second)."""
+        the VM after each.  Returns a Window: the two marks, query-dseg at
+        the second, and the window's wall time and vCPU time (of all
+        vCPU threads) in seconds, from the resume to the second stop."""
         marks = [self.wait_window_mark(timeout)]
         self.cmd('dseg-reset-counters')
+        cpu = self.vcpu_cpu_s()
+        start = time.perf_counter()
         self.cmd('cont')
         marks.append(self.wait_window_mark(timeout))
+        wall = time.perf_counter() - start
+        end = self.vcpu_cpu_s()
         info = self.cmd('query-dseg')
         self.cmd('cont')
-        return marks, info
+        return Window(marks, info, wall,
+                      None if cpu is None or end is None else end - cpu)
 
     def serve_checkpoints(self, at_checkpoint, timeout):
         """Serve the guest's checkpoints until it exits.
@@ -247,6 +266,14 @@ class Machine(QEMUMachine):
                 self.fail(f'timed out after {timeout} s with {served} '
                           f'checkpoints served')
             time.sleep(0.02)
+
+
+class Window(NamedTuple):
+    """A counter window that guest software marked (serve_window())."""
+    marks: list             # [first mark, second mark]
+    info: list              # query-dseg at the second mark
+    wall_s: float           # from the resume at the first mark
+    vcpu_s: Optional[float]  # CPU time of all vCPU threads, if known
 
 
 def debug_exit_status(returncode):

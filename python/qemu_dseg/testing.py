@@ -50,15 +50,6 @@ def read_files(sources):
     return files
 
 
-def dseg_module():
-    """The guest module contrib/linux/dseg, built for the kernel that
-    the Linux tests boot, in BUILD/contrib/linux/dseg."""
-    kernel = assets.fetch(assets.kernel_package())
-    return assets.build_module(
-        os.path.join(config.REPO, 'contrib', 'linux', 'dseg'), kernel,
-        os.path.join(config.BUILD, 'contrib', 'linux', 'dseg'))
-
-
 class ControlLine:
     """The guest's second serial port (its ttyS1) on a Unix socket: the
     test sends lines that the guest's programs wait for.  ARGS go on

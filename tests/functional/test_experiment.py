@@ -83,7 +83,7 @@ class ExperimentTest(testing.TestCase):
         for kind, iters in ITERS.items():
             out = os.path.join(cls.outdir, kind)
             # gups twice, to see that a fixed TLB repeats its fills exactly.
-            args = ['--workload', kind, '--size-mb', str(SIZE_MB),
+            args = ['--bare-metal', '--workload', kind, '--size-mb', str(SIZE_MB),
                     '--iters', str(iters), '--seed', str(SEED),
                     '--tlb-size', str(TLB_SIZE),
                     '--runs', '2' if kind == 'gups' else '1',

@@ -118,7 +118,7 @@ class LinuxDsegTest(testing.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.module = testing.dseg_module()
+        cls.module = assets.dseg_module()
 
     def image(self, init):
         files = testing.read_files({
@@ -127,8 +127,7 @@ class LinuxDsegTest(testing.TestCase):
             '/bin/gups': guests.path('gups'),
             '/bin/gups-dynamic': guests.path('gups-dynamic'),
             '/lib/libdseg-preload.so': guests.path('libdseg-preload.so')})
-        return self.linux_image(init, extra_files=files, modules=(),
-                                libc=True)
+        return self.linux_image(init, extra_files=files, modules=())
 
     def boot_args(self, linux, cpu, extra=()):
         return ['-M', 'q35', '-cpu', cpu, '-m', '1G', '-smp', '2',
@@ -171,7 +170,7 @@ class LinuxDsegTest(testing.TestCase):
             at('alternate-begin')
             at('alternate-end')
             # The preloaded GUPS marks its loop as a window.
-            marks, seen['preload'] = vm.serve_window(120)
+            marks, seen['preload'], _, _ = vm.serve_window(120)
             for name in ('idle', 'unloaded'):
                 at(name)
             vm.wait_console(r'^DONE', 60)

@@ -70,7 +70,7 @@ class LinuxModesTest(testing.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         files = testing.read_files({
-            '/lib/modules/dseg.ko': testing.dseg_module(),
+            '/lib/modules/dseg.ko': assets.dseg_module(),
             '/bin/gups': guests.path('gups')})
         cls.linux = testing.linux_image(cls.logs, INIT, extra_files=files,
                                         modules=())
@@ -93,7 +93,7 @@ class LinuxModesTest(testing.TestCase):
                      cls.linux.initrd, '-append', cmdline]
         with Machine(args, name=mode, log_dir=cls.logs) as vm:
             vm.launch()
-            marks, info = vm.serve_window(300)
+            marks, info, _, _ = vm.serve_window(300)
             counters = info[0]['counters']
             vm.wait_console(_GUPS.pattern + '|GUPS-FAIL.*|INSMOD-FAILED',
                             120)

@@ -95,18 +95,6 @@ def guest_memory_mb(size_mb):
     return max(256, size_mb + 160)
 
 
-def thread_cpu_s(tid):
-    """CPU time in seconds that thread TID has run, or None if unknown.
-
-    The first field of Linux's /proc/TID/schedstat is in nanoseconds.
-    """
-    try:
-        with open(f'/proc/{tid}/schedstat') as f:
-            return int(f.read().split()[0]) / 1e9
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def run_once(emu, mode, kind, size_mb, iters, seed, guests_dir, log_dir,
              timeout=600, warn=None, attempts=3):
     """Run the workload once under MODE on EMU.
@@ -152,10 +140,9 @@ def _serve(vm, emu, timeout, started):
     """
     vm.launch()
     vm.wait_checkpoint('start', timeout, POLL_S)
-    tid = vm.vcpu_threads()[0]
     if emu.counters:
         vm.cmd('dseg-reset-counters')
-    cpu_start = thread_cpu_s(tid)
+    cpu_start = vm.vcpu_cpu_s()
     start = time.perf_counter()
     started.append(start)
     vm.resume()
@@ -163,7 +150,7 @@ def _serve(vm, emu, timeout, started):
     wall = time.perf_counter() - start
     vm.wait_halted('end', POLL_S)
     # The vCPU is halted now, so its CPU time is that of the loop.
-    cpu = thread_cpu_s(tid)
+    cpu = vm.vcpu_cpu_s()
     cpu = cpu - cpu_start if cpu is not None and cpu_start is not None \
         else None
     counters = vm.cmd('query-dseg')[0]['counters'] if emu.counters else None
