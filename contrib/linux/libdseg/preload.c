@@ -8,10 +8,14 @@
  * anonymous private mmap requests of at least DSEG_THRESHOLD_KB KiB
  * (default 1024) are served from one primary region of DSEG_REGION_MB
  * MiB (default 256), mapped at the first such request; free, realloc and
- * munmap give the memory back to the region.  Everything else, and every
- * request that the region cannot serve (it is full, or the module is not
- * loaded), goes to the C library as usual.  Memory handed out is zeroed,
- * as anonymous mmap memory is.  DSEG_VERBOSE=1 reports on stderr.
+ * munmap (of a whole block or of pages of one) give the memory back to
+ * the region.  Everything else, and every request that the region cannot
+ * serve (it is full, or the module is not loaded), goes to the next
+ * allocator as usual: the C library's, or one that the program links,
+ * such as jemalloc, whose own large mmap requests then come to the region
+ * too.  Memory handed out is zeroed, as anonymous mmap memory is.
+ * DSEG_VERBOSE=1 reports the region on stderr, DSEG_VERBOSE=2 also every
+ * block it hands out or takes back.
  *
  * A forked child does not inherit the region (contrib/linux/dseg): its
  * blocks there are gone, so a program that uses its large allocations
@@ -34,15 +38,71 @@
 
 #include "libdseg.h"
 
-/* glibc's own allocator entry points. */
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t size);
-extern void *__libc_memalign(size_t align, size_t size);
-extern void __libc_free(void *p);
-
 #define GRAIN           4096ul
 #define MAX_BLOCKS      1024
+#define BOOT_HEAP       4096
+
+/*
+ * The next allocator's entry points, looked up on first use.  dlsym() may
+ * itself allocate: while it runs, requests come from a small static heap
+ * whose blocks are never freed.
+ */
+static struct {
+    void *(*malloc)(size_t);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void *(*memalign)(size_t, size_t);
+    void (*free)(void *);
+    size_t (*usable_size)(void *);
+    void *(*mmap)(void *, size_t, int, int, int, off_t);
+    int (*munmap)(void *, size_t);
+} next;
+static int resolving;
+static _Alignas(16) char boot_heap[BOOT_HEAP];
+static size_t boot_used;
+
+static void *boot_alloc(size_t size)
+{
+    void *p;
+
+    size = (size + 15) & ~(size_t)15;
+    if (boot_used + size > BOOT_HEAP) {
+        return NULL;
+    }
+    p = boot_heap + boot_used;
+    boot_used += size;
+    return p;       /* zeroed: static storage, never reused */
+}
+
+static int in_boot_heap(const void *p)
+{
+    return (const char *)p >= boot_heap &&
+           (const char *)p < boot_heap + BOOT_HEAP;
+}
+
+static void resolve_next(void)
+{
+    if (next.free) {
+        return;
+    }
+    resolving = 1;
+    next.malloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc");
+    next.calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
+    next.realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
+    next.memalign = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "memalign");
+    next.usable_size = (size_t (*)(void *))dlsym(RTLD_NEXT,
+                                                 "malloc_usable_size");
+    next.mmap = (void *(*)(void *, size_t, int, int, int, off_t))
+                dlsym(RTLD_NEXT, "mmap");
+    next.munmap = (int (*)(void *, size_t))dlsym(RTLD_NEXT, "munmap");
+    next.free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
+    resolving = 0;
+    if (!next.malloc || !next.calloc || !next.realloc || !next.memalign ||
+        !next.free || !next.usable_size || !next.mmap || !next.munmap) {
+        fprintf(stderr, "libdseg-preload: no next allocator\n");
+        abort();
+    }
+}
 
 /* The region, cut into blocks in address order; free blocks coalesce. */
 struct block {
@@ -58,8 +118,6 @@ static struct block blocks[MAX_BLOCKS];
 static int nblocks;
 static size_t threshold = 1024 * 1024;
 static int verbose;
-static void *(*next_mmap)(void *, size_t, int, int, int, off_t);
-static int (*next_munmap)(void *, size_t);
 
 static size_t env_size(const char *name, size_t unit, size_t dflt)
 {
@@ -83,7 +141,7 @@ static void region_setup(void)
     void *p;
 
     threshold = env_size("DSEG_THRESHOLD_KB", 1024, threshold);
-    verbose = getenv("DSEG_VERBOSE") != NULL;
+    verbose = (int)env_size("DSEG_VERBOSE", 1, 0);
     p = dseg_region_alloc(size);
     if (!p) {
         if (verbose) {
@@ -109,6 +167,12 @@ static int in_region(const void *p)
 {
     return (uintptr_t)p >= region_start && (uintptr_t)p < region_end;
 }
+
+/*
+ * A pointer is ours when it starts a block in use.  Any other pointer into
+ * the region belongs to the next allocator, which may carve its own small
+ * objects out of region memory that it mapped (jemalloc does).
+ */
 
 /* First fit of SIZE bytes at ALIGN; NULL if the region cannot serve it. */
 static void *region_alloc(size_t size, size_t align)
@@ -146,6 +210,9 @@ static void *region_alloc(size_t size, size_t align)
     if (ret) {
         memset(ret, 0, size);   /* fresh memory, as from mmap */
     }
+    if (verbose > 1) {
+        fprintf(stderr, "libdseg-preload: alloc %zu -> %p\n", size, ret);
+    }
     return ret;
 }
 
@@ -159,11 +226,15 @@ static int find_block(const void *p)
     return -1;
 }
 
+/* The size of the block in use at P, or 0 if P starts none. */
 static size_t region_size_of(const void *p)
 {
     size_t size = 0;
     int i;
 
+    if (!in_region(p)) {
+        return 0;
+    }
     pthread_mutex_lock(&lock);
     i = find_block(p);
     if (i >= 0) {
@@ -173,17 +244,9 @@ static size_t region_size_of(const void *p)
     return size;
 }
 
-/* Give back the block at P; 0, or -1 if P starts no block in use. */
-static int region_free(void *p)
+/* Marks block I free and merges it with free neighbours; lock held. */
+static void block_release(int i)
 {
-    int i;
-
-    pthread_mutex_lock(&lock);
-    i = find_block(p);
-    if (i < 0) {
-        pthread_mutex_unlock(&lock);
-        return -1;
-    }
     blocks[i].used = 0;
     if (i + 1 < nblocks && !blocks[i + 1].used) {
         blocks[i].size += blocks[i + 1].size;
@@ -197,34 +260,121 @@ static int region_free(void *p)
                 (nblocks - i - 1) * sizeof(blocks[0]));
         nblocks--;
     }
+}
+
+/* Give back the block at P; 0, or -1 if P starts no block in use. */
+static int region_free(void *p)
+{
+    int i;
+
+    if (!in_region(p)) {
+        return -1;
+    }
+    pthread_mutex_lock(&lock);
+    i = find_block(p);
+    if (i >= 0) {
+        block_release(i);
+    }
     pthread_mutex_unlock(&lock);
+    if (verbose > 1 && i >= 0) {
+        fprintf(stderr, "libdseg-preload: free %p\n", p);
+    }
+    return i >= 0 ? 0 : -1;
+}
+
+/* Splits block I at address AT, inside it; lock held; -1 if full. */
+static int block_split(int i, uintptr_t at)
+{
+    struct block *b = &blocks[i];
+
+    if (nblocks == MAX_BLOCKS) {
+        return -1;
+    }
+    memmove(b + 2, b + 1, (nblocks - i - 1) * sizeof(*b));
+    b[1] = (struct block){ at, b->start + b->size - at, b->used };
+    b->size = at - b->start;
+    nblocks++;
     return 0;
+}
+
+/*
+ * munmap() of [ADDR, ADDR + LEN) in the region: the pages must lie in one
+ * block in use, which gives them back (its other pages stay in use).
+ * 0, or -1 with errno EINVAL.
+ */
+static int region_unmap(void *addr, size_t len)
+{
+    uintptr_t a = (uintptr_t)addr;
+    uintptr_t e = a + ((len + GRAIN - 1) & ~(GRAIN - 1));
+    int i, ret = -1;
+
+    if (a & (GRAIN - 1) || !len) {
+        errno = EINVAL;
+        return -1;
+    }
+    pthread_mutex_lock(&lock);
+    for (i = 0; i < nblocks; i++) {
+        if (a >= blocks[i].start && a < blocks[i].start + blocks[i].size) {
+            break;
+        }
+    }
+    if (i < nblocks && blocks[i].used &&
+        e <= blocks[i].start + blocks[i].size &&
+        (a == blocks[i].start || !block_split(i++, a)) &&
+        (e == blocks[i].start + blocks[i].size || !block_split(i, e))) {
+        block_release(i);
+        ret = 0;
+    }
+    pthread_mutex_unlock(&lock);
+    if (verbose > 1) {
+        fprintf(stderr, "libdseg-preload: unmap %p+%zu: %s\n", addr, len,
+                ret ? "refused" : "ok");
+    }
+    if (ret) {
+        errno = EINVAL;
+    }
+    return ret;
 }
 
 void *malloc(size_t size)
 {
-    void *p = region_alloc(size, 1);
+    void *p;
 
-    return p ? p : __libc_malloc(size);
+    if (resolving) {
+        return boot_alloc(size);
+    }
+    p = region_alloc(size, 1);
+    if (p) {
+        return p;
+    }
+    resolve_next();
+    return next.malloc(size);
 }
 
 void *calloc(size_t n, size_t size)
 {
     void *p = NULL;
 
+    if (resolving) {
+        return n && size > SIZE_MAX / n ? NULL : boot_alloc(n * size);
+    }
     if (!size || n <= SIZE_MAX / size) {
         p = region_alloc(n * size, 1);
     }
-    return p ? p : __libc_calloc(n, size);
+    if (p) {
+        return p;
+    }
+    resolve_next();
+    return next.calloc(n, size);
 }
 
 void free(void *p)
 {
-    if (p && in_region(p)) {
-        region_free(p);
-    } else {
-        __libc_free(p);
+    if (!p || in_boot_heap(p) || !region_free(p)) {
+        return;
     }
+    resolve_next();
+    next.free(p);
 }
 
 size_t malloc_usable_size(void *p);
@@ -234,17 +384,25 @@ void *realloc(void *p, size_t size)
     size_t old;
     void *q;
 
-    if (!p || !in_region(p)) {
+    if (p && in_boot_heap(p)) {
+        q = malloc(size);
+        if (q) {
+            memcpy(q, p, size < BOOT_HEAP ? size : BOOT_HEAP);
+        }
+        return q;
+    }
+    old = p ? region_size_of(p) : 0;
+    if (!old) {
+        resolve_next();
         if (!p || size < threshold) {
-            return __libc_realloc(p, size);
+            return next.realloc(p, size);
         }
         q = region_alloc(size, 1);
         if (!q) {
-            return __libc_realloc(p, size);
+            return next.realloc(p, size);
         }
-        old = malloc_usable_size(p);
+        old = next.usable_size(p);
     } else {
-        old = region_size_of(p);
         if (size <= old && size >= threshold) {
             return p;
         }
@@ -262,7 +420,11 @@ void *memalign(size_t align, size_t size)
 {
     void *p = region_alloc(size, align);
 
-    return p ? p : __libc_memalign(align, size);
+    if (p) {
+        return p;
+    }
+    resolve_next();
+    return next.memalign(align, size);
 }
 
 void *aligned_alloc(size_t align, size_t size)
@@ -283,15 +445,13 @@ int posix_memalign(void **out, size_t align, size_t size)
 
 size_t malloc_usable_size(void *p)
 {
-    static size_t (*next)(void *);
+    size_t size = p ? region_size_of(p) : 0;
 
-    if (p && in_region(p)) {
-        return region_size_of(p);
+    if (size || (p && in_boot_heap(p))) {
+        return size;
     }
-    if (!next) {
-        next = (size_t (*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
-    }
-    return next ? next(p) : 0;
+    resolve_next();
+    return next.usable_size(p);
 }
 
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
@@ -305,11 +465,8 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
             return p;
         }
     }
-    if (!next_mmap) {
-        next_mmap = (void *(*)(void *, size_t, int, int, int, off_t))
-                    dlsym(RTLD_NEXT, "mmap");
-    }
-    return next_mmap(addr, len, prot, flags, fd, off);
+    resolve_next();
+    return next.mmap(addr, len, prot, flags, fd, off);
 }
 
 /* The same call on x86-64, under its large-file name. */
@@ -322,15 +479,8 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
 int munmap(void *addr, size_t len)
 {
     if (in_region(addr)) {
-        if (region_size_of(addr) != ((len + GRAIN - 1) & ~(GRAIN - 1)) ||
-            region_free(addr)) {
-            errno = EINVAL;     /* only whole blocks go back */
-            return -1;
-        }
-        return 0;
+        return region_unmap(addr, len);
     }
-    if (!next_munmap) {
-        next_munmap = (int (*)(void *, size_t))dlsym(RTLD_NEXT, "munmap");
-    }
-    return next_munmap(addr, len);
+    resolve_next();
+    return next.munmap(addr, len);
 }
