@@ -91,15 +91,15 @@ def parse_linux_args(argv):
                     default=list(MODE_BY_NAME), metavar='MODE',
                     help='translation modes (default: all six: ' +
                          ', '.join(MODE_BY_NAME) + ')')
-    ap.add_argument('--guest-mb', type=_positive, default=4096,
-                    help="the guest's RAM in MiB (default: 4096); QEMU "
+    ap.add_argument('--guest-mb', type=_positive, default=8192,
+                    help="the guest's RAM in MiB (default: 8192); QEMU "
                          'gets 2048 more, its RAM below 4 GiB')
     ap.add_argument('--vcpus', type=_positive, default=1,
                     help='vCPUs (default: 1)')
     ap.add_argument('--gups-mb', type=_positive, default=1024,
                     help='GUPS table in MiB (default: 1024)')
-    ap.add_argument('--gups-updates', type=_positive, default=1 << 18,
-                    help='GUPS updates in the window (default: 262144)')
+    ap.add_argument('--gups-updates', type=_positive, default=1 << 20,
+                    help='GUPS updates in the window (default: 1048576)')
     ap.add_argument('--memcached-keys', type=_positive, default=8192,
                     help='memcslap keys: as many sets, then gets '
                          '(default: 8192)')

@@ -450,8 +450,10 @@ class LinuxExperiment:
                 'packages': image.records(),
                 'emulator': {'binary': o.qemu,
                              'version': _version(o.qemu)},
-                'thinvmm_layout': next((r['layout'] for r in runs.values()
-                                        if r['layout']), None),
+                'thinvmm_layout': next(
+                    (r['layout'] for m, r in sorted(
+                        runs.items(), key=lambda i: 'vmm' not in i[0])
+                     if r['layout']), None),
                 'boot_s': {m: r['boot_s'] for m, r in runs.items()},
                 'host': {'machine': platform.machine(),
                          'cpus': os.cpu_count(),
@@ -552,12 +554,13 @@ def format_results(res):
                          f"references per {unit} against base "
                          "virtualised; no pass/fail):")
             for name, c in wl['claims'].items():
+                saved = c['refs_saved_vs_base_virtualised']
                 lines.append(
                     f"  {MODE_BY_NAME[name].label}: "
                     f"{c['arch_refs_per_op']:.2f} vs "
                     f"{c['base_virtualised_arch_refs_per_op']:.2f} refs/"
-                    f"{unit} ({100 * c['refs_saved_vs_base_virtualised']:.1f}%"
-                    f" fewer); wall {fmt(c['wall_vs_base_native'], '.2f')}x"
-                    f" base native")
+                    f"{unit} ({100 * abs(saved):.1f}% "
+                    f"{'fewer' if saved >= 0 else 'more'}); wall "
+                    f"{fmt(c['wall_vs_base_native'], '.2f')}x base native")
     return '\n'.join(lines)
 
