@@ -248,7 +248,7 @@ class ThinVmmTest(testing.TestCase):
         self.assertIn('PROBE 0x30000000', console, tail)
         self.assertNotIn('PROBE-RETURNED', console, tail)
         self.assertEqual(status, 0x70, tail)
-        self.assertRegex(console, r'THINVMM-EXIT NPF\n# #VMEXIT NPF \(0x400\) '
+        self.assertRegex(console, r'THINVMM-EXIT NPF on vCPU 0\n# #VMEXIT NPF \(0x400\) '
                          r'exitinfo1 0x[0-9a-f]+ exitinfo2 0x30000000 ', tail)
 
     def test_bad_pages(self):

@@ -28,7 +28,10 @@
  * big-memory guest: a small low part that only holds the boot structures,
  * and all the rest of its RAM in one range above 4 GiB.
  *   [0, 1 MiB)                identity (BIOS data, EBDA, RSDP, option ROMs)
- *   [1 MiB, 16 MiB)           low RAM, backed at hPA = gPA + LOW_OFFSET
+ *   [1 MiB, 15 MiB)           low RAM, backed at hPA = gPA + LOW_OFFSET
+ *   [15 MiB, 16 MiB)          the hypervisor's firmware area, reserved in the
+ *                             e820 map, backed the same way: boot GDT and
+ *                             page tables, ACPI tables, wake-up mailbox
  *   firmware-reserved ranges  identity (ACPI tables at the top of low RAM)
  *   [host RAM end, 4 GiB)     identity (PCI holes, IOAPIC, HPET, LAPIC...)
  *   [4 GiB, 4 GiB + high)     high RAM, backed at hPA = gPA + high_offset,
@@ -40,6 +43,18 @@
  * pool, spare pages and the rest of host RAM) is neither in the guest's
  * e820 map nor in its NPT.  Every nested page is 4 KiB, so a nested walk
  * always reads 4 entries.
+ *
+ * SMP: every CPU that QEMU gives (-smp N, N <= 4) is a vCPU of the guest,
+ * vCPU i running on CPU i with its own VMCB, the same NPT, and the same
+ * VMM segment and escape filter (programmed on every CPU, as the spec
+ * requires).  With more than one CPU the guest's ACPI tables are the
+ * firmware's with a MADT that also has a Multiprocessor Wakeup Structure
+ * (ACPI 6.4, 5.2.12.19), passed in the zero page (acpi_rsdp_addr): Linux
+ * starts an AP by writing its APIC ID and a 64-bit entry point to the
+ * mailbox, where the AP waits in the hypervisor, which then runs the
+ * guest's AP there in 64-bit mode on the boot page tables.  So no INIT or
+ * SIPI ever has to be intercepted.  The guest's own local APICs, IPIs
+ * included, are passed through: vCPU i owns CPU i's APIC.
  *
  * Modes: mode=base uses the NPT only; mode=vmm adds a VMM segment over the
  * high RAM with OFFSET = high_offset.  bad_pages=N (implies vmm)
@@ -64,21 +79,25 @@
  */
 #include "libguest.h"
 #include "paging.h"
+#include "smp.h"
 #include "svm.h"
 #include "dseg.h"
 
 #define MIB                     ((uint64_t)1 << 20)
 #define GIB                     ((uint64_t)1 << 30)
-#define LOW_END                 MIB             /* low RAM: [1, 16 MiB) */
-#define LOW_RAM_END             (16 * MIB)
+#define LOW_END                 MIB             /* low RAM: [1, 15 MiB) */
+#define LOW_RAM_END             (15 * MIB)
+#define FIRMWARE_END            (16 * MIB)      /* firmware: [15, 16 MiB) */
 #define LOW_OFFSET              (128 * MIB)     /* its backing: hPA - gPA */
 #define HIGH_START              (4 * GIB)       /* high RAM from here */
 #define THINVMM_MAGIC           0x74686e76u
 #define MAX_BAD_PAGES           16
 
 #define E820_RAM                1
+#define E820_RESERVED           2
 
 /* Linux boot protocol: offsets in the zero page (struct boot_params). */
+#define BP_ACPI_RSDP_ADDR       0x070
 #define BP_EXT_RAMDISK_IMAGE    0x0c0
 #define BP_EXT_RAMDISK_SIZE     0x0c4
 #define BP_E820_ENTRIES         0x1e8
@@ -107,12 +126,26 @@
 #define XLF_CAN_BE_LOADED_ABOVE_4G (1u << 1)
 #define STARTUP_64_OFFSET       0x200   /* 64-bit entry: kernel + 0x200 */
 
-/* Guest boot structures, in the low RAM. */
+/* Guest boot structures: the zero page and command line in the low RAM,
+ * what APs need later in the firmware area, which Linux leaves alone. */
 #define GPA_ZERO_PAGE           (LOW_END)
 #define GPA_CMDLINE             (LOW_END + 0x1000)
-#define GPA_GDT                 (LOW_END + 0x2000)
-#define GPA_BOOT_PT             (LOW_END + 0x10000) /* boot page tables */
-#define BOOT_PT_SIZE            (1 * MIB)
+#define GPA_MAILBOX             (LOW_RAM_END)
+#define GPA_GDT                 (LOW_RAM_END + 0x1000)
+#define GPA_ACPI                (LOW_RAM_END + 0x2000)  /* RSDP, RSDT */
+#define GPA_MADT                (LOW_RAM_END + 0x3000)
+#define MADT_MAX                0x1000
+#define GPA_BOOT_PT             (LOW_RAM_END + 0x10000)
+#define BOOT_PT_SIZE            (FIRMWARE_END - GPA_BOOT_PT)
+
+/* ACPI: the MADT's Multiprocessor Wakeup Structure and its mailbox. */
+#define MADT_LAPIC              0
+#define MADT_MP_WAKEUP          0x10
+#define MADT_MP_WAKEUP_LEN      16
+#define MAILBOX_COMMAND         0       /* u16: 1 = wake up */
+#define MAILBOX_APIC_ID         4       /* u32 */
+#define MAILBOX_WAKEUP_VECTOR   8       /* u64 */
+#define MAILBOX_WAKEUP          1
 #define BOOT_CS                 0x10
 #define BOOT_DS                 0x18
 #define EFER_LME                (1u << 8)
@@ -128,7 +161,11 @@ static uint64_t high_offset;            /* its backing: hPA - gPA */
 static bool use_segment;
 static bool guest_dseg;         /* the guest has the guest segment */
 static struct pt npt;
-static struct svm_vm vm;
+static struct svm_vm vms[SMP_MAX_CPUS];  /* vCPU i: CPU (APIC ID) i */
+static uint64_t ap_hsave[SMP_MAX_CPUS];
+static volatile bool ap_waiting[SMP_MAX_CPUS];
+static unsigned ncpus = 1;
+static volatile int console_busy;       /* the console's lock */
 
 static struct {
     uint64_t gpa, bad_hpa, spare_hpa;
@@ -142,6 +179,7 @@ static struct {
 } hmap[64];
 static unsigned nhmap;
 
+/* Exits of all vCPUs (atomic adds). */
 static uint64_t exits_cpuid, exits_msr, exits_vmmcall, exits_other;
 
 static uint8_t *hptr(uint64_t hpa)
@@ -242,6 +280,7 @@ static void build_e820(uint8_t *bp)
         }
     }
     add_e820(bp, LOW_END, LOW_RAM_END - LOW_END, E820_RAM);
+    add_e820(bp, LOW_RAM_END, FIRMWARE_END - LOW_RAM_END, E820_RESERVED);
     add_e820(bp, HIGH_START, high_size, E820_RAM);
 }
 
@@ -262,7 +301,7 @@ static void build_npt(void)
 
     npt_init(&npt, paging_levels());
     npt_map_range(&npt, 0, 0, LOW_END, PAGE_4K);
-    npt_map_range(&npt, LOW_END, LOW_END + LOW_OFFSET, LOW_RAM_END - LOW_END,
+    npt_map_range(&npt, LOW_END, LOW_END + LOW_OFFSET, FIRMWARE_END - LOW_END,
                   PAGE_4K);
     npt_map_range(&npt, HIGH_START, HIGH_START + high_offset, high_size,
                   PAGE_4K);
@@ -304,55 +343,62 @@ static uint64_t build_boot_page_tables(void)
     return gpt.root;
 }
 
-static void setup_vm(uint64_t entry, uint64_t boot_cr3)
+/*
+ * The VMCB of a vCPU, entering the guest at @entry in 64-bit mode on the
+ * boot page tables.  Allocates: on the BSP only.
+ */
+static void setup_vm(struct svm_vm *vm, uint64_t entry, uint64_t boot_cr3)
 {
-    svm_enable();
-    svm_vm_init(&vm);
+    svm_vm_init(vm);
     /* Pass everything through: no I/O, exception or HLT intercepts. */
-    memset((void *)(uintptr_t)vm.iopm, 0, 3 * PAGE_4K);
-    memset((void *)(uintptr_t)vm.msrpm, 0, 2 * PAGE_4K);
-    svm_intercept_msr(&vm, MSR_VM_HSAVE_PA, true, true);
+    memset((void *)(uintptr_t)vm->iopm, 0, 3 * PAGE_4K);
+    memset((void *)(uintptr_t)vm->msrpm, 0, 2 * PAGE_4K);
+    svm_intercept_msr(vm, MSR_VM_HSAVE_PA, true, true);
     for (uint32_t m = MSR_DSEG_BLOCK_FIRST; m <= MSR_DSEG_BLOCK_LAST; m++) {
         bool guest_reg = m >= MSR_DSEG_BASE_G && m <= MSR_DSEG_OFFSET_G;
 
-        svm_intercept_msr(&vm, m, !(guest_dseg && guest_reg),
+        svm_intercept_msr(vm, m, !(guest_dseg && guest_reg),
                           !(guest_dseg && guest_reg));
     }
-    vmcb_set(&vm, VMCB_INTERCEPT,
+    vmcb_set(vm, VMCB_INTERCEPT,
              SVM_INTERCEPT_VMRUN | SVM_INTERCEPT_VMMCALL |
              SVM_INTERCEPT_SHUTDOWN | SVM_INTERCEPT_MSR |
              SVM_INTERCEPT_CPUID);
-    svm_set_exception_intercepts(&vm, 0);
-    vmcb_set(&vm, VMCB_INTR_CTRL, 0);   /* no V_INTR_MASKING */
-    svm_set_npt(&vm, &npt);
+    svm_set_exception_intercepts(vm, 0);
+    vmcb_set(vm, VMCB_INTR_CTRL, 0);   /* no V_INTR_MASKING */
+    svm_set_npt(vm, &npt);
 
     /* 64-bit mode with identity-mapped paging, as the boot protocol wants. */
-    vmcb_set_seg(&vm, VMCB_CS, BOOT_CS, VMCB_CS_ATTR_LONG, 0xffffffff, 0);
-    vmcb_set_seg(&vm, VMCB_DS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
-    vmcb_set_seg(&vm, VMCB_ES, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
-    vmcb_set_seg(&vm, VMCB_SS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
-    vmcb_set_seg(&vm, VMCB_FS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
-    vmcb_set_seg(&vm, VMCB_GS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
-    vmcb_set_seg(&vm, VMCB_LDTR, 0, VMCB_LDTR_ATTR, 0xffff, 0);
-    vmcb_set_seg(&vm, VMCB_TR, 0, VMCB_TR_ATTR, 0xffff, 0);
-    vmcb_set_seg(&vm, VMCB_GDTR, 0, 0, 4 * 8 - 1, GPA_GDT);
-    vmcb_set_seg(&vm, VMCB_IDTR, 0, 0, 0, 0);
-    vmcb_set(&vm, VMCB_EFER, EFER_SVME | EFER_LME | EFER_LMA);
-    vmcb_set(&vm, VMCB_CR0, CR0_PE_ET_PG);
-    vmcb_set(&vm, VMCB_CR3, boot_cr3);
-    vmcb_set(&vm, VMCB_CR4, CR4_PAE);
-    vmcb_set(&vm, VMCB_RFLAGS, 0x2);
-    vmcb_set(&vm, VMCB_RIP, entry);
-    vmcb_set(&vm, VMCB_RSP, 0);
-    vmcb_set(&vm, VMCB_RAX, 0);
-    memset(&vm.gprs, 0, sizeof(vm.gprs));
-    vm.gprs.rsi = GPA_ZERO_PAGE;
+    vmcb_set_seg(vm, VMCB_CS, BOOT_CS, VMCB_CS_ATTR_LONG, 0xffffffff, 0);
+    vmcb_set_seg(vm, VMCB_DS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
+    vmcb_set_seg(vm, VMCB_ES, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
+    vmcb_set_seg(vm, VMCB_SS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
+    vmcb_set_seg(vm, VMCB_FS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
+    vmcb_set_seg(vm, VMCB_GS, BOOT_DS, VMCB_DS_ATTR, 0xffffffff, 0);
+    vmcb_set_seg(vm, VMCB_LDTR, 0, VMCB_LDTR_ATTR, 0xffff, 0);
+    vmcb_set_seg(vm, VMCB_TR, 0, VMCB_TR_ATTR, 0xffff, 0);
+    vmcb_set_seg(vm, VMCB_GDTR, 0, 0, 4 * 8 - 1, GPA_GDT);
+    vmcb_set_seg(vm, VMCB_IDTR, 0, 0, 0, 0);
+    vmcb_set(vm, VMCB_EFER, EFER_SVME | EFER_LME | EFER_LMA);
+    vmcb_set(vm, VMCB_CR0, CR0_PE_ET_PG);
+    vmcb_set(vm, VMCB_CR3, boot_cr3);
+    vmcb_set(vm, VMCB_CR4, CR4_PAE);
+    vmcb_set(vm, VMCB_RFLAGS, 0x2);
+    vmcb_set(vm, VMCB_RIP, entry);
+    vmcb_set(vm, VMCB_RSP, 0);
+    vmcb_set(vm, VMCB_RAX, 0);
+    memset(&vm->gprs, 0, sizeof(vm->gprs));
+    vm->gprs.rsi = GPA_ZERO_PAGE;
 }
 
-/* Faulty pages: escape, copy to a spare page, remap, poison the original. */
+/*
+ * Faulty pages: copy to a spare page, remap, poison the original.  No vCPU
+ * runs yet: every CPU escapes them in its filter (arm_vmm_segment())
+ * before its vCPU first runs.
+ */
 static void setup_bad_pages(unsigned n, uint64_t kernel_gpa)
 {
-    uint64_t spare = (LOW_RAM_END + LOW_OFFSET + PAGE_2M - 1) &
+    uint64_t spare = (FIRMWARE_END + LOW_OFFSET + PAGE_2M - 1) &
                      ~(PAGE_2M - 1);
 
     if (n > MAX_BAD_PAGES) {
@@ -370,7 +416,6 @@ static void setup_bad_pages(unsigned n, uint64_t kernel_gpa)
         bad[i].bad_hpa = gpa_to_hpa(gpa);
         bad[i].spare_hpa = spare;
         spare += PAGE_4K;
-        wrmsr(MSR_DSEG_FILTER_INSERT, gpa);
         memcpy(hptr(bad[i].spare_hpa), hptr(bad[i].bad_hpa), PAGE_4K);
         *e = (*e & ~PTE_ADDR_MASK) | bad[i].spare_hpa;
         b = (uint64_t *)hptr(bad[i].bad_hpa);
@@ -397,16 +442,16 @@ static bool bad_pages_intact(void)
     return true;
 }
 
-static void inject_gp(void)
+static void inject_gp(struct svm_vm *vm)
 {
-    vmcb_set(&vm, VMCB_EVENTINJ,
+    vmcb_set(vm, VMCB_EVENTINJ,
              EXC_GP | SVM_EVTINJ_TYPE_EXCP | SVM_EVTINJ_EV | SVM_EVTINJ_V);
 }
 
-static void handle_cpuid(void)
+static void handle_cpuid(struct svm_vm *vm)
 {
-    uint32_t leaf = (uint32_t)vmcb_get(&vm, VMCB_RAX);
-    uint32_t sub = (uint32_t)vm.gprs.rcx;
+    uint32_t leaf = (uint32_t)vmcb_get(vm, VMCB_RAX);
+    uint32_t sub = (uint32_t)vm->gprs.rcx;
     uint32_t a, b, c, d;
 
     cpuid(leaf, sub, &a, &b, &c, &d);
@@ -415,62 +460,92 @@ static void handle_cpuid(void)
     } else if (leaf == 0x8000000a) {
         a = b = c = d = 0;
     }
-    vmcb_set(&vm, VMCB_RAX, a);
-    vm.gprs.rbx = b;
-    vm.gprs.rcx = c;
-    vm.gprs.rdx = d;
-    svm_skip(&vm, 2);
+    vmcb_set(vm, VMCB_RAX, a);
+    vm->gprs.rbx = b;
+    vm->gprs.rcx = c;
+    vm->gprs.rdx = d;
+    svm_skip(vm, 2);
 }
 
-static void report(uint64_t code)
+/* The console is shared by the vCPUs' exits: one line writer at a time. */
+static void console_lock(void)
 {
+    while (__atomic_exchange_n(&console_busy, 1, __ATOMIC_ACQUIRE)) {
+        cpu_relax();
+    }
+}
+
+static void console_unlock(void)
+{
+    __atomic_store_n(&console_busy, 0, __ATOMIC_RELEASE);
+}
+
+static void count(uint64_t *counter)
+{
+    __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+}
+
+static void report(uint64_t code, unsigned cpu)
+{
+    console_lock();
     printf("\nTHINVMM-VMMCALL %lu exits: cpuid %lu msr %lu vmmcall %lu "
-           "other %lu; bad pages %s\n", code, exits_cpuid, exits_msr,
+           "other %lu; bad pages %s", code, exits_cpuid, exits_msr,
            exits_vmmcall, exits_other,
            nbad ? (bad_pages_intact() ? "intact" : "WRITTEN") : "none");
+    printf(cpu ? "; vCPU %u\n" : "\n", cpu);
+    console_unlock();
 }
 
-static int run_guest(void)
+/*
+ * Runs vCPU @cpu until the guest ends the run; returns the exit status.
+ * A guest VMMCALL stops at a test checkpoint on the BSP only (an AP cannot
+ * wait for the harness: lib/smp.h); on an AP it returns ~0 in RAX.
+ */
+static int run_vcpu(struct svm_vm *vm, unsigned cpu)
 {
     for (;;) {
-        uint64_t code = svm_run(&vm);
+        uint64_t code = svm_run(vm);
 
         switch (code) {
         case SVM_EXIT_CPUID:
-            exits_cpuid++;
-            handle_cpuid();
+            count(&exits_cpuid);
+            handle_cpuid(vm);
             break;
         case SVM_EXIT_MSR:
-            exits_msr++;
-            inject_gp();
+            count(&exits_msr);
+            inject_gp(vm);
             break;
         case SVM_EXIT_VMMCALL: {
-            uint64_t c = vm.gprs.rbx;
+            uint64_t c = vm->gprs.rbx;
 
-            exits_vmmcall++;
-            svm_skip(&vm, 3);
-            if ((uint32_t)vmcb_get(&vm, VMCB_RAX) != THINVMM_MAGIC) {
-                vmcb_set(&vm, VMCB_RAX, ~0ull);
+            count(&exits_vmmcall);
+            svm_skip(vm, 3);
+            if ((uint32_t)vmcb_get(vm, VMCB_RAX) != THINVMM_MAGIC ||
+                (cpu && c)) {
+                vmcb_set(vm, VMCB_RAX, ~0ull);
                 break;
             }
-            report(c);
+            report(c, cpu);
             if (c == 0) {
-                printf("THINVMM-DONE status %lu\n", vm.gprs.rcx);
-                return (int)vm.gprs.rcx;
+                console_lock();
+                printf("THINVMM-DONE status %lu\n", vm->gprs.rcx);
+                return (int)vm->gprs.rcx;
             }
             checkpoint("vmmcall-%lu", c);
-            vmcb_set(&vm, VMCB_RAX, 0);
+            vmcb_set(vm, VMCB_RAX, 0);
             break;
         }
         case SVM_EXIT_VMRUN:
-            exits_other++;
-            vmcb_set(&vm, VMCB_EVENTINJ,
+            count(&exits_other);
+            vmcb_set(vm, VMCB_EVENTINJ,
                      EXC_UD | SVM_EVTINJ_TYPE_EXCP | SVM_EVTINJ_V);
             break;
         default:
-            exits_other++;
-            printf("\nTHINVMM-EXIT %s\n", svm_exit_name(code));
-            svm_report_exit(&vm);
+            count(&exits_other);
+            console_lock();
+            printf("\nTHINVMM-EXIT %s on vCPU %u\n", svm_exit_name(code),
+                   cpu);
+            svm_report_exit(vm);
             return 0x70;
         }
     }
@@ -559,10 +634,12 @@ static void print_layout(void)
     bp = use_segment ? high_size * 10000 / total : 0;
     printf("THINVMM-LAYOUT guest RAM %lu KiB: below 1 MiB %lu KiB "
            "(identity); low [0x%lx, 0x%lx) at hPA +0x%lx; high [0x%lx, "
-           "0x%lx) at hPA +0x%lx; VMM segment %s, %lu.%02lu%% of guest RAM\n",
+           "0x%lx) at hPA +0x%lx; VMM segment %s, %lu.%02lu%% of guest RAM; "
+           "%u vCPU%s\n",
            total >> 10, below_1m >> 10, LOW_END, LOW_RAM_END, LOW_OFFSET,
            HIGH_START, HIGH_START + high_size, high_offset,
-           use_segment ? "over high RAM" : "off", bp / 100, bp % 100);
+           use_segment ? "over high RAM" : "off", bp / 100, bp % 100,
+           ncpus, ncpus > 1 ? "s" : "");
 }
 
 /*
@@ -585,7 +662,7 @@ static unsigned parse_options(const char *cmdline)
     if (strncmp(mode, "vmm", 4) && strncmp(mode, "base", 5)) {
         panic("mode=%s: use base or vmm", mode);
     }
-    if (LOW_RAM_END + LOW_OFFSET + 2 * MIB > host_low_ram_end()) {
+    if (FIRMWARE_END + LOW_OFFSET + 2 * MIB > host_low_ram_end()) {
         panic("host RAM below 4 GiB ends at 0x%lx: too small",
               host_low_ram_end());
     }
@@ -678,18 +755,196 @@ static void build_zero_page(const struct linux_boot *lb)
     build_e820(bp);
 }
 
-/* The VMM segment over the high RAM, and the faulty pages inside it. */
-static void setup_vmm_segment(unsigned nbad_req, uint64_t kernel_gpa)
+/*
+ * This CPU's VMM segment over the high RAM, with the faulty pages in its
+ * escape filter.  Every CPU programs its own, before any vCPU runs.
+ */
+static void arm_vmm_segment(void)
 {
-    if (!dseg_available()) {
-        panic("mode=vmm needs -cpu ...,+dseg");
-    }
     wrmsr(MSR_DSEG_FILTER_CLEAR, 0);
+    for (unsigned i = 0; i < nbad; i++) {
+        wrmsr(MSR_DSEG_FILTER_INSERT, bad[i].gpa);
+    }
     if (dseg_set(DSEG_V, HIGH_START, HIGH_START + high_size, high_offset) !=
         NO_EXCEPTION) {
         panic("VMM segment rejected");
     }
-    setup_bad_pages(nbad_req, kernel_gpa);
+}
+
+/*
+ * The guest's ACPI tables for SMP: the firmware's RSDT (or XSDT) entries
+ * in a new RSDT, with the MADT replaced by a copy that ends with a
+ * Multiprocessor Wakeup Structure for the mailbox at GPA_MAILBOX; returns
+ * the new RSDP's gPA.  Counts the enabled local APICs into ncpus.
+ */
+static uint8_t acpi_checksum(const uint8_t *p, size_t len)
+{
+    uint8_t sum = 0;
+
+    while (len--) {
+        sum += *p++;
+    }
+    return (uint8_t)-sum;
+}
+
+static const uint8_t *find_rsdp(void)
+{
+    for (uint64_t a = 0xe0000; a < 0x100000; a += 16) {
+        const uint8_t *p = hptr(a);
+
+        if (!memcmp(p, "RSD PTR ", 8) && !acpi_checksum(p, 20)) {
+            return p;
+        }
+    }
+    panic("no ACPI RSDP in the BIOS area");
+}
+
+static uint64_t copy_madt(const uint8_t *madt)
+{
+    uint32_t len = rd32(madt, 4);
+    uint8_t *m = gptr(GPA_MADT);
+
+    if (len + MADT_MP_WAKEUP_LEN > MADT_MAX) {
+        panic("MADT too large (%u bytes)", len);
+    }
+    memcpy(m, madt, len);
+    m[len] = MADT_MP_WAKEUP;
+    m[len + 1] = MADT_MP_WAKEUP_LEN;
+    memset(m + len + 2, 0, 6);          /* mailbox version 0, reserved */
+    wr64(m, len + 8, GPA_MAILBOX);
+    wr32(m, 4, len + MADT_MP_WAKEUP_LEN);
+    m[9] = 0;
+    m[9] = acpi_checksum(m, len + MADT_MP_WAKEUP_LEN);
+    return GPA_MADT;
+}
+
+/* The firmware's root table (XSDT, else RSDT): its entries. */
+struct acpi_root {
+    const uint8_t *rsdp, *sdt;
+    unsigned esize, n;
+};
+
+static struct acpi_root acpi_root(void)
+{
+    struct acpi_root r = { .rsdp = find_rsdp() };
+    bool xsdt = r.rsdp[15] >= 2;
+
+    r.sdt = hptr(xsdt ? rd32(r.rsdp, 24) | (uint64_t)rd32(r.rsdp, 28) << 32
+                      : rd32(r.rsdp, 16));
+    r.esize = xsdt ? 8 : 4;
+    r.n = (rd32(r.sdt, 4) - 36) / r.esize;
+    return r;
+}
+
+static const uint8_t *acpi_entry(const struct acpi_root *r, unsigned i)
+{
+    uint64_t a = rd32(r->sdt, 36 + i * r->esize);
+
+    if (r->esize == 8) {
+        a |= (uint64_t)rd32(r->sdt, 40 + i * r->esize) << 32;
+    }
+    return hptr(a);
+}
+
+static uint64_t build_acpi(void)
+{
+    struct acpi_root r = acpi_root();
+    const uint8_t *rsdp = r.rsdp, *sdt = r.sdt;
+    unsigned n = r.n;
+    uint8_t *new_rsdp = gptr(GPA_ACPI);
+    uint8_t *rsdt = new_rsdp + 32;
+    bool have_madt = false;
+
+    if (36 + 4 * n > PAGE_4K - 32) {
+        panic("too many ACPI tables (%u)", n);
+    }
+    memcpy(rsdt, sdt, 36);
+    memcpy(rsdt, "RSDT", 4);
+    wr32(rsdt, 4, 36 + 4 * n);
+    for (unsigned i = 0; i < n; i++) {
+        const uint8_t *t = acpi_entry(&r, i);
+        uint64_t a = (uintptr_t)t;
+
+        if (!memcmp(t, "APIC", 4)) {
+            a = copy_madt(t);
+            have_madt = true;
+        }
+        if (a >> 32) {
+            panic("ACPI table above 4 GiB");
+        }
+        wr32(rsdt, 36 + 4 * i, (uint32_t)a);
+    }
+    if (!have_madt) {
+        panic("no MADT among the ACPI tables");
+    }
+    rsdt[9] = 0;
+    rsdt[9] = acpi_checksum(rsdt, 36 + 4 * n);
+    memcpy(new_rsdp, rsdp, 20);
+    new_rsdp[15] = 0;                   /* revision 0: RSDT only */
+    wr32(new_rsdp, 16, GPA_ACPI + 32);
+    new_rsdp[8] = 0;
+    new_rsdp[8] = acpi_checksum(new_rsdp, 20);
+    memset(gptr(GPA_MAILBOX), 0, PAGE_4K);
+    return GPA_ACPI;
+}
+
+/* The enabled local APICs of the firmware's MADT: vCPUs 0 to N-1. */
+static unsigned count_cpus(void)
+{
+    struct acpi_root r = acpi_root();
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < r.n; i++) {
+        const uint8_t *t = acpi_entry(&r, i);
+
+        if (memcmp(t, "APIC", 4)) {
+            continue;
+        }
+        for (uint32_t off = 44; off + 2 <= rd32(t, 4); off += t[off + 1]) {
+            if (t[off] == MADT_LAPIC && (rd32(t, off + 4) & 1)) {
+                if (t[off + 3] != n) {
+                    panic("local APIC IDs must be 0 to N-1");
+                }
+                n++;
+            }
+            if (!t[off + 1]) {
+                break;
+            }
+        }
+    }
+    if (!n || n > SMP_MAX_CPUS) {
+        panic("%u CPUs: 1 to %u are supported", n, SMP_MAX_CPUS);
+    }
+    return n;
+}
+
+/*
+ * An AP: SVM and this CPU's VMM segment, then wait at the mailbox until
+ * the guest wakes this vCPU, and run it from the wake-up vector.
+ */
+static void ap_main(void *arg)
+{
+    unsigned cpu = (unsigned)(uintptr_t)arg;
+    struct svm_vm *vm = &vms[cpu];
+    uint8_t *mb = gptr(GPA_MAILBOX);
+    volatile uint16_t *command = (volatile uint16_t *)(mb + MAILBOX_COMMAND);
+
+    svm_enable_with(ap_hsave[cpu]);
+    if (use_segment) {
+        arm_vmm_segment();
+    }
+    ap_waiting[cpu] = true;
+    for (;;) {
+        if (__atomic_load_n(command, __ATOMIC_ACQUIRE) == MAILBOX_WAKEUP &&
+            rd32(mb, MAILBOX_APIC_ID) == cpu) {
+            break;
+        }
+        cpu_relax();
+    }
+    vmcb_set(vm, VMCB_RIP, rd32(mb, MAILBOX_WAKEUP_VECTOR) |
+             (uint64_t)rd32(mb, MAILBOX_WAKEUP_VECTOR + 4) << 32);
+    __atomic_store_n(command, 0, __ATOMIC_RELEASE);     /* acknowledged */
+    guest_exit(run_vcpu(vm, cpu));
 }
 
 /*
@@ -733,16 +988,32 @@ static void check_pool(void)
     printf("THINVMM: hypervisor pool used up to 0x%lx\n", probe);
 }
 
+/* Starts the APs, each waiting at the mailbox with its VMM segment. */
+static void start_aps(void)
+{
+    for (unsigned cpu = 1; cpu < ncpus; cpu++) {
+        ap_hsave[cpu] = page_alloc();
+        if (!smp_start_ap(cpu, ap_main, (void *)(uintptr_t)cpu)) {
+            panic("AP %u did not start", cpu);
+        }
+        while (!ap_waiting[cpu]) {
+            cpu_relax();
+        }
+    }
+}
+
 int guest_main(const char *cmdline)
 {
     const struct multiboot_info *mbi = multiboot_info();
     struct linux_boot lb;
     unsigned nbad_req;
+    uint64_t boot_cr3;
 
     printf("THINVMM: thin hypervisor starting\n");
     check_multiboot(mbi);
     read_host_e820(mbi);
     nbad_req = parse_options(cmdline);
+    ncpus = count_cpus();
     print_layout();
     map_host_high_ram();
     lb.cmdline = linux_cmdline(cmdline);
@@ -750,23 +1021,37 @@ int guest_main(const char *cmdline)
     load_linux(&lb);
     build_zero_page(&lb);
     build_gdt();
+    if (ncpus > 1) {
+        wr64(gptr(GPA_ZERO_PAGE), BP_ACPI_RSDP_ADDR, build_acpi());
+    }
     printf("THINVMM: kernel at gPA 0x%lx (hPA 0x%lx), initramfs at gPA "
            "0x%lx, cmdline \"%s\"\n", lb.kernel_gpa,
            gpa_to_hpa(lb.kernel_gpa), lb.initrd_gpa, lb.cmdline);
 
     /* From here on the page pool may be used. */
     build_npt();
-    setup_vm(lb.kernel_gpa + STARTUP_64_OFFSET, build_boot_page_tables());
-    if (use_segment) {
-        setup_vmm_segment(nbad_req, lb.kernel_gpa);
+    boot_cr3 = build_boot_page_tables();
+    svm_enable();
+    for (unsigned cpu = 0; cpu < ncpus; cpu++) {
+        setup_vm(&vms[cpu], lb.kernel_gpa + STARTUP_64_OFFSET, boot_cr3);
     }
+    if (use_segment) {
+        if (!dseg_available()) {
+            panic("mode=vmm needs -cpu ...,+dseg");
+        }
+        setup_bad_pages(nbad_req, lb.kernel_gpa);
+        arm_vmm_segment();
+    }
+    start_aps();
     check_pool();
     printf("THINVMM: VMM segment %s: gPA [0x%lx, 0x%lx) -> +0x%lx\n",
            use_segment ? "on" : "off", HIGH_START, HIGH_START + high_size,
            high_offset);
     printf("THINVMM: guest segment %s\n",
            guest_dseg ? "passed through (guest_dseg=1)" : "hidden");
-    printf("THINVMM: entering Linux at 0x%lx\n",
+    printf("THINVMM: %u vCPU%s%s; entering Linux at 0x%lx\n", ncpus,
+           ncpus > 1 ? "s" : "",
+           ncpus > 1 ? ", APs waiting at the ACPI wake-up mailbox" : "",
            lb.kernel_gpa + STARTUP_64_OFFSET);
-    return run_guest();
+    return run_vcpu(&vms[0], 0);
 }

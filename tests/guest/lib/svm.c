@@ -42,11 +42,15 @@ bool svm_npt_available(void)
 
 void svm_enable(void)
 {
-    if (rdmsr(MSR_EFER) & EFER_SVME) {
-        return;
+    if (!(rdmsr(MSR_EFER) & EFER_SVME)) {
+        svm_enable_with(page_alloc());
     }
+}
+
+void svm_enable_with(uint64_t hsave_pa)
+{
     wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
-    wrmsr(MSR_VM_HSAVE_PA, page_alloc());
+    wrmsr(MSR_VM_HSAVE_PA, hsave_pa);
 }
 
 void vmcb_set_seg(struct svm_vm *vm, unsigned off, uint16_t sel,

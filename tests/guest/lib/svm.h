@@ -142,6 +142,8 @@ bool svm_npt_available(void);
 
 /* Sets EFER.SVME and VM_HSAVE_PA (once). */
 void svm_enable(void);
+/* The same on a CPU that must not allocate (an AP): host save area given. */
+void svm_enable_with(uint64_t hsave_pa);
 
 /*
  * New VM: VMCB, IOPM (every port intercepted) and MSRPM (VM_HSAVE_PA
