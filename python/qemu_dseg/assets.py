@@ -38,7 +38,7 @@ GUEST_LIB_DIR = '/lib/x86_64-linux-gnu'
 DYNAMIC_LOADER = '/lib64/ld-linux-x86-64.so.2'
 APPLETS = ('sh mount umount cat grep insmod rmmod poweroff dmesg echo ls '
            'sleep uname mkdir dd md5sum sha256sum head tail awk sed sync '
-           'lsmod ifconfig cmp wc kill seq date').split()
+           'lsmod ifconfig cmp wc kill seq date taskset nproc').split()
 
 # Shell snippet for the top of an /init script.
 INIT_PRELUDE = """\

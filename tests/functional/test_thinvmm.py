@@ -57,7 +57,7 @@ NBAD = 4
 LINUX_CMDLINE = 'console=ttyS0 panic=-1 nokaslr'
 HOST_RAM = '6G'             # q35: 2 GiB below 4 GiB, 4 GiB above
 GUEST_MIB = 4096            # thinvmm's default: all of the host's high RAM
-LOW_RAM = (0x100000, 0x1000000)
+LOW_RAM = (0x100000, 0xf00000)     # then 1 MiB of firmware area
 
 INIT = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
@@ -66,19 +66,29 @@ hv=0
 grep -q thinvmm=1 /proc/cmdline && hv=1
 echo "cpuinfo-la57: $(grep -c -w la57 /proc/cpuinfo)"
 echo "cpuinfo-svm: $(grep -c -w svm /proc/cpuinfo)"
-[ $hv = 1 ] && /bin/vmmcall 1
+echo "cpus: $(nproc)"
+# Only vCPU 0 can stop at a checkpoint: VMMCALL from there.
+vmmcall() {{ taskset 1 /bin/vmmcall "$@"; }}
+[ $hv = 1 ] && vmmcall 1
 if [ -n "$thinvmm_probe" ]; then
     echo "PROBE $thinvmm_probe"
     busybox devmem $thinvmm_probe 32
     echo "PROBE-RETURNED"
 fi
+# With a second vCPU, the same workload on it at the same time.
+if [ $(nproc) -gt 1 ]; then
+    taskset 2 sh -c 'busybox seq {SEED} {STEP} {SEED + STEP * (COUNT - 1)} \
+        > /tmp/big1; md5sum < /tmp/big1 > /tmp/md5.1; rm /tmp/big1' &
+fi
 busybox seq {SEED} {STEP} {SEED + STEP * (COUNT - 1)} > /tmp/big
 dd if=/tmp/big of=/tmp/copy bs=64k 2>/dev/null
+wait
 echo "WORKLOAD-MD5 $(md5sum < /tmp/big) $(md5sum < /tmp/copy)"
+[ -f /tmp/md5.1 ] && echo "WORKLOAD-MD5-CPU1 $(cat /tmp/md5.1)"
 rm /tmp/copy
-[ $hv = 1 ] && /bin/vmmcall 2
+[ $hv = 1 ] && vmmcall 2
 echo QEMU-DSEG-INIT-DONE
-[ $hv = 1 ] && /bin/vmmcall 0 0
+[ $hv = 1 ] && vmmcall 0 0
 {assets.EPILOGUE}"""
 
 def guest_fills(c):
@@ -125,28 +135,35 @@ class ThinVmmTest(testing.TestCase):
         print(f'# native Linux: {time.monotonic() - t0:.1f} s, '
               f'md5 {cls.native_md5}')
 
-    def run_thinvmm(self, append, at_checkpoint=None, linux_extra=''):
-        """Boot Linux under thinvmm; return (status, console, windows,
-        seconds)."""
+    def run_thinvmm(self, append, at_checkpoint=None, linux_extra='',
+                    cpus=1):
+        """Boot Linux under thinvmm on CPUS vCPUs; return (status,
+        console, windows, seconds): windows maps each checkpoint to the
+        query-dseg entry of vCPU 0; self.vcpu_windows maps it to those
+        of every vCPU."""
         args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', HOST_RAM,
+                '-smp', str(cpus),
                 '-kernel', guests.image('thinvmm'),
                 '-initrd', f'{self.linux.kernel},{self.linux.initrd}',
                 *guests.DEBUG_EXIT_ARGS, '-append',
                 f'{append} -- {LINUX_CMDLINE} thinvmm=1 {linux_extra}']
         windows = {}
+        all_cpus = {}
 
         def cp(name):
             if at_checkpoint:
                 at_checkpoint(vm, name)
-            windows[name] = vm.counter_window()[0]
+            all_cpus[name] = vm.counter_window()
+            windows[name] = all_cpus[name][0]
 
         t0 = time.monotonic()
         with self.machine(args, name='thinvmm') as vm:
             vm.launch()
             status = vm.serve_checkpoints(cp, timeout=600)
+            self.vcpu_windows = all_cpus
             return status, vm.console(), windows, time.monotonic() - t0
 
-    def check_common(self, status, console, windows):
+    def check_common(self, status, console, windows, cpus=1):
         tail = '\n--- console ---\n' + console[-3000:]
         self.assertEqual(status, 0, 'thinvmm exit status' + tail)
         self.assertIn('QEMU-DSEG-INIT-OK', console)
@@ -166,7 +183,11 @@ class ThinVmmTest(testing.TestCase):
         # SVM hidden; firmware tables and devices reached directly; the
         # guest sees only its own RAM.
         self.assertRegex(console, r'(?m)^cpuinfo-svm: 0$')
-        self.assertIn('ACPI: RSDP 0x00000000000F', console)
+        if cpus == 1:
+            self.assertIn('ACPI: RSDP 0x00000000000F', console)
+        else:
+            # thinvmm's own RSDP, in its firmware area, for the mailbox.
+            self.assertIn('ACPI: RSDP 0x0000000000F02000', console)
         self.assertRegex(console, r'IOAPIC\[0\]: .* address 0xfec00000')
         self.assertRegex(console, r'ttyS0 at I/O 0x3f8 \(irq = 4')
         usable = re.findall(r'BIOS-e820: \[mem (0x[0-9a-f]+)-(0x[0-9a-f]+)\]'
@@ -250,6 +271,39 @@ class ThinVmmTest(testing.TestCase):
         self.assertEqual(status, 0x70, tail)
         self.assertRegex(console, r'THINVMM-EXIT NPF on vCPU 0\n# #VMEXIT NPF \(0x400\) '
                          r'exitinfo1 0x[0-9a-f]+ exitinfo2 0x30000000 ', tail)
+
+    def test_smp_bad_pages(self):
+        # Two vCPUs under one VMM segment with faulty pages: Linux brings
+        # up its AP through the ACPI wake-up mailbox, both vCPUs run the
+        # workload at once, almost all of each one's fills are vmm-direct,
+        # and no guest write reaches a faulty page.
+        status, console, windows, secs = self.run_thinvmm(
+            f'mode=vmm bad_pages={NBAD}', cpus=2)
+        print(f'# mode=vmm bad_pages={NBAD}, 2 vCPUs: {secs:.1f} s')
+        self.check_common(status, console, windows, cpus=2)
+        tail = '\n--- console ---\n' + console[-3000:]
+        self.assertRegex(console, r'(?m)^cpus: 2\r?$', tail)
+        self.assertRegex(console, r'THINVMM: vCPU 1 woken at 0x[0-9a-f]+',
+                         tail)
+        self.assertIn('2 vCPUs', console)
+        m = re.search(r'^WORKLOAD-MD5-CPU1 ([0-9a-f]{32})', console, re.M)
+        self.assertIsNotNone(m, tail)
+        self.assertEqual(m.group(1), self.native_md5[0])
+        self.assertIn('bad pages intact', console)
+        self.assertNotIn('bad pages WRITTEN', console)
+        work = self.vcpu_windows['vmmcall-2']
+        self.assertEqual(len(work), 2)
+        for cpu, w in enumerate(work):
+            c = w['counters']
+            fills = guest_fills(c)
+            vd = c['vmm-direct']['fills']
+            print(f'# workload, vCPU {cpu}: vmm-direct {vd} of {fills} guest '
+                  f"fills ({100.0 * vd / fills:.2f}%), filter-hits "
+                  f"{c['filter-hits']}")
+            self.assertGreater(fills, 10000, cpu)
+            self.assertGreaterEqual(vd, 0.95 * fills, cpu)
+        self.assertGreater(sum(w['counters']['filter-hits'] for ws in
+                               self.vcpu_windows.values() for w in ws), 0)
 
     def test_bad_pages(self):
         with open(self.linux.kernel, 'rb') as f:

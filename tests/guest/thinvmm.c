@@ -944,6 +944,9 @@ static void ap_main(void *arg)
     vmcb_set(vm, VMCB_RIP, rd32(mb, MAILBOX_WAKEUP_VECTOR) |
              (uint64_t)rd32(mb, MAILBOX_WAKEUP_VECTOR + 4) << 32);
     __atomic_store_n(command, 0, __ATOMIC_RELEASE);     /* acknowledged */
+    console_lock();
+    printf("THINVMM: vCPU %u woken at 0x%lx\n", cpu, vmcb_get(vm, VMCB_RIP));
+    console_unlock();
     guest_exit(run_vcpu(vm, cpu));
 }
 

@@ -29,6 +29,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,26 @@ static int in_boot_heap(const void *p)
            (const char *)p < boot_heap + BOOT_HEAP;
 }
 
+/*
+ * A report on stderr that allocates nothing: it may be made from inside
+ * the next allocator, which holds its own locks while it maps memory.
+ */
+static void __attribute__((format(printf, 1, 2))) say(const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n > 0) {
+        ssize_t ignored = write(2, buf, (size_t)n < sizeof(buf) ? (size_t)n
+                                                               : sizeof(buf));
+        (void)ignored;
+    }
+}
+
 static void resolve_next(void)
 {
     if (next.free) {
@@ -99,7 +120,7 @@ static void resolve_next(void)
     resolving = 0;
     if (!next.malloc || !next.calloc || !next.realloc || !next.memalign ||
         !next.free || !next.usable_size || !next.mmap || !next.munmap) {
-        fprintf(stderr, "libdseg-preload: no next allocator\n");
+        say("libdseg-preload: no next allocator\n");
         abort();
     }
 }
@@ -145,7 +166,7 @@ static void region_setup(void)
     p = dseg_region_alloc(size);
     if (!p) {
         if (verbose) {
-            fprintf(stderr, "libdseg-preload: no primary region of %zu MiB:"
+            say("libdseg-preload: no primary region of %zu MiB:"
                     " %s\n", size >> 20, strerror(errno));
         }
         state = OFF;
@@ -158,7 +179,7 @@ static void region_setup(void)
     nblocks = 1;
     state = ACTIVE;
     if (verbose) {
-        fprintf(stderr, "libdseg-preload: primary region of %zu MiB at %p\n",
+        say("libdseg-preload: primary region of %zu MiB at %p\n",
                 size >> 20, p);
     }
 }
@@ -211,7 +232,7 @@ static void *region_alloc(size_t size, size_t align)
         memset(ret, 0, size);   /* fresh memory, as from mmap */
     }
     if (verbose > 1) {
-        fprintf(stderr, "libdseg-preload: alloc %zu -> %p\n", size, ret);
+        say("libdseg-preload: alloc %zu -> %p\n", size, ret);
     }
     return ret;
 }
@@ -277,7 +298,7 @@ static int region_free(void *p)
     }
     pthread_mutex_unlock(&lock);
     if (verbose > 1 && i >= 0) {
-        fprintf(stderr, "libdseg-preload: free %p\n", p);
+        say("libdseg-preload: free %p\n", p);
     }
     return i >= 0 ? 0 : -1;
 }
@@ -327,7 +348,7 @@ static int region_unmap(void *addr, size_t len)
     }
     pthread_mutex_unlock(&lock);
     if (verbose > 1) {
-        fprintf(stderr, "libdseg-preload: unmap %p+%zu: %s\n", addr, len,
+        say("libdseg-preload: unmap %p+%zu: %s\n", addr, len,
                 ret ? "refused" : "ok");
     }
     if (ret) {

@@ -130,11 +130,8 @@ def parse_linux_args(argv):
         ap.error('--tlb-size must be a power of two from 64 to 65536')
     if opts.guest_mb < 512:
         ap.error('--guest-mb must be at least 512')
-    if opts.vcpus > 1 and set(opts.modes) - {'base-native',
-                                              'native-direct'}:
-        ap.error('--vcpus above 1 needs an SMP thin hypervisor, which the '
-                 'virtualised modes do not have yet: choose --modes '
-                 'base-native native-direct')
+    if opts.vcpus > 4:
+        ap.error('--vcpus: at most 4 (the thin hypervisor\'s limit)')
     _paths(opts, ap)
     need = max(w(opts).region_mb() for w in linux.WORKLOADS.values()
                if w.name in opts.workloads) + 64
