@@ -1,9 +1,10 @@
 #!/bin/bash
 # Shared set-up of the project's commands: install the dependencies
 # (scripts/setup.sh) and configure the meson build directory `build`.
-# With --with-upstream, also build the fork, its test guests and the
-# unpatched upstream QEMU of the same source (the baseline that the main
-# job and the overhead benchmark compare against).
+# With --build, also build the fork and its test guests; with
+# --with-upstream, those and the unpatched upstream QEMU of the same source
+# (the baseline that the bare-metal experiment and the overhead benchmark
+# compare against).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -12,7 +13,12 @@ if [ -e build/meson-private/coredata.dat ]; then
 else
     meson setup build >/dev/null
 fi
-if [ "${1:-}" = --with-upstream ]; then
+case "${1:-}" in
+--build)
+    ninja -C build >/dev/null
+    ;;
+--with-upstream)
     ninja -C build >/dev/null
     scripts/build-qemu.sh --upstream build
-fi
+    ;;
+esac

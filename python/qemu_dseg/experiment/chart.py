@@ -89,7 +89,7 @@ def draw_chart(res, path):
                      'upstream)')
         ax.set_ylim(0, max(fork + up) * 1.35)
         ax.legend(fontsize=8, loc='upper left')
-    fig.suptitle(f"qemu-dseg: one workload under each translation mode "
+    fig.suptitle(f"qemu-dseg: the workloads under each translation mode "
                  f"(4 KiB pages). {res['config']['tlb_geometry']}",
                  fontsize=11)
     # Room at the top for the title, whatever the number of rows.
