@@ -3,22 +3,22 @@
 
 Runs scripts/dseg-experiment.py's Linux experiment (python/qemu_dseg/
 experiment/linux.py) with a 4 GiB guest on 2 vCPUs and small workloads:
-GUPS over 256 MiB, memcached with 1024 keys and redis with 4096 requests
-of each kind.  In each mode one boot of Debian's kernel runs the three in
+GUPS and the pointer chase over 256 MiB, memcached with 1024 keys and
+redis with 4096 requests of each kind.  In each mode one boot of Debian's kernel runs the three in
 turn, each in an exact counter window.
 
 Checks:
 
-* the applications give correct results in every mode: GUPS the same
-  checksum everywhere; memcached every get a hit, the items it was given,
+* the applications give correct results in every mode: GUPS and the
+  chase each the same checksum everywhere; memcached every get a hit, the items it was given,
   and a 512 KiB value read back as it was set; redis-benchmark exits 0
   with both summaries and no error, and a key set afterwards reads back;
 * thinvmm laid the guest out with at least 99% of its RAM under the VMM
   segment, and ran 2 vCPUs;
 * VMM direct: at least 95% of the guest's fills in every window, on all
   vCPUs together, took the vmm-direct path;
-* GUPS, whose table is a primary region in the direct modes of the guest
-  dimension, takes that mode's path for at least 99% of its window's
+* GUPS and the chase, whose tables are primary regions in the direct
+  modes of the guest dimension, take that mode's path for at least 99% of its window's
   fills in native direct, guest direct and dual direct;
 * memcached's slabs are in a primary region there (dual-direct fills).
 
@@ -43,6 +43,7 @@ class LinuxExperimentTest(testing.TestCase):
         text = io.StringIO()
         cli.main(['--guest-mb', '4096', '--vcpus', '2',
                   '--gups-mb', '256', '--gups-updates', str(1 << 18),
+                  '--chase-mb', '256', '--chase-steps', str(1 << 18),
                   '--memcached-keys', '1024', '--redis-requests', '4096',
                   '--redis-keys', '16384',
                   '--qemu', config.QEMU, '--guests', config.GUESTS,
@@ -58,7 +59,8 @@ class LinuxExperimentTest(testing.TestCase):
         return next(r for r in self.wls[kind]['modes'] if r['mode'] == mode)
 
     def test_all_modes_all_workloads(self):
-        self.assertEqual(sorted(self.wls), ['gups', 'memcached', 'redis'])
+        self.assertEqual(sorted(self.wls),
+                         ['chase', 'gups', 'memcached', 'redis'])
         for wl in self.wls.values():
             self.assertEqual([r['mode'] for r in wl['modes']],
                              list(model.MODE_BY_NAME))
@@ -69,6 +71,7 @@ class LinuxExperimentTest(testing.TestCase):
                 with self.subTest(workload=kind, mode=r['mode']):
                     self.assertTrue(r['ok'], r['result'])
         self.assertIsNotNone(self.wls['gups']['checksum'])
+        self.assertIsNotNone(self.wls['chase']['checksum'])
         for r in self.wls['memcached']['modes']:
             self.assertIn('get_hits 1025 get_misses 0 curr_items 1025',
                           r['result'])
@@ -93,9 +96,10 @@ class LinuxExperimentTest(testing.TestCase):
                 self.assertGreaterEqual(vd, 0.95 * guest, c)
 
     def test_primary_region_paths(self):
-        for mode in ('native-direct', 'guest-direct', 'dual-direct'):
-            r = self.row('gups', mode)
-            with self.subTest(mode=mode):
+        for kind, mode in [(k, m) for k in ('gups', 'chase') for m in
+                           ('native-direct', 'guest-direct', 'dual-direct')]:
+            r = self.row(kind, mode)
+            with self.subTest(workload=kind, mode=mode):
                 self.assertGreaterEqual(r['paths'][mode]['share'], 0.99)
                 self.assertGreaterEqual(r['paths'][mode]['fills'], 1 << 17)
         c = self.row('memcached', 'dual-direct')['counters']

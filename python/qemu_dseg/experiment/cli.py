@@ -100,6 +100,11 @@ def parse_linux_args(argv):
                     help='GUPS table in MiB (default: 1024)')
     ap.add_argument('--gups-updates', type=_positive, default=1 << 20,
                     help='GUPS updates in the window (default: 1048576)')
+    ap.add_argument('--chase-mb', type=_positive, default=1024,
+                    help='pointer-chase table in MiB (default: 1024)')
+    ap.add_argument('--chase-steps', type=_positive, default=1 << 20,
+                    help='pointer-chase loads in the window (default: '
+                         '1048576)')
     ap.add_argument('--memcached-keys', type=_positive, default=8192,
                     help='memcslap keys: as many sets, then gets '
                          '(default: 8192)')
@@ -115,7 +120,7 @@ def parse_linux_args(argv):
                     help='redis-benchmark value size in bytes (default: '
                          '4096)')
     ap.add_argument('--seed', type=_positive, default=1,
-                    help='GUPS seed (default: 1)')
+                    help='seed of GUPS and the chase (default: 1)')
     ap.add_argument('--tlb-size', type=int, default=DEFAULT_TLB_SIZE,
                     help='softmmu TLB entries per MMU index, a power of '
                          'two from 64 to 65536 (default: '

@@ -101,45 +101,59 @@ class Workload:
         return m.group(1) == 'ok', m.group(2).strip(), None
 
 
-class Gups(Workload):
-    name = 'gups'
-    what = 'random read-modify-write of 8-byte words'
-    unit = 'update'
+class TableWorkload(Workload):
+    """One of our programs over a table: its loop is the window."""
+
+    unit = ''
+    unit_plural = ''
     region_how = 'the table, from libdseg'
 
     def size_mb(self):
-        return self.opts.gups_mb
+        return getattr(self.opts, f'{self.name}_mb')
 
     def region_mb(self):
-        return self.opts.gups_mb
+        return self.size_mb()
 
     def ops(self):
-        return self.opts.gups_updates
+        return getattr(self.opts, f'{self.name}_{self.unit_plural}')
 
     def describe(self):
-        return (f'{self.what} (tests/guest/linux/gups.c), '
-                f'{self.opts.gups_mb} MiB table, {self.ops()} updates, '
-                f'seed {self.opts.seed}')
+        return (f'{self.what} (tests/guest/linux/{self.name}.c), '
+                f'{self.size_mb()} MiB table, {self.ops()} '
+                f'{self.unit_plural}, seed {self.opts.seed}')
 
     def script(self):
-        o = self.opts
+        tag = self.name.upper()
         return f"""\
 t=; [ $region = 1 ] && t=--region
-/bin/gups $t --window {o.gups_mb} {o.gups_updates} {o.seed} > /tmp/gups.out
+/bin/{self.name} $t --window {self.size_mb()} {self.ops()} \\
+    {self.opts.seed} > /tmp/{self.name}.out
 st=$?
-cat /tmp/gups.out
-if [ $st = 0 ] && grep -q '^GUPS .* checksum ' /tmp/gups.out; then
-    echo "GUPS-RESULT ok $(sed -n 's/.*checksum //p' /tmp/gups.out)"
+cat /tmp/{self.name}.out
+if [ $st = 0 ] && grep -q '^{tag} .* checksum ' /tmp/{self.name}.out; then
+    echo "{tag}-RESULT ok $(sed -n 's/.*checksum //p' /tmp/{self.name}.out)"
 else
-    echo "GUPS-RESULT failed status $st"
+    echo "{tag}-RESULT failed status $st"
 fi
 """
 
     def check(self, text):
         ok, detail, _ = super().check(text)
-        m = re.search(r'^GUPS mib \d+ iters \d+ seed \d+ table (\w+) '
-                      r'checksum (0x[0-9a-f]+)', text, re.M)
+        m = re.search(rf'^{self.name.upper()} mib \d+ \w+ \d+ seed \d+ '
+                      r'table (\w+) checksum (0x[0-9a-f]+)', text, re.M)
         return ok and m is not None, detail, m and m.group(2)
+
+
+class Gups(TableWorkload):
+    name = 'gups'
+    what = 'random read-modify-write of 8-byte words'
+    unit, unit_plural = 'update', 'updates'
+
+
+class Chase(TableWorkload):
+    name = 'chase'
+    what = 'pointer chase over one random cycle of 64-byte slots'
+    unit, unit_plural = 'step', 'steps'
 
 
 class Memcached(Workload):
@@ -250,7 +264,7 @@ echo "REDIS-RESULT $r status $st keys $keys"
 """
 
 
-WORKLOADS = {w.name: w for w in (Gups, Memcached, Redis)}
+WORKLOADS = {w.name: w for w in (Gups, Chase, Memcached, Redis)}
 
 INIT_HEAD = """#!/bin/sh
 {prelude}
@@ -332,6 +346,7 @@ class LinuxExperiment:
         """The kernel and initramfs: busybox, the workloads' programs
         with their libraries, ours, and the guest module."""
         files = {'/bin/gups': guests.path('gups', self.opts.guests),
+                 '/bin/chase': guests.path('chase', self.opts.guests),
                  '/bin/dseg-window': guests.path('dseg_window',
                                                  self.opts.guests),
                  '/lib/libdseg-preload.so': guests.path(

@@ -25,30 +25,7 @@
 #include <sys/mman.h>
 
 #include "libdseg.h"
-
-static uint64_t xorshift64star(uint64_t *state)
-{
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    return *state * 0x2545f4914f6cdd1dull;
-}
-
-static uint64_t *table_alloc(size_t size, int region)
-{
-    void *p;
-
-    if (region) {
-        return dseg_region_alloc(size);
-    }
-    p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-        return NULL;
-    }
-    madvise(p, size, MADV_NOHUGEPAGE);
-    return p;
-}
+#include "table.h"
 
 int main(int argc, char **argv)
 {

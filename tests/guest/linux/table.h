@@ -1,0 +1,43 @@
+/*
+ * The table of the Linux workload programs (gups.c, chase.c): a seeded
+ * xorshift64* generator, and the table in a primary region or in
+ * anonymous memory kept off huge pages, so that both are mapped with
+ * 4 KiB pages.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef TABLE_H
+#define TABLE_H
+
+#include <stdint.h>
+#include <sys/mman.h>
+
+#include "libdseg.h"
+
+static inline uint64_t xorshift64star(uint64_t *state)
+{
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return *state * 0x2545f4914f6cdd1dull;
+}
+
+/* SIZE bytes of zeroed memory, in the primary region if REGION; NULL and
+ * errno on failure. */
+static inline uint64_t *table_alloc(size_t size, int region)
+{
+    void *p;
+
+    if (region) {
+        return dseg_region_alloc(size);
+    }
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        return NULL;
+    }
+    madvise(p, size, MADV_NOHUGEPAGE);
+    return p;
+}
+
+#endif /* TABLE_H */
