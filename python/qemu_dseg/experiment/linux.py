@@ -492,13 +492,7 @@ class LinuxExperiment:
     def collect(self, wl, rows):
         """The results of workload WL: its rows, with ratios to base
         native and the paper's claims as measured ratios."""
-        by_mode = {r['mode']: r for r in rows}
-        native = by_mode.get('base-native')
-        for r in rows:
-            for t in ('wall', 'vcpu'):
-                r[f'{t}_vs_base_native'] = stats.ratio(
-                    r[f'{t}_time_s'],
-                    native[f'{t}_time_s'] if native else None)
+        by_mode = stats.add_ratios_to_base_native(rows)
         claims = {}
         base = by_mode.get('base-virtualised')
         for name in ('guest-direct', 'vmm-direct', 'dual-direct'):

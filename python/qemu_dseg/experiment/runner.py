@@ -260,13 +260,8 @@ class Experiment:
             row['guest_lines'] = re.findall(r'^experiment: .*$',
                                             rs[0]['console'], re.M)
             rows.append(row)
-        by_mode = {r['mode']: r for r in rows}
+        by_mode = stats.add_ratios_to_base_native(rows)
         native = by_mode.get('base-native')
-        for row in rows:
-            for t in ('wall', 'vcpu'):
-                row[f'{t}_vs_base_native'] = stats.ratio(
-                    row[f'{t}_time_s'],
-                    native[f'{t}_time_s'] if native else None)
         claims = {}
         for name in ('vmm-direct', 'dual-direct'):
             if native and name in by_mode:

@@ -60,3 +60,15 @@ def ratio(a, b):
     """A / B, or None when either is unknown."""
     return a / b if a is not None and b else None
 
+
+def add_ratios_to_base_native(rows):
+    """Give every row of ROWS (one per mode, with 'wall_time_s' and
+    'vcpu_time_s') its 'wall_vs_base_native' and 'vcpu_vs_base_native';
+    returns the rows by mode."""
+    by_mode = {r['mode']: r for r in rows}
+    native = by_mode.get('base-native')
+    for r in rows:
+        for t in ('wall', 'vcpu'):
+            r[f'{t}_vs_base_native'] = ratio(
+                r[f'{t}_time_s'], native[f'{t}_time_s'] if native else None)
+    return by_mode

@@ -28,18 +28,10 @@
 
 int main(int argc, char **argv)
 {
-    int region = 0, window = 0, n = 0;
+    int region = 0, window = 0;
     uint64_t args[3] = { 256, 1 << 20, 1 };
 
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--region")) {
-            region = 1;
-        } else if (!strcmp(argv[i], "--window")) {
-            window = 1;
-        } else if (n < 3) {
-            args[n++] = strtoull(argv[i], NULL, 0);
-        }
-    }
+    table_args(argc, argv, &region, &window, args);
     size_t slots = (args[0] << 20) / (8 * SLOT_WORDS);
     uint64_t steps = args[1], seed = args[2], state = seed, sum = 0, at = 0;
     uint64_t *t = table_alloc(slots * 8 * SLOT_WORDS, region);

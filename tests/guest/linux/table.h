@@ -10,6 +10,8 @@
 #define TABLE_H
 
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "libdseg.h"
@@ -38,6 +40,26 @@ static inline uint64_t *table_alloc(size_t size, int region)
     }
     madvise(p, size, MADV_NOHUGEPAGE);
     return p;
+}
+
+/*
+ * The command line "[--region] [--window] [MIB [COUNT [SEED]]]": sets
+ * *REGION and *WINDOW; ARGS keeps its defaults for what is not given.
+ */
+static inline void table_args(int argc, char **argv, int *region,
+                              int *window, uint64_t args[3])
+{
+    int n = 0;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--region")) {
+            *region = 1;
+        } else if (!strcmp(argv[i], "--window")) {
+            *window = 1;
+        } else if (n < 3) {
+            args[n++] = strtoull(argv[i], NULL, 0);
+        }
+    }
 }
 
 #endif /* TABLE_H */
