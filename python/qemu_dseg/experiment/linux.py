@@ -42,7 +42,7 @@ LINUX_CMDLINE = ('console=ttyS0 panic=-1 quiet no5lvl nokaslr '
 POOL_BASE = 5 << 30
 # RAM below 4 GiB that q35 gives when -m is 2.75 GiB or more.
 Q35_LOW_RAM_MB = 2048
-# What the VMM-direct modes need thinvmm to report.
+# thinvmm's line on the guest RAM and the share under its VMM segment.
 _LAYOUT = re.compile(r'^THINVMM-LAYOUT (.*)$', re.M)
 
 PROGRAMS = {
