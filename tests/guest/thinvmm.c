@@ -113,7 +113,6 @@
 #define BP_RAMDISK_IMAGE        0x218
 #define BP_RAMDISK_SIZE         0x21c
 #define BP_CMD_LINE_PTR         0x228
-#define BP_KERNEL_ALIGNMENT     0x230
 #define BP_RELOCATABLE          0x234
 #define BP_XLOADFLAGS           0x236
 #define BP_CMDLINE_SIZE         0x238
