@@ -104,7 +104,7 @@ bool dseg_range_write_valid(const DSegRange *r, DSegReg reg, uint64_t val,
 }
 
 /* splitmix64(i + 1) | 1 for i = 0..7, see the spec. */
-static const uint64_t dseg_filter_multipliers[DSEG_FILTER_MAX_HASHES] = {
+const uint64_t dseg_filter_multipliers[DSEG_FILTER_MAX_HASHES] = {
     0xe220a8397b1dcdafull,
     0x6e789e6aa1b965f5ull,
     0x06c45d188009454full,
@@ -114,11 +114,6 @@ static const uint64_t dseg_filter_multipliers[DSEG_FILTER_MAX_HASHES] = {
     0x2c829abe1f4532e1ull,
     0xc584133ac916ab3dull,
 };
-
-uint64_t dseg_filter_multiplier(unsigned i)
-{
-    return dseg_filter_multipliers[i];
-}
 
 bool dseg_filter_geometry_valid(unsigned bits_log2, unsigned nr_hashes)
 {
@@ -132,11 +127,23 @@ void dseg_filter_init(DSegFilter *f, unsigned bits_log2, unsigned nr_hashes)
     memset(f, 0, sizeof(*f));
     f->bits_log2 = bits_log2;
     f->nr_hashes = nr_hashes;
+    f->empty = true;
 }
 
 void dseg_filter_clear(DSegFilter *f)
 {
     memset(f->bits, 0, sizeof(f->bits));
+    f->empty = true;
+}
+
+void dseg_filter_update_empty(DSegFilter *f)
+{
+    f->empty = true;
+    for (unsigned i = 0; i < DSEG_FILTER_WORDS; i++) {
+        if (f->bits[i]) {
+            f->empty = false;
+        }
+    }
 }
 
 void dseg_filter_insert(DSegFilter *f, uint64_t addr)
@@ -148,18 +155,5 @@ void dseg_filter_insert(DSegFilter *f, uint64_t addr)
 
         f->bits[bit / 64] |= 1ull << (bit % 64);
     }
-}
-
-bool dseg_filter_test(const DSegFilter *f, uint64_t addr)
-{
-    uint64_t pfn = addr >> DSEG_PAGE_BITS;
-
-    for (unsigned i = 0; i < f->nr_hashes; i++) {
-        unsigned bit = dseg_filter_hash(f, i, pfn);
-
-        if (!(f->bits[bit / 64] & (1ull << (bit % 64)))) {
-            return false;
-        }
-    }
-    return true;
+    f->empty = false;
 }

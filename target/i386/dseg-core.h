@@ -151,10 +151,17 @@ typedef struct DSegFilter {
     uint64_t bits[DSEG_FILTER_WORDS];
     uint8_t bits_log2;
     uint8_t nr_hashes;
+    /* No bit set; derived from bits, see dseg_filter_update_empty(). */
+    bool empty;
 } DSegFilter;
 
-/* Multiplier of hash function @i (odd, so each hash is a bijection). */
-uint64_t dseg_filter_multiplier(unsigned i);
+/* The multipliers of the hash functions (odd: each hash is a bijection). */
+extern const uint64_t dseg_filter_multipliers[DSEG_FILTER_MAX_HASHES];
+
+static inline uint64_t dseg_filter_multiplier(unsigned i)
+{
+    return dseg_filter_multipliers[i];
+}
 
 /* Bit index that hash @i selects for page number @pfn. */
 static inline unsigned dseg_filter_hash(const DSegFilter *f, unsigned i,
@@ -167,6 +174,29 @@ bool dseg_filter_geometry_valid(unsigned bits_log2, unsigned nr_hashes);
 void dseg_filter_init(DSegFilter *f, unsigned bits_log2, unsigned nr_hashes);
 void dseg_filter_clear(DSegFilter *f);
 void dseg_filter_insert(DSegFilter *f, uint64_t addr);
-bool dseg_filter_test(const DSegFilter *f, uint64_t addr);
+
+/* Recompute f->empty after f->bits were written directly (migration). */
+void dseg_filter_update_empty(DSegFilter *f);
+
+/*
+ * Does the filter report the page of @addr?  An empty filter answers at
+ * once; otherwise up to nr_hashes bit tests.
+ */
+static inline bool dseg_filter_test(const DSegFilter *f, uint64_t addr)
+{
+    uint64_t pfn = addr >> DSEG_PAGE_BITS;
+
+    if (f->empty) {
+        return false;
+    }
+    for (unsigned i = 0; i < f->nr_hashes; i++) {
+        unsigned bit = dseg_filter_hash(f, i, pfn);
+
+        if (!(f->bits[bit / 64] & (1ull << (bit % 64)))) {
+            return false;
+        }
+    }
+    return true;
+}
 
 #endif /* TARGET_I386_DSEG_CORE_H */

@@ -65,6 +65,7 @@ static int dseg_state_post_load(void *opaque, int version_id)
     X86CPU *cpu = X86_CPU(opaque);
     DSegFilter *f = &cpu->env.dseg.filter;
 
+    dseg_filter_update_empty(f);
     if (!(cpu->env.features[FEAT_8000_0001_ECX] & CPUID_EXT3_DSEG)) {
         error_report("dseg: incoming direct-segment state, but this CPU "
                      "does not have the dseg feature");

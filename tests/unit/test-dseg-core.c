@@ -155,6 +155,44 @@ static void test_filter_false_positives_and_clear(void)
     g_assert_cmpuint(f.nr_hashes, ==, DSEG_FILTER_DEFAULT_HASHES);
 }
 
+/*
+ * The empty flag follows the bits: set by init and clear, dropped by an
+ * insert, recomputed after the bits are written directly (migration).  A
+ * filter whose bits are set but whose flag still says empty would let
+ * escaped pages through the segment.
+ */
+static void test_filter_empty(void)
+{
+    DSegFilter f;
+    uint64_t page = 0x12345 * PAGE;
+
+    dseg_filter_init(&f, DSEG_FILTER_DEFAULT_BITS_LOG2,
+                     DSEG_FILTER_DEFAULT_HASHES);
+    g_assert_true(f.empty);
+    g_assert_false(dseg_filter_test(&f, page));
+    dseg_filter_insert(&f, page);
+    g_assert_false(f.empty);
+    g_assert_true(dseg_filter_test(&f, page));
+    dseg_filter_clear(&f);
+    g_assert_true(f.empty);
+    g_assert_false(dseg_filter_test(&f, page));
+
+    /* Bits written as a migration stream does. */
+    for (unsigned i = 0; i < DSEG_FILTER_WORDS; i++) {
+        f.bits[i] = ~0ull;
+    }
+    dseg_filter_update_empty(&f);
+    g_assert_false(f.empty);
+    g_assert_true(dseg_filter_test(&f, page));
+    memset(f.bits, 0, sizeof(f.bits));
+    f.bits[DSEG_FILTER_WORDS - 1] = 1;
+    dseg_filter_update_empty(&f);
+    g_assert_false(f.empty);
+    f.bits[DSEG_FILTER_WORDS - 1] = 0;
+    dseg_filter_update_empty(&f);
+    g_assert_true(f.empty);
+}
+
 #define VA48    48
 #define PA40    40
 
@@ -305,6 +343,7 @@ int main(int argc, char **argv)
     g_test_add_func("/dseg/filter/bit-positions", test_filter_bit_positions);
     g_test_add_func("/dseg/filter/no-false-negatives",
                     test_filter_no_false_negatives);
+    g_test_add_func("/dseg/filter/empty", test_filter_empty);
     g_test_add_func("/dseg/filter/false-positives-and-clear",
                     test_filter_false_positives_and_clear);
     g_test_add_func("/dseg/valid/alignment", test_valid_alignment);

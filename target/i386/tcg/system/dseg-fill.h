@@ -13,9 +13,17 @@
 #include "trace.h"
 
 bool dseg_translate_guest_hit(CPUX86State *env, uint64_t *addr);
-bool dseg_translate_nested_hit(CPUX86State *env, uint64_t *addr);
-void dseg_count_guest_pte(CPUX86State *env, uint64_t gpa, int lg_page_size);
-void dseg_count_final(CPUX86State *env, uint64_t gpa, int lg_page_size);
+bool dseg_nested_step_hit(CPUX86State *env, uint64_t *addr);
+unsigned dseg_nested_walk_refs(CPUX86State *env, int lg_page_size);
+
+/*
+ * A fill of QEMU's nested (gPA) TLB: true when the VMM segment translates
+ * *@addr.  Fills of virtual addresses never bring a segment-translated gPA
+ * here (dseg_nested_step); what comes is escaped or outside the segment,
+ * or an access such as a virtualised VMLOAD that uses MMU_NESTED_IDX
+ * itself.  Not counted: it is no nested step of a fill.
+ */
+bool dseg_translate_nested(CPUX86State *env, uint64_t *addr);
 
 static inline bool dseg_virtual_idx(int mmu_idx)
 {
@@ -58,27 +66,72 @@ static inline bool dseg_translate_guest(CPUX86State *env, uint64_t *addr)
            dseg_translate_guest_hit(env, addr);
 }
 
-/* The VMM segment step of a gPA; true when it translated *@addr. */
-static inline bool dseg_translate_nested(CPUX86State *env, uint64_t *addr)
+/*
+ * The nested step of gPA *@addr in a fill: true when the VMM segment
+ * translated it into an hPA, which the fill then uses with no nested walk
+ * and no nested TLB; false when the ordinary nested walk translates it
+ * (through QEMU's nested TLB).  Counts the filter probe and its outcome.
+ */
+static inline bool dseg_nested_step(CPUX86State *env, uint64_t *addr)
 {
     return dseg_range_contains(&env->dseg.vmm, *addr) &&
-           dseg_translate_nested_hit(env, addr);
+           dseg_nested_step_hit(env, addr);
 }
 
-/* A page-table entry at @addr was read by a walk through @ptw_idx. */
-static inline void dseg_count_pte(CPUX86State *env, int ptw_idx,
-                                  uint64_t addr, int lg_page_size)
+/*
+ * The address at which a walk through @walk_idx reads the entry at *@addr,
+ * and the MMU index to read it through: a guest entry whose gPA the VMM
+ * segment translates is read at its hPA, the way a native walk reads.
+ */
+static inline int dseg_pte_step(CPUX86State *env, int walk_idx,
+                                uint64_t *addr, bool *direct)
+{
+    *direct = walk_idx == MMU_NESTED_IDX && dseg_nested_step(env, addr);
+    return *direct ? MMU_PHYS_IDX : walk_idx;
+}
+
+/*
+ * A walk through @walk_idx read a page-table entry; @direct: its gPA was
+ * VMM-segment translated, else its nested translation maps a page of
+ * 2^@lg_page_size bytes.
+ */
+static inline void dseg_count_pte(CPUX86State *env, int walk_idx,
+                                  bool direct, int lg_page_size)
 {
     DSegFill *f = &env->dseg.fill;
 
-    if (ptw_idx == MMU_NESTED_IDX) {
-        dseg_count_guest_pte(env, addr, lg_page_size);
+    if (walk_idx == MMU_NESTED_IDX) {
+        f->guest_refs++;
+        f->arch_refs += 1 + (direct ? 0 : dseg_nested_walk_refs(
+                                 env, lg_page_size));
     } else if (dseg_nested(env)) {
         f->nested_refs++;
     } else {
         f->guest_refs++;
         f->arch_refs++;
     }
+}
+
+/*
+ * The final nested step of a fill: true when the VMM segment translated
+ * *@gpa into an hPA, so no nested TLB lookup or nested walk is needed.
+ */
+static inline bool dseg_final_step(CPUX86State *env, uint64_t *gpa)
+{
+    if (!dseg_nested_step(env, gpa)) {
+        return false;
+    }
+    env->dseg.fill.final_direct = true;
+    return true;
+}
+
+/*
+ * The final gPA of a fill went through the nested walk (or the nested
+ * TLB), to a nested page of 2^@lg_page_size bytes.
+ */
+static inline void dseg_count_final(CPUX86State *env, int lg_page_size)
+{
+    env->dseg.fill.arch_refs += dseg_nested_walk_refs(env, lg_page_size);
 }
 
 #endif /* TARGET_I386_TCG_SYSTEM_DSEG_FILL_H */

@@ -39,28 +39,15 @@ static bool dseg_in_guest(CPUX86State *env)
     return env->hflags & HF_GUEST_MASK;
 }
 
-/* Would the VMM segment translate @gpa, the escape filter allowing? */
-static bool dseg_vmm_direct(CPUX86State *env, uint64_t gpa)
-{
-    DSegState *ds = &env->dseg;
-
-    return dseg_range_contains(&ds->vmm, gpa) &&
-           !dseg_filter_test(&ds->filter, gpa);
-}
-
 /*
- * Entries read by the full nested walk of @gpa, mapped by a nested page
- * of 2^@lg_page_size bytes; 0 when the VMM segment translates it.
+ * Entries that the nested walk of a gPA reads to a nested page of
+ * 2^@lg_page_size bytes.
  */
-static unsigned dseg_nested_cost(CPUX86State *env, uint64_t gpa,
-                                 int lg_page_size)
+unsigned dseg_nested_walk_refs(CPUX86State *env, int lg_page_size)
 {
     int mode = env->nested_pg_mode;
     unsigned levels;
 
-    if (dseg_vmm_direct(env, gpa)) {
-        return 0;
-    }
     if (!(mode & PG_MODE_PAE)) {
         return dseg_walk_refs(2, 10, lg_page_size);
     }
@@ -88,7 +75,7 @@ bool dseg_translate_guest_hit(CPUX86State *env, uint64_t *addr)
     return true;
 }
 
-bool dseg_translate_nested_hit(CPUX86State *env, uint64_t *addr)
+bool dseg_nested_step_hit(CPUX86State *env, uint64_t *addr)
 {
     DSegState *ds = &env->dseg;
 
@@ -103,21 +90,16 @@ bool dseg_translate_nested_hit(CPUX86State *env, uint64_t *addr)
     return true;
 }
 
-/* Guest dimension of a 2D walk: the entry's gPA went through a nested step. */
-void dseg_count_guest_pte(CPUX86State *env, uint64_t gpa, int lg_page_size)
+bool dseg_translate_nested(CPUX86State *env, uint64_t *addr)
 {
-    DSegFill *f = &env->dseg.fill;
+    DSegState *ds = &env->dseg;
 
-    f->guest_refs++;
-    f->arch_refs += 1 + dseg_nested_cost(env, gpa, lg_page_size);
-}
-
-void dseg_count_final(CPUX86State *env, uint64_t gpa, int lg_page_size)
-{
-    DSegFill *f = &env->dseg.fill;
-
-    f->final_direct = dseg_vmm_direct(env, gpa);
-    f->arch_refs += dseg_nested_cost(env, gpa, lg_page_size);
+    if (!dseg_range_contains(&ds->vmm, *addr) ||
+        dseg_filter_test(&ds->filter, *addr)) {
+        return false;
+    }
+    *addr += ds->vmm.offset;
+    return true;
 }
 
 /* MSRs */
