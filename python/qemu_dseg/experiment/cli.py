@@ -173,7 +173,15 @@ def parse_args(argv):
                          'runs, a power of two from 64 to 65536, or 0 for '
                          f"QEMU's dynamic TLB (default: {DEFAULT_TLB_SIZE})")
     ap.add_argument('--runs', type=int, default=5,
-                    help='repeats of every run (default: 5)')
+                    help='rounds: every run repeated, interleaved with the '
+                         'others (default: 5)')
+    ap.add_argument('--max-runs', type=int,
+                    help='go on past --runs, up to this many rounds, until '
+                         'every ratio\'s 95%% confidence interval is within '
+                         '+-TARGET (default: --runs, no stop rule)')
+    ap.add_argument('--target', type=float, default=1.0,
+                    help='the stop rule\'s half-width of the intervals, in '
+                         'percent (default: 1)')
     ap.add_argument('--stat', choices=('min', 'median'), default='min',
                     help='which time of the repeats to report: the '
                          'fastest (default; interference on the host only '
@@ -192,6 +200,11 @@ def parse_args(argv):
         ap.error('--seed must be positive')
     if opts.runs < 1:
         ap.error('--runs must be at least 1')
+    opts.max_runs = opts.max_runs or opts.runs
+    if opts.max_runs < opts.runs:
+        ap.error('--max-runs must be at least --runs')
+    if opts.target <= 0:
+        ap.error('--target must be positive')
     if opts.size_mb is not None and not 1 <= opts.size_mb <= 1024:
         ap.error('--size-mb must be 1 to 1024')
     t = opts.tlb_size

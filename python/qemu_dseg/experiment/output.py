@@ -4,6 +4,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 from ..model import MODE_BY_NAME, PATHS
+from .compare import format_ratios
 
 # Short path names for the share table.
 PATH_ABBREV = {'native-walk': 'walk', 'native-direct': 'n-dir',
@@ -16,9 +17,12 @@ def fmt(v, spec, none='-'):
     return none if v is None else format(v, spec)
 
 
-def stat_text(cfg):
-    """How the reported time was chosen from the repeats, for people."""
-    n = cfg['runs']
+def stat_text(cfg, rounds=None):
+    """How the reported time was chosen from the repeats, for people:
+    ROUNDS of them, or as many as the configuration allows."""
+    n = rounds or cfg['runs']
+    if rounds is None and cfg.get('max_runs', n) != n:
+        n = f"{n} to {cfg['max_runs']}"
     if n == 1:
         return 'one run'
     return (f'fastest of {n} runs' if cfg['time_statistic'] == 'min'
@@ -46,7 +50,8 @@ def format_results(res):
         lines.append(f"Workload {wl['kind']}: {wl['what']}, "
                      f"{wl['size_mb']} MiB table, {wl['iters']} iterations, "
                      f"seed {wl['seed']}; checksum {wl['checksum']} in every "
-                     f"run")
+                     f"run; times: "
+                     f"{stat_text(cfg, wl['rounds']['rounds'])}")
         lines.append('')
         hdr = (f"{'mode':<17}{'path':<14}{'fills':>9}{'arch/fill':>10}"
                f"{'perf/fill':>10}{'on path':>9}{'filter':>7}"
@@ -92,6 +97,9 @@ def format_results(res):
                     f"{fmt(o['fork_off']['vcpu_time_s'], '.3f'):>11}"
                     f"{fmt(o['upstream']['vcpu_time_s'], '.3f'):>10}"
                     f"{fmt(o['vcpu_ratio'], '.3f'):>7}")
+        if wl['rounds']['ratios']:
+            lines.append('')
+            lines += format_ratios(wl['rounds'], 'Ratios')
         if wl['claims']:
             lines.append('')
             lines.append("The paper's claims, checked on these numbers "

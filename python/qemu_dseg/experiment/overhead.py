@@ -1,19 +1,23 @@
 """The fork's overhead against the unpatched upstream build, side by side.
 
-Runs the same workloads, interleaved, on three emulators built from the
-same Debian source with the same configuration:
+Runs the same workloads, interleaved round by round (compare.py), on
+emulators built from the same Debian source with the same configuration:
 
-  upstream   build/qemu-upstream (no qemu-dseg code, no patches)
-  fork       build/qemu with -cpu max (direct segments off)
-  fork+dseg  build/qemu with -cpu max,+dseg (feature on, segments unused)
+  upstream       build/qemu-upstream (no qemu-dseg code, no patches)
+  fork           build/qemu with -cpu max (direct segments off)
+  fork+dseg      build/qemu with -cpu max,+dseg (feature on, segments unused)
 
 The bare-metal workloads are the experiment's own runs (base native mode,
-QEMU's dynamic TLB, the loop timed alone); the Linux workload boots
-Debian's kernel to its init and powers off, timed whole.  It prints the
-fastest time of each emulator (noise only adds time), the median beside
-it, and the fastest-run ratios to upstream.  A benchmark, not a test: it
-asserts only that every build computes the same results.  The results,
-with the Debian packages the Linux runs used, go to a JSON file.
+QEMU's dynamic TLB, the loop timed alone).  The Linux workload boots
+Debian's kernel to its init's first line; there a fourth series, the same
+kernel under thinvmm in VMM direct on the fork (`thinvmm vmm`), gives the
+cost of booting in VMM direct against booting directly on the fork.
+
+Every ratio is the geometric mean of its per-round ratios with a 95%
+confidence interval; rounds go on until every interval of a workload is
+within +-TARGET, or the cap.  A benchmark, not a test: it asserts only
+that every build computes the same results.  The results, with the Debian
+packages the Linux runs used, go to a JSON file.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -21,21 +25,32 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 
-from .. import assets, config
+from .. import assets, config, guests
 from ..machine import Machine
 from ..model import MODE_BY_NAME
-from .runner import Emulator, rotation, run_once
+from . import compare
+from .compare import Ratio
+from .runner import Emulator, run_once
 
 SIZE_MB = 64
 BARE_METAL = {'gups': 2 << 20, 'chase': 2 << 20, 'scan': 8}
+# The target of the fork's overhead with the feature off (issue 11).
+FORK_BOUND = 1.01
+# Linux: guest RAM of every boot, the q35 RAM below 4 GiB that thinvmm
+# does not give its guest, and how long the vCPU is left to go idle after
+# init's line before its CPU time is read.
+LINUX_MB = 1024
+Q35_LOW_RAM_MB = 2048
+IDLE_S = 0.3
 LINUX_INIT = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
 echo "bench: $(uname -r) up"
-{assets.EPILOGUE}"""
+exec sleep 100000
+"""
+LINUX_CMDLINE = 'console=ttyS0 panic=-1 quiet'
 
 
 def emulators(build):
@@ -49,95 +64,141 @@ def emulators(build):
     ]
 
 
-def bare_metal_run(kind, iters, guests_dir, log_dir):
-    """A workload: EMU -> (seconds, result that must agree)."""
+def bare_metal_run(kind, iters, emus, guests_dir, log_dir):
+    """A workload: series name -> {'wall_s', 'vcpu_s', 'result'}."""
     mode = MODE_BY_NAME['base-native']
 
-    def run(emu):
-        r = run_once(emu, mode, kind, SIZE_MB, iters, 1, guests_dir,
+    def run(name):
+        r = run_once(emus[name], mode, kind, SIZE_MB, iters, 1, guests_dir,
                      log_dir)
-        return r['wall_s'], r['checksum']
+        return {'wall_s': r['wall_s'], 'vcpu_s': r['vcpu_s'],
+                'result': r['checksum']}
     return run
 
 
-def linux_boot_run(image, log_dir):
-    """Boot IMAGE to its init's line and power off, timed whole."""
-    def run(emu):
-        args = ['-M', 'q35', '-cpu', emu.cpu, '-m', '1G',
+def linux_args(emu, image, guests_dir, thinvmm):
+    """QEMU's arguments to boot IMAGE on EMU, directly or under thinvmm in
+    VMM direct; either way the kernel gets LINUX_MB MiB (thinvmm adds its
+    14 MiB of low RAM)."""
+    if not thinvmm:
+        return ['-M', 'q35', '-cpu', emu.cpu, '-m', f'{LINUX_MB}M',
                 '-kernel', image.kernel, '-initrd', image.initrd,
-                '-append', 'console=ttyS0 panic=-1 quiet']
+                '-append', LINUX_CMDLINE]
+    return ['-M', 'q35', '-cpu', emu.cpu,
+            '-m', f'{Q35_LOW_RAM_MB + LINUX_MB}M',
+            '-kernel', guests.image('thinvmm', guests_dir),
+            '-initrd', f'{image.kernel},{image.initrd}',
+            *guests.DEBUG_EXIT_ARGS,
+            '-append', f'mode=vmm guest_mb={LINUX_MB} -- {LINUX_CMDLINE}']
+
+
+def linux_boot_run(image, emus, guests_dir, log_dir):
+    """Boot IMAGE to its init's line: wall time to the line, vCPU time once
+    init sleeps.  Series 'thinvmm vmm' boots it under thinvmm."""
+    def run(name):
+        thinvmm = name == 'thinvmm vmm'
+        emu = emus['fork+dseg' if thinvmm else name]
         start = time.monotonic()
-        with Machine(args, name=f'linux-{emu.name}', binary=emu.qemu,
-                     log_dir=log_dir, qmp=False) as vm:
+        with Machine(linux_args(emu, image, guests_dir, thinvmm),
+                     name=f'linux-{name.replace(" ", "-")}', binary=emu.qemu,
+                     log_dir=log_dir) as vm:
             vm.launch()
-            line = vm.wait_console(r'bench: \S+ up', 600).group(0)
-            vm.wait_exit(600)
-        return time.monotonic() - start, line
+            line = vm.wait_console(r'bench: \S+ up', 600, 0.01).group(0)
+            wall = time.monotonic() - start
+            time.sleep(IDLE_S)
+            vcpu = vm.vcpu_cpu_s()
+        return {'wall_s': wall, 'vcpu_s': vcpu, 'result': line}
     return run
+
+
+def ratios_of(series):
+    """The ratios that a workload with SERIES reports."""
+    ratios = [Ratio('fork / upstream (dseg off)', 'fork', 'upstream',
+                    FORK_BOUND),
+              Ratio('fork+dseg / upstream (dseg on, unused)', 'fork+dseg',
+                    'upstream')]
+    if 'thinvmm vmm' in series:
+        ratios.append(Ratio('thinvmm VMM direct / direct on fork+dseg',
+                            'thinvmm vmm', 'fork+dseg'))
+    return ratios
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
-        description="The fork's speed against upstream QEMU, side by side.")
+        description="The fork's speed against upstream QEMU, side by side, "
+                    "with 95%% confidence intervals.")
     ap.add_argument('--build', default=config.BUILD,
                     help='meson build directory (default: build)')
-    ap.add_argument('--runs', type=int, default=7,
-                    help='runs per emulator and workload (default: 7)')
+    ap.add_argument('--qemu', help='the fork to measure (default: '
+                    'BUILD/qemu/qemu-system-x86_64)')
+    ap.add_argument('--min-rounds', type=int, default=5,
+                    help='rounds before the stop rule applies (default: 5)')
+    ap.add_argument('--max-rounds', type=int, default=30,
+                    help='the cap on rounds per workload (default: 30)')
+    ap.add_argument('--target', type=float, default=1.0,
+                    help='stop once every interval is within +-TARGET '
+                         'percent (default: 1)')
+    ap.add_argument('--metric', choices=('vcpu', 'wall'), default='vcpu',
+                    help='the time that ratios and the stop rule use '
+                         '(default: vcpu, the CPU time of the vCPU thread)')
+    ap.add_argument('--workloads', nargs='+',
+                    choices=[*BARE_METAL, 'linux'],
+                    default=[*BARE_METAL, 'linux'],
+                    help='what to run (default: all)')
     ap.add_argument('--out', help='directory for results.json (default: '
                     'BUILD/bench-overhead)')
     opts = ap.parse_args(argv)
-    if opts.runs < 1:
-        ap.error('--runs must be at least 1')
+    if not 2 <= opts.min_rounds <= opts.max_rounds:
+        ap.error('need 2 <= --min-rounds <= --max-rounds')
+    if opts.target <= 0:
+        ap.error('--target must be positive')
     out = opts.out or os.path.join(opts.build, 'bench-overhead')
     logs = os.path.join(out, 'logs')
-    emus = emulators(opts.build)
-    for emu in emus:
+    emus = {e.name: e for e in emulators(opts.build)}
+    if opts.qemu:
+        for name in ('fork', 'fork+dseg'):
+            emus[name].qemu = opts.qemu
+    for emu in emus.values():
         if not os.access(emu.qemu, os.X_OK):
             sys.exit(f'bench: {emu.name} emulator {emu.qemu} is not built')
     guests_dir = os.path.join(opts.build, 'tests', 'guest')
-    image = assets.linux_guest(LINUX_INIT, modules=())
-    workloads = {f'{k} {SIZE_MB} MiB': bare_metal_run(k, n, guests_dir, logs)
-                 for k, n in BARE_METAL.items()}
-    workloads['linux boot'] = linux_boot_run(image, logs)
+    image = None
+    workloads = {}
+    for w in opts.workloads:
+        if w == 'linux':
+            image = assets.linux_guest(LINUX_INIT, modules=())
+            workloads['linux boot'] = (
+                [*emus, 'thinvmm vmm'],
+                linux_boot_run(image, emus, guests_dir, logs))
+        else:
+            workloads[f'{w} {SIZE_MB} MiB'] = (
+                list(emus), bare_metal_run(w, BARE_METAL[w], emus,
+                                           guests_dir, logs))
 
-    print('fastest (median) time of each emulator, and fastest-run ratios '
-          'to upstream')
-    print(f'{"workload":<14}' + ''.join(f'{e.name:>18}' for e in emus)
-          + f'{"fork/up":>10}{"dseg/up":>10}')
-    ratios, results = [], {}
-    for wname, run in workloads.items():
-        times = {e.name: [] for e in emus}
-        agree = set()
-        for i in range(opts.runs):
-            for emu in rotation(emus, i):
-                elapsed, result = run(emu)
-                times[emu.name].append(elapsed)
-                agree.add(result)
-            print(f'  {wname}: run {i + 1}/{opts.runs}', end='\r',
-                  file=sys.stderr, flush=True)
+    print(f"fork: {emus['fork'].version()}")
+    print(f"upstream: {emus['upstream'].version()}")
+    results = {}
+    for wname, (series, run) in workloads.items():
+        res = compare.run_rounds(
+            series, run, ratios_of(series), opts.min_rounds,
+            opts.max_rounds, opts.target / 100, f'{opts.metric}_s',
+            compare.stderr_progress(wname))
+        print(' ' * 60, end='\r', file=sys.stderr)
+        agree = {m['result'] for ms in res['runs'].values() for m in ms}
         if len(agree) != 1:
             sys.exit(f'bench: {wname} gave different results: {agree}')
-        best = {n: min(t) for n, t in times.items()}
-        med = {n: statistics.median(t) for n, t in times.items()}
-        fork = best['fork'] / best['upstream']
-        dseg = best['fork+dseg'] / best['upstream']
-        ratios.append(fork)
-        results[wname] = {'times_s': times, 'fork_ratio': fork,
-                          'dseg_ratio': dseg, 'result': agree.pop()}
-        print(f'{wname:<14}' + ''.join(f'{best[e.name]:>9.2f}s '
-                                        f'({med[e.name]:5.2f})'
-                                        for e in emus)
-              + f'{fork:>10.3f}{dseg:>10.3f}')
-    geo = statistics.geometric_mean(ratios)
-    print(f'{opts.runs} runs each; geometric mean of fork/upstream '
-          f'{geo:.3f} ({(geo - 1) * 100:+.1f}%)')
+        print()
+        for line in compare.format_ratios(res, wname):
+            print(line)
+        res['result'] = agree.pop()
+        results[wname] = res
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, 'results.json')
     with open(path, 'w') as f:
-        json.dump({'runs': opts.runs,
+        json.dump({'options': vars(opts),
                    'emulators': {e.name: {'binary': e.qemu, 'cpu': e.cpu,
                                           'version': e.version()}
-                                 for e in emus},
-                   'packages': image.records(), 'workloads': results,
-                   'fork_ratio_geometric_mean': geo}, f, indent=1)
+                                 for e in emus.values()},
+                   'packages': image.records() if image else None,
+                   'workloads': results}, f, indent=1)
     print(f'results: {path}')
