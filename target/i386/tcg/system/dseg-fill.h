@@ -13,7 +13,7 @@
 #include "trace.h"
 
 bool dseg_translate_guest_hit(CPUX86State *env, uint64_t *addr);
-bool dseg_nested_step_hit(CPUX86State *env, uint64_t *addr);
+bool dseg_filter_escapes(CPUX86State *env, uint64_t gpa);
 unsigned dseg_nested_walk_refs(CPUX86State *env, int lg_page_size);
 
 /*
@@ -74,8 +74,18 @@ static inline bool dseg_translate_guest(CPUX86State *env, uint64_t *addr)
  */
 static inline bool dseg_nested_step(CPUX86State *env, uint64_t *addr)
 {
-    return dseg_range_contains(&env->dseg.vmm, *addr) &&
-           dseg_nested_step_hit(env, addr);
+    DSegState *ds = &env->dseg;
+
+    if (!dseg_range_contains(&ds->vmm, *addr)) {
+        return false;
+    }
+    ds->counters.filter_probes++;
+    if (unlikely(!ds->filter.empty) && dseg_filter_escapes(env, *addr)) {
+        return false;
+    }
+    *addr += ds->vmm.offset;
+    ds->counters.vmm_seg_hits++;
+    return true;
 }
 
 /*

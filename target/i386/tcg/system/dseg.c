@@ -75,18 +75,16 @@ bool dseg_translate_guest_hit(CPUX86State *env, uint64_t *addr)
     return true;
 }
 
-bool dseg_nested_step_hit(CPUX86State *env, uint64_t *addr)
+/* Does the filter report @gpa, a nested step's gPA?  Counts a hit. */
+bool dseg_filter_escapes(CPUX86State *env, uint64_t gpa)
 {
     DSegState *ds = &env->dseg;
 
-    ds->counters.filter_probes++;
-    if (dseg_filter_test(&ds->filter, *addr)) {
-        ds->counters.filter_hits++;
-        trace_dseg_filter_hit(*addr);
+    if (!dseg_filter_test(&ds->filter, gpa)) {
         return false;
     }
-    *addr += ds->vmm.offset;
-    ds->counters.vmm_seg_hits++;
+    ds->counters.filter_hits++;
+    trace_dseg_filter_hit(gpa);
     return true;
 }
 
