@@ -31,7 +31,7 @@ from ..machine import Machine
 from ..model import MODE_BY_NAME, PATHS
 from . import stats
 from .output import fmt
-from .runner import tlb_geometry
+from .runner import MODE_RATIOS, tlb_geometry
 
 MIB = 1 << 20
 # Linux's command line in every mode: 4 KiB pages everywhere.
@@ -506,6 +506,11 @@ class LinuxExperiment:
                         r['arch_refs_per_op'], base['arch_refs_per_op']),
                     'wall_vs_base_native': r['wall_vs_base_native'],
                 }
+        time_ratios = [
+            {'a': a, 'b': b, 'bound': bound,
+             'vcpu_ratio': stats.ratio(by_mode[a]['vcpu_time_s'],
+                                       by_mode[b]['vcpu_time_s'])}
+            for a, b, bound in MODE_RATIOS if a in by_mode and b in by_mode]
         checksums = {r['checksum'] for r in rows}
         return {'kind': wl.name, 'what': wl.describe(), 'unit': wl.unit,
                 'primary_region': wl.region_how,
@@ -513,7 +518,8 @@ class LinuxExperiment:
                 'seed': self.opts.seed,
                 'checksum': checksums.pop() if len(checksums) == 1 else None,
                 'all_ok': all(r['ok'] for r in rows),
-                'modes': rows, 'overhead': [], 'claims': claims}
+                'modes': rows, 'overhead': [], 'claims': claims,
+                'time_ratios': time_ratios}
 
 
 def _version(qemu):
@@ -585,5 +591,16 @@ def format_results(res):
                     f"{unit} ({100 * abs(saved):.1f}% "
                     f"{'fewer' if saved >= 0 else 'more'}); wall "
                     f"{fmt(c['wall_vs_base_native'], '.2f')}x base native")
+        if wl['time_ratios']:
+            lines.append('Time ratios (vCPU time, one run each, so no '
+                         'interval; --bare-metal --max-runs gives them '
+                         'with one):')
+            lines.append('  ' + '; '.join(
+                f"{MODE_BY_NAME[t['a']].label} / "
+                f"{MODE_BY_NAME[t['b']].label} "
+                f"{fmt(t['vcpu_ratio'], '.3f')}"
+                + (f" (target <= {t['bound']:g})" if t['bound'] is not None
+                   else '')
+                for t in wl['time_ratios']))
     return '\n'.join(lines)
 
