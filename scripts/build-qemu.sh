@@ -3,11 +3,15 @@
 # files, apply patches/series, configure a lean TCG-only x86_64-softmmu and
 # build it.  Every step is skipped when its inputs have not changed.
 #
-#   scripts/build-qemu.sh [--upstream] [BUILD_DIR [STAMP]]   (default: build)
+#   scripts/build-qemu.sh [--upstream|--upstream-tlb] [BUILD_DIR [STAMP]]
+#                                                      (default: build)
 #
 # Result: BUILD_DIR/qemu/qemu-system-x86_64.  With --upstream, the same
 # source, configuration and device set without our code and patches, in
 # BUILD_DIR/qemu-upstream/ (the baseline of scripts/bench-overhead.sh).
+# With --upstream-tlb, upstream plus only the fixed-size TLB option
+# (patches/0007-tcg-tlb-size.patch, accel/), in BUILD_DIR/qemu-upstream-tlb/:
+# the baseline of bench-overhead.sh --fixed-tlb.
 # The download is cached in $QEMU_DSEG_CACHE (default ~/.cache/qemu-dseg)
 # so a rebuild fetches nothing.
 set -euo pipefail
@@ -15,11 +19,18 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 flavour=qemu
 pkgversion=qemu-dseg
-if [ "${1:-}" = --upstream ]; then
+case "${1:-}" in
+--upstream)
     flavour=qemu-upstream
     pkgversion=upstream
     shift
-fi
+    ;;
+--upstream-tlb)
+    flavour=qemu-upstream-tlb
+    pkgversion=upstream+tlb-size
+    shift
+    ;;
+esac
 out=$(mkdir -p "${1:-$repo/build}" && cd "${1:-$repo/build}" && pwd)
 stamp=${2:-}
 cache=${QEMU_DSEG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/qemu-dseg}
@@ -31,10 +42,17 @@ bld=$out/$flavour
 # builds get only the build configuration (the device set).
 OVERLAY_DIRS="accel configs docs hw include qapi target"
 series=$repo/patches/series
-if [ "$flavour" = qemu-upstream ]; then
+case $flavour in
+qemu-upstream)
     OVERLAY_DIRS=configs
     series=/dev/null
-fi
+    ;;
+qemu-upstream-tlb)
+    OVERLAY_DIRS="accel configs"
+    series=$out/.qemu-upstream-tlb.series
+    echo 0007-tcg-tlb-size.patch > "$series"
+    ;;
+esac
 
 say() { printf 'build-qemu: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }

@@ -8,7 +8,9 @@ emulators built from the same Debian source with the same configuration:
   fork+dseg      build/qemu with -cpu max,+dseg (feature on, segments unused)
 
 The bare-metal workloads are the experiment's own runs (base native mode,
-QEMU's dynamic TLB, the loop timed alone).  The Linux workload boots
+the loop timed alone).  All series use QEMU's dynamic TLB, or with
+--fixed-tlb N a fixed TLB of N entries, and then the upstream series is
+build/qemu-upstream-tlb: upstream with only the tlb-size patch.  The Linux workload boots
 Debian's kernel to its init's first line; there a fourth series, the same
 kernel under thinvmm in VMM direct on the fork (`thinvmm vmm`), gives the
 cost of booting in VMM direct against booting directly on the fork.
@@ -53,14 +55,17 @@ exec sleep 100000
 LINUX_CMDLINE = 'console=ttyS0 panic=-1 quiet'
 
 
-def emulators(build):
+def emulators(build, tlb_size=None):
+    """The three series' emulators; with TLB_SIZE, a fixed TLB."""
     qemu = os.path.join(build, 'qemu', 'qemu-system-x86_64')
+    upstream = 'qemu-upstream-tlb' if tlb_size else 'qemu-upstream'
     return [
         Emulator('upstream', 'upstream', os.path.join(
-            build, 'qemu-upstream', 'qemu-system-x86_64'), 'max',
-            counters=False),
-        Emulator('fork', 'fork', qemu, 'max'),
-        Emulator('fork+dseg', 'fork+dseg', qemu, 'max,+dseg'),
+            build, upstream, 'qemu-system-x86_64'), 'max',
+            tlb_size=tlb_size, counters=False),
+        Emulator('fork', 'fork', qemu, 'max', tlb_size=tlb_size),
+        Emulator('fork+dseg', 'fork+dseg', qemu, 'max,+dseg',
+                 tlb_size=tlb_size),
     ]
 
 
@@ -82,10 +87,10 @@ def linux_args(emu, image, guests_dir, thinvmm):
     14 MiB of low RAM)."""
     if not thinvmm:
         return ['-M', 'q35', '-cpu', emu.cpu, '-m', f'{LINUX_MB}M',
-                '-kernel', image.kernel, '-initrd', image.initrd,
-                '-append', LINUX_CMDLINE]
+                *emu.args(), '-kernel', image.kernel,
+                '-initrd', image.initrd, '-append', LINUX_CMDLINE]
     return ['-M', 'q35', '-cpu', emu.cpu,
-            '-m', f'{Q35_LOW_RAM_MB + LINUX_MB}M',
+            '-m', f'{Q35_LOW_RAM_MB + LINUX_MB}M', *emu.args(),
             '-kernel', guests.image('thinvmm', guests_dir),
             '-initrd', f'{image.kernel},{image.initrd}',
             *guests.DEBUG_EXIT_ARGS,
@@ -145,16 +150,24 @@ def main(argv=None):
                     choices=[*BARE_METAL, 'linux'],
                     default=[*BARE_METAL, 'linux'],
                     help='what to run (default: all)')
+    ap.add_argument('--fixed-tlb', type=int, metavar='N',
+                    help='run every series with -accel tcg,tlb-size=N, '
+                         'against upstream with only the tlb-size patch '
+                         '(scripts/build-qemu.sh --upstream-tlb); default: '
+                         "QEMU's dynamic TLB")
     ap.add_argument('--out', help='directory for results.json (default: '
                     'BUILD/bench-overhead)')
     opts = ap.parse_args(argv)
+    t = opts.fixed_tlb
+    if t is not None and (t < 64 or t > 65536 or t & (t - 1)):
+        ap.error('--fixed-tlb must be a power of two from 64 to 65536')
     if not 2 <= opts.min_rounds <= opts.max_rounds:
         ap.error('need 2 <= --min-rounds <= --max-rounds')
     if opts.target <= 0:
         ap.error('--target must be positive')
     out = opts.out or os.path.join(opts.build, 'bench-overhead')
     logs = os.path.join(out, 'logs')
-    emus = {e.name: e for e in emulators(opts.build)}
+    emus = {e.name: e for e in emulators(opts.build, opts.fixed_tlb)}
     if opts.qemu:
         for name in ('fork', 'fork+dseg'):
             emus[name].qemu = opts.qemu
@@ -177,6 +190,8 @@ def main(argv=None):
 
     print(f"fork: {emus['fork'].version()}")
     print(f"upstream: {emus['upstream'].version()}")
+    print('TLB: ' + (f'fixed, {opts.fixed_tlb} entries per MMU index'
+                     if opts.fixed_tlb else "QEMU's dynamic sizing"))
     results = {}
     for wname, (series, run) in workloads.items():
         res = compare.run_rounds(
