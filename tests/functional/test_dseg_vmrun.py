@@ -50,9 +50,15 @@ class DsegVmrunTest(testing.TestCase):
         self.assertEqual(outside['vmm-segment'], VMM)
 
     def test_feature_off(self):
-        status, console = self.run_guest('dseg_vmrun', cpu='max',
-                                            append='dseg=0')
+        # The guest pages, enters long mode and runs a VM with nested
+        # paging before its checkpoint, but without the feature nothing
+        # is counted.
+        status, console, windows = self.run_guest_windows(
+            'dseg_vmrun', cpu='max', append='dseg=0')
         self.assert_guest_passed(status, console)
+        info = windows['feature-off']
+        self.assertFalse(info['enabled'])
+        model.assert_counters(info['counters'], {}, 'feature off')
 
 
 if __name__ == '__main__':

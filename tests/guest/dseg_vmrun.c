@@ -382,6 +382,7 @@ int guest_main(const char *cmdline)
     setup();
     if (!on) {
         check_feature_off();
+        checkpoint("feature-off");
         return tap_done();
     }
     check_copies();

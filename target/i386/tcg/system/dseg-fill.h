@@ -35,9 +35,19 @@ static inline bool dseg_nested(CPUX86State *env)
     return env->hflags2 & HF2_NPT_MASK;
 }
 
+/*
+ * Only a CPU with the feature counts.  Without it the segments are
+ * disarmed for good (their MSRs fault), so every hook below is a compare
+ * that fails or a test of an inactive fill: the fill path is upstream's.
+ */
+static inline bool dseg_feature(CPUX86State *env)
+{
+    return env->features[FEAT_8000_0001_ECX] & CPUID_EXT3_DSEG;
+}
+
 static inline void dseg_fill_begin(CPUX86State *env, int mmu_idx)
 {
-    if (dseg_virtual_idx(mmu_idx)) {
+    if (dseg_virtual_idx(mmu_idx) && dseg_feature(env)) {
         env->dseg.fill = (DSegFill) { .active = true };
     }
 }
@@ -110,6 +120,9 @@ static inline void dseg_count_pte(CPUX86State *env, int walk_idx,
 {
     DSegFill *f = &env->dseg.fill;
 
+    if (!f->active) {
+        return;     /* no fill of a virtual address is being counted */
+    }
     if (walk_idx == MMU_NESTED_IDX) {
         f->guest_refs++;
         f->arch_refs += 1 + (direct ? 0 : dseg_nested_walk_refs(
