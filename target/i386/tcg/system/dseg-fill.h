@@ -5,6 +5,12 @@
  * in dseg.c.  dseg_fill_begin/end bracket the fill of a virtual address;
  * the others run inside it.  Nothing here runs on a TLB hit.
  *
+ * A segment translation costs what the hardware's does: a compare and an
+ * add.  The guest segment replaces the guest walk; every nested step of a
+ * fill (a guest entry's gPA, the final gPA) tries the VMM segment first,
+ * and a gPA that it translates is used at its hPA at once, never through
+ * QEMU's nested TLB (MMU_NESTED_IDX).
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #ifndef TARGET_I386_TCG_SYSTEM_DSEG_FILL_H
