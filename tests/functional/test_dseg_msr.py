@@ -10,6 +10,8 @@ formula.  Also checks the CPU properties and the QMP commands' errors.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import os
+import re
 import subprocess
 
 from qemu_dseg import config, guests, model, testing
@@ -119,6 +121,34 @@ class DsegMsrTest(testing.TestCase):
             self.assertEqual(vm.cmd('dseg-reset-counters'), {})
             err = vm.qmp('dseg-reset-counters', cpu_index=1)
             self.assertEqual(err['error']['class'], 'GenericError')
+
+    def test_info_dseg_layout_is_the_specs(self):
+        # The spec's 'info dseg' example and the real command print lines
+        # of the same shapes: numbers, the mode and "(empty)" aside.
+        def shapes(lines):
+            out = set()
+            for line in lines:
+                line = re.sub(r'\b(guest|host) mode\b', 'MODE', line)
+                line = line.replace('(empty)', '')
+                line = re.sub(r'0x[0-9a-f]+|\b\d+(\.\d+)?\b|(?<= )-(?= |$)',
+                              'N', line)
+                out.add(' '.join(line.split()))
+            return out
+
+        with open(os.path.join(config.REPO, 'docs', 'specs',
+                               'direct-segments.rst')) as f:
+            spec = f.read()
+        example = spec[spec.index('   (qemu) info dseg\n'):]
+        example = example[:example.index('\n\n')].splitlines()[1:]
+        args = guests.args('dseg_msr', cpu='max,+dseg', extra_args=['-S'])
+        with self.machine(args, name='hmp') as vm:
+            vm.launch()
+            text = vm.cmd('human-monitor-command',
+                          command_line='info dseg')
+        live = shapes(text.splitlines())
+        want = shapes(line for line in example
+                      if "host's guest segment" not in line)
+        self.assertEqual(live, want, text)
 
     def test_qmp_feature_off(self):
         args = guests.args('dseg_msr', cpu='max', extra_args=['-S'])
