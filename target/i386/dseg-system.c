@@ -34,6 +34,16 @@ bool dseg_realize(X86CPU *cpu, Error **errp)
     return true;
 }
 
+unsigned dseg_va_bits(CPUX86State *env)
+{
+    return env->features[FEAT_7_0_ECX] & CPUID_7_0_ECX_LA57 ? 57 : 48;
+}
+
+unsigned dseg_pa_bits(CPUX86State *env)
+{
+    return env_archcpu(env)->phys_bits;
+}
+
 void dseg_reset(CPUX86State *env)
 {
     DSegState *ds = &env->dseg;
@@ -60,49 +70,110 @@ static bool dseg_state_needed(void *opaque)
            !buffer_is_zero(ds->filter.bits, sizeof(ds->filter.bits));
 }
 
+static int dseg_state_pre_save(void *opaque)
+{
+    DSegState *ds = &X86_CPU(opaque)->env.dseg;
+    DSegMigration *m = &ds->migration;
+
+    m->guest = ds->guest;
+    m->host_guest = ds->host_guest;
+    m->host_guest_saved = ds->host_guest_saved;
+    m->vmm = ds->vmm;
+    m->filter_bits_log2 = ds->filter.bits_log2;
+    m->filter_hashes = ds->filter.nr_hashes;
+    memcpy(m->filter_words, ds->filter.bits, sizeof(m->filter_words));
+    return 0;
+}
+
+/* Why the staged stream state @m cannot be this CPU's, or NULL. */
+static const char *dseg_migration_invalid(CPUX86State *env,
+                                          const DSegMigration *m)
+{
+    unsigned va = dseg_va_bits(env), pa = dseg_pa_bits(env);
+    unsigned words = 1u << (m->filter_bits_log2 - 6);
+
+    if (!dseg_range_valid(&m->guest, true, va, pa)) {
+        return "its guest segment is not a valid register state";
+    }
+    if (!dseg_range_valid(&m->host_guest, true, va, pa)) {
+        return "its saved host copy is not a valid register state";
+    }
+    if (!dseg_range_valid(&m->vmm, false, va, pa)) {
+        return "its VMM segment is not a valid register state";
+    }
+    if (m->host_guest_saved && !(env->hflags & HF_GUEST_MASK)) {
+        return "it has a saved host copy, but the CPU is in host mode";
+    }
+    if (!buffer_is_zero(m->filter_words + words,
+                        sizeof(m->filter_words) - words * 8)) {
+        return "it has escape-filter bits beyond its geometry";
+    }
+    return NULL;
+}
+
+/* Check the staged state whole; only then does it become the CPU's. */
 static int dseg_state_post_load(void *opaque, int version_id)
 {
     X86CPU *cpu = X86_CPU(opaque);
-    DSegFilter *f = &cpu->env.dseg.filter;
+    DSegState *ds = &cpu->env.dseg;
+    const DSegMigration *m = &ds->migration;
+    const char *why;
 
-    dseg_filter_update_empty(f);
     if (!(cpu->env.features[FEAT_8000_0001_ECX] & CPUID_EXT3_DSEG)) {
         error_report("dseg: incoming direct-segment state, but this CPU "
                      "does not have the dseg feature");
         return -EINVAL;
     }
-    if (f->bits_log2 != ctz32(cpu->env.dseg.filter_bits) ||
-        f->nr_hashes != cpu->env.dseg.filter_hashes) {
+    if (m->filter_bits_log2 != ds->filter.bits_log2 ||
+        m->filter_hashes != ds->filter.nr_hashes) {
         error_report("dseg: incoming escape filter has 2^%u bits and %u "
                      "hashes, this CPU is configured for %u bits and %u "
                      "hashes",
-                     f->bits_log2, f->nr_hashes, cpu->env.dseg.filter_bits,
-                     cpu->env.dseg.filter_hashes);
+                     m->filter_bits_log2, m->filter_hashes, ds->filter_bits,
+                     ds->filter_hashes);
         return -EINVAL;
     }
+    why = dseg_migration_invalid(&cpu->env, m);
+    if (why) {
+        error_report("dseg: incoming direct-segment state refused: %s", why);
+        return -EINVAL;
+    }
+    ds->guest = m->guest;
+    ds->host_guest = m->host_guest;
+    ds->host_guest_saved = m->host_guest_saved;
+    ds->vmm = m->vmm;
+    memcpy(ds->filter.bits, m->filter_words, sizeof(ds->filter.bits));
+    dseg_filter_update_empty(&ds->filter);
     return 0;
 }
 
+/*
+ * The stream's layout is that of the CPU state itself: three segments, the
+ * saved flag between the host copy and the VMM segment, the geometry, the
+ * words.
+ */
 const VMStateDescription vmstate_dseg = {
     .name = "cpu/dseg",
     .version_id = 1,
     .minimum_version_id = 1,
     .needed = dseg_state_needed,
+    .pre_save = dseg_state_pre_save,
     .post_load = dseg_state_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_UINT64(env.dseg.guest.base, X86CPU),
-        VMSTATE_UINT64(env.dseg.guest.limit, X86CPU),
-        VMSTATE_UINT64(env.dseg.guest.offset, X86CPU),
-        VMSTATE_UINT64(env.dseg.host_guest.base, X86CPU),
-        VMSTATE_UINT64(env.dseg.host_guest.limit, X86CPU),
-        VMSTATE_UINT64(env.dseg.host_guest.offset, X86CPU),
-        VMSTATE_BOOL(env.dseg.host_guest_saved, X86CPU),
-        VMSTATE_UINT64(env.dseg.vmm.base, X86CPU),
-        VMSTATE_UINT64(env.dseg.vmm.limit, X86CPU),
-        VMSTATE_UINT64(env.dseg.vmm.offset, X86CPU),
-        VMSTATE_UINT8(env.dseg.filter.bits_log2, X86CPU),
-        VMSTATE_UINT8(env.dseg.filter.nr_hashes, X86CPU),
-        VMSTATE_UINT64_ARRAY(env.dseg.filter.bits, X86CPU, DSEG_FILTER_WORDS),
+        VMSTATE_UINT64(env.dseg.migration.guest.base, X86CPU),
+        VMSTATE_UINT64(env.dseg.migration.guest.limit, X86CPU),
+        VMSTATE_UINT64(env.dseg.migration.guest.offset, X86CPU),
+        VMSTATE_UINT64(env.dseg.migration.host_guest.base, X86CPU),
+        VMSTATE_UINT64(env.dseg.migration.host_guest.limit, X86CPU),
+        VMSTATE_UINT64(env.dseg.migration.host_guest.offset, X86CPU),
+        VMSTATE_BOOL(env.dseg.migration.host_guest_saved, X86CPU),
+        VMSTATE_UINT64(env.dseg.migration.vmm.base, X86CPU),
+        VMSTATE_UINT64(env.dseg.migration.vmm.limit, X86CPU),
+        VMSTATE_UINT64(env.dseg.migration.vmm.offset, X86CPU),
+        VMSTATE_UINT8(env.dseg.migration.filter_bits_log2, X86CPU),
+        VMSTATE_UINT8(env.dseg.migration.filter_hashes, X86CPU),
+        VMSTATE_UINT64_ARRAY(env.dseg.migration.filter_words, X86CPU,
+                             DSEG_FILTER_WORDS),
         VMSTATE_END_OF_LIST()
     }
 };

@@ -36,6 +36,21 @@
 /* Defaults of the filter geometry properties (the paper's filter). */
 #define DSEG_FILTER_DEFAULT_BITS    (1u << DSEG_FILTER_DEFAULT_BITS_LOG2)
 
+/*
+ * DSEG state as a migration stream carries it (vmstate_dseg): staged here
+ * on both sides, so that a stream is checked whole before it replaces the
+ * CPU's state.
+ */
+typedef struct DSegMigration {
+    DSegRange guest;
+    DSegRange host_guest;
+    bool host_guest_saved;
+    DSegRange vmm;
+    uint8_t filter_bits_log2;
+    uint8_t filter_hashes;
+    uint64_t filter_words[DSEG_FILTER_WORDS];
+} DSegMigration;
+
 typedef struct DSegState {
     /* Architectural state, cleared by a CPU reset. */
     DSegRange guest;            /* current copy of the guest segment */
@@ -51,12 +66,17 @@ typedef struct DSegState {
     /* Emulator statistics, kept across resets (query-dseg). */
     DSegCounters counters;
     DSegFill fill;
+
+    /* Migration staging, meaningful only while saving or loading. */
+    DSegMigration migration;
 } DSegState;
 
 struct CPUArchState;
 
 /* CPU lifecycle. */
 bool dseg_realize(X86CPU *cpu, Error **errp);
+unsigned dseg_va_bits(struct CPUArchState *env);
+unsigned dseg_pa_bits(struct CPUArchState *env);
 void dseg_reset(struct CPUArchState *env);
 extern const VMStateDescription vmstate_dseg;
 

@@ -13,7 +13,10 @@ filter and new stores through the segment itself (TAP).
 
 Loading into a CPU without the feature, or with another filter geometry,
 must fail with an error that names dseg; a VM that never used the feature
-sends no cpu/dseg subsection and loads into a CPU without it.
+sends no cpu/dseg subsection and loads into a CPU without it.  Hostile
+copies of the stream (a filter of 2^255 bits, invalid segments, a saved
+host copy in host mode, filter bits beyond the geometry) must fail the
+same way and leave the destination running with its DSEG state intact.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -171,6 +174,67 @@ class DsegMigrateTest(testing.TestCase):
             'guest-segment-hits': SEG_PAGES}, 'readback')
         self.assertEqual(registers(windows['readback']),
                          registers(self.source_info))
+
+    def assert_hostile_stream_refused(self, name, edit, *phrases):
+        """Load a copy of the stream whose subsection EDIT(bytearray,
+        offset of its first field) changed: the load fails naming dseg and
+        PHRASES, and QEMU runs on with its DSEG state as it was."""
+        with open(self.stream, 'rb') as f:
+            data = bytearray(f.read())
+        at = data.index(SUBSECTION) + len(SUBSECTION)
+        edit(data, at)
+        stream = os.path.join(self.logs, f'{name}.mig')
+        with open(stream, 'wb') as f:
+            f.write(data)
+        with self.destination(CPU, name) as vm:
+            vm.launch()
+            before = vm.cmd('query-dseg')[0]
+            vm.cmd('migrate-incoming', uri=f'file:{stream}',
+                   exit_on_error=False)
+            info = wait_for(f'{name} to load the stream',
+                            lambda: migration_done(vm))
+            self.assertEqual(info['status'], 'failed', vm.describe())
+            error = vm.output() + info.get('error-desc', '')
+            for phrase in ('dseg',) + phrases:
+                self.assertIn(phrase, error)
+            after = vm.cmd('query-dseg')[0]
+            self.assertEqual(registers(after), registers(before))
+            self.assertEqual(after['filter'], {'bits': 256, 'hashes': 4,
+                                               'words': [0, 0, 0, 0]})
+
+    # Offsets in the subsection (big-endian): guest segment 0, host copy
+    # 24, saved flag 48, VMM segment 49, filter log2 73, hashes 74, words
+    # from 75.
+    def test_hostile_filter_geometry(self):
+        def edit(data, at):
+            data[at + 73] = 255
+        self.assert_hostile_stream_refused('hostile-geometry', edit,
+                                           'filter', '2^255')
+
+    def test_hostile_vmm_segment(self):
+        def edit(data, at):
+            data[at + 49:at + 57] = (0x40000800).to_bytes(8, 'big')
+        self.assert_hostile_stream_refused('hostile-vmm', edit,
+                                           'VMM segment')
+
+    def test_hostile_guest_segment(self):
+        def edit(data, at):
+            data[at + 8:at + 16] = (SEG_BASE - PAGE_4K).to_bytes(8, 'big')
+        self.assert_hostile_stream_refused('hostile-guest', edit,
+                                           'guest segment')
+
+    def test_hostile_host_copy_in_host_mode(self):
+        def edit(data, at):
+            data[at + 48] = 1
+        self.assert_hostile_stream_refused('hostile-host-copy', edit,
+                                           'host mode')
+
+    def test_hostile_filter_words(self):
+        def edit(data, at):
+            word = at + 75 + 8 * 10
+            data[word:word + 8] = (1).to_bytes(8, 'big')
+        self.assert_hostile_stream_refused('hostile-words', edit,
+                                           'beyond its geometry')
 
     def test_destination_without_dseg(self):
         self.assert_load_fails('max', 'does not have the dseg feature')

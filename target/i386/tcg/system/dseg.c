@@ -24,16 +24,6 @@ static bool dseg_enabled(CPUX86State *env)
     return env->features[FEAT_8000_0001_ECX] & CPUID_EXT3_DSEG;
 }
 
-static unsigned dseg_va_bits(CPUX86State *env)
-{
-    return env->features[FEAT_7_0_ECX] & CPUID_7_0_ECX_LA57 ? 57 : 48;
-}
-
-static unsigned dseg_pa_bits(CPUX86State *env)
-{
-    return env_archcpu(env)->phys_bits;
-}
-
 static bool dseg_in_guest(CPUX86State *env)
 {
     return env->hflags & HF_GUEST_MASK;
