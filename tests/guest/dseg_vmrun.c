@@ -8,7 +8,8 @@
  *
  * Checks: VMRUN loads the guest copy from the VMCB and #VMEXIT stores it
  * back while the host copy survives; VMRUN refuses invalid guest copies
- * (also without nested paging); without nested paging the guest copy is
+ * (also without nested paging), and switches nothing when it fails any of
+ * its other consistency checks; without nested paging the guest copy is
  * not used for translation; host-only MSRs #GP in the VM unless
  * intercepted, intercepted DSEG MSRs #VMEXIT(MSR).  With the feature off
  * (dseg=0 on the command line) VMRUN and #VMEXIT leave the VMCB bytes
@@ -243,6 +244,72 @@ static void check_vmrun_checks(void)
     dseg_disarm(DSEG_G);
 }
 
+/*
+ * VMRUN's other consistency checks come first: a VMRUN that fails one of
+ * them, with a valid guest copy, switches nothing either.  Each case gives
+ * its guest copy a base of its own, LATE_BASE(i), so test_dseg_vmrun.py
+ * can check in the trace that none was switched to, and LATE_BASE(n) is
+ * the control, a VMRUN that succeeds.
+ */
+#define LATE_BASE(i)    (0x5000000000ull + ((uint64_t)(i) << 32))
+
+static void check_late_checks(void)
+{
+    const unsigned phys_bits = cpu_phys_addr_bits();
+    static const struct {
+        unsigned field;
+        uint64_t set, clear;
+        const char *why;
+    } bad[] = {
+        { VMCB_CR0, 1ull << 29, 1ull << 30, "CR0.NW without CR0.CD" },
+        { VMCB_CR3, 0, 0, "CR3 above MAXPHYADDR" },
+        { VMCB_CR4, 1ull << 63, 0, "a reserved CR4 bit" },
+        { VMCB_DR7, 1ull << 32, 0, "a reserved DR7 bit" },
+        { VMCB_DR6, 1ull << 32, 0, "a reserved DR6 bit" },
+        { VMCB_EFER, 0, EFER_SVME, "EFER.SVME clear" },
+        { VMCB_EVENTINJ, SVM_EVTINJ_V | SVM_EVTINJ_TYPE_EXCP | EXC_NMI, ~0ull,
+          "EVENTINJ of exception vector 2" },
+        { VMCB_EVENTINJ, SVM_EVTINJ_V | 1u << 8, ~0ull,
+          "EVENTINJ of a reserved type" },
+    };
+    const unsigned n = ARRAY_SIZE(bad);
+    struct svm_vm scratch;
+    uint64_t code, base, ret;
+    bool ran;
+
+    set_host_g(HOST_BASE, HOST_LIMIT, host_target);
+    for (unsigned i = 0; i < n; i++) {
+        base = LATE_BASE(i);
+        svm_vm_init(&scratch);
+        svm_set_cr3(&scratch, &hpt);
+        svm_set_npt(&scratch, &npt);
+        vmcb_set_dseg(&scratch, base, base + PAGE_4K, seg_pa - base);
+        svm_prepare_call(&scratch, vm_load, base + 8);
+        vmcb_set(&scratch, bad[i].field,
+                 (vmcb_get(&scratch, bad[i].field) & ~bad[i].clear) |
+                 (bad[i].field == VMCB_CR3 ? 1ull << phys_bits : bad[i].set));
+        code = svm_run(&scratch);
+        ok(code == SVM_EXIT_INVALID &&
+           seg_equal(vmcb_get_dseg(&scratch), base, base + PAGE_4K,
+                     seg_pa - base) &&
+           seg_equal(dseg_get(DSEG_G), HOST_BASE, HOST_LIMIT,
+                     host_target - HOST_BASE),
+           "VMRUN with a valid guest copy and %s: VMEXIT_INVALID, "
+           "nothing changed", bad[i].why);
+        if (code != SVM_EXIT_INVALID) {
+            svm_report_exit(&scratch);
+        }
+    }
+    base = LATE_BASE(n);
+    vmcb_set_dseg(&vm, base, base + PAGE_4K, seg_pa - base);
+    ran = svm_call(&vm, vm_load, base + 8, &ret);
+    ok(ran && mem_origin(ret) == seg_pa + 8,
+       "control: the same VMRUN with nothing bad runs in its segment");
+    diag("late-check bases 0x%llx..0x%llx, control 0x%llx", LATE_BASE(0),
+         LATE_BASE(n - 1), LATE_BASE(n));
+    dseg_disarm(DSEG_G);
+}
+
 /* Without nested paging the guest copy is loaded but never translates. */
 static void check_no_npt(void)
 {
@@ -388,6 +455,7 @@ int guest_main(const char *cmdline)
     check_copies();
     check_switch();
     check_vmrun_checks();
+    check_late_checks();
     check_no_npt();
     check_guest_msrs();
     checkpoints();
