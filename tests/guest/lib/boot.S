@@ -11,11 +11,14 @@
  * can only be set while paging is off): a PML5 table whose first entry
  * points to the same PML4.  The CPU must enumerate LA57.
  *
- * Application processors (lib/smp.h) take the same path: smp_start_ap()
- * copies ap_trampoline below 1 MiB and starts the AP there in real mode;
- * the trampoline enters 32-bit protected mode and joins long_mode_entry
- * with %ebp = 1, which loads the BSP's page tables and GDT and, in 64-bit
- * mode, switches to the stack in smp_ap_stack_top and calls smp_ap_start().
+ * Application processors (lib/smp.h) and system management mode (lib/smm.h)
+ * take the same path: smp_start_ap() copies ap_entry16 below 1 MiB and
+ * starts the AP there in real mode, smm_call() copies smm_entry16 to
+ * SMBASE + 0x8000 where an SMI enters it.  Either enters 32-bit protected mode and joins
+ * long_mode_entry with %ebp = 1 (an AP) or 2 (SMM), which loads the BSP's
+ * page tables and GDT.  In 64-bit mode an AP switches to the stack in
+ * smp_ap_stack_top and calls smp_ap_start(); the SMM handler switches to
+ * smm_stack_top, calls smm_start() and returns with RSM.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -126,44 +129,60 @@ start64:
 3:  cli
     hlt
     jmp 3b
-4:  mov smp_ap_stack_top(%rip), %rsp
+4:  cmp $2, %ebp
+    je 5f
+    mov smp_ap_stack_top(%rip), %rsp
     call smp_ap_start
     jmp 3b
+5:  lea smm_stack_top(%rip), %rsp
+    call smm_start
+    rsm
 
-    /* An AP, from ap_trampoline: flat segments, then the BSP's path. */
+    /* An AP or SMM, from ap_entry16: flat segments, the BSP's path. */
     .code32
-ap_start32:
+realmode_start32:
     mov $0x10, %eax
     mov %eax, %ds
     mov %eax, %es
     mov %eax, %ss
-    mov $1, %ebp
     jmp long_mode_entry
 
     /*
-     * Real-mode start of an AP, copied by smp_start_ap() to a 4 KiB page
-     * below 1 MiB whose number is the SIPI vector: the AP starts with CS
-     * based at that page and IP = 0, so the code addresses its own data
-     * relative to CS.  It needs the GDT (its descriptor holds a 32-bit
-     * base) and a far jump to set CS to the 32-bit code segment.
+     * Real-mode starts of an AP and of the SMM handler.  smp_start_ap()
+     * copies [ap_entry16, entry16_end) to a 4 KiB page below 1 MiB whose
+     * number is the SIPI vector, where the AP starts with CS based at the
+     * page and IP = 0.  smm_call() copies [smm_entry16, entry16_end) to
+     * SMBASE + 0x8000, where an SMI starts with CS based at SMBASE and
+     * IP = 0x8000.  DS is set to the copy, so that the code finds its data
+     * at DS:SI + (offset from ap_entry16).  It needs the GDT (its
+     * descriptor holds a 32-bit base) and a far jump to set CS to the
+     * 32-bit code segment.
      */
     .section .rodata
     .code16
-    .globl ap_trampoline, ap_trampoline_end
-ap_trampoline:
-    cli
+    .globl smm_entry16, ap_entry16, entry16_end
+smm_entry16:
+    mov $2, %ebp
     mov %cs, %ax
+    add $0x800, %ax                     /* SMBASE + 0x8000 */
+    mov $(ap_entry16 - smm_entry16), %si
+    jmp 1f
+ap_entry16:
+    mov $1, %ebp
+    mov %cs, %ax
+    xor %si, %si
+1:  cli
     mov %ax, %ds
-    lgdtl ap_gdt_desc - ap_trampoline
+    lgdtl (entry16_gdt_desc - ap_entry16)(%si)
     mov %cr0, %eax
     or $CR0_PE, %eax
     mov %eax, %cr0
-    ljmpl $0x18, $ap_start32
+    ljmpl $0x18, $realmode_start32
     .balign 8
-ap_gdt_desc:
+entry16_gdt_desc:
     .word gdt_end - gdt - 1
     .long gdt
-ap_trampoline_end:
+entry16_end:
     .code64
 
     .section .rodata
@@ -196,5 +215,9 @@ boot_pd:
 boot_stack:
     .skip 64 * 1024
 boot_stack_top:
+    .balign 16
+smm_stack:
+    .skip 16 * 1024
+smm_stack_top:
 boot_mb_info:
     .skip 8

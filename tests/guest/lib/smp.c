@@ -9,10 +9,7 @@
 #define APIC_ICR_LO         0x300
 #define APIC_ICR_HI         0x310
 #define ICR_DEST_SHIFT      24
-#define ICR_DM_INIT         (5u << 8)
-#define ICR_DM_STARTUP      (6u << 8)
 #define ICR_BUSY            (1u << 12)
-#define ICR_LEVEL_ASSERT    (1u << 14)
 
 /*
  * Where the trampoline runs: a free page below 1 MiB (under the EBDA and
@@ -57,7 +54,7 @@ static uint32_t apic_read(unsigned reg)
 }
 
 /* Sends an IPI of @icr_lo (delivery mode, vector) to @apic_id. */
-static void apic_send_ipi(unsigned apic_id, uint32_t icr_lo)
+void smp_send_ipi(unsigned apic_id, uint32_t icr_lo)
 {
     apic_write(APIC_ICR_HI, apic_id << ICR_DEST_SHIFT);
     apic_write(APIC_ICR_LO, icr_lo);
@@ -77,27 +74,27 @@ static bool ap_wait_alive(unsigned long spins)
 
 bool smp_start_ap(unsigned apic_id, smp_ap_fn *fn, void *arg)
 {
-    size_t len = ap_trampoline_end - ap_trampoline;
+    size_t len = entry16_end - ap_entry16;
 
     if (apic_id == 0 || apic_id >= SMP_MAX_CPUS || ap_started[apic_id] ||
         apic_id == smp_apic_id()) {
         panic("cannot start the AP with APIC ID %u", apic_id);
     }
     ap_started[apic_id] = true;
-    memcpy((void *)(uintptr_t)AP_TRAMPOLINE_PA, ap_trampoline, len);
+    memcpy((void *)(uintptr_t)AP_TRAMPOLINE_PA, ap_entry16, len);
     ap_boot.fn = fn;
     ap_boot.arg = arg;
     ap_boot.alive = false;
     smp_ap_stack_top = (uintptr_t)ap_stacks[apic_id] + AP_STACK_SIZE;
 
     /* INIT puts the AP into wait-for-SIPI, whatever the firmware left. */
-    apic_send_ipi(apic_id, ICR_DM_INIT | ICR_LEVEL_ASSERT);
+    smp_send_ipi(apic_id, ICR_DM_INIT | ICR_LEVEL_ASSERT);
     for (int i = 0; i < INIT_DELAY; i++) {
         cpu_relax();
     }
     /* A second SIPI is the usual retry; an AP that runs ignores it. */
     for (int sipi = 0; sipi < 2; sipi++) {
-        apic_send_ipi(apic_id, ICR_DM_STARTUP | (AP_TRAMPOLINE_PA >> 12));
+        smp_send_ipi(apic_id, ICR_DM_STARTUP | (AP_TRAMPOLINE_PA >> 12));
         if (ap_wait_alive(SIPI_TIMEOUT)) {
             return true;
         }

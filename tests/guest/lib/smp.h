@@ -4,8 +4,8 @@
  * The runtime enters guest_main() on the bootstrap processor (BSP) only.
  * smp_start_ap() wakes one AP with INIT-SIPI-SIPI through the BSP's local
  * APIC (xAPIC registers at APIC_MMIO_BASE, identity-mapped).  The AP runs
- * the real-mode trampoline of lib/boot.S, which enters 32-bit protected
- * mode and joins the BSP's long-mode entry path: the AP comes up in 64-bit
+ * the real-mode trampoline ap_entry16 of lib/boot.S, which enters 32-bit
+ * protected mode and joins the BSP's long-mode entry path: the AP comes up in 64-bit
  * mode with the boot page tables (low 4 GiB identity-mapped), the BSP's GDT
  * and IDT and a 16 KiB stack of its own, and calls @fn(@arg).  When @fn
  * returns, the AP halts with interrupts off.
@@ -42,8 +42,21 @@ bool smp_start_ap(unsigned apic_id, smp_ap_fn *fn, void *arg);
 /* Local APIC ID of the calling CPU (CPUID 1:EBX[31:24]). */
 unsigned smp_apic_id(void);
 
+/* ICR delivery modes of smp_send_ipi(). */
+#define ICR_DM_SMI          (2u << 8)
+#define ICR_DM_INIT         (5u << 8)
+#define ICR_DM_STARTUP      (6u << 8)
+#define ICR_LEVEL_ASSERT    (1u << 14)
+
+/*
+ * Sends the IPI @icr_lo (delivery mode, vector, level) to the local APIC
+ * whose ID is @apic_id, in physical destination mode; returns once the
+ * local APIC has sent it.
+ */
+void smp_send_ipi(unsigned apic_id, uint32_t icr_lo);
+
 /* The interface with lib/boot.S: the trampoline, the AP's stack, C entry. */
-extern const char ap_trampoline[], ap_trampoline_end[];
+extern const char ap_entry16[], entry16_end[];
 extern uint64_t smp_ap_stack_top;
 void smp_ap_start(void);
 

@@ -41,6 +41,12 @@ static inline bool dseg_nested(CPUX86State *env)
     return env->hflags2 & HF2_NPT_MASK;
 }
 
+/* Neither segment applies in system management mode. */
+static inline bool dseg_smm(CPUX86State *env)
+{
+    return env->hflags & HF_SMM_MASK;
+}
+
 /*
  * Only a CPU with the feature counts.  Without it the segments are
  * disarmed for good (their MSRs fault), so every hook below is a compare
@@ -92,7 +98,7 @@ static inline bool dseg_nested_step(CPUX86State *env, uint64_t *addr)
 {
     DSegState *ds = &env->dseg;
 
-    if (!dseg_range_contains(&ds->vmm, *addr)) {
+    if (!dseg_range_contains(&ds->vmm, *addr) || unlikely(dseg_smm(env))) {
         return false;
     }
     ds->counters.filter_probes++;

@@ -51,7 +51,7 @@ bool dseg_translate_guest_hit(CPUX86State *env, uint64_t *addr)
     DSegState *ds = &env->dseg;
 
     if (!(env->hflags & HF_LMA_MASK) || !(env->cr[0] & CR0_PG_MASK) ||
-        (dseg_in_guest(env) && !dseg_nested(env))) {
+        (dseg_in_guest(env) && !dseg_nested(env)) || dseg_smm(env)) {
         return false;
     }
     *addr += ds->guest.offset;
@@ -77,7 +77,7 @@ bool dseg_translate_nested(CPUX86State *env, uint64_t *addr)
 {
     DSegState *ds = &env->dseg;
 
-    if (!dseg_range_contains(&ds->vmm, *addr) ||
+    if (!dseg_range_contains(&ds->vmm, *addr) || dseg_smm(env) ||
         dseg_filter_test(&ds->filter, *addr)) {
         return false;
     }

@@ -1,0 +1,143 @@
+/*
+ * System management mode guest: neither segment applies in SMM, and SMM
+ * entry and RSM leave DSEG state as it was.
+ *
+ * Two tagged pages P and Q.  Natively, the guest segment maps the page at
+ * linear address P to Q; in SMM (long mode with the boot tables, which map
+ * the low 4 GiB one-to-one) the same load must read P.  In a VM with
+ * nested tables that map the low 4 GiB one-to-one, the VMM segment maps
+ * gPA P to hPA Q and the VM's guest copy maps linear R to gPA S; an SMI
+ * taken in the VM must read P and R.  After RSM every segment translates
+ * again, and the DSEG MSRs read what they read before.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "libguest.h"
+#include "dseg.h"
+#include "paging.h"
+#include "smm.h"
+#include "svm.h"
+#include "tap.h"
+
+static uint64_t p_pa, q_pa, r_pa, s_pa;
+static struct svm_vm vm;
+static struct pt hpt, npt;
+
+/* What the SMM handler saw. */
+struct smm_seen {
+    uint64_t p_word, r_word;
+    struct dseg_seg g;
+};
+static struct smm_seen smm_out;
+
+/* SMM: loads at P and R, and the current copy of the guest segment. */
+static void smm_probe(void *arg)
+{
+    struct smm_seen *seen = arg;
+
+    seen->p_word = read64(p_pa + 8);
+    seen->r_word = read64(r_pa + 8);
+    seen->g = dseg_get(DSEG_G);
+}
+
+static bool seg_equal(struct dseg_seg a, struct dseg_seg b)
+{
+    return a.base == b.base && a.limit == b.limit && a.offset == b.offset;
+}
+
+static void check_native(void)
+{
+    const struct dseg_seg g = { p_pa, p_pa + PAGE_4K, q_pa - p_pa };
+
+    if (dseg_set(DSEG_G, g.base, g.limit, g.offset) != NO_EXCEPTION) {
+        panic("cannot program the guest segment");
+    }
+    ok_eq(mem_origin(read64(p_pa + 8)), q_pa + 8,
+          "host mode: P in the guest segment, at Q");
+    smm_out.p_word = 0;
+    if (!ok(smm_call(smm_probe, &smm_out), "an SMI runs our SMM handler")) {
+        return;
+    }
+    ok_eq(mem_origin(smm_out.p_word), p_pa + 8,
+          "SMM, long mode: the guest segment does not apply, P by the walk");
+    ok(seg_equal(smm_out.g, g), "SMM: the DSEG MSRs read the host's segment");
+    ok_eq(mem_origin(read64(p_pa + 8)), q_pa + 8,
+          "after RSM: P in the guest segment again");
+    ok(seg_equal(dseg_get(DSEG_G), g), "after RSM: the segment is unchanged");
+    dseg_disarm(DSEG_G);
+}
+
+/* The VM's results. */
+static struct {
+    uint64_t p_word, r_word;
+    bool smi;
+} vm_out;
+
+/* VM: loads at P and R, the same in SMM into *@arg, again after RSM. */
+static uint64_t vm_smm(uint64_t arg)
+{
+    vm_out.p_word = read64(p_pa + 8);
+    vm_out.r_word = read64(r_pa + 8);
+    vm_out.smi = smm_call(smm_probe, (struct smm_seen *)(uintptr_t)arg);
+    return read64(p_pa + 8) == vm_out.p_word &&
+           read64(r_pa + 8) == vm_out.r_word;
+}
+
+static void check_guest_mode(void)
+{
+    const struct dseg_seg g = { r_pa, r_pa + PAGE_4K, s_pa - r_pa };
+    uint64_t ret;
+    bool ran;
+
+    if (dseg_set(DSEG_V, p_pa, p_pa + PAGE_4K, q_pa - p_pa) !=
+        NO_EXCEPTION) {
+        panic("cannot program the VMM segment");
+    }
+    vmcb_set_dseg(&vm, g.base, g.limit, g.offset);
+    smm_out.p_word = smm_out.r_word = 0;
+    ran = svm_call(&vm, vm_smm, (uint64_t)(uintptr_t)&smm_out, &ret);
+    ok(ran && vm_out.smi, "an SMI in the VM runs our SMM handler");
+    ok(ran && mem_origin(vm_out.p_word) == q_pa + 8 &&
+       mem_origin(vm_out.r_word) == s_pa + 8,
+       "VM: gPA P in the VMM segment at Q, R in its guest segment at S");
+    ok_eq(mem_origin(smm_out.p_word), p_pa + 8,
+          "SMM in the VM: the VMM segment does not apply, P by nested walk");
+    ok_eq(mem_origin(smm_out.r_word), r_pa + 8,
+          "SMM in the VM: its guest segment does not apply, R by the walk");
+    ok(seg_equal(smm_out.g, g), "SMM in the VM: the MSRs read its copy");
+    ok(ran && ret == 1, "VM after RSM: P and R in their segments again");
+    ok(seg_equal(vmcb_get_dseg(&vm), g) && dseg_get(DSEG_V).base == p_pa,
+       "#VMEXIT after RSM: the guest copy and the VMM segment unchanged");
+    dseg_disarm(DSEG_V);
+}
+
+int guest_main(const char *cmdline)
+{
+    if (!ok(svm_available() && svm_npt_available() && dseg_available(),
+            "CPU has SVM, NPT, DSEG")) {
+        return tap_done();
+    }
+    p_pa = page_alloc();
+    q_pa = page_alloc();
+    r_pa = page_alloc();
+    s_pa = page_alloc();
+    mem_fill_tags(p_pa, 1);
+    mem_fill_tags(q_pa, 1);
+    mem_fill_tags(r_pa, 1);
+    mem_fill_tags(s_pa, 1);
+    smm_install();
+    check_native();
+    if (!cmdline_get_u64(cmdline, "vm", 1)) {
+        return tap_done();      /* vm=0: the native checks only */
+    }
+
+    host_pt_init(&hpt);
+    npt_init(&npt, paging_levels());
+    npt_map_range(&npt, 0, 0, 4ull << 30, PAGE_1G);
+    svm_enable();
+    svm_vm_init(&vm);
+    svm_set_cr3(&vm, &hpt);
+    svm_set_npt(&vm, &npt);
+    check_guest_mode();
+    return tap_done();
+}
