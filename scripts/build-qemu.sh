@@ -3,15 +3,17 @@
 # files, apply patches/series, configure a lean TCG-only x86_64-softmmu and
 # build it.  Every step is skipped when its inputs have not changed.
 #
-#   scripts/build-qemu.sh [--upstream|--upstream-tlb] [BUILD_DIR [STAMP]]
-#                                                      (default: build)
+#   scripts/build-qemu.sh [--upstream|--upstream-tlb|--sanitize]
+#                         [BUILD_DIR [STAMP]]          (default: build)
 #
 # Result: BUILD_DIR/qemu/qemu-system-x86_64.  With --upstream, the same
 # source, configuration and device set without our code and patches, in
 # BUILD_DIR/qemu-upstream/ (the baseline of scripts/bench-overhead.sh).
 # With --upstream-tlb, upstream plus only the fixed-size TLB option
 # (patches/0007-tcg-tlb-size.patch, accel/), in BUILD_DIR/qemu-upstream-tlb/:
-# the baseline of bench-overhead.sh --fixed-tlb.
+# the baseline of bench-overhead.sh --fixed-tlb.  With --sanitize, the fork
+# built with AddressSanitizer and UndefinedBehaviorSanitizer, in
+# BUILD_DIR/qemu-sanitize/ (scripts/check-sanitize.sh runs the tests on it).
 # The download is cached in $QEMU_DSEG_CACHE (default ~/.cache/qemu-dseg)
 # so a rebuild fetches nothing.
 set -euo pipefail
@@ -28,6 +30,11 @@ case "${1:-}" in
 --upstream-tlb)
     flavour=qemu-upstream-tlb
     pkgversion=upstream+tlb-size
+    shift
+    ;;
+--sanitize)
+    flavour=qemu-sanitize
+    pkgversion=qemu-dseg+asan+ubsan
     shift
     ;;
 esac
@@ -115,6 +122,9 @@ config_args=(
     --firmwarepath=/usr/share/seabios
     "--with-pkgversion=$pkgversion, Debian $deb_version"
 )
+if [ "$flavour" = qemu-sanitize ]; then
+    config_args+=(--enable-asan --enable-ubsan)
+fi
 config_id=$(printf '%s\n' "$tree_id" "${config_args[@]}" | sha256sum | cut -c1-16)
 export PATH=/usr/lib/ccache:$PATH
 if [ "$(cat "$bld/.qemu-dseg-config" 2>/dev/null)" != "$config_id" ]; then

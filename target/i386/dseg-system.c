@@ -119,7 +119,7 @@ static int dseg_state_post_load(void *opaque, int version_id)
     const DSegMigration *m = &ds->migration;
     const char *why;
 
-    if (!(cpu->env.features[FEAT_8000_0001_ECX] & CPUID_EXT3_DSEG)) {
+    if (!dseg_has_feature(&cpu->env)) {
         error_report("dseg: incoming direct-segment state, but this CPU "
                      "does not have the dseg feature");
         return -EINVAL;
@@ -213,7 +213,7 @@ static DsegCpuInfo *dseg_cpu_info(CPUState *cs)
 
     info->cpu_index = cs->cpu_index;
     info->qom_path = object_get_canonical_path(OBJECT(cs));
-    info->enabled = cpu->env.features[FEAT_8000_0001_ECX] & CPUID_EXT3_DSEG;
+    info->enabled = dseg_has_feature(&cpu->env);
     info->guest_mode = cpu->env.hflags & HF_GUEST_MASK;
     info->guest_segment = dseg_segment_info(&ds->guest);
     info->host_guest_segment = dseg_segment_info(&ds->host_guest);

@@ -14,6 +14,10 @@
 /* CPUID Fn8000_0001 ECX[31]: direct segments. */
 #define CPUID_EXT3_DSEG             (1U << 31)
 
+/* Has the CPU of @env the feature?  (A macro: CPUX86State comes later.) */
+#define dseg_has_feature(env) \
+    (((env)->features[FEAT_8000_0001_ECX] & CPUID_EXT3_DSEG) != 0)
+
 #define MSR_DSEG_BASE_G             0xc0011f00
 #define MSR_DSEG_LIMIT_G            0xc0011f01
 #define MSR_DSEG_OFFSET_G           0xc0011f02
@@ -85,6 +89,15 @@ bool dseg_is_msr(uint32_t msr);
 void dseg_wrmsr(struct CPUArchState *env, uint32_t msr, uint64_t val,
                 uintptr_t ra);
 uint64_t dseg_rdmsr(struct CPUArchState *env, uint32_t msr, uintptr_t ra);
+
+/*
+ * The debugger's view (cpu_get_phys_page_attrs_debug): true when the
+ * segments decide the translation of @addr, with the page's physical
+ * address, or -1 when it is not mapped, in *@paddr; false for upstream's
+ * walk.
+ */
+bool dseg_debug_translate(struct CPUArchState *env, vaddr addr,
+                          hwaddr *paddr);
 
 /* SVM world switches. */
 void dseg_vmrun(struct CPUArchState *env, uintptr_t ra);

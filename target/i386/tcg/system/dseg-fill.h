@@ -52,14 +52,9 @@ static inline bool dseg_smm(CPUX86State *env)
  * disarmed for good (their MSRs fault), so every hook below is a compare
  * that fails or a test of an inactive fill: the fill path is upstream's.
  */
-static inline bool dseg_feature(CPUX86State *env)
-{
-    return env->features[FEAT_8000_0001_ECX] & CPUID_EXT3_DSEG;
-}
-
 static inline void dseg_fill_begin(CPUX86State *env, int mmu_idx)
 {
-    if (dseg_virtual_idx(mmu_idx) && dseg_feature(env)) {
+    if (dseg_virtual_idx(mmu_idx) && dseg_has_feature(env)) {
         env->dseg.fill = (DSegFill) { .active = true };
     }
 }

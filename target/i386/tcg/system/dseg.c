@@ -111,7 +111,7 @@ void dseg_wrmsr(CPUX86State *env, uint32_t msr, uint64_t val, uintptr_t ra)
     bool linear = msr <= MSR_DSEG_OFFSET_G;
     DSegRange *r = linear ? &ds->guest : &ds->vmm;
 
-    if (!dseg_feature(env) || (dseg_host_only(msr) && dseg_in_guest(env))) {
+    if (!dseg_has_feature(env) || (dseg_host_only(msr) && dseg_in_guest(env))) {
         dseg_msr_fault(env, msr, val, true, ra);
     }
     switch (msr) {
@@ -152,7 +152,7 @@ uint64_t dseg_rdmsr(CPUX86State *env, uint32_t msr, uintptr_t ra)
     DSegState *ds = &env->dseg;
     unsigned words = (1u << ds->filter.bits_log2) / 64;
 
-    if (!dseg_feature(env) || (dseg_host_only(msr) && dseg_in_guest(env))) {
+    if (!dseg_has_feature(env) || (dseg_host_only(msr) && dseg_in_guest(env))) {
         dseg_msr_fault(env, msr, 0, false, ra);
     }
     switch (msr) {
@@ -211,7 +211,7 @@ void dseg_vmrun(CPUX86State *env, uintptr_t ra)
     DSegState *ds = &env->dseg;
     DSegRange guest;
 
-    if (!dseg_feature(env)) {
+    if (!dseg_has_feature(env)) {
         return;
     }
     if (dseg_event_inj_refused(x86_ldl_phys(cs, env->vm_vmcb +

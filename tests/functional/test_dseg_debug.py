@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""The debugger's view of memory applies the direct segments.
+
+The guest (tests/guest/dseg_debug.c) reads tagged pages through the CPU,
+natively with a guest segment and in a VM with a VMM segment, a guest
+copy, a non-identity nested mapping and then an escaped page, and stops
+at a checkpoint after each.  There this test reads the same linear
+addresses with Debian's gdb through QEMU's gdbstub and with the monitor
+(HMP x and gva2gpa), and checks that they read the words the CPU read.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import os
+import re
+import subprocess
+
+from qemu_dseg import guests, testing
+
+# Tagged memory (tests/guest/lib/paging.h): each word holds MEM_TAG | its
+# own physical address.
+MEM_TAG = 0x7a67000000000000
+
+# Where the CPU's load at each linear page came from, by checkpoint:
+# the name of the page whose words it read.
+EXPECTED = {
+    'native': {'P': 'Q'},
+    'guest-mode': {'P': 'Q', 'R': 'S', 'T': 'U'},
+    'escaped': {'P': 'P', 'R': 'S', 'T': 'U'},
+}
+
+_PAGES = re.compile(r'# P (0x[0-9a-f]+) Q (0x[0-9a-f]+) R (0x[0-9a-f]+) '
+                    r'S (0x[0-9a-f]+) T (0x[0-9a-f]+) U (0x[0-9a-f]+)')
+
+
+def gdb_read64(socket_path, addr):
+    """The 64-bit word at linear ADDR as gdb reads it through the gdbstub,
+    in hex, or gdb's error."""
+    out = subprocess.run(
+        ['gdb', '-batch', '-nx', '-ex', 'set architecture i386:x86-64',
+         '-ex', f'target remote {socket_path}',
+         '-ex', f'x/1gx {addr:#x}', '-ex', 'detach'],
+        capture_output=True, text=True, timeout=60, check=False)
+    m = re.search(rf'^{addr:#x}:\s+(0x[0-9a-f]+)$', out.stdout, re.M)
+    if m:
+        return m.group(1)
+    errors = [line for line in out.stderr.splitlines() if 'memory' in line]
+    return 'gdb: ' + (errors[0] if errors else out.stdout + out.stderr)
+
+
+class DsegDebugTest(testing.TestCase):
+
+    maxDiff = None
+
+    def test_debugger_view(self):
+        sock = os.path.join(self.logs, 'gdb.sock')
+        if os.path.exists(sock):
+            os.unlink(sock)
+        got, want = {}, {}
+
+        def at_checkpoint(name):
+            pages = {k: int(v, 16) for k, v in zip(
+                'PQRSTU', _PAGES.search(vm.console()).groups())}
+            for linear, source in EXPECTED[name].items():
+                addr = pages[linear] + 8
+                key = f'{name}: {linear} + 8'
+                hmp = vm.cmd('human-monitor-command',
+                             command_line=f'x /1gx {addr:#x}')
+                gpa = vm.cmd('human-monitor-command',
+                             command_line=f'gva2gpa {addr:#x}')
+                got[key] = {'gdb x': gdb_read64(sock, addr),
+                            'HMP x': hmp.split()[-1],
+                            'HMP gva2gpa': gpa.strip()}
+                word = hex(MEM_TAG | (pages[source] + 8))
+                want[key] = {'gdb x': word, 'HMP x': word,
+                             'HMP gva2gpa': f'gpa: {pages[source] + 8:#x}'}
+
+        args = ['-gdb', f'unix:{sock},server=on,wait=off']
+        with self.machine(guests.args(
+                'dseg_debug', cpu='max,+dseg', extra_args=args),
+                name='dseg_debug') as vm:
+            vm.launch()
+            status = vm.serve_checkpoints(at_checkpoint, 60)
+            console = vm.console()
+        self.assert_guest_passed(status, console)
+        self.assertEqual(len(want), sum(map(len, EXPECTED.values())))
+        self.assertEqual(got, want)
+
+
+if __name__ == '__main__':
+    testing.main()

@@ -1,0 +1,107 @@
+/*
+ * The debugger's view: test_dseg_debug.py reads memory with gdb and the
+ * monitor at checkpoints and compares it with what the CPU read.
+ *
+ * Tagged pages P, Q, R, S and U.  Natively the guest segment maps linear
+ * page P to Q ("native").  In a VM ("guest-mode"), whose guest tables map
+ * the low 4 GiB one-to-one and linear T (4 GiB) to gPA T, and whose nested
+ * tables map the low 4 GiB one-to-one and gPA T to U: the VMM segment maps
+ * gPA P to hPA Q, the VM's guest copy maps linear R to gPA S.  Then the
+ * filter escapes P ("escaped"), so P is the nested walk's again.  At each
+ * checkpoint the guest has just read every page through the CPU and says
+ * which page each load came from; the debugger must read the same.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "libguest.h"
+#include "dseg.h"
+#include "paging.h"
+#include "svm.h"
+#include "tap.h"
+
+#define T_VA            0x100000000ull  /* 4 GiB: above the 1:1 map */
+
+static uint64_t p_pa, q_pa, r_pa, s_pa, u_pa;
+static struct svm_vm vm;
+static struct pt hpt, npt;
+
+/* Where the CPU's loads at P, R and T came from. */
+static struct {
+    uint64_t p, r, t;
+} seen;
+
+/* VM: load P, R and T, then a checkpoint in guest mode. */
+static uint64_t vm_checkpoint(uint64_t arg)
+{
+    seen.p = mem_origin(read64(p_pa + 8));
+    seen.r = mem_origin(read64(r_pa + 8));
+    seen.t = mem_origin(read64(T_VA + 8));
+    checkpoint("%s", (const char *)(uintptr_t)arg);
+    return 0;
+}
+
+static void run_vm_checkpoint(const char *name, uint64_t p_want)
+{
+    uint64_t ret;
+    bool ran;
+
+    ran = svm_call(&vm, vm_checkpoint, (uint64_t)(uintptr_t)name, &ret);
+    ok(ran && seen.p == p_want && seen.r == s_pa + 8 && seen.t == u_pa + 8,
+       "%s: the VM read P at 0x%lx, R at 0x%lx, T at 0x%lx", name, seen.p,
+       seen.r, seen.t);
+}
+
+int guest_main(const char *cmdline)
+{
+    (void)cmdline;
+    if (!ok(svm_available() && svm_npt_available() && dseg_available(),
+            "CPU has SVM, NPT, DSEG")) {
+        return tap_done();
+    }
+    p_pa = page_alloc();
+    q_pa = page_alloc();
+    r_pa = page_alloc();
+    s_pa = page_alloc();
+    u_pa = page_alloc();
+    mem_fill_tags(p_pa, 1);
+    mem_fill_tags(q_pa, 1);
+    mem_fill_tags(r_pa, 1);
+    mem_fill_tags(s_pa, 1);
+    mem_fill_tags(u_pa, 1);
+    diag("P 0x%lx Q 0x%lx R 0x%lx S 0x%lx T 0x%llx U 0x%lx", p_pa, q_pa,
+         r_pa, s_pa, T_VA, u_pa);
+
+    if (dseg_set(DSEG_G, p_pa, p_pa + PAGE_4K, q_pa - p_pa) !=
+        NO_EXCEPTION) {
+        panic("cannot program the guest segment");
+    }
+    seen.p = mem_origin(read64(p_pa + 8));
+    ok_eq(seen.p, q_pa + 8, "host mode: P in the guest segment, at Q");
+    checkpoint("native");
+    dseg_disarm(DSEG_G);
+
+    host_pt_init(&hpt);
+    pt_map(&hpt, T_VA, T_VA, PAGE_4K, PTE_RW);
+    write_cr3(hpt.root);
+    npt_init(&npt, paging_levels());
+    npt_map_range(&npt, 0, 0, 4ull << 30, PAGE_1G);
+    npt_map(&npt, T_VA, u_pa, PAGE_4K);
+    svm_enable();
+    svm_vm_init(&vm);
+    svm_set_cr3(&vm, &hpt);
+    svm_set_npt(&vm, &npt);
+    /* NMIs are the VM's own: they end its checkpoints. */
+    svm_set_exception_intercepts(&vm, ~(1u << EXC_NMI));
+    svm_set_intercept(&vm, SVM_INTERCEPT_HLT, false);
+    if (dseg_set(DSEG_V, p_pa, p_pa + PAGE_4K, q_pa - p_pa) !=
+        NO_EXCEPTION) {
+        panic("cannot program the VMM segment");
+    }
+    vmcb_set_dseg(&vm, r_pa, r_pa + PAGE_4K, s_pa - r_pa);
+    run_vm_checkpoint("guest-mode", q_pa + 8);
+    wrmsr(MSR_DSEG_FILTER_INSERT, p_pa);
+    run_vm_checkpoint("escaped", p_pa + 8);
+    wrmsr(MSR_DSEG_FILTER_CLEAR, 0);
+    dseg_disarm(DSEG_V);
+    return tap_done();
+}
