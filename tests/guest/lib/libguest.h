@@ -192,6 +192,7 @@ static inline void cpuid(uint32_t leaf, uint32_t subleaf, uint32_t *a,
 
 #define CR0_WP              (1u << 16)
 #define CR4_LA57            (1u << 12)
+#define CR4_SMEP            (1u << 20)
 
 static inline uint64_t read_cr0(void)
 {
@@ -221,6 +222,11 @@ static inline uint64_t read_cr4(void)
 
     asm volatile("mov %%cr4, %0" : "=r"(v));
     return v;
+}
+
+static inline void write_cr4(uint64_t v)
+{
+    asm volatile("mov %0, %%cr4" : : "r"(v) : "memory");
 }
 
 static inline void invlpg(uint64_t addr)
