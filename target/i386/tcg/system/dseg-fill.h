@@ -118,9 +118,30 @@ static inline int dseg_pte_step(CPUX86State *env, int walk_idx,
 }
 
 /*
- * A walk through @walk_idx read a page-table entry; @direct: its gPA was
- * VMM-segment translated, else its nested translation maps a page of
- * 2^@lg_page_size bytes.
+ * A walk through @walk_idx reads a paging-structure entry: guest-refs and
+ * nested-refs count the reads actually made, so an entry that a walk
+ * re-reads after a failed accessed/dirty-bit update counts again.
+ */
+static inline void dseg_count_read(CPUX86State *env, int walk_idx)
+{
+    DSegFill *f = &env->dseg.fill;
+
+    if (!f->active) {
+        return;     /* no fill of a virtual address is being counted */
+    }
+    if (walk_idx == MMU_NESTED_IDX || !dseg_nested(env)) {
+        f->guest_refs++;
+    } else {
+        f->nested_refs++;
+    }
+}
+
+/*
+ * The architectural references of a guest (or native) entry that a walk
+ * through @walk_idx is about to read; @direct: its gPA was VMM-segment
+ * translated, else its nested translation maps a page of 2^@lg_page_size
+ * bytes.  Entries of nested walks cost nothing here: the entry of the
+ * guest walk that needed them, or the final step, pays the nested walk.
  */
 static inline void dseg_count_pte(CPUX86State *env, int walk_idx,
                                   bool direct, int lg_page_size)
@@ -128,18 +149,30 @@ static inline void dseg_count_pte(CPUX86State *env, int walk_idx,
     DSegFill *f = &env->dseg.fill;
 
     if (!f->active) {
-        return;     /* no fill of a virtual address is being counted */
+        return;
     }
     if (walk_idx == MMU_NESTED_IDX) {
-        f->guest_refs++;
         f->arch_refs += 1 + (direct ? 0 : dseg_nested_walk_refs(
                                  env, lg_page_size));
-    } else if (dseg_nested(env)) {
-        f->nested_refs++;
-    } else {
-        f->guest_refs++;
+    } else if (!dseg_nested(env)) {
         f->arch_refs++;
     }
+}
+
+/*
+ * arch-refs is computed from the translation as completed: a walk that
+ * restarts from its root (after a failed accessed/dirty-bit update of its
+ * leaf) takes back what it had added.  dseg_walk_begin() is called when a
+ * walk begins, dseg_walk_restart() at every start with its result.
+ */
+static inline uint32_t dseg_walk_begin(CPUX86State *env)
+{
+    return env->dseg.fill.arch_refs;
+}
+
+static inline void dseg_walk_restart(CPUX86State *env, uint32_t arch_refs)
+{
+    env->dseg.fill.arch_refs = arch_refs;
 }
 
 /*
