@@ -16,7 +16,7 @@ BASE_PKGS=(
     build-essential gcc-multilib ninja-build pkg-config ccache
     libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev
     python3 python3-venv flex bison
-    dpkg-dev seabios cpio kmod xz-utils zstd gdb
+    dpkg-dev seabios cpio kmod xz-utils zstd gdb clang
     python3-matplotlib
 )
 # Packages taken from backports where the base suite's are too old.

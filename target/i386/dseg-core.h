@@ -29,11 +29,6 @@ static inline bool dseg_range_contains(const DSegRange *r, uint64_t addr)
     return addr >= r->base && addr < r->limit;
 }
 
-static inline bool dseg_range_enabled(const DSegRange *r)
-{
-    return r->limit > r->base;
-}
-
 /* The three registers of a segment, in MSR order. */
 typedef enum DSegReg {
     DSEG_REG_BASE,
