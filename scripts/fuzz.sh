@@ -4,10 +4,10 @@
 #
 #   scripts/fuzz.sh [--runs N | --seconds S] [--seed N] [--corpus]
 #
-# Default: 1000000 inputs of up to 512 bytes with seed 1 and no corpus, what the
-# suite's 'fuzz' test runs: the same inputs on every machine.  --seconds
-# runs for a time instead; --corpus keeps and grows build/fuzz/corpus
-# across runs.  A failing input is written to build/fuzz/crash-*, and the
+# Default: 1000000 inputs of up to 512 bytes, seed 1 and no corpus, which
+# is what the suite's 'fuzz' test runs: the same inputs on every machine.
+# --seconds runs for a time instead; --corpus keeps and grows
+# build/fuzz/corpus across runs.  A failing input is written to build/fuzz/crash-*, and the
 # script prints the command that replays it.  Needs Debian's clang
 # (scripts/setup.sh installs it).
 set -euo pipefail
