@@ -46,6 +46,68 @@ MODES = (
 MODE_BY_NAME = {m.name: m for m in MODES}
 
 
+# --- segment registers ------------------------------------------------------
+
+BASE, LIMIT, OFFSET = 'base', 'limit', 'offset'
+
+
+def canonical(x, va_bits):
+    """Whether X is canonical for linear addresses of VA_BITS bits."""
+    top = x >> (va_bits - 1)
+    return top in (0, MASK64 >> (va_bits - 1))
+
+
+def segment_valid(base, limit, offset, linear, va_bits, pa_bits):
+    """The spec's validity rules 1-3 for a whole register state: LINEAR
+    for the guest segment (canonical width VA_BITS), else the VMM
+    segment; PA_BITS is MAXPHYADDR."""
+    pa_top = 1 << pa_bits
+    if (base | limit | offset) & (PAGE_4K - 1):
+        return False
+    if linear:
+        if not canonical(base, va_bits) or \
+                (limit and not canonical(limit - 1, va_bits)):
+            return False
+    elif base >= pa_top or limit > pa_top:
+        return False
+    if limit == 0:
+        return True
+    if base > limit:
+        return False
+    if base < limit:
+        if linear and base >> 63 != (limit - 1) >> 63:
+            return False
+        if (base + offset & MASK64) + (limit - base) > pa_top:
+            return False
+    return True
+
+
+class Segment:
+    """A segment's registers as WRMSR leaves them (reset: all zero)."""
+
+    def __init__(self, linear, va_bits, pa_bits):
+        self.regs = {BASE: 0, LIMIT: 0, OFFSET: 0}
+        self.linear, self.va_bits, self.pa_bits = linear, va_bits, pa_bits
+
+    def write(self, reg, value):
+        """A WRMSR of REG: whether it is accepted (else it #GPs and
+        changes nothing)."""
+        cand = dict(self.regs, **{reg: value})
+        if not segment_valid(cand[BASE], cand[LIMIT], cand[OFFSET],
+                             self.linear, self.va_bits, self.pa_bits):
+            return False
+        self.regs = cand
+        return True
+
+    def translate(self, addr):
+        """(ADDR + OFFSET) mod 2^64 if the segment matches ADDR, else
+        None."""
+        r = self.regs
+        if r[BASE] <= addr < r[LIMIT]:
+            return addr + r[OFFSET] & MASK64
+        return None
+
+
 # --- the escape filter ----------------------------------------------------
 
 def splitmix64(x):
