@@ -13,12 +13,12 @@
  * PTE).  So some fills read more than 4 entries, but each completes one
  * 4-entry translation.
  *
- * Counter window "race" (test_dseg_race.py checks query-dseg of the BSP,
- * reset at "begin-race"): arch-refs counts 4 per 4 KiB fill and 2 per fill
+ * Counter windows "race-N", N < windows= (test_dseg_race.py checks
+ * query-dseg of the BSP, reset at "begin-race-N"): arch-refs counts 4 per 4 KiB fill and 2 per fill
  * of the image (1 GiB pages), guest-refs every read made.  The guest
  * checks that every read returned the page's own word.
  *
- * Command line: rounds= (default 64).
+ * Command line: rounds= (default 64), windows= (default 1).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -85,6 +85,7 @@ static void ap_race(void *arg __attribute__((unused)))
 int guest_main(const char *cmdline)
 {
     unsigned rounds = cmdline_get_u64(cmdline, "rounds", 64);
+    unsigned windows = cmdline_get_u64(cmdline, "windows", 1);
     unsigned bad = 0;
 
     if (paging_levels() != 4) {
@@ -97,23 +98,25 @@ int guest_main(const char *cmdline)
     while (!ap_running) {
         cpu_relax();
     }
-    checkpoint("begin-race");
-    for (unsigned r = 0; r < rounds; r++) {
-        for (unsigned i = 0; i < PAGES; i++) {
-            uint64_t va = RACE_VA + i * PAGE_4K + 8 * (r % 512);
+    for (unsigned w = 0; w < windows; w++) {
+        checkpoint("begin-race-%u", w);
+        for (unsigned r = 0; r < rounds; r++) {
+            for (unsigned i = 0; i < PAGES; i++) {
+                uint64_t va = RACE_VA + i * PAGE_4K + 8 * (r % 512);
 
-            race_page = i;
-            invlpg(va);
-            bad += mem_origin(read64(va)) != race_pa + (va - RACE_VA);
+                race_page = i;
+                invlpg(va);
+                bad += mem_origin(read64(va)) != race_pa + (va - RACE_VA);
+            }
         }
+        checkpoint("race-%u", w);
     }
-    checkpoint("race");
     ap_stop = true;
     while (ap_running) {
         cpu_relax();
     }
-    diag("%u 4 KiB fills, %lu rounds of AP updates", rounds * PAGES,
-         ap_updates);
+    diag("%u windows of %u 4 KiB fills, %lu rounds of AP updates", windows,
+         rounds * PAGES, ap_updates);
     ok(bad == 0, "every read returned its page's own word (%u wrong)", bad);
     ok(ap_updates > 0, "the AP raced the walks");
     return tap_done();
