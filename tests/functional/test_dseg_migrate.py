@@ -13,7 +13,9 @@ filter and new stores through the segment itself (TAP).
 
 Loading into a CPU without the feature, or with another filter geometry,
 must fail with an error that names dseg; a VM that never used the feature
-sends no cpu/dseg subsection and loads into a CPU without it.  Hostile
+sends no cpu/dseg subsection and loads into a CPU without it, while one
+stopped in guest mode sends it with every register zero (the saved host
+copy is state) and runs on after the load.  Hostile
 copies of the stream (a filter of 2^255 bits, invalid segments, a saved
 host copy in host mode, filter bits beyond the geometry) must fail the
 same way and leave the destination running with its DSEG state intact.
@@ -275,6 +277,36 @@ class DsegMigrateTest(testing.TestCase):
         self.assert_guest_passed(status, console)
         self.assertIn('# before: dseg on', console)
         self.assertIn('# after: dseg off', console)
+
+
+    def test_guest_mode_sends_subsection(self):
+        """A CPU in guest mode sends cpu/dseg even with every register
+        zero: the saved host copy is state; and it loads and runs on."""
+        stream = os.path.join(self.logs, 'vm.mig')
+        args = guests.args(GUEST, append='mode=vm', cpu=CPU)
+        with self.machine(args, name='vm-source') as vm:
+            vm.launch()
+            vm.wait_checkpoint('vm-idle', TIMEOUT)
+            source = vm.cmd('query-dseg')[0]
+            self.assertTrue(source['guest-mode'])
+            for seg in ('guest-segment', 'host-guest-segment',
+                        'vmm-segment'):
+                self.assertEqual(source[seg], ZERO_SEGMENT, seg)
+            self.assertEqual(save(vm, stream)['status'], 'completed')
+            source_console = vm.console()
+        with open(stream, 'rb') as f:
+            self.assertIn(SUBSECTION, f.read())
+
+        with self.destination(CPU, 'vm-destination', 'mode=vm') as vm:
+            info = self.load(vm, stream)
+            self.assertEqual(info['status'], 'completed', vm.describe())
+            self.assertEqual(registers(vm.cmd('query-dseg')[0]),
+                             registers(source))
+            vm.cmd('cont')
+            vm.resume()
+            status = vm.wait_guest_exit(TIMEOUT)
+            console = source_console + vm.console()
+        self.assert_guest_passed(status, console)
 
 
 if __name__ == '__main__':

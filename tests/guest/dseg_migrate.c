@@ -19,11 +19,17 @@
  * into a QEMU without the feature) and then checks that the DSEG MSRs
  * behave as CPUID says.
  *
+ * mode=vm: touches no DSEG MSR either, but stops at "vm-idle" inside a VM
+ * with nested paging, where every DSEG register is zero and the host's
+ * copy of the guest segment is saved; after the checkpoint the VM exits
+ * and the guest checks that it resumed.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "libguest.h"
 #include "dseg.h"
 #include "paging.h"
+#include "svm.h"
 #include "tap.h"
 
 #define PATTERN         0x5041540000000000ull
@@ -211,6 +217,40 @@ static int run_idle(void)
     return tap_done();
 }
 
+/* VM: a checkpoint in guest mode. */
+static uint64_t vm_idle(uint64_t arg)
+{
+    checkpoint("vm-idle");
+    return arg;
+}
+
+static int run_vm(void)
+{
+    struct svm_vm vm;
+    struct pt hpt, npt;
+    struct dseg_seg copy;
+    uint64_t ret = 0;
+    bool ran;
+
+    host_pt_init(&hpt);
+    write_cr3(hpt.root);
+    npt_init(&npt, paging_levels());
+    npt_map_range(&npt, 0, 0, 4ull << 30, PAGE_1G);
+    svm_enable();
+    svm_vm_init(&vm);
+    svm_set_cr3(&vm, &hpt);
+    svm_set_npt(&vm, &npt);
+    /* NMIs are the VM's own: they end its checkpoint. */
+    svm_set_exception_intercepts(&vm, ~(1u << EXC_NMI));
+    svm_set_intercept(&vm, SVM_INTERCEPT_HLT, false);
+    ran = svm_call(&vm, vm_idle, 0x1d1e, &ret);
+    ok(ran && ret == 0x1d1e, "the VM resumed after its checkpoint");
+    copy = vmcb_get_dseg(&vm);
+    ok(!copy.base && !copy.limit && !copy.offset,
+       "its guest copy in the VMCB is still zero");
+    return tap_done();
+}
+
 int guest_main(const char *cmdline)
 {
     char mode[16] = "full";
@@ -219,8 +259,11 @@ int guest_main(const char *cmdline)
     if (!strncmp(mode, "idle", sizeof(mode))) {
         return run_idle();
     }
+    if (!strncmp(mode, "vm", sizeof(mode))) {
+        return run_vm();
+    }
     if (strncmp(mode, "full", sizeof(mode))) {
-        panic("mode=%s: must be full or idle", mode);
+        panic("mode=%s: must be full, idle or vm", mode);
     }
     return run_full();
 }
