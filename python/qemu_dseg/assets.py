@@ -486,10 +486,21 @@ def linux_guest(init_script, extra_files=None, modules=('kvm-amd',),
     return image(initrd)
 
 
-def dseg_module():
-    """The guest module contrib/linux/dseg, built for the kernel that the
-    Linux guests boot, in BUILD/contrib/linux/dseg."""
+def contrib_module(name):
+    """The module contrib/linux/NAME, built for the kernel that the Linux
+    guests boot, in BUILD/contrib/linux/NAME; the .ko's path."""
     return build_module(
-        os.path.join(config.REPO, 'contrib', 'linux', 'dseg'),
+        os.path.join(config.REPO, 'contrib', 'linux', name),
         fetch(kernel_package()),
-        os.path.join(config.BUILD, 'contrib', 'linux', 'dseg'))
+        os.path.join(config.BUILD, 'contrib', 'linux', name))
+
+
+def dseg_module():
+    """The guest module contrib/linux/dseg (see contrib_module())."""
+    return contrib_module('dseg')
+
+
+def dseg_vmm_module():
+    """The host module contrib/linux/dseg-vmm, for L1 Linux running KVM
+    (see contrib_module())."""
+    return contrib_module('dseg-vmm')

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Linux KVM as the hypervisor, base virtualised (2D walk) mode.
+"""Linux KVM as the hypervisor: base virtualised (2D walk) mode, and VMM
+direct with the host module contrib/linux/dseg-vmm (test_kvm_vmm_direct).
 
 Debian's unmodified cloud kernel boots under the fork with -cpu max,+dseg
 (SVM with nested paging; the feature on so that the counters count, with
@@ -64,6 +65,22 @@ done
 echo KVM-ALL-DONE
 {assets.EPILOGUE}"""
 
+# VMM direct: L1 boots with RESERVED at RESERVED_BASE kept out of its RAM
+# (memmap=) and loads contrib/linux/dseg-vmm on it; kvm_nested takes its
+# slot from /dev/dseg-vmm.
+RESERVED_BASE, RESERVED = 0x30000000, 64 << 20
+VMM_INIT = f"""#!/bin/sh
+{assets.INIT_PRELUDE}
+load_modules
+insmod /lib/dseg_vmm.ko pool_base={RESERVED_BASE:#x} pool_size={RESERVED:#x} \\
+    || echo "insmod dseg_vmm failed"
+exec 3</dev/ttyS1
+/bin/kvm_nested --tag vmm-direct --pages {NPAGES} --seed {SEED:#x} \\
+    --dseg-vmm <&3 || echo "kvm_nested vmm-direct failed"
+dmesg | grep dseg_vmm
+echo KVM-ALL-DONE
+{assets.EPILOGUE}"""
+
 _RESULT = re.compile(r'KVM-RESULT (\S+) (.*)')
 
 
@@ -92,15 +109,17 @@ class LinuxKvmTest(testing.TestCase):
             self.linux = self.linux_image(
                 INIT, extra_files={'/bin/kvm_nested': f.read()})
 
-    def run_linux(self, append):
-        """Boot and serve the windows.
+    def run_linux(self, append, linux=None, modes=MODES, control=True):
+        """Boot LINUX (default: the walk-2d image) and serve the windows:
+        'control' if CONTROL, then one per kvm_nested run of MODES.
 
         Returns (console, {window: (DsegCpuInfo of vCPU 0, CR4)}), each
         read with the machine stopped after the window has closed.
         """
+        linux = linux or self.linux
         ctl = self.control_line()
         args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '1G',
-                '-kernel', self.linux.kernel, '-initrd', self.linux.initrd,
+                '-kernel', linux.kernel, '-initrd', linux.initrd,
                 '-append', f'console=ttyS0 panic=-1 quiet {append}'.strip(),
                 *ctl.args]
         windows = {}
@@ -131,8 +150,9 @@ class LinuxKvmTest(testing.TestCase):
                                  int(re.search(r'CR4=([0-9a-f]+)',
                                                regs).group(1), 16))
 
-            window('control', 'CONTROL-BEGIN', 'CONTROL-END', 240)
-            for mode in MODES:
+            if control:
+                window('control', 'CONTROL-BEGIN', 'CONTROL-END', 240)
+            for mode in modes:
                 window(mode, f'KVM-READY {mode}', f'KVM-DONE {mode}',
                        failed=rf'KVM-FAIL {mode} .*|kvm_nested {mode} '
                        'failed')
@@ -227,6 +247,52 @@ class LinuxKvmTest(testing.TestCase):
         self.assertGreater(w['nested-refs'], 0, w)
         self.assertLessEqual(w['guest-refs'] + w['nested-refs'],
                              w['arch-refs'], w)
+
+    def test_kvm_vmm_direct(self):
+        """contrib/linux/dseg-vmm gives the nested guest contiguous memory
+        and arms the VMM segment for its VM: every fill of the nested
+        guest is VMM direct, at n = 4 references and no nested walk."""
+        with open(guests.path('kvm_nested'), 'rb') as f:
+            program = f.read()
+        with open(assets.dseg_vmm_module(), 'rb') as f:
+            module = f.read()
+        linux = self.linux_image(VMM_INIT, extra_files={
+            '/bin/kvm_nested': program, '/lib/dseg_vmm.ko': module})
+        console, windows = self.run_linux(
+            f'memmap={RESERVED:#x}${RESERVED_BASE:#x}', linux,
+            modes=('vmm-direct',), control=False)
+        tail = '\n--- console ---\n' + console[-3000:]
+        self.assertNotRegex(console, r'insmod .* failed|kvm_nested .* failed',
+                            tail)
+        result = dict(kv.split('=', 1) for kv in
+                      _RESULT.search(console).group(2).split())
+        self.assertEqual(result['verify'], 'ok', tail)
+        self.assertEqual(int(result['checksum'], 16), checksum(NPAGES, SEED),
+                         tail)
+        hpa = int(result['dseg_hpa'], 16)
+        self.assertTrue(RESERVED_BASE <= hpa < RESERVED_BASE + RESERVED,
+                        tail)
+
+        info, _ = windows['vmm-direct']
+        c = info['counters']
+        # The segment of the module: the slot at gPA 0, at its hPA.
+        slot = 4 << 20
+        self.assertEqual(info['vmm-segment'],
+                         {'base': 0, 'limit': slot, 'offset': hpa})
+        fills = c['vmm-direct']['fills']
+        print(f'# vmm-direct window: {c["vmm-direct"]}, walk-2d '
+              f'{c["walk-2d"]}', file=sys.stderr)
+        self.assertGreaterEqual(fills, NPAGES, c)
+        g = model.walk_len(GUEST_LEVELS, model.PAGE_4K)
+        # All the nested guest's memory is in the segment: every entry of
+        # its walks and every final gPA is VMM-segment translated.
+        model.assert_counters(c, {
+            'native-walk': ANY,
+            'vmm-direct': {'fills': fills, 'guest-refs': g * fills,
+                           'arch-refs': g * fills},
+            'vmm-segment-hits': (g + 1) * fills,
+            'filter-probes': (g + 1) * fills,
+        }, 'vmm-direct')
 
     def test_kvm_walk_2d_5level_host(self):
         """Default boot: L1 Linux uses LA57, KVM's NPT is 5-level."""

@@ -30,11 +30,15 @@
  *   KVM-DONE <tag>         run finished, waiting for a line before exit
  *   KVM-FAIL <tag> ...     something went wrong (exit status 1)
  *
- * Usage: kvm_nested [--tag T] [--pages N] [--seed S] [--thp | --no-thp]
- *   --thp     back the slot with transparent huge pages (MADV_HUGEPAGE),
- *             so that KVM may map it with 2 MiB nested pages
- *   --no-thp  forbid them (MADV_NOHUGEPAGE): 4 KiB nested pages only
- *             (the default)
+ * Usage: kvm_nested [--tag T] [--pages N] [--seed S]
+ *                   [--thp | --no-thp | --dseg-vmm]
+ *   --thp       back the slot with transparent huge pages (MADV_HUGEPAGE),
+ *               so that KVM may map it with 2 MiB nested pages
+ *   --no-thp    forbid them (MADV_NOHUGEPAGE): 4 KiB nested pages only
+ *               (the default)
+ *   --dseg-vmm  take the slot from /dev/dseg-vmm (contrib/linux/dseg-vmm):
+ *               host-physically contiguous memory, with the VMM segment
+ *               armed for this VM (VMM direct)
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -42,6 +46,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+
+#include "dseg_vmm_uapi.h"
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -336,8 +342,9 @@ int main(int argc, char **argv)
 {
     unsigned pages = 256;
     uint64_t seed = 0x0123456789abcdeful;
-    int thp = 0;
-    int kvm, vm, vcpu, run_size;
+    int thp = 0, dseg_vmm = 0;
+    int kvm, vm, vcpu, run_size, dseg_fd = -1;
+    struct dseg_vmm_setup dseg = { .size = SLOT_SIZE, .gpa = 0 };
     unsigned char *raw, *mem;
     struct kvm_run *run;
     struct kvm_userspace_memory_region region;
@@ -358,6 +365,8 @@ int main(int argc, char **argv)
             thp = 1;
         } else if (!strcmp(argv[i], "--no-thp")) {
             thp = 0;
+        } else if (!strcmp(argv[i], "--dseg-vmm")) {
+            dseg_vmm = 1;
         } else {
             fail("unknown argument %s", argv[i]);
         }
@@ -376,18 +385,35 @@ int main(int argc, char **argv)
     }
     vm = xioctl(kvm, KVM_CREATE_VM, NULL, "KVM_CREATE_VM");
 
-    /* The slot: 2 MiB-aligned so that THP, if asked for, can back it. */
-    raw = mmap(NULL, SLOT_SIZE + HUGE_2M, PROT_READ | PROT_WRITE,
-               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) {
-        fail("mmap: %s", strerror(errno));
+    if (dseg_vmm) {
+        /* The slot: contiguous host-physical memory of the module. */
+        dseg_fd = open("/dev/dseg-vmm", O_RDWR | O_CLOEXEC);
+        if (dseg_fd < 0) {
+            fail("open /dev/dseg-vmm: %s", strerror(errno));
+        }
+        dseg.vm_fd = vm;
+        xioctl(dseg_fd, DSEG_VMM_SETUP, &dseg, "DSEG_VMM_SETUP");
+        mem = mmap(NULL, SLOT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   dseg_fd, 0);
+        if (mem == MAP_FAILED) {
+            fail("mmap /dev/dseg-vmm: %s", strerror(errno));
+        }
+        huge_kb = 0;
+    } else {
+        /* The slot: 2 MiB-aligned so that THP, if asked for, can back it. */
+        raw = mmap(NULL, SLOT_SIZE + HUGE_2M, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (raw == MAP_FAILED) {
+            fail("mmap: %s", strerror(errno));
+        }
+        mem = (unsigned char *)(((uintptr_t)raw + HUGE_2M - 1) &
+                                ~(HUGE_2M - 1));
+        if (madvise(mem, SLOT_SIZE, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE)) {
+            fail("madvise: %s", strerror(errno));
+        }
+        memset(mem, 0, SLOT_SIZE);      /* populate before KVM maps it */
+        huge_kb = anon_huge_kb(mem);
     }
-    mem = (unsigned char *)(((uintptr_t)raw + HUGE_2M - 1) & ~(HUGE_2M - 1));
-    if (madvise(mem, SLOT_SIZE, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE)) {
-        fail("madvise: %s", strerror(errno));
-    }
-    memset(mem, 0, SLOT_SIZE);      /* populate before KVM maps it */
-    huge_kb = anon_huge_kb(mem);
 
     build_page_tables(mem, pages);
     memcpy(mem + CODE_GPA, l2_code_start, l2_code_end - l2_code_start);
@@ -398,6 +424,9 @@ int main(int argc, char **argv)
     };
     xioctl(vm, KVM_SET_USER_MEMORY_REGION, &region,
            "KVM_SET_USER_MEMORY_REGION");
+    if (dseg_vmm) {
+        xioctl(dseg_fd, DSEG_VMM_ARM, NULL, "DSEG_VMM_ARM");
+    }
 
     vcpu = xioctl(vm, KVM_CREATE_VCPU, (void *)0, "KVM_CREATE_VCPU");
     run_size = xioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, NULL,
@@ -493,11 +522,13 @@ int main(int argc, char **argv)
     printf("KVM-RESULT %s pages=%u seed=0x%016llx checksum=0x%016llx "
            "expected=0x%016llx count=%llu verify=%s io_exits=%u "
            "hlt_exits=%u other_exits=%u thp=%d anon_huge_kb=%ld "
-           "kvm_pages_4k=%lld kvm_pages_2m=%lld kvm_pages_1g=%lld\n",
+           "kvm_pages_4k=%lld kvm_pages_2m=%lld kvm_pages_1g=%lld "
+           "dseg_hpa=0x%llx\n",
            tag, pages, (unsigned long long)seed, (unsigned long long)sum,
            (unsigned long long)want, (unsigned long long)got_count,
            bad ? "bad" : "ok", io_exits, hlt_exits, other_exits, thp,
-           huge_kb, pages_4k, pages_2m, pages_1g);
+           huge_kb, pages_4k, pages_2m, pages_1g,
+           (unsigned long long)(dseg_vmm ? dseg.hpa : 0));
     if (sum != want || got_count != pages || bad) {
         fail("checksum 0x%016llx (want 0x%016llx), count %llu, %u bad pages",
              (unsigned long long)sum, (unsigned long long)want,
