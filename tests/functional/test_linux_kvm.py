@@ -77,6 +77,25 @@ insmod /lib/dseg_vmm.ko pool_base={RESERVED_BASE:#x} pool_size={RESERVED:#x} \\
 exec 3</dev/ttyS1
 /bin/kvm_nested --tag vmm-direct --pages {NPAGES} --seed {SEED:#x} \\
     --dseg-vmm <&3 || echo "kvm_nested vmm-direct failed"
+# Two VMs at once on L1's one CPU, each with its own memory and segment:
+# both are set up before either runs, and both run in one window.
+ready() {{ grep -q "$1" /tmp/out1 && grep -q "$1" /tmp/out2; }}
+mkfifo /tmp/go1 /tmp/go2
+for i in 1 2; do
+    /bin/kvm_nested --tag vm$i --pages {NPAGES} --seed $(( {SEED:#x} + i )) \\
+        --dseg-vmm </tmp/go$i >/tmp/out$i 2>&1 || echo "kvm_nested vm$i failed" &
+done
+exec 4>/tmp/go1 5>/tmp/go2
+until ready KVM-READY; do sleep 1; done
+echo KVM-READY two-vms
+read -r go <&3
+echo >&4; echo >&5
+until ready KVM-DONE; do sleep 1; done
+echo KVM-DONE two-vms
+read -r go <&3
+echo >&4; echo >&5
+wait
+cat /tmp/out1 /tmp/out2
 dmesg | grep dseg_vmm
 echo KVM-ALL-DONE
 {assets.EPILOGUE}"""
@@ -260,18 +279,29 @@ class LinuxKvmTest(testing.TestCase):
             '/bin/kvm_nested': program, '/lib/dseg_vmm.ko': module})
         console, windows = self.run_linux(
             f'memmap={RESERVED:#x}${RESERVED_BASE:#x}', linux,
-            modes=('vmm-direct',), control=False)
+            modes=('vmm-direct', 'two-vms'), control=False)
         tail = '\n--- console ---\n' + console[-3000:]
         self.assertNotRegex(console, r'insmod .* failed|kvm_nested .* failed',
                             tail)
-        result = dict(kv.split('=', 1) for kv in
-                      _RESULT.search(console).group(2).split())
-        self.assertEqual(result['verify'], 'ok', tail)
-        self.assertEqual(int(result['checksum'], 16), checksum(NPAGES, SEED),
+        results = {m.group(1): dict(kv.split('=', 1)
+                                    for kv in m.group(2).split())
+                   for m in _RESULT.finditer(console)}
+        self.assertEqual(sorted(results), ['vm1', 'vm2', 'vmm-direct'],
                          tail)
-        hpa = int(result['dseg_hpa'], 16)
-        self.assertTrue(RESERVED_BASE <= hpa < RESERVED_BASE + RESERVED,
-                        tail)
+        for tag, seed in (('vmm-direct', SEED), ('vm1', SEED + 1),
+                          ('vm2', SEED + 2)):
+            # Each VM wrote and read back its own pattern in its own slot.
+            self.assertEqual(results[tag]['verify'], 'ok', tail)
+            self.assertEqual(int(results[tag]['checksum'], 16),
+                             checksum(NPAGES, seed), tail)
+        hpas = {tag: int(r['dseg_hpa'], 16) for tag, r in results.items()}
+        for hpa in hpas.values():
+            self.assertTrue(RESERVED_BASE <= hpa < RESERVED_BASE + RESERVED,
+                            tail)
+        # The two VMs ran at the same time on memory of their own.
+        self.assertGreaterEqual(abs(hpas['vm1'] - hpas['vm2']), 4 << 20,
+                                hpas)
+        hpa = hpas['vmm-direct']
 
         info, _ = windows['vmm-direct']
         c = info['counters']
@@ -293,6 +323,20 @@ class LinuxKvmTest(testing.TestCase):
             'vmm-segment-hits': (g + 1) * fills,
             'filter-probes': (g + 1) * fills,
         }, 'vmm-direct')
+
+        # Two VMs switching on one CPU: each entry of either VM's vCPU
+        # runs with its own segment, so again every fill is VMM direct.
+        c = windows['two-vms'][0]['counters']
+        fills = c['vmm-direct']['fills']
+        print(f'# two-vms window: {c["vmm-direct"]}', file=sys.stderr)
+        self.assertGreaterEqual(fills, 2 * NPAGES, c)
+        model.assert_counters(c, {
+            'native-walk': ANY,
+            'vmm-direct': {'fills': fills, 'guest-refs': g * fills,
+                           'arch-refs': g * fills},
+            'vmm-segment-hits': (g + 1) * fills,
+            'filter-probes': (g + 1) * fills,
+        }, 'two-vms')
 
     def test_kvm_walk_2d_5level_host(self):
         """Default boot: L1 Linux uses LA57, KVM's NPT is 5-level."""
