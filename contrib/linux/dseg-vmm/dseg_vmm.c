@@ -43,6 +43,7 @@
 #define MSR_DSEG_LIMIT_V	0xc0011f05
 #define MSR_DSEG_OFFSET_V	0xc0011f06
 #define MSR_DSEG_FILTER_INSERT	0xc0011f09
+#define MSR_DSEG_FILTER_CLEAR	0xc0011f0a
 #define CPUID_EXT3_DSEG		BIT(31)		/* CPUID 8000_0001 ECX */
 
 #define CHUNK			SZ_2M
@@ -113,21 +114,35 @@ static void dseg_escape_cpu(void *info)
 	wrmsrl(MSR_DSEG_FILTER_INSERT, *(u64 *)info);
 }
 
+static void dseg_clear_filter_cpu(void *info)
+{
+	wrmsrl(MSR_DSEG_FILTER_CLEAR, 0);
+}
+
 static int dseg_open(struct inode *inode, struct file *file)
 {
 	file->private_data = NULL;
 	return 0;
 }
 
-/* Free @vm's slot: disarmed everywhere first, then its memory. */
+/*
+ * Free @vm's slot: disarmed everywhere first, then its memory.  The
+ * filter is shared; it is emptied when the last VM goes.
+ */
 static void dseg_vm_free(struct dseg_vm *vm)
 {
+	int i;
+
 	WRITE_ONCE(vm->armed, false);
 	on_each_cpu(dseg_disarm_cpu, vm, 1);
 	bitmap_clear(chunk_used, (vm->hpa - pool_base) / CHUNK,
 		     vm->size / CHUNK);
 	kvm_put_kvm(vm->kvm);
 	WRITE_ONCE(vm->kvm, NULL);
+	for (i = 0; i < MAX_VMS; i++)
+		if (vms[i].kvm)
+			return;
+	on_each_cpu(dseg_clear_filter_cpu, NULL, 1);
 }
 
 static int dseg_release(struct inode *inode, struct file *file)

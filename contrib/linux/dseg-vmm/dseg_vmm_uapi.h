@@ -15,7 +15,8 @@
  *   4. DSEG_VMM_ESCAPE: a gPA whose page the VMM must handle itself (remap,
  *      write-protect) is inserted into the escape filter of every CPU
  *      before the call returns; only then may the VMM change its mapping.
- * Closing the fd disarms the segment everywhere and frees the memory.
+ * Closing the fd disarms the segment everywhere and frees the memory; the
+ * filter, which every VM shares, is cleared when the last fd closes.
  */
 #ifndef DSEG_VMM_UAPI_H
 #define DSEG_VMM_UAPI_H

@@ -39,6 +39,8 @@
  *   --dseg-vmm  take the slot from /dev/dseg-vmm (contrib/linux/dseg-vmm):
  *               host-physically contiguous memory, with the VMM segment
  *               armed for this VM (VMM direct)
+ *   --escape N  with --dseg-vmm: escape data page N (DSEG_VMM_ESCAPE),
+ *               so that KVM's nested tables translate it
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -342,7 +344,7 @@ int main(int argc, char **argv)
 {
     unsigned pages = 256;
     uint64_t seed = 0x0123456789abcdeful;
-    int thp = 0, dseg_vmm = 0;
+    int thp = 0, dseg_vmm = 0, escape = -1;
     int kvm, vm, vcpu, run_size, dseg_fd = -1;
     struct dseg_vmm_setup dseg = { .size = SLOT_SIZE, .gpa = 0 };
     unsigned char *raw, *mem;
@@ -367,12 +369,17 @@ int main(int argc, char **argv)
             thp = 0;
         } else if (!strcmp(argv[i], "--dseg-vmm")) {
             dseg_vmm = 1;
+        } else if (!strcmp(argv[i], "--escape") && i + 1 < argc) {
+            escape = strtol(argv[++i], NULL, 0);
         } else {
             fail("unknown argument %s", argv[i]);
         }
     }
     if (pages < 1 || pages > MAX_PAGES) {
         fail("--pages must be 1..%d", MAX_PAGES);
+    }
+    if (escape >= (int)pages || (escape >= 0 && !dseg_vmm)) {
+        fail("--escape needs --dseg-vmm and a page below --pages");
     }
     alarm(60);
 
@@ -426,6 +433,11 @@ int main(int argc, char **argv)
            "KVM_SET_USER_MEMORY_REGION");
     if (dseg_vmm) {
         xioctl(dseg_fd, DSEG_VMM_ARM, NULL, "DSEG_VMM_ARM");
+    }
+    if (escape >= 0) {
+        uint64_t gpa = DATA_GPA + ((uint64_t)escape << 12);
+
+        xioctl(dseg_fd, DSEG_VMM_ESCAPE, &gpa, "DSEG_VMM_ESCAPE");
     }
 
     vcpu = xioctl(vm, KVM_CREATE_VCPU, (void *)0, "KVM_CREATE_VCPU");
