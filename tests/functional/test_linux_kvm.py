@@ -272,6 +272,21 @@ class LinuxKvmTest(testing.TestCase):
         self.assertLessEqual(w['guest-refs'] + w['nested-refs'],
                              w['arch-refs'], w)
 
+    def assert_vmm_direct_only(self, c, min_fills, where):
+        """All the nested guest's memory is in the segment: in counter set
+        C, every entry of its walks and every final gPA is VMM-segment
+        translated, in at least MIN_FILLS fills."""
+        g = model.walk_len(GUEST_LEVELS, model.PAGE_4K)
+        fills = c['vmm-direct']['fills']
+        self.assertGreaterEqual(fills, min_fills, c)
+        model.assert_counters(c, {
+            'native-walk': ANY,
+            'vmm-direct': {'fills': fills, 'guest-refs': g * fills,
+                           'arch-refs': g * fills},
+            'vmm-segment-hits': (g + 1) * fills,
+            'filter-probes': (g + 1) * fills,
+        }, where)
+
     def test_kvm_vmm_direct(self):
         """contrib/linux/dseg-vmm gives the nested guest contiguous memory
         and arms the VMM segment for its VM: every fill of the nested
@@ -313,34 +328,16 @@ class LinuxKvmTest(testing.TestCase):
         # The segment of the module: the slot at gPA 0, at its hPA.
         self.assertEqual(info['vmm-segment'],
                          {'base': 0, 'limit': SLOT, 'offset': hpa})
-        fills = c['vmm-direct']['fills']
         print(f'# vmm-direct window: {c["vmm-direct"]}, walk-2d '
               f'{c["walk-2d"]}', file=sys.stderr)
-        self.assertGreaterEqual(fills, NPAGES, c)
-        g = model.walk_len(GUEST_LEVELS, model.PAGE_4K)
-        # All the nested guest's memory is in the segment: every entry of
-        # its walks and every final gPA is VMM-segment translated.
-        model.assert_counters(c, {
-            'native-walk': ANY,
-            'vmm-direct': {'fills': fills, 'guest-refs': g * fills,
-                           'arch-refs': g * fills},
-            'vmm-segment-hits': (g + 1) * fills,
-            'filter-probes': (g + 1) * fills,
-        }, 'vmm-direct')
+        self.assert_vmm_direct_only(c, NPAGES, 'vmm-direct')
 
         # Two VMs switching on one CPU: each entry of either VM's vCPU
         # runs with its own segment, so again every fill is VMM direct.
         c = windows['two-vms'][0]['counters']
-        fills = c['vmm-direct']['fills']
         print(f'# two-vms window: {c["vmm-direct"]}', file=sys.stderr)
-        self.assertGreaterEqual(fills, 2 * NPAGES, c)
-        model.assert_counters(c, {
-            'native-walk': ANY,
-            'vmm-direct': {'fills': fills, 'guest-refs': g * fills,
-                           'arch-refs': g * fills},
-            'vmm-segment-hits': (g + 1) * fills,
-            'filter-probes': (g + 1) * fills,
-        }, 'two-vms')
+        self.assert_vmm_direct_only(c, 2 * NPAGES, 'two-vms')
+        g = model.walk_len(GUEST_LEVELS, model.PAGE_4K)
 
         # One data page escaped before the run: the filter reports it (and,
         # by the model, no other page of the slot), so its fills take the

@@ -83,13 +83,8 @@ int guest_main(const char *cmdline)
     host_pt_init(&hpt);
     pt_map(&hpt, T_VA, T_VA, PAGE_4K, PTE_RW);
     write_cr3(hpt.root);
-    npt_init(&npt, paging_levels());
-    npt_map_range(&npt, 0, 0, 4ull << 30, PAGE_1G);
+    svm_vm_init_identity(&vm, &hpt, &npt);
     npt_map(&npt, T_VA, u_pa, PAGE_4K);
-    svm_enable();
-    svm_vm_init(&vm);
-    svm_set_cr3(&vm, &hpt);
-    svm_set_npt(&vm, &npt);
     /* NMIs are the VM's own: they end its checkpoints. */
     svm_set_exception_intercepts(&vm, ~(1u << EXC_NMI));
     svm_set_intercept(&vm, SVM_INTERCEPT_HLT, false);

@@ -234,12 +234,7 @@ static int run_vm(void)
 
     host_pt_init(&hpt);
     write_cr3(hpt.root);
-    npt_init(&npt, paging_levels());
-    npt_map_range(&npt, 0, 0, 4ull << 30, PAGE_1G);
-    svm_enable();
-    svm_vm_init(&vm);
-    svm_set_cr3(&vm, &hpt);
-    svm_set_npt(&vm, &npt);
+    svm_vm_init_identity(&vm, &hpt, &npt);
     /* NMIs are the VM's own: they end its checkpoint. */
     svm_set_exception_intercepts(&vm, ~(1u << EXC_NMI));
     svm_set_intercept(&vm, SVM_INTERCEPT_HLT, false);

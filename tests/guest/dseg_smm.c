@@ -132,12 +132,7 @@ int guest_main(const char *cmdline)
     }
 
     host_pt_init(&hpt);
-    npt_init(&npt, paging_levels());
-    npt_map_range(&npt, 0, 0, 4ull << 30, PAGE_1G);
-    svm_enable();
-    svm_vm_init(&vm);
-    svm_set_cr3(&vm, &hpt);
-    svm_set_npt(&vm, &npt);
+    svm_vm_init_identity(&vm, &hpt, &npt);
     check_guest_mode();
     return tap_done();
 }

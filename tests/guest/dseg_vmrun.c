@@ -112,12 +112,7 @@ static void setup(void)
     pt_map(&hpt, X_VA, walk_pa, PAGE_4K, PTE_RW);
     write_cr3(hpt.root);
 
-    npt_init(&npt, paging_levels());
-    npt_map_range(&npt, 0, 0, 4ull << 30, PAGE_1G);
-    svm_enable();
-    svm_vm_init(&vm);
-    svm_set_cr3(&vm, &hpt);
-    svm_set_npt(&vm, &npt);
+    svm_vm_init_identity(&vm, &hpt, &npt);
     /* #GP and NMIs are the VM's own: rdmsr_safe() and checkpoints. */
     svm_set_exception_intercepts(&vm, ~(1u << EXC_GP | 1u << EXC_NMI));
 }

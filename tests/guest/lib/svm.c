@@ -122,6 +122,17 @@ void svm_set_npt(struct svm_vm *vm, const struct pt *npt)
     vmcb_set(vm, VMCB_N_CR3, npt ? npt->root : 0);
 }
 
+void svm_vm_init_identity(struct svm_vm *vm, const struct pt *hpt,
+                          struct pt *npt)
+{
+    npt_init(npt, paging_levels());
+    npt_map_range(npt, 0, 0, 4ull << 30, PAGE_1G);
+    svm_enable();
+    svm_vm_init(vm);
+    svm_set_cr3(vm, hpt);
+    svm_set_npt(vm, npt);
+}
+
 void svm_set_intercept(struct svm_vm *vm, uint64_t bits, bool on)
 {
     uint64_t v = vmcb_get(vm, VMCB_INTERCEPT);

@@ -154,6 +154,15 @@ void svm_enable_with(uint64_t hsave_pa);
  */
 void svm_vm_init(struct svm_vm *vm);
 
+/*
+ * Enables SVM and sets @vm up (svm_vm_init()) on the host's tables @hpt,
+ * under nested tables @npt, made here, that map the low 4 GiB one to one
+ * with 1 GiB pages: a VM in which linear, guest-physical and host-physical
+ * addresses of low memory agree.  The caller may map more into @npt.
+ */
+void svm_vm_init_identity(struct svm_vm *vm, const struct pt *hpt,
+                          struct pt *npt);
+
 /* Guest page tables; also sets guest CR4.LA57 by their depth. */
 void svm_set_cr3(struct svm_vm *vm, const struct pt *gpt);
 /* Nested paging with @npt (its depth must be the host's); NULL: off. */
