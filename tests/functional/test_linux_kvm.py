@@ -74,9 +74,15 @@ ESCAPED = 3                             # the data page it escapes
 VMM_INIT = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
 load_modules
+# Refused: a pool in System RAM.
+insmod /lib/dseg_vmm.ko pool_base=0x2000000 pool_size=0x2000000 \\
+    && echo "dseg_vmm took System RAM"
 insmod /lib/dseg_vmm.ko pool_base={RESERVED_BASE:#x} pool_size={RESERVED:#x} \\
     || echo "insmod dseg_vmm failed"
 exec 3</dev/ttyS1
+# Refused: arming a VM whose slot is not the module's memory.
+/bin/kvm_nested --tag wrong-slot --dseg-wrong-slot </dev/null \\
+    || echo "kvm_nested wrong-slot failed"
 /bin/kvm_nested --tag vmm-direct --pages {NPAGES} --seed {SEED:#x} \\
     --dseg-vmm <&3 || echo "kvm_nested vmm-direct failed"
 # Two VMs at once on L1's one CPU, each with its own memory and segment:
@@ -301,8 +307,14 @@ class LinuxKvmTest(testing.TestCase):
             f'memmap={RESERVED:#x}${RESERVED_BASE:#x}', linux,
             modes=('vmm-direct', 'two-vms', 'escaped'), control=False)
         tail = '\n--- console ---\n' + console[-3000:]
-        self.assertNotRegex(console, r'insmod .* failed|kvm_nested .* failed',
-                            tail)
+        self.assertNotRegex(console, r'insmod .* failed|kvm_nested .* failed'
+                            r'|dseg_vmm took', tail)
+        # Bad input gets a clear error: a pool in RAM, a slot elsewhere.
+        self.assertRegex(console, r'dseg_vmm: \[0x2000000, 0x4000000\) is '
+                         r'System RAM: reserve it with memmap=', tail)
+        self.assertIn('KVM-ARM-REFUSED wrong-slot errno=EINVAL', console)
+        self.assertRegex(console, r'dseg_vmm: gPA 0x0 maps to pfn 0x[0-9a-f]+, '
+                         r'the segment to 0x30000: not armed', tail)
         results = {m.group(1): dict(kv.split('=', 1)
                                     for kv in m.group(2).split())
                    for m in _RESULT.finditer(console)}

@@ -41,6 +41,10 @@
  *               armed for this VM (VMM direct)
  *   --escape N  with --dseg-vmm: escape data page N (DSEG_VMM_ESCAPE),
  *               so that KVM's nested tables translate it
+ *   --dseg-wrong-slot
+ *               ask the module for memory but give KVM an ordinary slot:
+ *               DSEG_VMM_ARM must refuse (EINVAL); prints KVM-ARM-REFUSED
+ *               and exits 0 if it does
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -344,7 +348,7 @@ int main(int argc, char **argv)
 {
     unsigned pages = 256;
     uint64_t seed = 0x0123456789abcdeful;
-    int thp = 0, dseg_vmm = 0, escape = -1;
+    int thp = 0, dseg_vmm = 0, escape = -1, wrong_slot = 0;
     int kvm, vm, vcpu, run_size, dseg_fd = -1;
     struct dseg_vmm_setup dseg = { .size = SLOT_SIZE, .gpa = 0 };
     unsigned char *raw, *mem;
@@ -369,6 +373,8 @@ int main(int argc, char **argv)
             thp = 0;
         } else if (!strcmp(argv[i], "--dseg-vmm")) {
             dseg_vmm = 1;
+        } else if (!strcmp(argv[i], "--dseg-wrong-slot")) {
+            wrong_slot = 1;
         } else if (!strcmp(argv[i], "--escape") && i + 1 < argc) {
             escape = strtol(argv[++i], NULL, 0);
         } else {
@@ -392,6 +398,14 @@ int main(int argc, char **argv)
     }
     vm = xioctl(kvm, KVM_CREATE_VM, NULL, "KVM_CREATE_VM");
 
+    if (wrong_slot) {
+        dseg_fd = open("/dev/dseg-vmm", O_RDWR | O_CLOEXEC);
+        if (dseg_fd < 0) {
+            fail("open /dev/dseg-vmm: %s", strerror(errno));
+        }
+        dseg.vm_fd = vm;
+        xioctl(dseg_fd, DSEG_VMM_SETUP, &dseg, "DSEG_VMM_SETUP");
+    }
     if (dseg_vmm) {
         /* The slot: contiguous host-physical memory of the module. */
         dseg_fd = open("/dev/dseg-vmm", O_RDWR | O_CLOEXEC);
@@ -433,6 +447,14 @@ int main(int argc, char **argv)
            "KVM_SET_USER_MEMORY_REGION");
     if (dseg_vmm) {
         xioctl(dseg_fd, DSEG_VMM_ARM, NULL, "DSEG_VMM_ARM");
+    }
+    if (wrong_slot) {
+        if (ioctl(dseg_fd, DSEG_VMM_ARM, NULL) == 0 || errno != EINVAL) {
+            fail("DSEG_VMM_ARM of a slot that is not the module's: %s",
+                 strerror(errno));
+        }
+        printf("KVM-ARM-REFUSED %s errno=EINVAL\n", tag);
+        return 0;
     }
     if (escape >= 0) {
         uint64_t gpa = DATA_GPA + ((uint64_t)escape << 12);
