@@ -17,7 +17,7 @@ from qemu_dseg import guests, model, testing
 from qemu_dseg.model import PAGE_1G, PAGE_4K
 
 ROUNDS = 1024
-WINDOWS = 8
+WINDOWS = 16
 FILLS_4K = ROUNDS * 64
 SMP_ARGS = ['-smp', '2', '-accel', 'tcg,thread=multi']
 
