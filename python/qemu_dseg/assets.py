@@ -342,14 +342,20 @@ def _depends(pkg):
     return names
 
 
+# Library packages whose names do not start with "lib".
+OTHER_LIBRARY_PACKAGES = ('zlib1g',)
+
+
 def _library_packages(pkgs):
-    """libc6 and the library packages (lib*) that PKGS depend on, at any
-    depth: where the shared libraries of their programs come from."""
+    """libc6 and the library packages (lib*, OTHER_LIBRARY_PACKAGES) that
+    PKGS depend on, at any depth: where the shared libraries of their
+    programs come from."""
     found = {LIBC_PACKAGE: fetch(LIBC_PACKAGE)}
     todo = list(pkgs)
     while todo:
         for name in _depends(todo.pop()):
-            if name.startswith('lib') and name not in found:
+            if (name.startswith('lib') or name in OTHER_LIBRARY_PACKAGES) \
+                    and name not in found:
                 found[name] = fetch(name)
                 todo.append(found[name])
     return list(found.values())

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Linux KVM as the hypervisor: base virtualised (2D walk) mode, and VMM
-direct with the host module contrib/linux/dseg-vmm (test_kvm_vmm_direct).
+"""Linux KVM as the hypervisor: base virtualised (2D walk) mode, VMM
+direct with the host module contrib/linux/dseg-vmm (test_kvm_vmm_direct),
+and an unmodified Linux L2 under Debian's QEMU in L1 (test_kvm_l2_linux).
 
 Debian's unmodified cloud kernel boots under the fork with -cpu max,+dseg
 (SVM with nested paging; the feature on so that the counters count, with
@@ -109,6 +110,35 @@ cat /tmp/out1 /tmp/out2
     --escape {ESCAPED} <&3 || echo "kvm_nested escaped failed"
 dmesg | grep dseg_vmm
 echo KVM-ALL-DONE
+{assets.EPILOGUE}"""
+
+# An unmodified Linux L2 under Debian's QEMU with KVM in L1 (base
+# virtualised): L2 is the same kernel with a busybox initramfs.
+L2_INIT = f"""#!/bin/sh
+{assets.INIT_PRELUDE}
+echo L2-INIT-REACHED
+{assets.EPILOGUE}"""
+L1_QEMU = {
+    '/bin/qemu-system-x86_64': ('qemu-system-x86',
+                                'usr/bin/qemu-system-x86_64'),
+    '/usr/share/seabios/bios-256k.bin': ('seabios',
+                                         'usr/share/seabios/bios-256k.bin'),
+    '/usr/share/qemu/linuxboot_dma.bin': (
+        'qemu-system-data', 'usr/share/qemu/linuxboot_dma.bin'),
+    '/usr/share/qemu/kvmvapic.bin': ('qemu-system-data',
+                                     'usr/share/qemu/kvmvapic.bin'),
+}
+L2_RUN_INIT = f"""#!/bin/sh
+{assets.INIT_PRELUDE}
+load_modules
+t0=$(cut -d' ' -f1 /proc/uptime)
+/bin/qemu-system-x86_64 -enable-kvm -cpu host -m 128M -nodefaults \\
+    -nographic -serial stdio -no-reboot -L /usr/share/qemu \\
+    -L /usr/share/seabios -kernel /l2/vmlinuz -initrd /l2/initrd.gz \\
+    -append 'console=ttyS0 panic=-1 quiet' || echo "L1-QEMU-FAILED $?"
+t1=$(cut -d' ' -f1 /proc/uptime)
+echo "L2-RUN $t0 $t1"
+read -r go </dev/ttyS1
 {assets.EPILOGUE}"""
 
 _RESULT = re.compile(r'KVM-RESULT (\S+) (.*)')
@@ -383,6 +413,37 @@ class LinuxKvmTest(testing.TestCase):
             'filter-probes': (g + 1) * (v['fills'] + w['fills'] + 1),
             'filter-hits': w['fills'] + 1,
         }, 'escaped')
+
+    def test_kvm_l2_linux(self):
+        """Debian's QEMU with KVM in L1 boots an unmodified Linux L2 to
+        its init (base virtualised: every guest-mode fill a 2D walk)."""
+        l2 = self.linux_image(L2_INIT, modules=())
+        files = testing.read_files({'/l2/vmlinuz': l2.kernel,
+                                    '/l2/initrd.gz': l2.initrd})
+        linux = self.linux_image(L2_RUN_INIT, extra_files=files,
+                                 programs=L1_QEMU)
+        ctl = self.control_line()
+        args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '1G',
+                '-kernel', linux.kernel, '-initrd', linux.initrd,
+                '-append', 'console=ttyS0 panic=-1 quiet', *ctl.args]
+        with self.machine(args, name='l2-linux') as vm:
+            vm.launch()
+            ctl.connect()
+            m = vm.wait_console(r'L2-RUN (\S+) (\S+)', 600)
+            info = vm.cmd('query-dseg')[0]      # L1 waits on ttyS1
+            ctl.go()
+            self.assertEqual(vm.wait_exit(60), 0)
+            console = vm.console()
+        tail = '\n--- console ---\n' + console[-3000:]
+        self.assertIn('L2-INIT-REACHED', console, tail)
+        self.assertNotIn('L1-QEMU-FAILED', console, tail)
+        seconds = float(m.group(2)) - float(m.group(1))
+        c = info['counters']
+        w = c['walk-2d']
+        print(f'# L2 Linux run (QEMU start to exit, L1 time): {seconds:.2f} '
+              f's; walk-2d {w}', file=sys.stderr)
+        self.assertGreater(w['fills'], 0, c)
+        model.assert_counters(c, {'native-walk': ANY, 'walk-2d': ANY}, 'L2')
 
     def test_kvm_walk_2d_5level_host(self):
         """Default boot: L1 Linux uses LA57, KVM's NPT is 5-level."""
