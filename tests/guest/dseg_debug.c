@@ -58,16 +58,11 @@ int guest_main(const char *cmdline)
             "CPU has SVM, NPT, DSEG")) {
         return tap_done();
     }
-    p_pa = page_alloc();
-    q_pa = page_alloc();
-    r_pa = page_alloc();
-    s_pa = page_alloc();
-    u_pa = page_alloc();
-    mem_fill_tags(p_pa, 1);
-    mem_fill_tags(q_pa, 1);
-    mem_fill_tags(r_pa, 1);
-    mem_fill_tags(s_pa, 1);
-    mem_fill_tags(u_pa, 1);
+    p_pa = tagged_page_alloc();
+    q_pa = tagged_page_alloc();
+    r_pa = tagged_page_alloc();
+    s_pa = tagged_page_alloc();
+    u_pa = tagged_page_alloc();
     diag("P 0x%lx Q 0x%lx R 0x%lx S 0x%lx T 0x%llx U 0x%lx", p_pa, q_pa,
          r_pa, s_pa, T_VA, u_pa);
 

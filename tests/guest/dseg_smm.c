@@ -117,14 +117,10 @@ int guest_main(const char *cmdline)
             "CPU has SVM, NPT, DSEG")) {
         return tap_done();
     }
-    p_pa = page_alloc();
-    q_pa = page_alloc();
-    r_pa = page_alloc();
-    s_pa = page_alloc();
-    mem_fill_tags(p_pa, 1);
-    mem_fill_tags(q_pa, 1);
-    mem_fill_tags(r_pa, 1);
-    mem_fill_tags(s_pa, 1);
+    p_pa = tagged_page_alloc();
+    q_pa = tagged_page_alloc();
+    r_pa = tagged_page_alloc();
+    s_pa = tagged_page_alloc();
     smm_install();
     check_native();
     if (!cmdline_get_u64(cmdline, "vm", 1)) {

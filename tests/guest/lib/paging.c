@@ -197,3 +197,11 @@ void mem_fill_tags(uint64_t pa, uint64_t pages)
         write64(pa + off, mem_tag(pa + off));
     }
 }
+
+uint64_t tagged_page_alloc(void)
+{
+    uint64_t pa = page_alloc();
+
+    mem_fill_tags(pa, 1);
+    return pa;
+}

@@ -123,4 +123,7 @@ static inline uint64_t mem_origin(uint64_t word)
 /* Tag every word of @pages 4 KiB pages from physical address @pa. */
 void mem_fill_tags(uint64_t pa, uint64_t pages);
 
+/* page_alloc() of a page with every word tagged. */
+uint64_t tagged_page_alloc(void);
+
 #endif /* PAGING_H */

@@ -398,7 +398,8 @@ int main(int argc, char **argv)
     }
     vm = xioctl(kvm, KVM_CREATE_VM, NULL, "KVM_CREATE_VM");
 
-    if (wrong_slot) {
+    if (dseg_vmm || wrong_slot) {
+        /* Contiguous host-physical memory of the module for this VM. */
         dseg_fd = open("/dev/dseg-vmm", O_RDWR | O_CLOEXEC);
         if (dseg_fd < 0) {
             fail("open /dev/dseg-vmm: %s", strerror(errno));
@@ -407,13 +408,7 @@ int main(int argc, char **argv)
         xioctl(dseg_fd, DSEG_VMM_SETUP, &dseg, "DSEG_VMM_SETUP");
     }
     if (dseg_vmm) {
-        /* The slot: contiguous host-physical memory of the module. */
-        dseg_fd = open("/dev/dseg-vmm", O_RDWR | O_CLOEXEC);
-        if (dseg_fd < 0) {
-            fail("open /dev/dseg-vmm: %s", strerror(errno));
-        }
-        dseg.vm_fd = vm;
-        xioctl(dseg_fd, DSEG_VMM_SETUP, &dseg, "DSEG_VMM_SETUP");
+        /* The slot: that memory. */
         mem = mmap(NULL, SLOT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
                    dseg_fd, 0);
         if (mem == MAP_FAILED) {
