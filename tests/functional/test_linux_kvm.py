@@ -72,6 +72,8 @@ echo KVM-ALL-DONE
 RESERVED_BASE, RESERVED = 0x30000000, 64 << 20
 SLOT, DATA_GPA = 4 << 20, 0x200000      # kvm_nested's slot and data pages
 ESCAPED = 3                             # the data page it escapes
+PROTECTED = 5                           # the data page it write-protects
+VMM_MODES = ('vmm-direct', 'two-vms', 'escaped', 'wp', 'split')
 VMM_INIT = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
 load_modules
@@ -81,9 +83,6 @@ insmod /lib/dseg_vmm.ko pool_base=0x2000000 pool_size=0x2000000 \\
 insmod /lib/dseg_vmm.ko pool_base={RESERVED_BASE:#x} pool_size={RESERVED:#x} \\
     || echo "insmod dseg_vmm failed"
 exec 3</dev/ttyS1
-# Refused: arming a VM whose slot is not the module's memory.
-/bin/kvm_nested --tag wrong-slot --dseg-wrong-slot </dev/null \\
-    || echo "kvm_nested wrong-slot failed"
 /bin/kvm_nested --tag vmm-direct --pages {NPAGES} --seed {SEED:#x} \\
     --dseg-vmm <&3 || echo "kvm_nested vmm-direct failed"
 # Two VMs at once on L1's one CPU, each with its own memory and segment:
@@ -108,15 +107,37 @@ cat /tmp/out1 /tmp/out2
 # One data page escaped: KVM's nested tables translate it.
 /bin/kvm_nested --tag escaped --pages {NPAGES} --seed {SEED:#x} --dseg-vmm \\
     --escape {ESCAPED} <&3 || echo "kvm_nested escaped failed"
+# One data page write-protected by the VMM: the module escapes it first.
+/bin/kvm_nested --tag wp --pages {NPAGES} --seed {SEED:#x} --dseg-vmm \\
+    --wp {PROTECTED} <&3 || echo "kvm_nested wp failed"
+# The data in a second, ordinary slot: the segment leaves it out.
+/bin/kvm_nested --tag split --pages {NPAGES} --seed {SEED:#x} --dseg-vmm \\
+    --dseg-split <&3 || echo "kvm_nested split failed"
 dmesg | grep dseg_vmm
 echo KVM-ALL-DONE
 {assets.EPILOGUE}"""
 
-# An unmodified Linux L2 under Debian's QEMU with KVM in L1 (base
-# virtualised): L2 is the same kernel with a busybox initramfs.
+# An unmodified Linux L2 under Debian's QEMU with KVM in L1, in base
+# virtualised mode (RAM of L1's own) and in VMM direct (RAM from
+# /dev/dseg-vmm).  L2 is the same kernel with a busybox initramfs running
+# GUPS; its console is L1 QEMU's stdio, whose input is L1's ttyS1, so the
+# test's control line reaches L2 too.  Windows per mode: boot-MODE (L1
+# starts QEMU to L2's init) and gups-MODE (L2's GUPS run alone).
+L2_MIB = 128
+L2_POOL_BASE = 0x30000000
+L2_GUPS = '16 131072 7'                 # MiB, updates, seed
+L2_MODES = ('base', 'vmm-direct')
 L2_INIT = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
-echo L2-INIT-REACHED
+mode=$(sed -n 's/.*l2mode=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+echo "L2-INIT-REACHED $mode"
+echo "KVM-DONE boot-$mode"
+read -r go
+echo "KVM-READY gups-$mode"
+read -r go
+/bin/gups {L2_GUPS}
+echo "KVM-DONE gups-$mode"
+read -r go
 {assets.EPILOGUE}"""
 L1_QEMU = {
     '/bin/qemu-system-x86_64': ('qemu-system-x86',
@@ -131,14 +152,31 @@ L1_QEMU = {
 L2_RUN_INIT = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
 load_modules
-t0=$(cut -d' ' -f1 /proc/uptime)
-/bin/qemu-system-x86_64 -enable-kvm -cpu host -m 128M -nodefaults \\
-    -nographic -serial stdio -no-reboot -L /usr/share/qemu \\
-    -L /usr/share/seabios -kernel /l2/vmlinuz -initrd /l2/initrd.gz \\
-    -append 'console=ttyS0 panic=-1 quiet' || echo "L1-QEMU-FAILED $?"
-t1=$(cut -d' ' -f1 /proc/uptime)
-echo "L2-RUN $t0 $t1"
-read -r go </dev/ttyS1
+insmod /lib/dseg_vmm.ko pool_base={L2_POOL_BASE:#x} \\
+    pool_size={L2_MIB << 20:#x} || echo "insmod dseg_vmm failed"
+echo "L1-GUPS: $(/bin/gups {L2_GUPS})"
+exec 3</dev/ttyS1
+for mode in {' '.join(L2_MODES)}; do
+    ram=
+    [ $mode = vmm-direct ] && ram="-object memory-backend-file,id=ram,\\
+size={L2_MIB}M,mem-path=/dev/dseg-vmm,share=on -machine memory-backend=ram"
+    echo "KVM-READY boot-$mode"
+    read -r go <&3
+    echo "L2-START $mode $(cut -d' ' -f1 /proc/uptime)"
+    {{ /bin/qemu-system-x86_64 -enable-kvm -cpu host -m {L2_MIB}M $ram \\
+        -nodefaults -nographic -serial stdio -no-reboot -L /usr/share/qemu \\
+        -L /usr/share/seabios -kernel /l2/vmlinuz -initrd /l2/initrd.gz \\
+        -append "console=ttyS0 panic=-1 quiet l2mode=$mode" <&3 \\
+        || echo "L1-QEMU-FAILED $mode $?"; }} 2>&1 |
+    while IFS= read -r line; do
+        echo "$line"
+        case "$line" in *L2-INIT-REACHED*)
+            echo "L2-BOOTED $mode $(cut -d' ' -f1 /proc/uptime)";;
+        esac
+    done
+done
+dmesg | grep dseg_vmm
+echo KVM-ALL-DONE
 {assets.EPILOGUE}"""
 
 _RESULT = re.compile(r'KVM-RESULT (\S+) (.*)')
@@ -169,9 +207,11 @@ class LinuxKvmTest(testing.TestCase):
             self.linux = self.linux_image(
                 INIT, extra_files={'/bin/kvm_nested': f.read()})
 
-    def run_linux(self, append, linux=None, modes=MODES, control=True):
+    def run_linux(self, append, linux=None, modes=MODES, control=True,
+                  timeout=30):
         """Boot LINUX (default: the walk-2d image) and serve the windows:
-        'control' if CONTROL, then one per kvm_nested run of MODES.
+        'control' if CONTROL, then one per kvm_nested run of MODES, each
+        of whose markers must come within TIMEOUT seconds.
 
         Returns (console, {window: (DsegCpuInfo of vCPU 0, CR4)}), each
         read with the machine stopped after the window has closed.
@@ -194,11 +234,11 @@ class LinuxKvmTest(testing.TestCase):
                     vm.kill()
                     self.fail(f'{m.group(0)}{vm.describe()}')
 
-            def window(name, begin, end, timeout=30, failed=None):
+            def window(name, begin, end, timeout, failed=None):
                 expect(begin, failed, timeout)
                 vm.cmd('dseg-reset-counters')
                 ctl.go()
-                expect(end, failed, 30)
+                expect(end, failed, timeout)
                 # The guest now waits on ttyS1, so nothing runs in guest
                 # mode; stop anyway for one consistent snapshot.
                 vm.cmd('stop')
@@ -214,8 +254,8 @@ class LinuxKvmTest(testing.TestCase):
                 window('control', 'CONTROL-BEGIN', 'CONTROL-END', 240)
             for mode in modes:
                 window(mode, f'KVM-READY {mode}', f'KVM-DONE {mode}',
-                       failed=rf'KVM-FAIL {mode} .*|kvm_nested {mode} '
-                       'failed')
+                       timeout, failed=rf'KVM-FAIL {mode} .*|kvm_nested '
+                       rf'{mode} failed|L1-QEMU-FAILED .*')
             vm.wait_console(r'KVM-ALL-DONE', 30)
             self.assertEqual(vm.wait_exit(30), 0)
             return vm.console(), windows
@@ -323,6 +363,43 @@ class LinuxKvmTest(testing.TestCase):
             'filter-probes': (g + 1) * fills,
         }, where)
 
+    def check_escaped_page(self, window, gpa, faults, where):
+        """One page of the slot, GPA, is escaped and everything else stays
+        VMM direct: the filter reports it (and, by the model, no other page
+        of the slot), so its fills take the nested walk, through nested
+        entries that KVM built for it and that agree with the segment.
+        FAULTS attempts to reach it fault to KVM (#NPF) before one fills
+        (None: at least one): their nested steps count, their fills do
+        not."""
+        g = model.walk_len(GUEST_LEVELS, model.PAGE_4K)
+        words = model.filter_words([gpa])
+        self.assertEqual([p for p in range(0, SLOT, model.PAGE_4K)
+                          if model.filter_reports(words, p)], [gpa])
+        info, cr4 = window
+        self.assertEqual(info['filter']['words'][:len(words)], words)
+        c = info['counters']
+        w, v = c['walk-2d'], c['vmm-direct']
+        print(f'# {where} window: vmm-direct {v}, walk-2d {w}, '
+              f'filter-hits {c["filter-hits"]}', file=sys.stderr)
+        m = model.walk_len(5 if cr4 & CR4_LA57 else 4, model.PAGE_4K)
+        self.assertGreaterEqual(w['fills'], 1, c)
+        if faults is None:
+            faults = c['filter-hits'] - w['fills']
+            self.assertGreaterEqual(faults, 1, c)
+        model.assert_counters(c, {
+            'native-walk': ANY,
+            'walk-2d': {'fills': w['fills'], 'guest-refs': g * w['fills'],
+                        'nested-refs': ANY,
+                        'arch-refs': model.arch_refs_nested(g, 0, m) *
+                        w['fills']},
+            'vmm-direct': {'fills': v['fills'], 'guest-refs': g * v['fills'],
+                           'arch-refs': g * v['fills']},
+            'vmm-segment-hits': (g + 1) * v['fills'] +
+            g * (w['fills'] + faults),
+            'filter-probes': (g + 1) * (v['fills'] + w['fills'] + faults),
+            'filter-hits': w['fills'] + faults,
+        }, where)
+
     def test_kvm_vmm_direct(self):
         """contrib/linux/dseg-vmm gives the nested guest contiguous memory
         and arms the VMM segment for its VM: every fill of the nested
@@ -335,41 +412,48 @@ class LinuxKvmTest(testing.TestCase):
             '/bin/kvm_nested': program, '/lib/dseg_vmm.ko': module})
         console, windows = self.run_linux(
             f'memmap={RESERVED:#x}${RESERVED_BASE:#x}', linux,
-            modes=('vmm-direct', 'two-vms', 'escaped'), control=False)
+            modes=VMM_MODES, control=False)
         tail = '\n--- console ---\n' + console[-3000:]
         self.assertNotRegex(console, r'insmod .* failed|kvm_nested .* failed'
-                            r'|dseg_vmm took', tail)
-        # Bad input gets a clear error: a pool in RAM, a slot elsewhere.
+                            r'|dseg_vmm took|no VMM segment', tail)
+        # Bad input gets a clear error: a pool in RAM.
         self.assertRegex(console, r'dseg_vmm: \[0x2000000, 0x4000000\) is '
                          r'System RAM: reserve it with memmap=', tail)
-        self.assertIn('KVM-ARM-REFUSED wrong-slot errno=EINVAL', console)
-        self.assertRegex(console, r'dseg_vmm: gPA 0x0 maps to pfn 0x[0-9a-f]+, '
-                         r'the segment to 0x30000: not armed', tail)
         results = {m.group(1): dict(kv.split('=', 1)
                                     for kv in m.group(2).split())
                    for m in _RESULT.finditer(console)}
-        self.assertEqual(sorted(results),
-                         ['escaped', 'vm1', 'vm2', 'vmm-direct'], tail)
-        for tag, seed in (('vmm-direct', SEED), ('vm1', SEED + 1),
-                          ('vm2', SEED + 2), ('escaped', SEED)):
+        self.assertEqual(sorted(results), ['escaped', 'split', 'vm1', 'vm2',
+                                           'vmm-direct', 'wp'], tail)
+        for tag, r in results.items():
             # Each VM wrote and read back its own pattern in its own slot.
-            self.assertEqual(results[tag]['verify'], 'ok', tail)
-            self.assertEqual(int(results[tag]['checksum'], 16),
-                             checksum(NPAGES, seed), tail)
+            seed = SEED + {'vm1': 1, 'vm2': 2}.get(tag, 0)
+            self.assertEqual(r['verify'], 'ok', tail)
+            self.assertEqual(int(r['checksum'], 16), checksum(NPAGES, seed),
+                             tail)
         hpas = {tag: int(r['dseg_hpa'], 16) for tag, r in results.items()}
-        for hpa in hpas.values():
+        for tag, r in results.items():
+            hpa = hpas[tag]
             self.assertTrue(RESERVED_BASE <= hpa < RESERVED_BASE + RESERVED,
                             tail)
+            # The module's segment is what the VM's slots map to its
+            # memory: all of the slot, or only the first 2 MiB in split.
+            limit = SLOT // 2 if tag == 'split' else SLOT
+            self.assertEqual((int(r['dseg_base'], 16),
+                              int(r['dseg_limit'], 16),
+                              int(r['dseg_offset'], 16)),
+                             (0, limit, hpa), tag)
+            self.assertRegex(console, rf'dseg_vmm: VM of pid \d+: VMM '
+                             rf'segment gPA \[0x0, {limit:#x}\) at hPA '
+                             rf'{hpa:#x}', tail)
         # The two VMs ran at the same time on memory of their own.
         self.assertGreaterEqual(abs(hpas['vm1'] - hpas['vm2']), 4 << 20,
                                 hpas)
-        hpa = hpas['vmm-direct']
 
         info, _ = windows['vmm-direct']
         c = info['counters']
-        # The segment of the module: the slot at gPA 0, at its hPA.
         self.assertEqual(info['vmm-segment'],
-                         {'base': 0, 'limit': SLOT, 'offset': hpa})
+                         {'base': 0, 'limit': SLOT,
+                          'offset': hpas['vmm-direct']})
         print(f'# vmm-direct window: {c["vmm-direct"]}, walk-2d '
               f'{c["walk-2d"]}', file=sys.stderr)
         self.assert_vmm_direct_only(c, NPAGES, 'vmm-direct')
@@ -379,28 +463,38 @@ class LinuxKvmTest(testing.TestCase):
         c = windows['two-vms'][0]['counters']
         print(f'# two-vms window: {c["vmm-direct"]}', file=sys.stderr)
         self.assert_vmm_direct_only(c, 2 * NPAGES, 'two-vms')
-        g = model.walk_len(GUEST_LEVELS, model.PAGE_4K)
 
-        # One data page escaped before the run: the filter reports it (and,
-        # by the model, no other page of the slot), so its fills take the
-        # nested walk, through nested entries that KVM built for it and
-        # that agree with the segment (the page's pattern is right).  The
-        # first access to it faults once (#NPF) to KVM, which maps it: an
-        # attempt whose nested steps count but whose fill does not.
-        escaped = DATA_GPA + ESCAPED * model.PAGE_4K
-        words = model.filter_words([escaped])
-        self.assertEqual([p for p in range(0, SLOT, model.PAGE_4K)
-                          if model.filter_reports(words, p)], [escaped])
-        info, cr4 = windows['escaped']
-        self.assertEqual(info['filter']['words'][:len(words)], words)
+        # One data page escaped by the VMM before the run (DSEG_VMM_ESCAPE):
+        # its first access faults once to KVM, which maps it.
+        self.assertGreaterEqual(int(results['escaped']['kvm_pages_4k']), 1)
+        self.check_escaped_page(windows['escaped'],
+                                DATA_GPA + ESCAPED * model.PAGE_4K, 1,
+                                'escaped')
+        # One data page write-protected by the VMM (mprotect) before the
+        # run: the module escaped it before the VM first ran.  The guest's
+        # first store to it faults to KVM, which hands it to the VMM as an
+        # MMIO write; the VMM lifts the protection and does the store.
+        self.assertEqual(results['wp']['wp_faults'], '1')
+        self.check_escaped_page(windows['wp'],
+                                DATA_GPA + PROTECTED * model.PAGE_4K, None,
+                                'wp')
+
+        # The data in an ordinary slot: tables and code stay VMM direct,
+        # and each data fill walks in the nested dimension only for its
+        # final gPA, at g + m references.
+        info, cr4 = windows['split']
         c = info['counters']
         w, v = c['walk-2d'], c['vmm-direct']
-        print(f'# escaped window: vmm-direct {v}, walk-2d {w}, '
-              f'filter-hits {c["filter-hits"]}', file=sys.stderr)
+        print(f'# split window: vmm-direct {v}, walk-2d {w}',
+              file=sys.stderr)
+        g = model.walk_len(GUEST_LEVELS, model.PAGE_4K)
         m = model.walk_len(5 if cr4 & CR4_LA57 else 4, model.PAGE_4K)
-        self.assertGreaterEqual(w['fills'], 1, c)
-        self.assertGreaterEqual(int(results['escaped']['kvm_pages_4k']), 1,
-                                results['escaped'])
+        self.assertGreaterEqual(w['fills'], NPAGES, c)
+        self.assertGreaterEqual(v['fills'], 1, c)
+        faults = c['vmm-segment-hits'] - (g + 1) * v['fills'] - \
+            g * w['fills']
+        self.assertEqual(faults % g, 0, c)
+        self.assertGreaterEqual(faults // g, NPAGES, c)
         model.assert_counters(c, {
             'native-walk': ANY,
             'walk-2d': {'fills': w['fills'], 'guest-refs': g * w['fills'],
@@ -409,41 +503,84 @@ class LinuxKvmTest(testing.TestCase):
                         w['fills']},
             'vmm-direct': {'fills': v['fills'], 'guest-refs': g * v['fills'],
                            'arch-refs': g * v['fills']},
-            'vmm-segment-hits': (g + 1) * v['fills'] + g * (w['fills'] + 1),
-            'filter-probes': (g + 1) * (v['fills'] + w['fills'] + 1),
-            'filter-hits': w['fills'] + 1,
-        }, 'escaped')
+            'vmm-segment-hits': c['vmm-segment-hits'],
+            'filter-probes': c['vmm-segment-hits'],
+        }, 'split')
 
     def test_kvm_l2_linux(self):
-        """Debian's QEMU with KVM in L1 boots an unmodified Linux L2 to
-        its init (base virtualised: every guest-mode fill a 2D walk)."""
-        l2 = self.linux_image(L2_INIT, modules=())
-        files = testing.read_files({'/l2/vmlinuz': l2.kernel,
-                                    '/l2/initrd.gz': l2.initrd})
+        """Debian's QEMU with KVM in L1 boots an unmodified Linux L2 that
+        runs GUPS, first on RAM of its own (base virtualised: every
+        guest-mode fill a 2D walk), then on RAM from /dev/dseg-vmm (VMM
+        direct: the module arms the segment over what QEMU's slots map
+        there)."""
+        l2 = self.linux_image(L2_INIT, modules=(), extra_files=testing.
+                              read_files({'/bin/gups': guests.path('gups')}))
+        files = testing.read_files({
+            '/l2/vmlinuz': l2.kernel, '/l2/initrd.gz': l2.initrd,
+            '/bin/gups': guests.path('gups'),
+            '/lib/dseg_vmm.ko': assets.dseg_vmm_module()})
         linux = self.linux_image(L2_RUN_INIT, extra_files=files,
                                  programs=L1_QEMU)
-        ctl = self.control_line()
-        args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '1G',
-                '-kernel', linux.kernel, '-initrd', linux.initrd,
-                '-append', 'console=ttyS0 panic=-1 quiet', *ctl.args]
-        with self.machine(args, name='l2-linux') as vm:
-            vm.launch()
-            ctl.connect()
-            m = vm.wait_console(r'L2-RUN (\S+) (\S+)', 600)
-            info = vm.cmd('query-dseg')[0]      # L1 waits on ttyS1
-            ctl.go()
-            self.assertEqual(vm.wait_exit(60), 0)
-            console = vm.console()
+        console, windows = self.run_linux(
+            f'memmap={L2_MIB << 20:#x}${L2_POOL_BASE:#x}', linux,
+            modes=[f'{w}-{m}' for m in L2_MODES for w in ('boot', 'gups')],
+            control=False, timeout=600)
         tail = '\n--- console ---\n' + console[-3000:]
-        self.assertIn('L2-INIT-REACHED', console, tail)
-        self.assertNotIn('L1-QEMU-FAILED', console, tail)
-        seconds = float(m.group(2)) - float(m.group(1))
-        c = info['counters']
-        w = c['walk-2d']
-        print(f'# L2 Linux run (QEMU start to exit, L1 time): {seconds:.2f} '
-              f's; walk-2d {w}', file=sys.stderr)
-        self.assertGreater(w['fills'], 0, c)
-        model.assert_counters(c, {'native-walk': ANY, 'walk-2d': ANY}, 'L2')
+        self.assertNotRegex(console, r'L1-QEMU-FAILED|insmod .* failed|'
+                            r'no VMM segment', tail)
+
+        # L2's GUPS gives what the same program gives natively in L1.
+        native = re.search(r'L1-GUPS: (GUPS .*)', console).group(1).strip()
+        self.assertRegex(native, r'checksum 0x[0-9a-f]{16}$')
+        self.assertEqual([line.strip() for line in
+                          re.findall(r'(?m)^GUPS mib .*$', console)],
+                         [native] * len(L2_MODES), tail)
+
+        # The module's segment: QEMU's slots map the RAM above the legacy
+        # hole (SeaBIOS's shadowed ROM too, once it runs) at gPA = offset.
+        seg = re.findall(r'dseg_vmm: VM of pid \d+: VMM segment gPA '
+                         r'\[(0x[0-9a-f]+), (0x[0-9a-f]+)\) at hPA '
+                         r'(0x[0-9a-f]+)', console)
+        self.assertTrue(seg, tail)
+        base, limit, hpa = (int(x, 16) for x in seg[-1])
+        self.assertEqual(limit, L2_MIB << 20, seg)
+        self.assertLessEqual(base, 0x100000, seg)
+        self.assertEqual(hpa - base, L2_POOL_BASE, seg)
+
+        g_fills = ('walk-2d', 'guest-direct', 'vmm-direct', 'dual-direct')
+        for mode in L2_MODES:
+            start = float(re.search(rf'L2-START {mode} (\S+)',
+                                    console).group(1))
+            booted = float(re.search(rf'L2-BOOTED {mode} (\S+)',
+                                     console).group(1))
+            for w in ('boot', 'gups'):
+                c = windows[f'{w}-{mode}'][0]['counters']
+                fills = sum(c[p]['fills'] for p in g_fills)
+                print(f'# L2 {mode} {w}: boot {booted - start:.2f} s (L1 '
+                      f'time); guest-mode fills {fills}, '
+                      + ', '.join(f'{p} {c[p]}' for p in g_fills
+                                  if c[p]['fills']), file=sys.stderr)
+                self.assertGreater(fills, 0, c)
+                self.assertEqual(c['guest-direct']['fills'] +
+                                 c['dual-direct']['fills'], 0, c)
+                self.assertEqual(c['filter-hits'], 0, c)
+                self.assertEqual(c['filter-probes'], c['vmm-segment-hits'])
+                if mode == 'base':
+                    model.assert_counters(c, {'native-walk': ANY,
+                                              'walk-2d': ANY}, mode)
+                    continue
+                # No VMM-direct fill reads a nested entry: each reads its
+                # guest entries, 2 to 5 with L2's 5-level paging, only.
+                v = c['vmm-direct']
+                self.assertEqual(v['nested-refs'], 0, v)
+                self.assertEqual(v['arch-refs'], v['guest-refs'], v)
+                self.assertGreaterEqual(v['guest-refs'], 2 * v['fills'], v)
+                self.assertLessEqual(v['guest-refs'], 5 * v['fills'], v)
+                self.assertGreaterEqual(c['vmm-segment-hits'],
+                                        v['guest-refs'] + v['fills'], c)
+                if w == 'gups':
+                    # GUPS: at least 95 % of L2's fills are VMM direct.
+                    self.assertGreaterEqual(v['fills'], 0.95 * fills, c)
 
     def test_kvm_walk_2d_5level_host(self):
         """Default boot: L1 Linux uses LA57, KVM's NPT is 5-level."""

@@ -5,34 +5,48 @@
  * The L1 Linux that runs KVM on qemu-dseg loads this module to give a VMM
  * guest memory that is contiguous in host-physical memory and to program
  * the VMM segment (DSEG_BASE_V/LIMIT_V/OFFSET_V) for it, without any
- * change to KVM.  See docs/devel/dseg-kvm.rst for the design and its
- * reasons; the interface is in dseg_vmm_uapi.h.
+ * change to KVM or to the VMM beyond where its RAM comes from.  See
+ * docs/devel/dseg-kvm.rst for the design and its reasons; the interface is
+ * in dseg_vmm_uapi.h.
  *
  * Memory: a physical range that the kernel command line reserves
  * (memmap=SIZE$BASE, so it is not System RAM) and the module parameters
- * pool_base and pool_size name.  It is handed out in 2 MiB chunks, zeroed,
- * one contiguous run per VM.
+ * pool_base and pool_size name.  Each mmap() of /dev/dseg-vmm takes one
+ * contiguous run of 2 MiB chunks from it, zeroed.
  *
- * Switching: a probe on KVM's kvm_entry tracepoint, which KVM fires on the
- * vCPU's CPU with interrupts off right before every VMRUN, arms the VMM
- * segment there for the VM whose vCPU enters (or disarms it for a VM
- * without one) when it is not already so.  In host mode the VMM segment is
- * not used, so nothing needs to change at #VMEXIT.
+ * The segment: a probe on KVM's kvm_entry tracepoint, which KVM fires on
+ * the vCPU's CPU with interrupts off right before every VMRUN, arms the
+ * VMM segment there for the entering VM.  The segment is derived from the
+ * VM's own memory slots (address space 0): the longest gPA range whose
+ * slots map it, at one offset, into a mapping of /dev/dseg-vmm of the
+ * VM's process, leaving out read-only and dirty-logged slots.  KVM builds
+ * its nested entries from the same slots, so the two agree for every
+ * page.  The range is computed again whenever the slots' generation
+ * changes.  In host mode the VMM segment is not used, so nothing needs to
+ * change at #VMEXIT.
+ *
+ * Changes to the mapping: an MMU notifier on the VMM's mm sees every
+ * change to the mapping's page-table entries before it happens (the same
+ * notifier chain that makes KVM zap its nested entries).  The gPAs of up
+ * to MAX_CHANGED changed pages are escaped on every CPU first, as the
+ * spec orders; a larger change (munmap of the whole memory) turns the
+ * segment off for the VMs that use it.
  */
 
 #include <linux/bitmap.h>
-#include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/io.h>
 #include <linux/ioport.h>
 #include <linux/kvm_host.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
+#include <linux/mmu_notifier.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/percpu.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
+#include <linux/spinlock.h>
 #include <linux/tracepoint.h>
 #include <linux/uaccess.h>
 #include <asm/msr.h>
@@ -48,7 +62,11 @@
 
 #define CHUNK			SZ_2M
 #define MAX_CHUNKS		4096		/* 8 GiB */
-#define MAX_VMS			16
+#define MAX_REGIONS		16		/* mappings at once */
+#define MAX_VMS			16		/* VMs that use them */
+#define MAX_RUNS		64		/* slots looked at per VM */
+#define MAX_CHANGED		64		/* pages of a mapping escaped */
+#define MAX_ESCAPED		1024		/* gPAs in the filter */
 
 static unsigned long pool_base;
 module_param(pool_base, ulong, 0444);
@@ -60,231 +78,578 @@ MODULE_PARM_DESC(pool_size, "its size, a multiple of 2 MiB");
 /* KVM's tracepoint, exported for kvm_amd and kvm_intel. */
 extern struct tracepoint __tracepoint_kvm_entry;
 
-struct dseg_vm {
-	struct kvm *kvm;	/* set by DSEG_VMM_SETUP */
-	bool armed;		/* DSEG_VMM_ARM checked the slot */
-	u64 gpa, size, hpa;
+/* One open of /dev/dseg-vmm and its mapping. */
+struct dseg_region {
+	struct mmu_notifier mn;
+	struct mm_struct *mm;		/* the opener's */
+	unsigned long start, size;	/* the mapping; size 0: none yet */
+	u64 hpa;
+	bool live;			/* mapped, usable for a segment */
+	unsigned int busy;		/* changes under way: not usable */
+	unsigned int nr_changed;
+	unsigned long changed[MAX_CHANGED];	/* offsets of changed pages */
+	u64 base, limit, offset;	/* the segment last armed over it */
 };
 
-static DEFINE_MUTEX(dseg_lock);		/* vms[] and chunk_used */
+/* A VM whose process has a mapping. */
+struct dseg_vm {
+	struct kvm *kvm;		/* referenced; NULL: a free entry */
+	bool valid;			/* the segment is for slots @gen */
+	bool dying;			/* no CPU may take it up again */
+	u64 gen;
+	u64 base, limit, offset;	/* limit 0: no segment */
+	struct dseg_region *r;		/* the mapping it is over */
+};
+
+/* What a CPU holds. */
+struct dseg_cpu {
+	struct dseg_vm *vm;		/* the VM last entered, if any */
+	u64 gen;			/* its slots' generation then */
+	u64 base, limit, offset;	/* the MSRs; limit 0: disarmed */
+	unsigned int nr_inserted;	/* escaped[] in this CPU's filter */
+};
+
+/* A gPA range that slots map into a region at one offset. */
+struct dseg_run {
+	u64 gpa, end, offset;
+	struct dseg_region *r;
+};
+
+/*
+ * dseg_mutex orders the process-context changes (mappings, the pool,
+ * freeing VMs); dseg_lock guards everything the kvm_entry probe reads.
+ */
+static DEFINE_MUTEX(dseg_mutex);
+static DEFINE_RAW_SPINLOCK(dseg_lock);
+static struct dseg_region *regions[MAX_REGIONS];
+static unsigned int nr_regions;
 static struct dseg_vm vms[MAX_VMS];
+static struct dseg_run runs[MAX_RUNS];
+/*
+ * The escaped gPAs, in the order they were escaped.  Each CPU inserts
+ * the ones it has not yet into its filter before it arms a segment, and
+ * at once when asked by IPI, which is how an escape reaches every CPU.
+ */
+static u64 escaped[MAX_ESCAPED];
+static unsigned int nr_escaped;
 static DECLARE_BITMAP(chunk_used, MAX_CHUNKS);
 static unsigned int nr_chunks;
-static DEFINE_PER_CPU(struct dseg_vm *, armed_vm);
+static DEFINE_PER_CPU(struct dseg_cpu, dseg_cpu);
 
-/* Program this CPU's VMM segment for @vm, or disarm it (NULL). */
-static void dseg_program(struct dseg_vm *vm)
+/* Make this CPU's VMM segment @vm's, or disarm it (NULL). */
+static void dseg_program(struct dseg_cpu *c, struct dseg_vm *vm)
 {
-	wrmsrl(MSR_DSEG_LIMIT_V, 0);
-	if (vm) {
-		wrmsrl(MSR_DSEG_BASE_V, vm->gpa);
-		wrmsrl(MSR_DSEG_OFFSET_V, vm->hpa - vm->gpa);
-		wrmsrl(MSR_DSEG_LIMIT_V, vm->gpa + vm->size);
+	u64 base = 0, limit = 0, offset = 0;
+
+	if (vm && vm->limit) {
+		base = vm->base;
+		limit = vm->limit;
+		offset = vm->offset;
 	}
-	__this_cpu_write(armed_vm, vm);
+	c->vm = vm;
+	if (c->limit == limit &&
+	    (!limit || (c->base == base && c->offset == offset)))
+		return;
+	wrmsrl(MSR_DSEG_LIMIT_V, 0);
+	if (limit && (wrmsrl_safe(MSR_DSEG_BASE_V, base) ||
+		      wrmsrl_safe(MSR_DSEG_OFFSET_V, offset) ||
+		      wrmsrl_safe(MSR_DSEG_LIMIT_V, limit))) {
+		pr_warn_ratelimited("dseg_vmm: the CPU refused segment [0x%llx, 0x%llx) + 0x%llx\n",
+				    base, limit, offset);
+		wrmsrl(MSR_DSEG_LIMIT_V, 0);
+		limit = 0;
+	}
+	c->base = base;
+	c->limit = limit;
+	c->offset = offset;
+}
+
+/* The region of @mm that holds all of [hva, hva + len), if any. */
+static struct dseg_region *dseg_region_of(struct mm_struct *mm,
+					  unsigned long hva, u64 len)
+{
+	int i;
+
+	for (i = 0; i < MAX_REGIONS; i++) {
+		struct dseg_region *r = regions[i];
+
+		if (r && r->live && !r->busy && r->mm == mm &&
+		    hva >= r->start &&
+		    len <= r->size && hva - r->start <= r->size - len)
+			return r;
+	}
+	return NULL;
+}
+
+static bool dseg_mm_has_region(struct mm_struct *mm)
+{
+	int i;
+
+	for (i = 0; i < MAX_REGIONS; i++)
+		if (regions[i] && regions[i]->mm == mm)
+			return true;
+	return false;
+}
+
+/* Add @gpa's page to escaped[]; false if it is full.  dseg_lock held. */
+static bool dseg_escape_add(u64 gpa)
+{
+	unsigned int i;
+
+	gpa &= PAGE_MASK;
+	for (i = 0; i < nr_escaped; i++)
+		if (escaped[i] == gpa)
+			return true;
+	if (nr_escaped == MAX_ESCAPED)
+		return false;
+	escaped[nr_escaped++] = gpa;
+	return true;
+}
+
+/* Insert what this CPU's filter lacks of escaped[].  dseg_lock held. */
+static void dseg_catch_up(struct dseg_cpu *c)
+{
+	for (; c->nr_inserted < nr_escaped; c->nr_inserted++)
+		wrmsrl(MSR_DSEG_FILTER_INSERT, escaped[c->nr_inserted]);
+}
+
+/*
+ * Every page of @run's region that the VMM has changed is escaped before
+ * a segment over it may be armed; false if escaped[] is full.
+ */
+static bool dseg_escape_changes(const struct dseg_run *run)
+{
+	unsigned int i;
+
+	for (i = 0; i < run->r->nr_changed; i++) {
+		u64 gpa = run->r->hpa + run->r->changed[i] - run->offset;
+
+		if (gpa >= run->gpa && gpa < run->end && !dseg_escape_add(gpa))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Derive @vm's segment from its memory slots of generation @gen: the
+ * longest chain of gPA-adjacent slots that map into one region at one
+ * offset.  Called with dseg_lock held and interrupts off.
+ */
+static void dseg_vm_update(struct dseg_vm *vm, u64 gen)
+{
+	struct kvm *kvm = vm->kvm;
+	struct kvm_memslots *slots;
+	struct kvm_memory_slot *slot;
+	struct dseg_run best = {};
+	int bkt, idx, i, j, n = 0;
+	bool grew;
+
+	idx = srcu_read_lock(&kvm->srcu);
+	slots = kvm_memslots(kvm);
+	kvm_for_each_memslot(slot, bkt, slots) {
+		u64 gpa = slot->base_gfn << PAGE_SHIFT;
+		u64 len = (u64)slot->npages << PAGE_SHIFT;
+		struct dseg_region *r;
+
+		if (n == MAX_RUNS ||
+		    slot->flags & (KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY))
+			continue;
+		r = dseg_region_of(kvm->mm, slot->userspace_addr, len);
+		if (r)
+			runs[n++] = (struct dseg_run) {
+				.gpa = gpa, .end = gpa + len, .r = r,
+				.offset = r->hpa + (slot->userspace_addr -
+						    r->start) - gpa,
+			};
+	}
+	srcu_read_unlock(&kvm->srcu, idx);
+
+	for (i = 0; i < n; i++) {
+		struct dseg_run run = runs[i];
+
+		for (j = 0; j < n; j++)
+			if (runs[j].end == run.gpa && runs[j].r == run.r &&
+			    runs[j].offset == run.offset)
+				break;
+		if (j < n)
+			continue;	/* not the first of its chain */
+		do {
+			grew = false;
+			for (j = 0; j < n; j++) {
+				if (runs[j].gpa == run.end && runs[j].r == run.r &&
+				    runs[j].offset == run.offset) {
+					run.end = runs[j].end;
+					grew = true;
+				}
+			}
+		} while (grew);
+		if (run.end - run.gpa > best.end - best.gpa)
+			best = run;
+	}
+	if (best.r && !dseg_escape_changes(&best)) {
+		pr_warn_ratelimited("dseg_vmm: VM of pid %d: more than %d escaped pages: no VMM segment\n",
+				    kvm->userspace_pid, MAX_ESCAPED);
+		best = (struct dseg_run) {};
+	}
+
+	if (best.gpa != vm->base || best.end != vm->limit ||
+	    best.offset != vm->offset) {
+		if (best.r)
+			pr_info("dseg_vmm: VM of pid %d: VMM segment gPA [0x%llx, 0x%llx) at hPA 0x%llx\n",
+				kvm->userspace_pid, best.gpa, best.end,
+				best.gpa + best.offset);
+		else
+			pr_info("dseg_vmm: VM of pid %d: no VMM segment\n",
+				kvm->userspace_pid);
+	}
+	vm->base = best.gpa;
+	vm->limit = best.end;
+	vm->offset = best.offset;
+	vm->r = best.r;
+	vm->gen = gen;
+	vm->valid = true;
+	if (best.r) {
+		best.r->base = best.gpa;
+		best.r->limit = best.end;
+		best.r->offset = best.offset;
+	}
+}
+
+/*
+ * The entry of @kvm, made when its process has a mapping.  Called with
+ * dseg_lock held and interrupts off.
+ */
+static struct dseg_vm *dseg_vm_lookup(struct kvm *kvm)
+{
+	struct dseg_vm *free = NULL;
+	int i;
+
+	for (i = 0; i < MAX_VMS; i++) {
+		if (vms[i].kvm == kvm && !vms[i].dying)
+			return &vms[i];
+		if (!vms[i].kvm && !free)
+			free = &vms[i];
+	}
+	if (!dseg_mm_has_region(kvm->mm))
+		return NULL;
+	if (!free) {
+		pr_warn_ratelimited("dseg_vmm: more than %d VMs: VM of pid %d runs without a segment\n",
+				    MAX_VMS, kvm->userspace_pid);
+		return NULL;
+	}
+	kvm_get_kvm(kvm);
+	*free = (struct dseg_vm) { .kvm = kvm };
+	return free;
+}
+
+/* The generation of @kvm's slots: they live in struct kvm itself. */
+static u64 dseg_slots_gen(struct kvm *kvm)
+{
+	return READ_ONCE(rcu_dereference_raw(kvm->memslots[0])->generation);
 }
 
 /* kvm_entry: interrupts are off and the vCPU runs on this CPU next. */
 static void dseg_kvm_entry(void *data, struct kvm_vcpu *vcpu)
 {
-	struct dseg_vm *cur = __this_cpu_read(armed_vm), *vm = NULL;
-	int i;
+	struct dseg_cpu *c = this_cpu_ptr(&dseg_cpu);
+	struct kvm *kvm = vcpu->kvm;
+	u64 gen = dseg_slots_gen(kvm);
+	struct dseg_vm *vm;
 
-	if (cur && READ_ONCE(cur->kvm) == vcpu->kvm && READ_ONCE(cur->armed))
+	if (c->vm ? c->vm->kvm == kvm && c->gen == gen &&
+		    READ_ONCE(c->vm->valid)
+		  : !READ_ONCE(nr_regions))
 		return;
-	for (i = 0; i < MAX_VMS; i++) {
-		if (READ_ONCE(vms[i].kvm) == vcpu->kvm &&
-		    READ_ONCE(vms[i].armed)) {
-			vm = &vms[i];
-			break;
-		}
-	}
-	if (vm != cur)
-		dseg_program(vm);
+	raw_spin_lock(&dseg_lock);
+	vm = dseg_vm_lookup(kvm);
+	if (vm && (!vm->valid || vm->gen != gen))
+		dseg_vm_update(vm, gen);
+	dseg_catch_up(c);
+	dseg_program(c, vm);
+	c->gen = gen;
+	raw_spin_unlock(&dseg_lock);
+}
+
+/* IPI: drop a VM that is no longer valid or is going away. */
+static void dseg_sync_cpu(void *info)
+{
+	struct dseg_cpu *c = this_cpu_ptr(&dseg_cpu);
+
+	if (c->vm && (!READ_ONCE(c->vm->valid) || READ_ONCE(c->vm->dying)))
+		dseg_program(c, NULL);
 }
 
 static void dseg_disarm_cpu(void *info)
 {
-	if (!info || __this_cpu_read(armed_vm) == info)
-		dseg_program(NULL);
+	dseg_program(this_cpu_ptr(&dseg_cpu), NULL);
 }
 
-static void dseg_escape_cpu(void *info)
+static void dseg_catch_up_cpu(void *info)
 {
-	wrmsrl(MSR_DSEG_FILTER_INSERT, *(u64 *)info);
+	raw_spin_lock(&dseg_lock);
+	dseg_catch_up(this_cpu_ptr(&dseg_cpu));
+	raw_spin_unlock(&dseg_lock);
 }
 
 static void dseg_clear_filter_cpu(void *info)
 {
 	wrmsrl(MSR_DSEG_FILTER_CLEAR, 0);
+	this_cpu_ptr(&dseg_cpu)->nr_inserted = 0;
 }
+
+/* The VMs of @mm need their segment derived again.  dseg_lock held. */
+static void dseg_invalidate_mm(struct mm_struct *mm)
+{
+	int i;
+
+	for (i = 0; i < MAX_VMS; i++)
+		if (vms[i].kvm && vms[i].kvm->mm == mm)
+			vms[i].valid = false;
+}
+
+/* The part of [start, end) that is @r's mapping, as offsets in it. */
+static bool dseg_overlap(struct dseg_region *r, unsigned long start,
+			 unsigned long end, unsigned long *first,
+			 unsigned long *last)
+{
+	if (!r->live || end <= r->start || start >= r->start + r->size)
+		return false;
+	*first = max(start, r->start) - r->start;
+	*last = min(end, r->start + r->size) - r->start;
+	return true;
+}
+
+/*
+ * The VMM's page-table entries in [start, end) are about to change (or
+ * merely be looked at: splitting a huge PMD announces all 2 MiB).  No CPU
+ * may use a segment over the mapping until they have, and the pages
+ * that really changed are escaped: dseg_mn_invalidate_range_end().
+ */
+static int dseg_mn_invalidate_range_start(struct mmu_notifier *mn,
+				const struct mmu_notifier_range *range)
+{
+	struct dseg_region *r = container_of(mn, struct dseg_region, mn);
+	unsigned long first, last;
+	bool busy;
+
+	raw_spin_lock_irq(&dseg_lock);
+	busy = dseg_overlap(r, range->start, range->end, &first, &last);
+	if (busy) {
+		r->busy++;
+		dseg_invalidate_mm(r->mm);
+	}
+	raw_spin_unlock_irq(&dseg_lock);
+	if (busy)
+		on_each_cpu(dseg_sync_cpu, NULL, 1);
+	return 0;
+}
+
+/*
+ * The change is done.  A page of the mapping changed if its entry no
+ * longer maps its own frame writable: it is escaped before a segment is
+ * armed over it again (dseg_escape_changes()).  When more than
+ * MAX_CHANGED pages changed, the mapping is not used again.
+ */
+static void dseg_mn_invalidate_range_end(struct mmu_notifier *mn,
+				const struct mmu_notifier_range *range)
+{
+	struct dseg_region *r = container_of(mn, struct dseg_region, mn);
+	unsigned long first, last, o, changed[MAX_CHANGED];
+	unsigned int i, j, n = 0;
+	bool kill = false;
+	u64 hpa;
+
+	raw_spin_lock_irq(&dseg_lock);
+	if (!dseg_overlap(r, range->start, range->end, &first, &last)) {
+		raw_spin_unlock_irq(&dseg_lock);
+		return;
+	}
+	hpa = r->hpa;
+	raw_spin_unlock_irq(&dseg_lock);
+
+	/* The caller holds mmap_lock, as for the change itself. */
+	for (o = first; o < last && !kill; o += PAGE_SIZE) {
+		spinlock_t *ptl;
+		pte_t *ptep;
+		bool same = false;
+
+		if (!follow_pte(range->mm, r->start + o, &ptep, &ptl)) {
+			same = pte_pfn(*ptep) == (hpa + o) >> PAGE_SHIFT &&
+			       pte_write(*ptep);
+			pte_unmap_unlock(ptep, ptl);
+		}
+		if (same)
+			continue;
+		if (n == MAX_CHANGED)
+			kill = true;
+		else
+			changed[n++] = o;
+	}
+
+	raw_spin_lock_irq(&dseg_lock);
+	for (i = 0; i < n && !kill; i++) {
+		for (j = 0; j < r->nr_changed && r->changed[j] != changed[i];
+		     j++)
+			;
+		if (j < r->nr_changed)
+			continue;
+		if (r->nr_changed == MAX_CHANGED)
+			kill = true;
+		else
+			r->changed[r->nr_changed++] = changed[i];
+	}
+	if (kill)
+		r->live = false;
+	r->busy--;
+	dseg_invalidate_mm(r->mm);
+	raw_spin_unlock_irq(&dseg_lock);
+	if (kill)
+		pr_info("dseg_vmm: pid %d changed more than %d pages of its guest memory: no VMM segment over it\n",
+			current->tgid, MAX_CHANGED);
+}
+
+/* The mm goes away: nothing of it may run on the mapping again. */
+static void dseg_mn_release(struct mmu_notifier *mn, struct mm_struct *mm)
+{
+	struct dseg_region *r = container_of(mn, struct dseg_region, mn);
+
+	raw_spin_lock_irq(&dseg_lock);
+	r->live = false;
+	dseg_invalidate_mm(mm);
+	raw_spin_unlock_irq(&dseg_lock);
+}
+
+static const struct mmu_notifier_ops dseg_mn_ops = {
+	.invalidate_range_start = dseg_mn_invalidate_range_start,
+	.invalidate_range_end = dseg_mn_invalidate_range_end,
+	.release = dseg_mn_release,
+};
 
 static int dseg_open(struct inode *inode, struct file *file)
 {
-	file->private_data = NULL;
-	return 0;
+	struct dseg_region *r;
+	int i, ret;
+
+	if (!current->mm)
+		return -EINVAL;
+	r = kzalloc(sizeof(*r), GFP_KERNEL);
+	if (!r)
+		return -ENOMEM;
+	r->mm = current->mm;
+	r->mn.ops = &dseg_mn_ops;
+	/* Not under dseg_mutex: this takes mmap_lock, which mmap() holds. */
+	ret = mmu_notifier_register(&r->mn, r->mm);
+	if (ret) {
+		kfree(r);
+		return ret;
+	}
+	mutex_lock(&dseg_mutex);
+	for (i = 0; i < MAX_REGIONS && regions[i]; i++)
+		;
+	if (i == MAX_REGIONS) {
+		mutex_unlock(&dseg_mutex);
+		mmu_notifier_unregister(&r->mn, r->mm);
+		kfree(r);
+		return -EMFILE;
+	}
+	raw_spin_lock_irq(&dseg_lock);
+	regions[i] = r;
+	WRITE_ONCE(nr_regions, nr_regions + 1);
+	raw_spin_unlock_irq(&dseg_lock);
+	mutex_unlock(&dseg_mutex);
+	file->private_data = r;
+	return nonseekable_open(inode, file);
 }
 
 /*
- * Free @vm's slot: disarmed everywhere first, then its memory.  The
- * filter is shared; it is emptied when the last VM goes.
+ * No mapping is left: take the region out, let go of the VMs of its
+ * process if it was the last one there, and only then free its memory.
  */
-static void dseg_vm_free(struct dseg_vm *vm)
-{
-	int i;
-
-	WRITE_ONCE(vm->armed, false);
-	on_each_cpu(dseg_disarm_cpu, vm, 1);
-	bitmap_clear(chunk_used, (vm->hpa - pool_base) / CHUNK,
-		     vm->size / CHUNK);
-	kvm_put_kvm(vm->kvm);
-	WRITE_ONCE(vm->kvm, NULL);
-	for (i = 0; i < MAX_VMS; i++)
-		if (vms[i].kvm)
-			return;
-	on_each_cpu(dseg_clear_filter_cpu, NULL, 1);
-}
-
 static int dseg_release(struct inode *inode, struct file *file)
 {
-	struct dseg_vm *vm = file->private_data;
+	struct dseg_region *r = file->private_data;
+	struct kvm *put[MAX_VMS];
+	int i, nput = 0;
 
-	if (vm) {
-		mutex_lock(&dseg_lock);
-		dseg_vm_free(vm);
-		mutex_unlock(&dseg_lock);
-	}
-	return 0;
-}
+	mutex_lock(&dseg_mutex);
+	raw_spin_lock_irq(&dseg_lock);
+	r->live = false;
+	for (i = 0; i < MAX_REGIONS; i++)
+		if (regions[i] == r)
+			regions[i] = NULL;
+	WRITE_ONCE(nr_regions, nr_regions - 1);
+	dseg_invalidate_mm(r->mm);
+	if (!dseg_mm_has_region(r->mm))
+		for (i = 0; i < MAX_VMS; i++)
+			if (vms[i].kvm && vms[i].kvm->mm == r->mm)
+				vms[i].dying = true;
+	raw_spin_unlock_irq(&dseg_lock);
 
-/* The KVM VM behind @fd, with a reference, or NULL. */
-static struct kvm *dseg_get_kvm(int fd)
-{
-	struct fd f = fdget(fd);
-	struct kvm *kvm = NULL;
+	on_each_cpu(dseg_sync_cpu, NULL, 1);
 
-	if (!f.file)
-		return NULL;
-	/* KVM names its VM files "kvm-vm" (anon_inode:kvm-vm). */
-	if (!strcmp(f.file->f_path.dentry->d_name.name, "kvm-vm")) {
-		kvm = f.file->private_data;
-		kvm_get_kvm(kvm);
-	}
-	fdput(f);
-	return kvm;
-}
-
-static long dseg_setup(struct file *file, void __user *arg)
-{
-	struct dseg_vmm_setup s;
-	struct dseg_vm *vm = NULL;
-	unsigned long first;
-	void *mem;
-	int i;
-
-	if (copy_from_user(&s, arg, sizeof(s)))
-		return -EFAULT;
-	if (!s.size || s.size % CHUNK || s.gpa % CHUNK ||
-	    s.gpa + s.size < s.gpa || s.size > (u64)nr_chunks * CHUNK)
-		return -EINVAL;
-
-	mutex_lock(&dseg_lock);
-	if (file->private_data) {
-		mutex_unlock(&dseg_lock);
-		return -EBUSY;
-	}
-	for (i = 0; i < MAX_VMS && !vm; i++)
-		if (!vms[i].kvm)
-			vm = &vms[i];
-	first = bitmap_find_next_zero_area(chunk_used, nr_chunks, 0,
-					   s.size / CHUNK, 0);
-	if (!vm || first >= nr_chunks) {
-		mutex_unlock(&dseg_lock);
-		return -ENOMEM;
-	}
-	vm->kvm = dseg_get_kvm(s.vm_fd);
-	if (!vm->kvm) {
-		mutex_unlock(&dseg_lock);
-		return -EBADF;
-	}
-	bitmap_set(chunk_used, first, s.size / CHUNK);
-	vm->gpa = s.gpa;
-	vm->size = s.size;
-	vm->hpa = pool_base + first * CHUNK;
-	vm->armed = false;
-	file->private_data = vm;
-	mutex_unlock(&dseg_lock);
-
-	/* No VM sees what another left behind. */
-	mem = memremap(vm->hpa, vm->size, MEMREMAP_WB);
-	if (!mem)
-		return -ENOMEM;
-	memset(mem, 0, vm->size);
-	memunmap(mem);
-
-	s.hpa = vm->hpa;
-	if (copy_to_user(arg, &s, sizeof(s)))
-		return -EFAULT;
-	pr_info("dseg_vmm: VM gPA [0x%llx, 0x%llx) at hPA 0x%llx\n",
-		vm->gpa, vm->gpa + vm->size, vm->hpa);
-	return 0;
-}
-
-/*
- * The spec requires the nested tables to agree with the VMM segment for
- * every page.  KVM builds its nested entries from gfn_to_pfn(), so every
- * page of the range must give the pfn that the segment gives.
- */
-static long dseg_arm(struct file *file)
-{
-	struct dseg_vm *vm = file->private_data;
-	u64 gfn;
-
-	if (!vm)
-		return -EINVAL;
-	for (gfn = vm->gpa >> PAGE_SHIFT;
-	     gfn < (vm->gpa + vm->size) >> PAGE_SHIFT; gfn++) {
-		kvm_pfn_t want = (vm->hpa - vm->gpa) / PAGE_SIZE + gfn;
-		kvm_pfn_t pfn = gfn_to_pfn(vm->kvm, gfn);
-
-		if (is_error_noslot_pfn(pfn) || pfn != want) {
-			pr_warn("dseg_vmm: gPA 0x%llx maps to pfn 0x%llx, the segment to 0x%llx: not armed\n",
-				gfn << PAGE_SHIFT, (u64)pfn, (u64)want);
-			if (!is_error_noslot_pfn(pfn))
-				kvm_release_pfn_clean(pfn);
-			return -EINVAL;
+	raw_spin_lock_irq(&dseg_lock);
+	for (i = 0; i < MAX_VMS; i++) {
+		if (vms[i].dying) {
+			put[nput++] = vms[i].kvm;
+			vms[i] = (struct dseg_vm) {};
 		}
-		kvm_release_pfn_clean(pfn);
 	}
-	WRITE_ONCE(vm->armed, true);
+	if (!nr_regions)
+		nr_escaped = 0;
+	raw_spin_unlock_irq(&dseg_lock);
+	if (!nr_regions)
+		on_each_cpu(dseg_clear_filter_cpu, NULL, 1);
+	if (r->size)
+		bitmap_clear(chunk_used, (r->hpa - pool_base) / CHUNK,
+			     r->size / CHUNK);
+	mutex_unlock(&dseg_mutex);
+
+	for (i = 0; i < nput; i++)
+		kvm_put_kvm(put[i]);
+	mmu_notifier_unregister(&r->mn, r->mm);
+	kfree(r);
 	return 0;
 }
 
-/* Escape @arg's page on every CPU before the VMM may remap it. */
-static long dseg_escape(struct file *file, void __user *arg)
+static long dseg_info(struct dseg_region *r, void __user *arg)
 {
-	struct dseg_vm *vm = file->private_data;
+	struct dseg_vmm_info info;
+
+	raw_spin_lock_irq(&dseg_lock);
+	info = (struct dseg_vmm_info) {
+		.hpa = r->hpa, .size = r->size,
+		.base = r->base, .limit = r->limit, .offset = r->offset,
+	};
+	raw_spin_unlock_irq(&dseg_lock);
+	return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+/* The first step of an escape: @arg's page, on every CPU. */
+static long dseg_escape(struct dseg_region *r, u64 __user *arg)
+{
+	bool added;
 	u64 gpa;
 
-	if (!vm)
-		return -EINVAL;
-	if (copy_from_user(&gpa, arg, sizeof(gpa)))
+	if (get_user(gpa, arg))
 		return -EFAULT;
-	if (gpa < vm->gpa || gpa - vm->gpa >= vm->size)
+	if (!r->size || gpa >> boot_cpu_data.x86_phys_bits)
 		return -EINVAL;
-	on_each_cpu(dseg_escape_cpu, &gpa, 1);
+	raw_spin_lock_irq(&dseg_lock);
+	added = dseg_escape_add(gpa);
+	raw_spin_unlock_irq(&dseg_lock);
+	if (!added)
+		return -ENOSPC;
+	on_each_cpu(dseg_catch_up_cpu, NULL, 1);
 	return 0;
 }
 
 static long dseg_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	switch (cmd) {
-	case DSEG_VMM_SETUP:
-		return dseg_setup(file, (void __user *)arg);
-	case DSEG_VMM_ARM:
-		return dseg_arm(file);
+	case DSEG_VMM_INFO:
+		return dseg_info(file->private_data, (void __user *)arg);
 	case DSEG_VMM_ESCAPE:
-		return dseg_escape(file, (void __user *)arg);
+		return dseg_escape(file->private_data, (u64 __user *)arg);
 	default:
 		return -ENOTTY;
 	}
@@ -292,13 +657,61 @@ static long dseg_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 
 static int dseg_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	struct dseg_vm *vm = file->private_data;
+	struct dseg_region *r = file->private_data;
+	unsigned long size = vma->vm_end - vma->vm_start, first;
+	void *mem;
+	int ret;
 
-	if (!vm || vma->vm_pgoff || vma->vm_end - vma->vm_start != vm->size)
+	if (vma->vm_pgoff || !(vma->vm_flags & VM_SHARED) || size % CHUNK ||
+	    vma->vm_mm != r->mm) {
+		pr_info_ratelimited("dseg_vmm: pid %d: map a multiple of 2 MiB, MAP_SHARED (QEMU: share=on), at offset 0, from the process that opened the device\n",
+				    current->tgid);
 		return -EINVAL;
-	vma->vm_flags |= VM_DONTEXPAND | VM_DONTDUMP;
-	return remap_pfn_range(vma, vma->vm_start, vm->hpa >> PAGE_SHIFT,
-			       vm->size, vma->vm_page_prot);
+	}
+	mutex_lock(&dseg_mutex);
+	if (r->size) {
+		mutex_unlock(&dseg_mutex);
+		return -EBUSY;
+	}
+	first = bitmap_find_next_zero_area(chunk_used, nr_chunks, 0,
+					   size / CHUNK, 0);
+	if (first >= nr_chunks) {
+		mutex_unlock(&dseg_mutex);
+		pr_warn_ratelimited("dseg_vmm: pid %d: no %lu MiB left in the pool\n",
+				    current->tgid, size >> 20);
+		return -ENOMEM;
+	}
+	bitmap_set(chunk_used, first, size / CHUNK);
+	r->hpa = pool_base + first * CHUNK;
+	r->size = size;
+	mutex_unlock(&dseg_mutex);
+
+	/* No VM sees what another left behind. */
+	mem = memremap(r->hpa, size, MEMREMAP_WB);
+	ret = -ENOMEM;
+	if (mem) {
+		memset(mem, 0, size);
+		memunmap(mem);
+		vma->vm_flags |= VM_DONTEXPAND | VM_DONTDUMP | VM_DONTCOPY;
+		ret = remap_pfn_range(vma, vma->vm_start, r->hpa >> PAGE_SHIFT,
+				      size, vma->vm_page_prot);
+	}
+	mutex_lock(&dseg_mutex);
+	raw_spin_lock_irq(&dseg_lock);
+	if (ret) {
+		bitmap_clear(chunk_used, first, size / CHUNK);
+		r->size = 0;
+		r->hpa = 0;
+	} else {
+		r->start = vma->vm_start;
+		r->live = true;
+	}
+	raw_spin_unlock_irq(&dseg_lock);
+	mutex_unlock(&dseg_mutex);
+	if (!ret)
+		pr_info("dseg_vmm: pid %d: %lu MiB at hPA 0x%llx\n",
+			current->tgid, size >> 20, r->hpa);
+	return ret;
 }
 
 static const struct file_operations dseg_fops = {

@@ -2,21 +2,28 @@
 /*
  * qemu-dseg host module: the interface of /dev/dseg-vmm.
  *
- * A VMM process opens /dev/dseg-vmm once per KVM VM:
- *   1. DSEG_VMM_SETUP: size (a multiple of 2 MiB) and the gPA where the VMM
- *      will map the memory in the VM, and the VM's fd; the module takes
- *      that much host-physically contiguous memory and returns its hPA.
- *   2. mmap() of the fd, length size, offset 0, MAP_SHARED: the memory,
- *      for KVM_SET_USER_MEMORY_REGION at that gPA.
- *   3. DSEG_VMM_ARM, once the memory slot is set: the module checks that
- *      KVM maps every page of the range to the hPA the segment gives and
- *      from then on arms the VMM segment on a CPU whenever a vCPU of this
- *      VM enters guest mode there, and disarms it for any other VM.
- *   4. DSEG_VMM_ESCAPE: a gPA whose page the VMM must handle itself (remap,
- *      write-protect) is inserted into the escape filter of every CPU
- *      before the call returns; only then may the VMM change its mapping.
- * Closing the fd disarms the segment everywhere and frees the memory; the
- * filter, which every VM shares, is cleared when the last fd closes.
+ * A VMM opens /dev/dseg-vmm and maps it with mmap(MAP_SHARED, offset 0)
+ * for the length of guest memory it wants, a multiple of 2 MiB: the module
+ * takes that much host-physically contiguous memory, zeroed, and the
+ * mapping is that memory.  The VMM uses it as any guest RAM: a KVM memory
+ * slot, or QEMU's memory-backend-file,mem-path=/dev/dseg-vmm,share=on.
+ * One mapping per open; munmap() and close() give the memory back.
+ *
+ * Nothing else is needed.  Whenever a vCPU of a VM of the same process
+ * enters guest mode, the module arms the VMM segment on that CPU for the
+ * longest gPA range that the VM's memory slots map to the mapping at one
+ * offset, so that KVM's nested tables agree with it by construction, and
+ * disarms it for any other VM.  A change to the mapping of a few pages
+ * (mprotect, munmap, MAP_FIXED over them) escapes their gPAs on every CPU
+ * before it takes effect; a larger change turns the segment off.
+ *
+ * DSEG_VMM_INFO: the memory's hPA and size, and the segment last armed
+ *   over it (limit 0: none).
+ * DSEG_VMM_ESCAPE: a gPA whose page the VMM will handle itself (remap it
+ *   in KVM's tables, trap it) is inserted into the escape filter of every
+ *   CPU before the call returns: the spec's first step of an escape.
+ * The filter is shared by every VM and is emptied when the last mapping
+ * is gone.
  */
 #ifndef DSEG_VMM_UAPI_H
 #define DSEG_VMM_UAPI_H
@@ -24,16 +31,14 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-struct dseg_vmm_setup {
-	__u64 size;		/* in: bytes, a multiple of 2 MiB */
-	__u64 gpa;		/* in: guest-physical base, 2 MiB aligned */
-	__s32 vm_fd;		/* in: the KVM VM (KVM_CREATE_VM) */
-	__u32 pad;
-	__u64 hpa;		/* out: host-physical base */
+struct dseg_vmm_info {
+	__u64 hpa;		/* host-physical base; 0 before mmap() */
+	__u64 size;		/* bytes mapped */
+	__u64 base, limit;	/* gPA range of the segment last armed */
+	__u64 offset;		/* its OFFSET_V (hPA - gPA) */
 };
 
-#define DSEG_VMM_SETUP	_IOWR('D', 0x40, struct dseg_vmm_setup)
-#define DSEG_VMM_ARM	_IO('D', 0x41)
+#define DSEG_VMM_INFO	_IOR('D', 0x40, struct dseg_vmm_info)
 #define DSEG_VMM_ESCAPE	_IOW('D', 0x42, __u64)
 
 #endif /* DSEG_VMM_UAPI_H */

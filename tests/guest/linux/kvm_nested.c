@@ -37,14 +37,19 @@
  *   --no-thp    forbid them (MADV_NOHUGEPAGE): 4 KiB nested pages only
  *               (the default)
  *   --dseg-vmm  take the slot from /dev/dseg-vmm (contrib/linux/dseg-vmm):
- *               host-physically contiguous memory, with the VMM segment
- *               armed for this VM (VMM direct)
+ *               host-physically contiguous memory, over which the module
+ *               arms the VMM segment for this VM (VMM direct)
+ *   --dseg-split with --dseg-vmm: only the first 2 MiB (tables and code)
+ *               from /dev/dseg-vmm, the data's 2 MiB from ordinary memory
+ *               in a second slot, which the segment must leave out
  *   --escape N  with --dseg-vmm: escape data page N (DSEG_VMM_ESCAPE),
  *               so that KVM's nested tables translate it
- *   --dseg-wrong-slot
- *               ask the module for memory but give KVM an ordinary slot:
- *               DSEG_VMM_ARM must refuse (EINVAL); prints KVM-ARM-REFUSED
- *               and exits 0 if it does
+ *   --wp N      with --dseg-vmm: write-protect data page N in this
+ *               process (mprotect) before the run.  KVM emulates the
+ *               guest's first store to it and, unable to write the page,
+ *               hands it over as an MMIO write (KVM_EXIT_MMIO): this
+ *               program then makes the page writable, does the store and
+ *               goes on (wp_faults= counts such exits)
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -348,9 +353,11 @@ int main(int argc, char **argv)
 {
     unsigned pages = 256;
     uint64_t seed = 0x0123456789abcdeful;
-    int thp = 0, dseg_vmm = 0, escape = -1, wrong_slot = 0;
+    int thp = 0, dseg_vmm = 0, escape = -1, split = 0, wp = -1;
     int kvm, vm, vcpu, run_size, dseg_fd = -1;
-    struct dseg_vmm_setup dseg = { .size = SLOT_SIZE, .gpa = 0 };
+    struct dseg_vmm_info dseg = { 0 };
+    unsigned wp_faults = 0;
+    unsigned char *wp_page = NULL;
     unsigned char *raw, *mem;
     struct kvm_run *run;
     struct kvm_userspace_memory_region region;
@@ -373,10 +380,12 @@ int main(int argc, char **argv)
             thp = 0;
         } else if (!strcmp(argv[i], "--dseg-vmm")) {
             dseg_vmm = 1;
-        } else if (!strcmp(argv[i], "--dseg-wrong-slot")) {
-            wrong_slot = 1;
+        } else if (!strcmp(argv[i], "--dseg-split")) {
+            split = 1;
         } else if (!strcmp(argv[i], "--escape") && i + 1 < argc) {
             escape = strtol(argv[++i], NULL, 0);
+        } else if (!strcmp(argv[i], "--wp") && i + 1 < argc) {
+            wp = strtol(argv[++i], NULL, 0);
         } else {
             fail("unknown argument %s", argv[i]);
         }
@@ -384,8 +393,10 @@ int main(int argc, char **argv)
     if (pages < 1 || pages > MAX_PAGES) {
         fail("--pages must be 1..%d", MAX_PAGES);
     }
-    if (escape >= (int)pages || (escape >= 0 && !dseg_vmm)) {
-        fail("--escape needs --dseg-vmm and a page below --pages");
+    if (escape >= (int)pages || wp >= (int)pages ||
+        ((escape >= 0 || wp >= 0 || split) && !dseg_vmm)) {
+        fail("--escape, --wp and --dseg-split need --dseg-vmm, and a page "
+             "below --pages");
     }
     alarm(60);
 
@@ -398,19 +409,26 @@ int main(int argc, char **argv)
     }
     vm = xioctl(kvm, KVM_CREATE_VM, NULL, "KVM_CREATE_VM");
 
-    if (dseg_vmm || wrong_slot) {
-        /* Contiguous host-physical memory of the module for this VM. */
+    if (dseg_vmm) {
+        /*
+         * The slot: contiguous host-physical memory of the module, all of
+         * it, or with --dseg-split its first 2 MiB over ordinary memory.
+         */
         dseg_fd = open("/dev/dseg-vmm", O_RDWR | O_CLOEXEC);
         if (dseg_fd < 0) {
             fail("open /dev/dseg-vmm: %s", strerror(errno));
         }
-        dseg.vm_fd = vm;
-        xioctl(dseg_fd, DSEG_VMM_SETUP, &dseg, "DSEG_VMM_SETUP");
-    }
-    if (dseg_vmm) {
-        /* The slot: that memory. */
-        mem = mmap(NULL, SLOT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-                   dseg_fd, 0);
+        mem = mmap(NULL, SLOT_SIZE, PROT_READ | PROT_WRITE,
+                   split ? MAP_PRIVATE | MAP_ANONYMOUS : MAP_SHARED,
+                   split ? -1 : dseg_fd, 0);
+        if (mem != MAP_FAILED && split) {
+            /* The data slot: 4 KiB nested leaves, as for --no-thp. */
+            if (madvise(mem + HUGE_2M, HUGE_2M, MADV_NOHUGEPAGE)) {
+                fail("madvise: %s", strerror(errno));
+            }
+            mem = mmap(mem, HUGE_2M, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_FIXED, dseg_fd, 0);
+        }
         if (mem == MAP_FAILED) {
             fail("mmap /dev/dseg-vmm: %s", strerror(errno));
         }
@@ -434,27 +452,26 @@ int main(int argc, char **argv)
     build_page_tables(mem, pages);
     memcpy(mem + CODE_GPA, l2_code_start, l2_code_end - l2_code_start);
 
-    region = (struct kvm_userspace_memory_region) {
-        .slot = 0, .guest_phys_addr = 0, .memory_size = SLOT_SIZE,
-        .userspace_addr = (uintptr_t)mem,
-    };
-    xioctl(vm, KVM_SET_USER_MEMORY_REGION, &region,
-           "KVM_SET_USER_MEMORY_REGION");
-    if (dseg_vmm) {
-        xioctl(dseg_fd, DSEG_VMM_ARM, NULL, "DSEG_VMM_ARM");
-    }
-    if (wrong_slot) {
-        if (ioctl(dseg_fd, DSEG_VMM_ARM, NULL) == 0 || errno != EINVAL) {
-            fail("DSEG_VMM_ARM of a slot that is not the module's: %s",
-                 strerror(errno));
-        }
-        printf("KVM-ARM-REFUSED %s errno=EINVAL\n", tag);
-        return 0;
+    /* One slot, or with --dseg-split one per 2 MiB: the same layout. */
+    for (unsigned s = 0; s < (split ? 2 : 1); s++) {
+        region = (struct kvm_userspace_memory_region) {
+            .slot = s, .guest_phys_addr = s * HUGE_2M,
+            .memory_size = split ? HUGE_2M : SLOT_SIZE,
+            .userspace_addr = (uintptr_t)mem + s * HUGE_2M,
+        };
+        xioctl(vm, KVM_SET_USER_MEMORY_REGION, &region,
+               "KVM_SET_USER_MEMORY_REGION");
     }
     if (escape >= 0) {
         uint64_t gpa = DATA_GPA + ((uint64_t)escape << 12);
 
         xioctl(dseg_fd, DSEG_VMM_ESCAPE, &gpa, "DSEG_VMM_ESCAPE");
+    }
+    if (wp >= 0) {
+        wp_page = mem + DATA_GPA + ((uint64_t)wp << 12);
+        if (mprotect(wp_page, 4096, PROT_READ)) {
+            fail("mprotect: %s", strerror(errno));
+        }
     }
 
     vcpu = xioctl(vm, KVM_CREATE_VCPU, (void *)0, "KVM_CREATE_VCPU");
@@ -479,6 +496,7 @@ int main(int argc, char **argv)
             if (errno == EINTR || errno == EAGAIN) {
                 continue;
             }
+
             fail("KVM_RUN: %s", strerror(errno));
         }
         switch (run->exit_reason) {
@@ -503,6 +521,20 @@ int main(int argc, char **argv)
         }
         case KVM_EXIT_HLT:
             hlt_exits++;
+            break;
+        case KVM_EXIT_MMIO:
+            if (!wp_page || !run->mmio.is_write || run->mmio.len > 8 ||
+                run->mmio.phys_addr - (wp_page - mem) > 4096 - run->mmio.len) {
+                fail("unexpected MMIO exit at gPA 0x%llx",
+                     (unsigned long long)run->mmio.phys_addr);
+            }
+            /* The store to the write-protected page: allow it, do it. */
+            if (mprotect(wp_page, 4096, PROT_READ | PROT_WRITE)) {
+                fail("mprotect: %s", strerror(errno));
+            }
+            memcpy(mem + run->mmio.phys_addr, run->mmio.data, run->mmio.len);
+            wp_page = NULL;
+            wp_faults++;
             break;
         case KVM_EXIT_INTR:
             other_exits++;
@@ -529,6 +561,9 @@ int main(int argc, char **argv)
     pages_4k = vm_stat(vm, "pages_4k");
     pages_2m = vm_stat(vm, "pages_2m");
     pages_1g = vm_stat(vm, "pages_1g");
+    if (dseg_vmm) {
+        xioctl(dseg_fd, DSEG_VMM_INFO, &dseg, "DSEG_VMM_INFO");
+    }
 
     sum = sum_lo | sum_hi << 32;
     want = expected_checksum(pages, seed);
@@ -552,12 +587,15 @@ int main(int argc, char **argv)
            "expected=0x%016llx count=%llu verify=%s io_exits=%u "
            "hlt_exits=%u other_exits=%u thp=%d anon_huge_kb=%ld "
            "kvm_pages_4k=%lld kvm_pages_2m=%lld kvm_pages_1g=%lld "
-           "dseg_hpa=0x%llx\n",
+           "dseg_hpa=0x%llx dseg_base=0x%llx dseg_limit=0x%llx "
+           "dseg_offset=0x%llx wp_faults=%u\n",
            tag, pages, (unsigned long long)seed, (unsigned long long)sum,
            (unsigned long long)want, (unsigned long long)got_count,
            bad ? "bad" : "ok", io_exits, hlt_exits, other_exits, thp,
            huge_kb, pages_4k, pages_2m, pages_1g,
-           (unsigned long long)(dseg_vmm ? dseg.hpa : 0));
+           (unsigned long long)dseg.hpa, (unsigned long long)dseg.base,
+           (unsigned long long)dseg.limit, (unsigned long long)dseg.offset,
+           wp_faults);
     if (sum != want || got_count != pages || bad) {
         fail("checksum 0x%016llx (want 0x%016llx), count %llu, %u bad pages",
              (unsigned long long)sum, (unsigned long long)want,
