@@ -412,7 +412,7 @@ static bool dseg_overlap(struct dseg_region *r, unsigned long start,
 			 unsigned long end, unsigned long *first,
 			 unsigned long *last)
 {
-	if (!r->live || end <= r->start || start >= r->start + r->size)
+	if (!r->start || end <= r->start || start >= r->start + r->size)
 		return false;
 	*first = max(start, r->start) - r->start;
 	*last = min(end, r->start + r->size) - r->start;
@@ -433,7 +433,8 @@ static int dseg_mn_invalidate_range_start(struct mmu_notifier *mn,
 	bool busy;
 
 	raw_spin_lock_irq(&dseg_lock);
-	busy = dseg_overlap(r, range->start, range->end, &first, &last);
+	busy = r->live &&
+	       dseg_overlap(r, range->start, range->end, &first, &last);
 	if (busy) {
 		r->busy++;
 		dseg_invalidate_mm(r->mm);
@@ -460,7 +461,13 @@ static void dseg_mn_invalidate_range_end(struct mmu_notifier *mn,
 	u64 hpa;
 
 	raw_spin_lock_irq(&dseg_lock);
-	if (!dseg_overlap(r, range->start, range->end, &first, &last)) {
+	if (!r->busy ||
+	    !dseg_overlap(r, range->start, range->end, &first, &last)) {
+		raw_spin_unlock_irq(&dseg_lock);
+		return;
+	}
+	if (!r->live) {
+		r->busy--;
 		raw_spin_unlock_irq(&dseg_lock);
 		return;
 	}
