@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Linux KVM as the hypervisor: base virtualised (2D walk) mode, VMM
 direct with the host module contrib/linux/dseg-vmm (test_kvm_vmm_direct),
-and an unmodified Linux L2 under Debian's QEMU in L1 (test_kvm_l2_linux).
+and an unmodified Linux L2 running GUPS under Debian's QEMU in L1, base
+virtualised and on the module's memory in VMM direct (test_kvm_l2_linux).
 
 Debian's unmodified cloud kernel boots under the fork with -cpu max,+dseg
 (SVM with nested paging; the feature on so that the counters count, with
