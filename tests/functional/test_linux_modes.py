@@ -36,7 +36,9 @@ SEED = 1
 POOL_BASE, POOL_SIZE = 0x140000000, 320 << 20   # RAM above 4 GiB
 LINUX_CMDLINE = (f'console=ttyS0 panic=-1 quiet no5lvl nokaslr '
                  f'memmap={POOL_SIZE >> 20}M${POOL_BASE:#x}')
-WINDOW_ARGS = ['-device', 'isa-dseg-window']
+# The window device, and a softmmu TLB of fixed size: GUPS's fills do not
+# depend on how far a dynamic TLB grew while the table was written.
+WINDOW_ARGS = ['-device', 'isa-dseg-window', '-accel', 'tcg,tlb-size=256']
 M = 4                       # thinvmm's nested walks: 4 KiB pages, 4 levels
 
 # mode: (thinvmm options or None to boot Linux directly, table in a region)
