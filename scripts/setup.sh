@@ -22,6 +22,9 @@ BASE_PKGS=(
 # Packages taken from backports where the base suite's are too old.
 BACKPORT_PKGS=(meson python3-pycotap)
 MESON_MIN=1.5
+# How long apt waits for its locks when another program (an unattended
+# upgrade, another apt) holds them.
+LOCK_TIMEOUT=600
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -101,12 +104,33 @@ meson_ok() {
     dpkg --compare-versions "$(meson --version)" ge "$MESON_MIN"
 }
 
+# apt-get update does not honour DPkg::Lock::Timeout for the lock of its
+# lists (apt 2.6): retry while another program holds that lock.
 updated=
 apt_update() {
+    local out waited=0
     [ -n "$updated" ] && return
     say "apt-get update"
-    $SUDO apt-get update -qq >/dev/null
+    until out=$($SUDO apt-get update -qq 2>&1); do
+        case $out in
+        *"Could not get lock"*)
+            [ "$waited" -lt "$LOCK_TIMEOUT" ] ||
+                die "apt-get update: its lock stayed held for $LOCK_TIMEOUT s: $out"
+            [ "$waited" -gt 0 ] || say "waiting for apt's lists lock, held by another program"
+            sleep 5
+            waited=$((waited + 5))
+            ;;
+        *) die "apt-get update failed: $out" ;;
+        esac
+    done
     updated=1
+}
+
+# Install packages ($@ after the apt options), waiting for dpkg's lock.
+apt_install() {
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends -o "DPkg::Lock::Timeout=$LOCK_TIMEOUT" \
+        "$@" >/dev/null
 }
 
 if write_sources; then
@@ -119,20 +143,19 @@ if ! apt-cache showsrc qemu 2>/dev/null | grep -q '^Version: 1:10\.0'; then
     apt_update
 fi
 
-export DEBIAN_FRONTEND=noninteractive
 mapfile -t need < <(missing_pkgs "${BASE_PKGS[@]}")
 if [ ${#need[@]} -gt 0 ]; then
     apt_update
     say "installing ${need[*]}"
-    $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    apt_install "${need[@]}" || die "could not install ${need[*]} (apt's errors above)"
 fi
 
 mapfile -t need < <(missing_pkgs "${BACKPORT_PKGS[@]}")
 if [ ${#need[@]} -gt 0 ] || ! meson_ok; then
     apt_update
     say "installing ${BACKPORT_PKGS[*]} from $codename-backports"
-    $SUDO apt-get install -y -qq --no-install-recommends \
-        -t "$codename-backports" "${BACKPORT_PKGS[@]}" >/dev/null
+    apt_install -t "$codename-backports" "${BACKPORT_PKGS[@]}" ||
+        die "could not install ${BACKPORT_PKGS[*]} from $codename-backports (apt's errors above)"
 fi
 meson_ok || die "meson >= $MESON_MIN is required, found $(meson --version 2>/dev/null || echo none)"
 exit 0

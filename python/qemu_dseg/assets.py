@@ -10,9 +10,18 @@ caught.  Initramfs images are built with the standard tools: modprobe
 resolves module dependencies (after depmod indexes the unpacked kernel
 package) and cpio writes the archive.
 
+Tests run in parallel and each prepares what it needs, so every function
+here that downloads, unpacks, installs or builds holds one lock that all
+processes share (QEMU_DSEG_CACHE/assets.lock): the first process does the
+work, the others wait and then find it done.  apt-get waits for dpkg's
+own lock when another program (an unattended upgrade) holds it.
+
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import contextlib
+import fcntl
+import functools
 import glob
 import gzip
 import hashlib
@@ -23,6 +32,7 @@ import shutil
 import stat
 import struct
 import subprocess
+import sys
 import tempfile
 from typing import NamedTuple
 
@@ -52,6 +62,8 @@ load_modules() {
 }
 """
 EPILOGUE = 'poweroff -f\n'
+# How long apt-get waits for dpkg's lock held by another program.
+APT_LOCK_TIMEOUT = 600
 
 
 class AssetError(RuntimeError):
@@ -84,16 +96,74 @@ class LinuxImage(NamedTuple):
         return [p.record() for p in self.packages]
 
 
-def _run(cmd, timeout=600, text=True, **kwargs):
-    """Run CMD and return its stdout; AssetError on any failure."""
+def _run(cmd, timeout=600, text=True, what=None, **kwargs):
+    """Run CMD and return its stdout; AssetError on any failure, saying
+    WHAT failed (default: CMD's program) and why: the command's error
+    lines (apt's "E:" lines), else its last line of output."""
+    what = what or cmd[0]
     try:
         return subprocess.run(cmd, check=True, capture_output=True,
                               text=text, timeout=timeout, **kwargs).stdout
     except subprocess.CalledProcessError as e:
-        err = str(e.stderr or e.stdout or '').strip().splitlines()
-        raise AssetError(f'{cmd[0]} failed: {err[-1] if err else e}') from e
+        out = e.stderr or e.stdout or ''
+        if isinstance(out, bytes):
+            out = out.decode(errors='replace')
+        lines = out.strip().splitlines()
+        errors = [line for line in lines if line.startswith('E:')]
+        why = '; '.join(errors or lines[-1:]) or f'exit status {e.returncode}'
+        raise AssetError(f'{what} failed: {why}') from e
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise AssetError(f'{cmd[0]} failed: {e}') from e
+        raise AssetError(f'{what} failed: {e}') from e
+
+
+_lock_depth = 0
+
+
+@contextlib.contextmanager
+def _assets_lock():
+    """Hold the lock of asset preparation (reentrant in one process)."""
+    global _lock_depth
+    if _lock_depth:
+        _lock_depth += 1
+        try:
+            yield
+        finally:
+            _lock_depth -= 1
+        return
+    os.makedirs(config.CACHE, exist_ok=True)
+    path = os.path.join(config.CACHE, 'assets.lock')
+    with open(path, 'a') as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f'# waiting for another process that prepares assets '
+                  f'(lock {path})', file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        _lock_depth = 1
+        try:
+            yield
+        finally:
+            _lock_depth = 0
+
+
+def _serialised(fn):
+    """FN runs under the lock of asset preparation."""
+    @functools.wraps(fn)
+    def locked(*args, **kwargs):
+        with _assets_lock():
+            return fn(*args, **kwargs)
+    return locked
+
+
+@_serialised
+def apt_install(specs):
+    """Install Debian packages SPECS (NAME or NAME=VERSION) with apt-get
+    (needs root), waiting up to APT_LOCK_TIMEOUT seconds for dpkg's lock
+    held by another program; AssetError naming them and apt's errors."""
+    _run(['apt-get', 'install', '-y', '-q', '--no-install-recommends',
+          '-o', f'DPkg::Lock::Timeout={APT_LOCK_TIMEOUT}', *specs],
+         APT_LOCK_TIMEOUT + 900, what=f'installing {" ".join(specs)}',
+         env={**os.environ, 'DEBIAN_FRONTEND': 'noninteractive'})
 
 
 def _sha256(path):
@@ -139,6 +209,7 @@ def _verified(deb, want=None):
     return Package(rec['package'], rec['version'], digest, deb)
 
 
+@_serialised
 def fetch(name, cache=None):
     """The Package NAME at apt's candidate version, from the cache or
     downloaded with apt-get; offline, the newest verified cached one."""
@@ -166,7 +237,8 @@ def fetch(name, cache=None):
         shutil.rmtree(deb[:-len('.deb')], ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         _run(['apt-get', '-q', '-o', 'APT::Sandbox::User=root',
-              'download', f'{name}={version}'], cwd=tmp)
+              'download', f'{name}={version}'], cwd=tmp,
+             what=f'downloading {name}={version}')
         names = os.listdir(tmp)
         if len(names) != 1:
             raise AssetError(f'apt-get download {name} gave {names}')
@@ -200,6 +272,7 @@ def kernel_package():
                      f'scripts/setup.sh (apt-get update) first')
 
 
+@_serialised
 def unpack(pkg):
     """The package's files, unpacked once beside its .deb."""
     root = pkg.deb[:-len('.deb')]
@@ -220,6 +293,7 @@ def kernel_release(root):
     return releases[0]
 
 
+@_serialised
 def module_files(root, names):
     """The module files of NAMES and their dependencies in load order,
     as modprobe resolves them in the unpacked kernel package ROOT."""
@@ -237,42 +311,73 @@ def module_files(root, names):
     return files
 
 
-def kernel_headers(kernel):
-    """The kbuild tree of the kernel package KERNEL: Debian's
-    linux-headers package of exactly its release and version, installed
-    with apt-get when it is not (needs root)."""
-    release = kernel_release(unpack(kernel))
-    name = f'linux-headers-{release}'
+def _installed_version(name):
+    """The version of Debian package NAME that dpkg has installed, or
+    None."""
     try:
-        have = _run(['dpkg-query', '-W', '-f', '${Version}', name], 60)
+        out = _run(['dpkg-query', '-W', '-f', '${db:Status-Abbrev} '
+                    '${Version}', name], 60)
     except AssetError:
-        have = None
-    if have != kernel.version:
-        _run(['apt-get', 'install', '-y', '-q', '--no-install-recommends',
-              f'{name}={kernel.version}'], 900)
-    kdir = f'/usr/src/{name}'
-    if not os.path.isfile(os.path.join(kdir, 'Module.symvers')):
-        raise AssetError(f'{name} {kernel.version} installed no {kdir}')
-    return kdir
+        return None
+    fields = out.split()
+    return fields[1] if len(fields) == 2 and fields[0] == 'ii' else None
 
 
+@_serialised
+def kernel_headers(release, version):
+    """The kbuild tree of kernel RELEASE at Debian version VERSION:
+    Debian's linux-headers-RELEASE package of exactly that version,
+    installed with apt-get when it is not (needs root)."""
+    name = f'linux-headers-{release}'
+    if _installed_version(name) != version:
+        apt_install([f'{name}={version}'])
+    files = _run(['dpkg-query', '-L', name], 60).split('\n')
+    symvers = [f for f in files if f.endswith('/Module.symvers')]
+    if len(symvers) != 1:
+        raise AssetError(f'{name} {version} is no kbuild tree: it has '
+                         f'{len(symvers)} Module.symvers files')
+    return os.path.dirname(symvers[0])
+
+
+def _tree_digest(src):
+    """The sha256 of the files in directory SRC: names and contents."""
+    h = hashlib.sha256()
+    for d, dirs, names in sorted(os.walk(src)):
+        dirs.sort()
+        for n in sorted(names):
+            path = os.path.join(d, n)
+            h.update(os.path.relpath(path, src).encode() + b'\0')
+            h.update(_sha256(path).encode())
+    return h.hexdigest()
+
+
+@_serialised
 def build_module(src, kernel, out):
     """Build the out-of-tree module in the Kbuild directory SRC for the
-    kernel package KERNEL, in OUT/<release>/; return the .ko's path."""
+    kernel package KERNEL, once per content of SRC, in
+    OUT/<release>-<digest>/; return the .ko's path."""
     release = kernel_release(unpack(kernel))
-    kdir = kernel_headers(kernel)
-    work = os.path.join(out, release)
-    shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(src, work)
-    _run(['make', '-C', kdir, f'M={work}', 'modules'], 600)
+    work = os.path.join(out, f'{release}-{_tree_digest(src)[:16]}')
     kos = glob.glob(os.path.join(work, '*.ko'))
+    if len(kos) == 1:
+        return kos[0]
+    kdir = kernel_headers(release, kernel.version)
+    tmp = f'{work}.tmp'
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    _run(['make', '-C', kdir, f'M={tmp}', 'modules'], 600,
+         what=f'building {src} against {kdir}')
+    kos = glob.glob(os.path.join(tmp, '*.ko'))
     if len(kos) != 1:
         raise AssetError(f'building {src} gave {kos}')
     vermagic = _run(['modinfo', '-F', 'vermagic', kos[0]], 60).split()
     if vermagic[:1] != [release]:
         raise AssetError(f'{kos[0]} is built for {vermagic[:1]}, not '
                          f'{release}')
-    return kos[0]
+    for old in glob.glob(os.path.join(out, f'{release}-*')):
+        shutil.rmtree(old, ignore_errors=True)
+    os.replace(tmp, work)
+    return os.path.join(work, os.path.basename(kos[0]))
 
 
 def _module_bytes(path):
@@ -425,6 +530,7 @@ def shared_libraries(elves, roots):
     return libs
 
 
+@_serialised
 def linux_guest(init_script, extra_files=None, modules=('kvm-amd',),
                 programs=None):
     """A LinuxImage of Debian's cloud kernel with a busybox initramfs.

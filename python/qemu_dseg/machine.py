@@ -4,14 +4,21 @@ Machine adds what qemu-dseg's tests and experiments need to QEMU's own
 python/qemu/machine: the serial console in a log file beside QEMU's own
 output log, waits on that console that always time out, the guest-side
 test checkpoints of tests/guest/lib/libguest.h, resuming from them,
-counter windows (query-dseg, then dseg-reset-counters), and failure
-messages that carry the console tail and the paths of the logs.
+counter windows (query-dseg, then dseg-reset-counters), control lines,
+and failure messages that carry the console tail and the paths of the
+logs.
+
+Logs go to the log directory, wherever the checkout lies; UNIX sockets
+(the gdbstub, control lines) go to QEMUMachine's private temp_dir in
+/var/tmp, because a socket's path must fit in 108 bytes.  QMP uses a
+socket pair and has no path.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import os
 import re
+import socket
 import time
 from typing import NamedTuple, Optional
 
@@ -52,12 +59,41 @@ class Machine(QEMUMachine):
         self.add_args('-nodefaults', '-no-reboot',
                       '-chardev', f'file,id=con,path={self.console_path}',
                       '-serial', 'chardev:con', *args)
+        self.control_lines = []
 
     def __exit__(self, exc_type, exc_val, exc_tb):
-        if exc_type is None:
-            self.shutdown()
-        else:
-            self.kill()
+        try:
+            if exc_type is None:
+                self.shutdown()
+            else:
+                self.kill()
+        finally:
+            for line in self.control_lines:
+                line.close()
+
+    def socket_path(self, name):
+        """The path of a UNIX socket NAME of this run, in the machine's
+        private temp_dir (removed at shutdown): short, whatever the
+        checkout's path.  Call before launch()."""
+        return os.path.join(self.temp_dir, name)
+
+    def gdbstub(self):
+        """Add a gdbstub on a UNIX socket (server, no wait); return the
+        socket's path, for gdb's `target remote`.  Call before
+        launch()."""
+        path = self.socket_path('gdb.sock')
+        self.add_args('-gdb', f'unix:{path},server=on,wait=off')
+        return path
+
+    def control_line(self):
+        """Add the guest's next serial port (ttyS1 after the console) as
+        a ControlLine; connect() it after launch()."""
+        n = len(self.control_lines)
+        line = ControlLine(self.socket_path(f'ctl{n}.sock'))
+        self.add_args('-chardev', f'socket,id=ctl{n},path={line.path},'
+                      f'server=on,wait=off', '-serial', f'chardev:ctl{n}')
+        self.control_lines.append(line)
+        return line
 
     def launch(self):
         try:
@@ -266,6 +302,25 @@ class Machine(QEMUMachine):
                 self.fail(f'timed out after {timeout} s with {served} '
                           f'checkpoints served')
             time.sleep(0.02)
+
+
+class ControlLine:
+    """A serial port of the guest on a UNIX socket of QEMU's: the test
+    sends lines that the guest's programs wait for (Machine.control_line())."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    def connect(self):
+        self.sock.connect(self.path)
+
+    def go(self):
+        """Send the line the guest waits for."""
+        self.sock.sendall(b'go\n')
+
+    def close(self):
+        self.sock.close()
 
 
 class Window(NamedTuple):

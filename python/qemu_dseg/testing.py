@@ -13,9 +13,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import json
 import os
 import shutil
-import socket
 import sys
-import tempfile
 import unittest
 
 from . import assets, config, guests
@@ -48,30 +46,6 @@ def read_files(sources):
         with open(src, 'rb') as f:
             files[dst] = f.read()
     return files
-
-
-class ControlLine:
-    """The guest's second serial port (its ttyS1) on a Unix socket: the
-    test sends lines that the guest's programs wait for.  ARGS go on
-    QEMU's command line; connect() once QEMU runs."""
-
-    def __init__(self, test):
-        # A socket path must be short: not in the log directory.
-        tmp = tempfile.TemporaryDirectory(prefix='qemu-dseg-ctl-')
-        test.addCleanup(tmp.cleanup)
-        self.path = os.path.join(tmp.name, 'ctl.sock')
-        self.args = ['-chardev',
-                     f'socket,id=ctl,path={self.path},server=on,wait=off',
-                     '-serial', 'chardev:ctl']
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        test.addCleanup(self.sock.close)
-
-    def connect(self):
-        self.sock.connect(self.path)
-
-    def go(self):
-        """Send the line the guest waits for."""
-        self.sock.sendall(b'go\n')
 
 
 def _test_file(cls):
@@ -112,10 +86,6 @@ class TestCase(unittest.TestCase):
             unique = f'{name}-{n}'
         self._names.add(unique)
         return Machine(args, name=unique, log_dir=self.logs, **kwargs)
-
-    def control_line(self):
-        """A ControlLine for a machine of this test."""
-        return ControlLine(self)
 
     def linux_image(self, init_script, **kwargs):
         """A Linux guest of Debian's packages, recorded in the test's

@@ -11,7 +11,6 @@ addresses with Debian's gdb through QEMU's gdbstub and with the monitor
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import os
 import re
 import subprocess
 
@@ -53,9 +52,6 @@ class DsegDebugTest(testing.TestCase):
     maxDiff = None
 
     def test_debugger_view(self):
-        sock = os.path.join(self.logs, 'gdb.sock')
-        if os.path.exists(sock):
-            os.unlink(sock)
         got, want = {}, {}
 
         def at_checkpoint(name):
@@ -75,10 +71,9 @@ class DsegDebugTest(testing.TestCase):
                 want[key] = {'gdb x': word, 'HMP x': word,
                              'HMP gva2gpa': f'gpa: {pages[source] + 8:#x}'}
 
-        args = ['-gdb', f'unix:{sock},server=on,wait=off']
-        with self.machine(guests.args(
-                'dseg_debug', cpu='max,+dseg', extra_args=args),
-                name='dseg_debug') as vm:
+        with self.machine(guests.args('dseg_debug', cpu='max,+dseg'),
+                          name='dseg_debug') as vm:
+            sock = vm.gdbstub()
             vm.launch()
             status = vm.serve_checkpoints(at_checkpoint, 60)
             console = vm.console()

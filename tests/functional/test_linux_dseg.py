@@ -155,11 +155,11 @@ class LinuxDsegTest(testing.TestCase):
 
     def test_primary_regions(self):
         linux = self.image(INIT)
-        ctl = self.control_line()
         args = self.boot_args(linux, 'max,+dseg',
-                              [*ctl.args, '-device', 'isa-dseg-window'])
+                              ['-device', 'isa-dseg-window'])
         seen = {}
         with self.machine(args, name='linux') as vm:
+            ctl = vm.control_line()
             vm.launch()
             ctl.connect()
 

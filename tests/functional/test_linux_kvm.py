@@ -218,16 +218,15 @@ class LinuxKvmTest(testing.TestCase):
         read with the machine stopped after the window has closed.
         """
         linux = linux or self.linux
-        ctl = self.control_line()
         # A softmmu TLB of fixed size, so that a window's fills do not
         # depend on how far a dynamic TLB grew before it.
         args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '1G',
                 '-accel', 'tcg,tlb-size=256',
                 '-kernel', linux.kernel, '-initrd', linux.initrd,
-                '-append', f'console=ttyS0 panic=-1 quiet {append}'.strip(),
-                *ctl.args]
+                '-append', f'console=ttyS0 panic=-1 quiet {append}'.strip()]
         windows = {}
         with self.machine(args, name='linux-kvm') as vm:
+            ctl = vm.control_line()
             vm.launch()
             ctl.connect()
 
