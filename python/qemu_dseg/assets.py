@@ -375,7 +375,8 @@ def build_module(src, kernel, out):
         raise AssetError(f'{kos[0]} is built for {vermagic[:1]}, not '
                          f'{release}')
     for old in glob.glob(os.path.join(out, f'{release}-*')):
-        shutil.rmtree(old, ignore_errors=True)
+        if old != tmp:
+            shutil.rmtree(old)
     os.replace(tmp, work)
     return os.path.join(work, os.path.basename(kos[0]))
 

@@ -13,7 +13,10 @@ user space:
   is reported by the module where query-dseg saw the segment;
 * a second region for the same process fails with EBUSY; munmap, fork
   and exec leave no region behind; the region cannot be split or
-  mprotected;
+  mprotected; mremap cannot move, grow or shrink it, and a refused
+  mremap leaves it whole (its pool pages are not handed to another
+  process); mappings larger than the pool, up to 2^45 bytes plus a page,
+  fail with ENOMEM; the kernel logs no warning, oops or BUG;
 * two processes with a region each take turns on one vCPU, each sees only
   its own data, and the counters of exactly that window show that every
   turn refilled the pages through the segment (native-direct);
@@ -53,6 +56,9 @@ TLB_SIZE = 256                      # softmmu TLB entries (-accel tcg,tlb-size)
 # The module's kernel log lines, between markers (with "quiet", errors
 # also reach the console directly).
 DMESG = "echo DMESG-BEGIN; dmesg | grep 'dseg:'; echo DMESG-END"
+# Whatever the kernel logs when something went wrong.
+TROUBLE = ("echo TROUBLE-BEGIN; dmesg | grep -E 'WARNING|BUG|Oops|"
+           "general protection|Call Trace'; echo TROUBLE-END")
 
 INIT_NO_DSEG = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
@@ -72,6 +78,8 @@ insmod /lib/modules/dseg.ko {POOL} || echo INSMOD-FAILED
 /bin/dseg_region touch {TOUCH_MIB} 5
 /bin/dseg_region second
 /bin/dseg_region lifecycle
+/bin/dseg_region mremap 4
+/bin/dseg_region sizes {POOL_SIZE >> 20}
 wait_for alternate-begin
 /bin/dseg_region alternate {ALT_MIB} {ALT_ROUNDS}
 wait_for alternate-end
@@ -89,6 +97,7 @@ wait_for idle
 rmmod dseg && echo RMMOD-OK
 wait_for unloaded
 {DMESG}
+{TROUBLE}
 echo DONE
 {assets.EPILOGUE}"""
 
@@ -206,6 +215,7 @@ class LinuxDsegTest(testing.TestCase):
             f'dseg: pool {POOL_BASE:#x}+{POOL_SIZE:#x} (65536 pages), '
             f'/dev/dseg ready',
             'dseg: unloaded'], tail)
+        self.assertRegex(console, r'(?m)^TROUBLE-BEGIN\nTROUBLE-END$', tail)
         self.assertIn('TOUCH-OK', console, tail)
         m = re.search(r'^REGION (\S+) (\S+) (\S+)$', console, re.M)
         base, limit, phys = (int(x, 16) for x in m.groups())
@@ -220,7 +230,21 @@ class LinuxDsegTest(testing.TestCase):
                      'a new region after munmap, zeroed',
                      'two processes each saw only their own region',
                      'threads on several CPUs saw their own data',
-                     'region held'):
+                     'region held', 'region for mremap',
+                     'mremap move refused', 'mremap grow refused',
+                     'mremap shrink refused',
+                     'region after mremap unchanged',
+                     'region data after mremap intact',
+                     "another process's region after mremap is elsewhere",
+                     "region data after the other's writes",
+                     'munmap after mremap frees the region',
+                     'open /dev/dseg',
+                     f'mmap of {POOL_SIZE + (1 << 20):#x} bytes: '
+                     f'ENOMEM',
+                     'mmap of 0x100000000000 bytes: ENOMEM',
+                     'mmap of 0x100000001000 bytes: ENOMEM',
+                     'mmap of 0x200000001000 bytes: ENOMEM',
+                     'no region after refused sizes'):
             self.assertRegex(console, rf'(?m)^ok {re.escape(what)}$', tail)
         self.assertIn('# 2 CPUs', console, tail)
 

@@ -35,6 +35,7 @@
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/percpu.h>
+#include <linux/refcount.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
@@ -61,6 +62,7 @@ module_param(pool_size, ulong, 0444);
 MODULE_PARM_DESC(pool_size, "size in bytes of the reserved memory pool");
 
 struct dseg_region {
+	refcount_t vmas;		/* VMAs that map it */
 	struct mm_struct *mm;		/* owner; not a reference */
 	unsigned long base;		/* virtual */
 	unsigned long limit;
@@ -131,11 +133,26 @@ static void find_sched_switch(struct tracepoint *tp, void *priv)
 
 /* --- the region: a VMA of /dev/dseg ------------------------------------ */
 
+/*
+ * The kernel copies a VMA without asking the driver whether it may: a
+ * refused mremap first copies the region's VMA, then closes the copy, and
+ * the original still maps the region.  So the region lives as long as any
+ * VMA maps it.
+ */
+static void dseg_vma_open(struct vm_area_struct *vma)
+{
+	struct dseg_region *r = vma->vm_private_data;
+
+	refcount_inc(&r->vmas);
+}
+
 static void dseg_vma_close(struct vm_area_struct *vma)
 {
 	struct dseg_region *r = vma->vm_private_data;
 	int i;
 
+	if (!refcount_dec_and_test(&r->vmas))
+		return;
 	mutex_lock(&dseg_lock);
 	for (i = 0; i < DSEG_MAX_REGIONS; i++)
 		if (regions[i] == r)
@@ -169,6 +186,7 @@ static int dseg_vma_mprotect(struct vm_area_struct *vma, unsigned long start,
 }
 
 static const struct vm_operations_struct dseg_vm_ops = {
+	.open = dseg_vma_open,
 	.close = dseg_vma_close,
 	.may_split = dseg_vma_may_split,
 	.mremap = dseg_vma_mremap,
@@ -201,6 +219,9 @@ static int dseg_mmap(struct file *file, struct vm_area_struct *vma)
 		return -EACCES;
 	if (vma->vm_mm != current->mm)
 		return -EINVAL;
+	/* The bitmap's functions count pages in an unsigned int. */
+	if (npages > pool_pages)
+		return -ENOMEM;
 
 	r = kzalloc(sizeof(*r), GFP_KERNEL);
 	if (!r)
@@ -219,6 +240,7 @@ static int dseg_mmap(struct file *file, struct vm_area_struct *vma)
 	if (first >= pool_pages)
 		goto out_unlock;
 
+	refcount_set(&r->vmas, 1);
 	r->mm = current->mm;
 	r->base = vma->vm_start;
 	r->limit = vma->vm_end;
@@ -295,6 +317,11 @@ static int __init dseg_init(void)
 	}
 	if (!pool_size || !PAGE_ALIGNED(pool_base) || !PAGE_ALIGNED(pool_size)) {
 		pr_err("no memory pool: pass page-aligned pool_base= and pool_size= of memory reserved at boot (memmap=SIZE$BASE)\n");
+		return -EINVAL;
+	}
+	if (pool_size >> PAGE_SHIFT > UINT_MAX || pool_base + pool_size < pool_base) {
+		pr_err("pool %#lx+%#lx is too large: at most %#llx bytes, below 2^64\n",
+		       pool_base, pool_size, (u64)UINT_MAX << PAGE_SHIFT);
 		return -EINVAL;
 	}
 	if (region_intersects(pool_base, pool_size, IORESOURCE_SYSTEM_RAM,

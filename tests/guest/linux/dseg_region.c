@@ -16,12 +16,21 @@
  *   threads MIB N      four threads share one region, each checks its
  *                      own slice N times while moving between CPUs
  *   hold MIB           map a region and sleep until killed
+ *   mremap MIB         moving, growing and shrinking a region with mremap
+ *                      are refused (EINVAL, EFAULT, EINVAL) and leave it
+ *                      whole: still reported,
+ *                      its data intact, its pool pages not handed to
+ *                      another process, and munmap frees it
+ *   sizes POOL_MIB     mappings larger than the pool of POOL_MIB MiB,
+ *                      including 2^44 bytes and 2^44 bytes plus a page,
+ *                      fail with ENOMEM and leave no region behind
  * Every check prints a line; the exit status is 0 when all passed.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
@@ -292,6 +301,96 @@ static void __attribute__((noreturn)) cmd_hold(size_t mib)
     }
 }
 
+/* A child process maps a region of MIB MiB; its physical range. */
+static int child_region(size_t mib, struct dseg_region_info *info)
+{
+    int fds[2], status;
+    pid_t pid;
+
+    if (pipe(fds)) {
+        return -1;
+    }
+    pid = fork();
+    if (pid == 0) {
+        uint64_t *q = dseg_region_alloc(mib * MIB);
+        struct dseg_region_info mine = { 0 };
+
+        if (q) {
+            fill(q, mib * MIB / 8, 0x77, 1);
+            region_info(&mine);
+        }
+        _exit(write(fds[1], &mine, sizeof(mine)) == sizeof(mine) ? 0 : 1);
+    }
+    close(fds[1]);
+    if (read(fds[0], info, sizeof(*info)) != sizeof(*info)) {
+        info->phys = 0;
+    }
+    close(fds[0]);
+    waitpid(pid, &status, 0);
+    return info->phys ? 0 : -1;
+}
+
+static int cmd_mremap(size_t mib)
+{
+    size_t size = mib * MIB, words = size / 8;
+    struct dseg_region_info info, after, child;
+    uint64_t *p = dseg_region_alloc(size);
+    void *spare, *moved;
+
+    check(p != NULL && region_info(&info) == 0, "region for mremap");
+    if (!p) {
+        return 1;
+    }
+    fill(p, words, 0x55, 1);
+    /* A same-size move to a free range of the address space. */
+    spare = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    moved = mremap(p, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, spare);
+    check(moved == MAP_FAILED && errno == EINVAL, "mremap move refused");
+    moved = mremap(p, size, 2 * size, MREMAP_MAYMOVE);
+    check(moved == MAP_FAILED && errno == EFAULT, "mremap grow refused");
+    moved = mremap(p, size, size / 2, 0);
+    check(moved == MAP_FAILED && errno == EINVAL, "mremap shrink refused");
+    check(region_info(&after) == 0 && after.base == info.base &&
+          after.limit == info.limit && after.phys == info.phys,
+          "region after mremap unchanged");
+    check(verify(p, words, 0x55, 1), "region data after mremap intact");
+    check(child_region(mib, &child) == 0 &&
+          (child.phys + size <= info.phys || child.phys >= info.phys + size),
+          "another process's region after mremap is elsewhere");
+    check(verify(p, words, 0x55, 1), "region data after the other's writes");
+    check(munmap(p, size) == 0 && region_info(&after) == -ENOENT,
+          "munmap after mremap frees the region");
+    return !!failures;
+}
+
+static int cmd_sizes(size_t pool_mib)
+{
+    const size_t sizes[] = {
+        (pool_mib + 1) * MIB, 1ul << 44, (1ul << 44) + PAGE,
+        (1ul << 45) + PAGE,
+    };
+    struct dseg_region_info info;
+    int fd = open("/dev/dseg", O_RDWR | O_CLOEXEC);
+
+    check(fd >= 0, "open /dev/dseg");
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        void *p = mmap(NULL, sizes[i], PROT_READ | PROT_WRITE, MAP_SHARED,
+                       fd, 0);
+        int err = errno;
+        char what[96];
+
+        snprintf(what, sizeof(what), "mmap of %#zx bytes: ENOMEM",
+                 sizes[i]);
+        if (p != MAP_FAILED) {
+            munmap(p, sizes[i]);
+        }
+        check(p == MAP_FAILED && err == ENOMEM, what);
+    }
+    check(region_info(&info) == -ENOENT, "no region after refused sizes");
+    close(fd);
+    return !!failures;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "";
@@ -313,8 +412,12 @@ int main(int argc, char **argv)
         return cmd_threads(mib, n);
     } else if (!strcmp(cmd, "hold")) {
         cmd_hold(mib);
+    } else if (!strcmp(cmd, "mremap")) {
+        return cmd_mremap(mib);
+    } else if (!strcmp(cmd, "sizes")) {
+        return cmd_sizes(mib);
     }
     fprintf(stderr, "usage: dseg_region touch|second|lifecycle|alternate|"
-            "threads|hold [MIB [N]]\n");
+            "threads|hold|mremap|sizes [MIB [N]]\n");
     return 2;
 }
