@@ -13,7 +13,8 @@ user space:
   is reported by the module where query-dseg saw the segment;
 * a second region for the same process fails with EBUSY; munmap, fork
   and exec leave no region behind; the region cannot be split or
-  mprotected; mremap cannot move, grow or shrink it, and a refused
+  mprotected; a program exec'd after vfork or by posix_spawn cannot
+  reach its parent's region; mremap cannot move, grow or shrink it, and a refused
   mremap leaves it whole (its pool pages are not handed to another
   process); mappings larger than the pool, up to 2^45 bytes plus a page,
   fail with ENOMEM; the kernel logs no warning, oops or BUG;
@@ -48,6 +49,7 @@ LINUX_CMDLINE = (f'console=ttyS0 panic=-1 quiet '
 POOL = f'pool_base={POOL_BASE:#x} pool_size={POOL_SIZE:#x}'
 TOUCH_MIB = 64
 ALT_MIB, ALT_ROUNDS = 4, 40
+EXEC_RUNS = 20
 GUPS_ARGS = '32 65536 1'            # MiB, updates, seed
 GUPS_ITERS = 65536
 PAGES_PER_MIB = 256
@@ -79,6 +81,7 @@ insmod /lib/modules/dseg.ko {POOL} || echo INSMOD-FAILED
 /bin/dseg_region second
 /bin/dseg_region lifecycle
 /bin/dseg_region mremap 4
+/bin/dseg_region exec {EXEC_RUNS}
 /bin/dseg_region sizes {POOL_SIZE >> 20}
 wait_for alternate-begin
 /bin/dseg_region alternate {ALT_MIB} {ALT_ROUNDS}
@@ -238,6 +241,10 @@ class LinuxDsegTest(testing.TestCase):
                      "another process's region after mremap is elsewhere",
                      "region data after the other's writes",
                      'munmap after mremap frees the region',
+                     'region for exec',
+                     "exec after vfork: no access to the parent's region",
+                     "posix_spawn: no access to the parent's region",
+                     'region data after exec intact',
                      'open /dev/dseg',
                      f'mmap of {POOL_SIZE + (1 << 20):#x} bytes: '
                      f'ENOMEM',

@@ -10,15 +10,19 @@
  * pool: zeroed, mapped by its page tables with 4 KiB pages, and covered by
  * the guest segment.
  *
- * Arming: a probe on the sched_switch tracepoint runs on every context
- * switch, on every CPU.  When the next task's mm owns a region it arms the
- * segment for that region, otherwise it disarms it; a CPU whose segment
- * already holds the right region writes nothing.  So all threads of the
- * process, wherever they run and migrate, use the segment, and nothing
- * else does: not kernel threads, not other processes, not a forked child
- * (another mm; the region is VM_DONTCOPY), not the process after exec.
- * When a region goes (munmap, exit, exec), every CPU that holds it is
- * disarmed before its memory returns to the pool.
+ * Arming: the segment follows the page tables that CR3 holds.  A probe on
+ * the tlb_flush tracepoint runs each time a CPU loads another mm's page
+ * tables (a context switch, exec, kthread_use_mm, a temporary mm of the
+ * kernel's), after the CR3 write and with IRQs off.  When the mm now
+ * loaded owns a region it arms the segment for that region, otherwise it
+ * disarms it; a CPU whose segment already holds the right region writes
+ * nothing.  So all threads of the process, wherever they run and migrate,
+ * use the segment, and nothing runs under it that does not run on the
+ * process's page tables: not other processes, not a forked child (another
+ * mm; the region is VM_DONTCOPY), not a program exec'd after vfork.  A
+ * kernel thread that borrows the mm lazily keeps the segment with the
+ * page tables.  When a region goes (munmap, exit, exec), every CPU that
+ * holds it is disarmed before its memory returns to the pool.
  *
  * The segment grants read, write and execute at every CPL, so it only
  * ever covers the running process's own region, which its page tables map
@@ -43,6 +47,7 @@
 #include <linux/uaccess.h>
 #include <asm/msr.h>
 #include <asm/processor.h>
+#include <asm/tlbflush.h>
 
 #include "dseg_uapi.h"
 
@@ -63,7 +68,7 @@ MODULE_PARM_DESC(pool_size, "size in bytes of the reserved memory pool");
 
 struct dseg_region {
 	refcount_t vmas;		/* VMAs that map it */
-	struct mm_struct *mm;		/* owner; not a reference */
+	phys_addr_t pgd;		/* its owner's page tables, as CR3 holds them */
 	unsigned long base;		/* virtual */
 	unsigned long limit;
 	phys_addr_t phys;
@@ -71,7 +76,7 @@ struct dseg_region {
 	unsigned long npages;
 };
 
-/* Readers: the sched_switch probe (IRQs off).  Writers: dseg_lock. */
+/* Readers: the tlb_flush probe and IPIs (IRQs off).  Writers: dseg_lock. */
 static struct dseg_region *regions[DSEG_MAX_REGIONS];
 static DEFINE_MUTEX(dseg_lock);
 static unsigned long *pool_map;		/* one bit per pool page in use */
@@ -80,7 +85,7 @@ static unsigned long pool_pages;
 /* The region this CPU's guest segment holds, or NULL when disarmed. */
 static DEFINE_PER_CPU(struct dseg_region *, armed);
 
-static struct tracepoint *sched_switch_tp;
+static struct tracepoint *tlb_flush_tp;
 
 static void dseg_arm(struct dseg_region *r)
 {
@@ -96,39 +101,41 @@ static void dseg_arm(struct dseg_region *r)
 	this_cpu_write(armed, r);
 }
 
-static struct dseg_region *region_of(struct mm_struct *mm)
+/* The region of the mm whose page tables are at @pgd. */
+static struct dseg_region *region_at(phys_addr_t pgd)
 {
 	int i;
 
-	if (!mm)
-		return NULL;
 	for (i = 0; i < DSEG_MAX_REGIONS; i++) {
 		struct dseg_region *r = READ_ONCE(regions[i]);
 
-		if (r && r->mm == mm)
+		if (r && r->pgd == pgd)
 			return r;
 	}
 	return NULL;
 }
 
-static void dseg_sched_switch(void *data, bool preempt,
-			      struct task_struct *prev,
-			      struct task_struct *next,
-			      unsigned int prev_state)
+static struct dseg_region *region_of(struct mm_struct *mm)
 {
-	dseg_arm(region_of(next->mm));
+	return mm ? region_at(__pa(mm->pgd)) : NULL;
 }
 
-/* IPI: make this CPU's segment match the task it runs now. */
+static void dseg_tlb_flush(void *data, int reason, unsigned long pages)
+{
+	if (reason == TLB_FLUSH_ON_TASK_SWITCH)
+		dseg_arm(region_at(read_cr3_pa()));
+}
+
+/* IPI: make this CPU's segment match the page tables it has loaded. */
 static void dseg_refresh(void *unused)
 {
-	dseg_arm(region_of(current->mm));
+	dseg_arm(region_at(read_cr3_pa()));
 }
 
-static void find_sched_switch(struct tracepoint *tp, void *priv)
+static void find_tlb_flush(struct tracepoint *tp, void *priv)
 {
-	if (!strcmp(tp->name, "sched_switch"))
-		sched_switch_tp = tp;
+	if (!strcmp(tp->name, "tlb_flush"))
+		tlb_flush_tp = tp;
 }
 
 /* --- the region: a VMA of /dev/dseg ------------------------------------ */
@@ -241,7 +248,7 @@ static int dseg_mmap(struct file *file, struct vm_area_struct *vma)
 		goto out_unlock;
 
 	refcount_set(&r->vmas, 1);
-	r->mm = current->mm;
+	r->pgd = __pa(current->mm->pgd);
 	r->base = vma->vm_start;
 	r->limit = vma->vm_end;
 	r->phys = pool_base + ((phys_addr_t)first << PAGE_SHIFT);
@@ -335,12 +342,11 @@ static int __init dseg_init(void)
 	if (!pool_map)
 		return -ENOMEM;
 
-	for_each_kernel_tracepoint(find_sched_switch, NULL);
+	for_each_kernel_tracepoint(find_tlb_flush, NULL);
 	ret = -ENOENT;
-	if (!sched_switch_tp)
+	if (!tlb_flush_tp)
 		goto err_free;
-	ret = tracepoint_probe_register(sched_switch_tp, dseg_sched_switch,
-					NULL);
+	ret = tracepoint_probe_register(tlb_flush_tp, dseg_tlb_flush, NULL);
 	if (ret)
 		goto err_free;
 	ret = misc_register(&dseg_dev);
@@ -351,7 +357,7 @@ static int __init dseg_init(void)
 	return 0;
 
 err_probe:
-	tracepoint_probe_unregister(sched_switch_tp, dseg_sched_switch, NULL);
+	tracepoint_probe_unregister(tlb_flush_tp, dseg_tlb_flush, NULL);
 	tracepoint_synchronize_unregister();
 err_free:
 	bitmap_free(pool_map);
@@ -365,7 +371,7 @@ static void __exit dseg_exit(void)
 	 * Leave every CPU disarmed.
 	 */
 	misc_deregister(&dseg_dev);
-	tracepoint_probe_unregister(sched_switch_tp, dseg_sched_switch, NULL);
+	tracepoint_probe_unregister(tlb_flush_tp, dseg_tlb_flush, NULL);
 	tracepoint_synchronize_unregister();
 	on_each_cpu(dseg_refresh, NULL, 1);
 	bitmap_free(pool_map);

@@ -21,6 +21,12 @@
  *                      whole: still reported,
  *                      its data intact, its pool pages not handed to
  *                      another process, and munmap frees it
+ *   exec N             a program exec'd after vfork, and one started by
+ *                      posix_spawn, N times each, cannot reach the
+ *                      parent's region (which its address space does not
+ *                      map): reading it faults
+ *   unmapped ADDR      (run by exec) read ADDR; exit 0 if that faults, 1
+ *                      if it reads, 3 if ADDR is mapped here after all
  *   sizes POOL_MIB     mappings larger than the pool of POOL_MIB MiB,
  *                      including 2^44 bytes and 2^44 bytes plus a page,
  *                      fail with ENOMEM and leave no region behind
@@ -33,6 +39,9 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -363,6 +372,97 @@ static int cmd_mremap(size_t mib)
     return !!failures;
 }
 
+static sigjmp_buf fault_jmp;
+
+static void on_fault(int sig)
+{
+    (void)sig;
+    siglongjmp(fault_jmp, 1);
+}
+
+static int cmd_unmapped(unsigned long addr)
+{
+    volatile uint64_t *p = (volatile uint64_t *)addr;
+
+    /* A new image: the parent's region is not in this address space. */
+    if (msync((void *)(addr & ~(PAGE - 1)), PAGE, MS_ASYNC) == 0) {
+        return 3;
+    }
+    signal(SIGSEGV, on_fault);
+    if (sigsetjmp(fault_jmp, 1)) {
+        return 0;
+    }
+    printf("# exec'd image read %#llx at %#lx\n", (unsigned long long)*p,
+           addr);
+    return 1;
+}
+
+extern char **environ;
+
+/* vfork, and exec ARGV in the child: the child's pid, or -1. */
+static pid_t vfork_exec(char **argv)
+{
+    pid_t pid = vfork();
+
+    if (pid == 0) {
+        execve("/bin/dseg_region", argv, environ);
+        _exit(2);
+    }
+    return pid;
+}
+
+/* Start "dseg_region unmapped ADDR" N times, by vfork+exec or by
+ * posix_spawn; the number of runs in which the read faulted. */
+static int exec_unmapped(void *addr, int n, int spawn)
+{
+    char arg[32];
+    char *argv[] = { "dseg_region", "unmapped", arg, NULL };
+    int faulted = 0;
+
+    snprintf(arg, sizeof(arg), "%#lx", (unsigned long)addr);
+    for (int i = 0; i < n; i++) {
+        pid_t pid;
+        int status;
+
+        if (spawn && posix_spawn(&pid, "/bin/dseg_region", NULL, NULL, argv,
+                                 environ)) {
+            continue;
+        }
+        if (!spawn && (pid = vfork_exec(argv)) < 0) {
+            continue;
+        }
+        waitpid(pid, &status, 0);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 3) {
+            printf("# %#lx is mapped in the exec'd image: run again\n",
+                   (unsigned long)addr);
+            i--;
+            continue;
+        }
+        faulted += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    return faulted;
+}
+
+static int cmd_exec(int n)
+{
+    uint64_t *p = dseg_region_alloc(MIB);
+    int vforked, spawned;
+
+    check(p != NULL, "region for exec");
+    if (!p) {
+        return 1;
+    }
+    fill(p, MIB / 8, 0x66, 1);
+    vforked = exec_unmapped(p, n, 0);
+    spawned = exec_unmapped(p, n, 1);
+    printf("# reading the parent's region faulted in %d of %d vfork+exec "
+           "runs, %d of %d posix_spawn runs\n", vforked, n, spawned, n);
+    check(vforked == n, "exec after vfork: no access to the parent's region");
+    check(spawned == n, "posix_spawn: no access to the parent's region");
+    check(verify(p, MIB / 8, 0x66, 1), "region data after exec intact");
+    return !!failures;
+}
+
 static int cmd_sizes(size_t pool_mib)
 {
     const size_t sizes[] = {
@@ -416,8 +516,12 @@ int main(int argc, char **argv)
         return cmd_mremap(mib);
     } else if (!strcmp(cmd, "sizes")) {
         return cmd_sizes(mib);
+    } else if (!strcmp(cmd, "exec")) {
+        return cmd_exec(mib);
+    } else if (!strcmp(cmd, "unmapped")) {
+        return cmd_unmapped(mib);
     }
     fprintf(stderr, "usage: dseg_region touch|second|lifecycle|alternate|"
-            "threads|hold|mremap|sizes [MIB [N]]\n");
+            "threads|hold|mremap|sizes|exec|unmapped [MIB [N]]\n");
     return 2;
 }
