@@ -8,7 +8,8 @@ of exactly that kernel; tests/guest/linux/dseg_region.c exercises it from
 user space:
 
 * insmod refuses, with one clear kernel log line each, a CPU without
-  +dseg, a missing pool and a pool that the kernel manages;
+  +dseg, a missing pool, a pool that the kernel manages and one where no
+  memory is; the pool it takes is claimed in /proc/iomem;
 * a process's primary region is zeroed, reads back what was written, and
   is reported by the module where query-dseg saw the segment;
 * a second region for the same process fails with EBUSY; munmap, fork
@@ -47,6 +48,8 @@ POOL_SIZE = 0x10000000
 LINUX_CMDLINE = (f'console=ttyS0 panic=-1 quiet '
                  f'memmap={POOL_SIZE >> 20}M${POOL_BASE:#x}')
 POOL = f'pool_base={POOL_BASE:#x} pool_size={POOL_SIZE:#x}'
+# Guest-physical addresses that no RAM backs (-m 1G).
+HOLE = 0x60000000
 TOUCH_MIB = 64
 ALT_MIB, ALT_ROUNDS = 4, 40
 EXEC_RUNS = 20
@@ -76,7 +79,10 @@ wait_for() {{ echo "WAIT $1"; read -r go <&3; }}
 insmod /lib/modules/dseg.ko && echo INSMOD-LOADED-WITHOUT-POOL
 insmod /lib/modules/dseg.ko pool_base=0x30000000 pool_size=0x100000 \\
     && echo INSMOD-LOADED-RAM-POOL
+insmod /lib/modules/dseg.ko pool_base={HOLE:#x} pool_size=0x100000 \\
+    && echo INSMOD-LOADED-HOLE-POOL
 insmod /lib/modules/dseg.ko {POOL} || echo INSMOD-FAILED
+grep 'dseg pool' /proc/iomem | sed 's/^ */IOMEM /'
 /bin/dseg_region touch {TOUCH_MIB} 5
 /bin/dseg_region second
 /bin/dseg_region lifecycle
@@ -206,15 +212,23 @@ class LinuxDsegTest(testing.TestCase):
     def check_console(self, console):
         tail = '\n--- console ---\n' + console[-3000:]
         for marker in ('INSMOD-LOADED-WITHOUT-POOL', 'INSMOD-LOADED-RAM-POOL',
-                       'INSMOD-FAILED', 'RMMOD-WHILE-LIVE'):
+                       'INSMOD-LOADED-HOLE-POOL', 'INSMOD-FAILED',
+                       'RMMOD-WHILE-LIVE'):
             self.assertNotIn(marker, console, tail)
         self.assertIn('RMMOD-OK', console, tail)
+        # The pool is claimed, under the reservation of memmap=.
+        self.assertEqual(re.findall(r'^IOMEM (.*)$', console, re.M),
+                         [f'{POOL_BASE:08x}-{POOL_BASE + POOL_SIZE - 1:08x} '
+                          f': dseg pool'], tail)
         self.assertEqual(re.findall(r'^FAIL .*$', console, re.M), [], tail)
         self.assertEqual(kernel_log(console), [
             'dseg: no memory pool: pass page-aligned pool_base= and '
             'pool_size= of memory reserved at boot (memmap=SIZE$BASE)',
             'dseg: pool 0x30000000+0x100000 is not reserved: the kernel '
             'manages some of it (reserve it with memmap=SIZE$BASE)',
+            f'dseg: pool {HOLE:#x}+0x100000 is not memory: 0x0 bytes of it '
+            f"are reserved RAM, the rest a hole or a device's (reserve "
+            f'RAM with memmap=SIZE$BASE)',
             f'dseg: pool {POOL_BASE:#x}+{POOL_SIZE:#x} (65536 pages), '
             f'/dev/dseg ready',
             'dseg: unloaded'], tail)

@@ -314,6 +314,44 @@ static struct miscdevice dseg_dev = {
 
 /* --- load and unload ------------------------------------------------------ */
 
+static int dseg_count_reserved(struct resource *res, void *covered)
+{
+	*(u64 *)covered += resource_size(res);
+	return 0;
+}
+
+/*
+ * The pool must be memory that nobody manages: all of it reserved
+ * (memmap=SIZE$BASE, or firmware), none of it System RAM, a hole or a
+ * device's.  It is then claimed, so that no other driver, nor a second
+ * module of ours, hands out the same pages.
+ */
+static int dseg_claim_pool(void)
+{
+	u64 covered = 0;
+
+	if (region_intersects(pool_base, pool_size, IORESOURCE_SYSTEM_RAM,
+			      IORES_DESC_NONE) != REGION_DISJOINT) {
+		pr_err("pool %#lx+%#lx is not reserved: the kernel manages some of it (reserve it with memmap=SIZE$BASE)\n",
+		       pool_base, pool_size);
+		return -EINVAL;
+	}
+	walk_iomem_res_desc(IORES_DESC_RESERVED, IORESOURCE_MEM, pool_base,
+			    pool_base + pool_size - 1, &covered,
+			    dseg_count_reserved);
+	if (covered != pool_size) {
+		pr_err("pool %#lx+%#lx is not memory: %#llx bytes of it are reserved RAM, the rest a hole or a device's (reserve RAM with memmap=SIZE$BASE)\n",
+		       pool_base, pool_size, covered);
+		return -EINVAL;
+	}
+	if (!request_mem_region(pool_base, pool_size, "dseg pool")) {
+		pr_err("pool %#lx+%#lx is taken: another driver claimed some of it (see /proc/iomem)\n",
+		       pool_base, pool_size);
+		return -EBUSY;
+	}
+	return 0;
+}
+
 static int __init dseg_init(void)
 {
 	int ret;
@@ -331,16 +369,14 @@ static int __init dseg_init(void)
 		       pool_base, pool_size, (u64)UINT_MAX << PAGE_SHIFT);
 		return -EINVAL;
 	}
-	if (region_intersects(pool_base, pool_size, IORESOURCE_SYSTEM_RAM,
-			      IORES_DESC_NONE) != REGION_DISJOINT) {
-		pr_err("pool %#lx+%#lx is not reserved: the kernel manages some of it (reserve it with memmap=SIZE$BASE)\n",
-		       pool_base, pool_size);
-		return -EINVAL;
-	}
+	ret = dseg_claim_pool();
+	if (ret)
+		return ret;
 	pool_pages = pool_size >> PAGE_SHIFT;
 	pool_map = bitmap_zalloc(pool_pages, GFP_KERNEL);
+	ret = -ENOMEM;
 	if (!pool_map)
-		return -ENOMEM;
+		goto err_release;
 
 	for_each_kernel_tracepoint(find_tlb_flush, NULL);
 	ret = -ENOENT;
@@ -361,6 +397,8 @@ err_probe:
 	tracepoint_synchronize_unregister();
 err_free:
 	bitmap_free(pool_map);
+err_release:
+	release_mem_region(pool_base, pool_size);
 	return ret;
 }
 
@@ -375,6 +413,7 @@ static void __exit dseg_exit(void)
 	tracepoint_synchronize_unregister();
 	on_each_cpu(dseg_refresh, NULL, 1);
 	bitmap_free(pool_map);
+	release_mem_region(pool_base, pool_size);
 	pr_info("unloaded\n");
 }
 
