@@ -71,6 +71,7 @@ echo KVM-ALL-DONE
 # (memmap=) and loads contrib/linux/dseg-vmm on it; kvm_nested takes its
 # slot from /dev/dseg-vmm.
 RESERVED_BASE, RESERVED = 0x30000000, 64 << 20
+HOLE = 0x60000000                       # no RAM there (-m 1G)
 SLOT, DATA_GPA = 4 << 20, 0x200000      # kvm_nested's slot and data pages
 ESCAPED = 3                             # the data page it escapes
 PROTECTED = 5                           # the data page it write-protects
@@ -78,11 +79,17 @@ VMM_MODES = ('vmm-direct', 'two-vms', 'escaped', 'wp', 'split')
 VMM_INIT = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
 load_modules
-# Refused: a pool in System RAM.
+# Refused: a pool in System RAM, and one where no memory is.
 insmod /lib/dseg_vmm.ko pool_base=0x2000000 pool_size=0x2000000 \\
     && echo "dseg_vmm took System RAM"
+insmod /lib/dseg_vmm.ko pool_base={HOLE:#x} pool_size=0x200000 \\
+    && echo "dseg_vmm took a hole"
 insmod /lib/dseg_vmm.ko pool_base={RESERVED_BASE:#x} pool_size={RESERVED:#x} \\
     || echo "insmod dseg_vmm failed"
+grep 'pool' /proc/iomem | sed 's/^ */IOMEM /'
+# Refused: the guest module on the same pages.
+insmod /lib/dseg.ko pool_base={RESERVED_BASE:#x} pool_size={RESERVED:#x} \\
+    && echo "dseg took dseg_vmm's pool"
 exec 3</dev/ttyS1
 /bin/kvm_nested --tag vmm-direct --pages {NPAGES} --seed {SEED:#x} \\
     --dseg-vmm <&3 || echo "kvm_nested vmm-direct failed"
@@ -421,17 +428,31 @@ class LinuxKvmTest(testing.TestCase):
             program = f.read()
         with open(assets.dseg_vmm_module(), 'rb') as f:
             module = f.read()
+        with open(assets.dseg_module(), 'rb') as f:
+            guest_module = f.read()
         linux = self.linux_image(VMM_INIT, extra_files={
-            '/bin/kvm_nested': program, '/lib/dseg_vmm.ko': module})
+            '/bin/kvm_nested': program, '/lib/dseg_vmm.ko': module,
+            '/lib/dseg.ko': guest_module})
         console, windows = self.run_linux(
             f'memmap={RESERVED:#x}${RESERVED_BASE:#x}', linux,
             modes=VMM_MODES, control=False)
         tail = '\n--- console ---\n' + console[-3000:]
         self.assertNotRegex(console, r'insmod .* failed|kvm_nested .* failed'
-                            r'|dseg_vmm took|no VMM segment', tail)
-        # Bad input gets a clear error: a pool in RAM.
+                            r'|dseg_vmm took|dseg took|no VMM segment', tail)
+        # Bad input gets a clear error: a pool in RAM, in a hole, or
+        # claimed already.
         self.assertRegex(console, r'dseg_vmm: \[0x2000000, 0x4000000\) is '
                          r'System RAM: reserve it with memmap=', tail)
+        self.assertIn(f'dseg_vmm: [{HOLE:#x}, {HOLE + 0x200000:#x}) is not '
+                      f'memory: 0x0 bytes of it are reserved RAM', console,
+                      tail)
+        self.assertIn(f'dseg: pool {RESERVED_BASE:#x}+{RESERVED:#x} is '
+                      f'taken: another driver claimed some of it', console,
+                      tail)
+        self.assertEqual(re.findall(r'^IOMEM (.*)$', console, re.M),
+                         [f'{RESERVED_BASE:08x}-'
+                          f'{RESERVED_BASE + RESERVED - 1:08x} : dseg-vmm '
+                          f'pool'], tail)
         results = {m.group(1): dict(kv.split('=', 1)
                                     for kv in m.group(2).split())
                    for m in _RESULT.finditer(console)}

@@ -735,6 +735,44 @@ static struct miscdevice dseg_dev = {
 	.fops = &dseg_fops,
 };
 
+static int dseg_count_reserved(struct resource *res, void *covered)
+{
+	*(u64 *)covered += resource_size(res);
+	return 0;
+}
+
+/*
+ * The pool must be memory that nobody manages: all of it reserved
+ * (memmap=SIZE$BASE, or firmware), none of it System RAM, a hole or a
+ * device's.  It is then claimed, so that no other driver, nor the guest
+ * module contrib/linux/dseg, hands out the same pages.
+ */
+static int dseg_claim_pool(void)
+{
+	u64 covered = 0;
+
+	if (region_intersects(pool_base, pool_size, IORESOURCE_SYSTEM_RAM,
+			      IORES_DESC_NONE) != REGION_DISJOINT) {
+		pr_err("dseg_vmm: [0x%lx, 0x%lx) is System RAM: reserve it with memmap=0x%lx$0x%lx\n",
+		       pool_base, pool_base + pool_size, pool_size, pool_base);
+		return -EINVAL;
+	}
+	walk_iomem_res_desc(IORES_DESC_RESERVED, IORESOURCE_MEM, pool_base,
+			    pool_base + pool_size - 1, &covered,
+			    dseg_count_reserved);
+	if (covered != pool_size) {
+		pr_err("dseg_vmm: [0x%lx, 0x%lx) is not memory: 0x%llx bytes of it are reserved RAM, the rest a hole or a device's (reserve RAM with memmap=SIZE$BASE)\n",
+		       pool_base, pool_base + pool_size, covered);
+		return -EINVAL;
+	}
+	if (!request_mem_region(pool_base, pool_size, "dseg-vmm pool")) {
+		pr_err("dseg_vmm: [0x%lx, 0x%lx) is taken: another driver claimed some of it (see /proc/iomem)\n",
+		       pool_base, pool_base + pool_size);
+		return -EBUSY;
+	}
+	return 0;
+}
+
 static int __init dseg_vmm_init(void)
 {
 	int ret;
@@ -744,31 +782,32 @@ static int __init dseg_vmm_init(void)
 		return -ENODEV;
 	}
 	if (!pool_size || pool_size % CHUNK || pool_base % CHUNK ||
-	    pool_size / CHUNK > MAX_CHUNKS) {
-		pr_err("dseg_vmm: pool_base=0x%lx pool_size=0x%lx: need 2 MiB multiples, at most %lu MiB\n",
+	    pool_size / CHUNK > MAX_CHUNKS || pool_base + pool_size < pool_base) {
+		pr_err("dseg_vmm: pool_base=0x%lx pool_size=0x%lx: need 2 MiB multiples, at most %lu MiB, below 2^64\n",
 		       pool_base, pool_size, ((unsigned long)MAX_CHUNKS * CHUNK) >> 20);
 		return -EINVAL;
 	}
-	if (region_intersects(pool_base, pool_size, IORESOURCE_SYSTEM_RAM,
-			      IORES_DESC_NONE) != REGION_DISJOINT) {
-		pr_err("dseg_vmm: [0x%lx, 0x%lx) is System RAM: reserve it with memmap=0x%lx$0x%lx\n",
-		       pool_base, pool_base + pool_size, pool_size, pool_base);
-		return -EINVAL;
-	}
+	ret = dseg_claim_pool();
+	if (ret)
+		return ret;
 	nr_chunks = pool_size / CHUNK;
 	ret = tracepoint_probe_register(&__tracepoint_kvm_entry,
 					dseg_kvm_entry, NULL);
 	if (ret)
-		return ret;
+		goto err_release;
 	ret = misc_register(&dseg_dev);
 	if (ret) {
 		tracepoint_probe_unregister(&__tracepoint_kvm_entry,
 					    dseg_kvm_entry, NULL);
 		tracepoint_synchronize_unregister();
-		return ret;
+		goto err_release;
 	}
 	pr_info("dseg_vmm: %lu MiB at 0x%lx\n", pool_size >> 20, pool_base);
 	return 0;
+
+err_release:
+	release_mem_region(pool_base, pool_size);
+	return ret;
 }
 
 static void __exit dseg_vmm_exit(void)
@@ -778,6 +817,7 @@ static void __exit dseg_vmm_exit(void)
 				    NULL);
 	tracepoint_synchronize_unregister();
 	on_each_cpu(dseg_disarm_cpu, NULL, 1);
+	release_mem_region(pool_base, pool_size);
 }
 
 module_init(dseg_vmm_init);
