@@ -10,19 +10,19 @@
  * pool: zeroed, mapped by its page tables with 4 KiB pages, and covered by
  * the guest segment.
  *
- * Arming: the segment follows the page tables that CR3 holds.  A probe on
- * the tlb_flush tracepoint runs each time a CPU loads another mm's page
- * tables (a context switch, exec, kthread_use_mm, a temporary mm of the
- * kernel's), after the CR3 write and with IRQs off.  When the mm now
- * loaded owns a region it arms the segment for that region, otherwise it
- * disarms it; a CPU whose segment already holds the right region writes
- * nothing.  So all threads of the process, wherever they run and migrate,
- * use the segment, and nothing runs under it that does not run on the
- * process's page tables: not other processes, not a forked child (another
- * mm; the region is VM_DONTCOPY), not a program exec'd after vfork.  A
- * kernel thread that borrows the mm lazily keeps the segment with the
- * page tables.  When a region goes (munmap, exit, exec), every CPU that
- * holds it is disarmed before its memory returns to the pool.
+ * Arming: a probe on the sched_switch tracepoint runs on every context
+ * switch, on every CPU.  When the next task's mm owns a region it arms the
+ * segment for that region, otherwise it disarms it; a CPU whose segment
+ * already holds the right region writes nothing.  So all threads of the
+ * process, wherever they run and migrate, use the segment, and nothing
+ * else does: not kernel threads, not other processes, not a forked child
+ * (another mm; the region is VM_DONTCOPY).  The mm can also change without
+ * a context switch: exec (after vfork, or by posix_spawn) and the kernel's
+ * temporary mms load other page tables in place.  A probe on the tlb_flush
+ * tracepoint, which reports every such CR3 load, disarms the segment when
+ * CR3 no longer holds the page tables of the process whose region it
+ * covers.  When a region goes (munmap, exit, exec), every CPU that holds
+ * it is disarmed before its memory returns to the pool.
  *
  * The segment grants read, write and execute at every CPL, so it only
  * ever covers the running process's own region, which its page tables map
@@ -76,7 +76,7 @@ struct dseg_region {
 	unsigned long npages;
 };
 
-/* Readers: the tlb_flush probe and IPIs (IRQs off).  Writers: dseg_lock. */
+/* Readers: the probes and IPIs (IRQs off).  Writers: dseg_lock. */
 static struct dseg_region *regions[DSEG_MAX_REGIONS];
 static DEFINE_MUTEX(dseg_lock);
 static unsigned long *pool_map;		/* one bit per pool page in use */
@@ -85,7 +85,7 @@ static unsigned long pool_pages;
 /* The region this CPU's guest segment holds, or NULL when disarmed. */
 static DEFINE_PER_CPU(struct dseg_region *, armed);
 
-static struct tracepoint *tlb_flush_tp;
+static struct tracepoint *sched_switch_tp, *tlb_flush_tp;
 
 static void dseg_arm(struct dseg_region *r)
 {
@@ -101,11 +101,15 @@ static void dseg_arm(struct dseg_region *r)
 	this_cpu_write(armed, r);
 }
 
-/* The region of the mm whose page tables are at @pgd. */
-static struct dseg_region *region_at(phys_addr_t pgd)
+/* The region of @mm, found by its page tables. */
+static struct dseg_region *region_of(struct mm_struct *mm)
 {
+	phys_addr_t pgd;
 	int i;
 
+	if (!mm)
+		return NULL;
+	pgd = __pa(mm->pgd);
 	for (i = 0; i < DSEG_MAX_REGIONS; i++) {
 		struct dseg_region *r = READ_ONCE(regions[i]);
 
@@ -115,26 +119,36 @@ static struct dseg_region *region_at(phys_addr_t pgd)
 	return NULL;
 }
 
-static struct dseg_region *region_of(struct mm_struct *mm)
+static void dseg_sched_switch(void *data, bool preempt,
+			      struct task_struct *prev,
+			      struct task_struct *next,
+			      unsigned int prev_state)
 {
-	return mm ? region_at(__pa(mm->pgd)) : NULL;
+	dseg_arm(region_of(next->mm));
 }
 
+/* Other page tables are loaded: the segment must not outlive its own. */
 static void dseg_tlb_flush(void *data, int reason, unsigned long pages)
 {
-	if (reason == TLB_FLUSH_ON_TASK_SWITCH)
-		dseg_arm(region_at(read_cr3_pa()));
+	struct dseg_region *r = this_cpu_read(armed);
+
+	if (reason == TLB_FLUSH_ON_TASK_SWITCH && r && r->pgd != read_cr3_pa())
+		dseg_arm(NULL);
 }
 
-/* IPI: make this CPU's segment match the page tables it has loaded. */
+/* IPI: make this CPU's segment match the task it runs now. */
 static void dseg_refresh(void *unused)
 {
-	dseg_arm(region_at(read_cr3_pa()));
+	struct dseg_region *r = region_of(current->mm);
+
+	dseg_arm(r && r->pgd == read_cr3_pa() ? r : NULL);
 }
 
-static void find_tlb_flush(struct tracepoint *tp, void *priv)
+static void find_tracepoints(struct tracepoint *tp, void *priv)
 {
-	if (!strcmp(tp->name, "tlb_flush"))
+	if (!strcmp(tp->name, "sched_switch"))
+		sched_switch_tp = tp;
+	else if (!strcmp(tp->name, "tlb_flush"))
 		tlb_flush_tp = tp;
 }
 
@@ -378,13 +392,17 @@ static int __init dseg_init(void)
 	if (!pool_map)
 		goto err_release;
 
-	for_each_kernel_tracepoint(find_tlb_flush, NULL);
+	for_each_kernel_tracepoint(find_tracepoints, NULL);
 	ret = -ENOENT;
-	if (!tlb_flush_tp)
+	if (!sched_switch_tp || !tlb_flush_tp)
+		goto err_free;
+	ret = tracepoint_probe_register(sched_switch_tp, dseg_sched_switch,
+					NULL);
+	if (ret)
 		goto err_free;
 	ret = tracepoint_probe_register(tlb_flush_tp, dseg_tlb_flush, NULL);
 	if (ret)
-		goto err_free;
+		goto err_sched_switch;
 	ret = misc_register(&dseg_dev);
 	if (ret)
 		goto err_probe;
@@ -394,6 +412,8 @@ static int __init dseg_init(void)
 
 err_probe:
 	tracepoint_probe_unregister(tlb_flush_tp, dseg_tlb_flush, NULL);
+err_sched_switch:
+	tracepoint_probe_unregister(sched_switch_tp, dseg_sched_switch, NULL);
 	tracepoint_synchronize_unregister();
 err_free:
 	bitmap_free(pool_map);
@@ -410,6 +430,7 @@ static void __exit dseg_exit(void)
 	 */
 	misc_deregister(&dseg_dev);
 	tracepoint_probe_unregister(tlb_flush_tp, dseg_tlb_flush, NULL);
+	tracepoint_probe_unregister(sched_switch_tp, dseg_sched_switch, NULL);
 	tracepoint_synchronize_unregister();
 	on_each_cpu(dseg_refresh, NULL, 1);
 	bitmap_free(pool_map);
