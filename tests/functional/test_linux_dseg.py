@@ -15,7 +15,9 @@ user space:
 * a second region for the same process fails with EBUSY; munmap, fork
   and exec leave no region behind; the region cannot be split or
   mprotected; a program exec'd after vfork or by posix_spawn cannot
-  reach its parent's region; mremap cannot move, grow or shrink it, and a refused
+  reach its parent's region; a user without privileges gets no region
+  over RLIMIT_MEMLOCK, at most four at once and no physical address, and
+  /dev/dseg is 0660; mremap cannot move, grow or shrink it, and a refused
   mremap leaves it whole (its pool pages are not handed to another
   process); mappings larger than the pool, up to 2^45 bytes plus a page,
   fail with ENOMEM; the kernel logs no warning, oops or BUG;
@@ -88,6 +90,7 @@ grep 'dseg pool' /proc/iomem | sed 's/^ */IOMEM /'
 /bin/dseg_region lifecycle
 /bin/dseg_region mremap 4
 /bin/dseg_region exec {EXEC_RUNS}
+/bin/dseg_region unprivileged
 /bin/dseg_region sizes {POOL_SIZE >> 20}
 wait_for alternate-begin
 /bin/dseg_region alternate {ALT_MIB} {ALT_ROUNDS}
@@ -259,6 +262,14 @@ class LinuxDsegTest(testing.TestCase):
                      "exec after vfork: no access to the parent's region",
                      "posix_spawn: no access to the parent's region",
                      'region data after exec intact',
+                     '/dev/dseg is 0660',
+                     'unprivileged: a region over RLIMIT_MEMLOCK refused '
+                     '(ENOMEM)',
+                     'unprivileged: a region, and no physical address',
+                     'unprivileged: four regions',
+                     'unprivileged: a fifth region of one user refused '
+                     '(ENOSPC)',
+                     'unprivileged: RLIMIT_MEMLOCK 0 refused (EPERM)',
                      'open /dev/dseg',
                      f'mmap of {POOL_SIZE + (1 << 20):#x} bytes: '
                      f'ENOMEM',

@@ -38,6 +38,8 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/percpu.h>
 #include <linux/refcount.h>
 #include <linux/sched.h>
@@ -56,8 +58,10 @@
 #define MSR_DSEG_LIMIT_G	0xc0011f01
 #define MSR_DSEG_OFFSET_G	0xc0011f02
 
-/* Regions alive at once (one per process). */
+/* Regions alive at once (one per process), and of one user without
+ * CAP_IPC_LOCK. */
 #define DSEG_MAX_REGIONS	16
+#define DSEG_USER_REGIONS	4
 
 static unsigned long pool_base;
 module_param(pool_base, ulong, 0444);
@@ -69,6 +73,7 @@ MODULE_PARM_DESC(pool_size, "size in bytes of the reserved memory pool");
 struct dseg_region {
 	refcount_t vmas;		/* VMAs that map it */
 	phys_addr_t pgd;		/* its owner's page tables, as CR3 holds them */
+	kuid_t uid;			/* its owner's user */
 	unsigned long base;		/* virtual */
 	unsigned long limit;
 	phys_addr_t phys;
@@ -225,10 +230,21 @@ static int dseg_zero(phys_addr_t phys, size_t size)
 	return 0;
 }
 
+/* Regions of @uid; dseg_lock held. */
+static int regions_of_user(kuid_t uid)
+{
+	int i, n = 0;
+
+	for (i = 0; i < DSEG_MAX_REGIONS; i++)
+		n += regions[i] && uid_eq(regions[i]->uid, uid);
+	return n;
+}
+
 static int dseg_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	unsigned long size = vma->vm_end - vma->vm_start;
 	unsigned long npages = size >> PAGE_SHIFT;
+	bool locker = capable(CAP_IPC_LOCK);
 	struct dseg_region *r;
 	unsigned long first;
 	int slot, ret;
@@ -243,6 +259,11 @@ static int dseg_mmap(struct file *file, struct vm_area_struct *vma)
 	/* The bitmap's functions count pages in an unsigned int. */
 	if (npages > pool_pages)
 		return -ENOMEM;
+	/* A region is locked memory: as mlock(2) has it. */
+	if (!locker && !rlimit(RLIMIT_MEMLOCK))
+		return -EPERM;
+	if (!locker && size > rlimit(RLIMIT_MEMLOCK))
+		return -ENOMEM;
 
 	r = kzalloc(sizeof(*r), GFP_KERNEL);
 	if (!r)
@@ -254,7 +275,8 @@ static int dseg_mmap(struct file *file, struct vm_area_struct *vma)
 	ret = -ENOSPC;
 	for (slot = 0; slot < DSEG_MAX_REGIONS && regions[slot]; slot++)
 		;
-	if (slot == DSEG_MAX_REGIONS)
+	if (slot == DSEG_MAX_REGIONS ||
+	    (!locker && regions_of_user(current_uid()) >= DSEG_USER_REGIONS))
 		goto out_unlock;
 	ret = -ENOMEM;
 	first = bitmap_find_next_zero_area(pool_map, pool_pages, 0, npages, 0);
@@ -263,6 +285,7 @@ static int dseg_mmap(struct file *file, struct vm_area_struct *vma)
 
 	refcount_set(&r->vmas, 1);
 	r->pgd = __pa(current->mm->pgd);
+	r->uid = current_uid();
 	r->base = vma->vm_start;
 	r->limit = vma->vm_end;
 	r->phys = pool_base + ((phys_addr_t)first << PAGE_SHIFT);
@@ -304,7 +327,9 @@ static long dseg_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	if (r) {
 		info.base = r->base;
 		info.limit = r->limit;
-		info.phys = r->phys;
+		/* Physical addresses, as /proc/PID/pagemap has them. */
+		if (capable(CAP_SYS_ADMIN))
+			info.phys = r->phys;
 	}
 	mutex_unlock(&dseg_lock);
 	if (!r)
@@ -323,7 +348,7 @@ static struct miscdevice dseg_dev = {
 	.minor = MISC_DYNAMIC_MINOR,
 	.name = "dseg",
 	.fops = &dseg_fops,
-	.mode = 0666,
+	.mode = 0660,		/* root's; an administrator grants a group */
 };
 
 /* --- load and unload ------------------------------------------------------ */

@@ -18,7 +18,8 @@
 struct dseg_region_info {
 	__u64 base;		/* first virtual address */
 	__u64 limit;		/* first virtual address after the region */
-	__u64 phys;		/* (guest-)physical address of base */
+	__u64 phys;		/* (guest-)physical address of base; 0 for a
+				 * caller without CAP_SYS_ADMIN */
 };
 
 #define DSEG_IOC_MAGIC		0xd5

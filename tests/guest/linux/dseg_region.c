@@ -27,6 +27,12 @@
  *                      map): reading it faults
  *   unmapped ADDR      (run by exec) read ADDR; exit 0 if that faults, 1
  *                      if it reads, 3 if ADDR is mapped here after all
+ *   unprivileged       /dev/dseg is 0660; a user without privileges (uid
+ *                      and gid 65534, RLIMIT_MEMLOCK 8 MiB, the device
+ *                      opened to all for the test) gets no region larger
+ *                      than RLIMIT_MEMLOCK (ENOMEM), none with a limit of 0
+ *                      (EPERM), at most four at once (ENOSPC), and no
+ *                      physical address from the ioctl
  *   sizes POOL_MIB     mappings larger than the pool of POOL_MIB MiB,
  *                      including 2^44 bytes and 2^44 bytes plus a page,
  *                      fail with ENOMEM and leave no region behind
@@ -37,6 +43,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -47,6 +54,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -463,6 +472,109 @@ static int cmd_exec(int n)
     return !!failures;
 }
 
+#define NOBODY 65534
+
+/* In a child holding one region: take REGIONS more, each in a process of
+ * its own that waits until HOLD closes; 0 when all got one. */
+static int hold_regions(int regions, int *hold)
+{
+    int fds[2], got = 0;
+
+    if (pipe(fds)) {
+        return -1;
+    }
+    for (int i = 0; i < regions; i++) {
+        char ok = 0;
+
+        if (fork() == 0) {
+            char byte;
+
+            close(fds[0]);
+            close(hold[1]);
+            ok = dseg_region_alloc(MIB) != NULL;
+            if (write(fds[1], &ok, 1) != 1) {
+                _exit(1);
+            }
+            while (read(hold[0], &byte, 1) > 0) {
+            }
+            _exit(0);
+        }
+        if (read(fds[0], &ok, 1) == 1 && ok) {
+            got++;
+        }
+    }
+    close(fds[0]);
+    close(fds[1]);
+    return got == regions ? 0 : -1;
+}
+
+static int unprivileged_child(void)
+{
+    struct rlimit lim = { 8 * MIB, 8 * MIB }, none = { 0, 0 };
+    struct dseg_region_info info;
+    int hold[2], status;
+    uint64_t *p;
+    pid_t pid;
+
+    if (setrlimit(RLIMIT_MEMLOCK, &lim) || setgroups(0, NULL) ||
+        setresgid(NOBODY, NOBODY, NOBODY) ||
+        setresuid(NOBODY, NOBODY, NOBODY)) {
+        check(0, "unprivileged: drop privileges");
+        return 1;
+    }
+    p = dseg_region_alloc(16 * MIB);
+    check(p == NULL && errno == ENOMEM,
+          "unprivileged: a region over RLIMIT_MEMLOCK refused (ENOMEM)");
+    p = dseg_region_alloc(4 * MIB);
+    check(p != NULL && region_info(&info) == 0 &&
+          info.base == (uintptr_t)p && info.phys == 0,
+          "unprivileged: a region, and no physical address");
+    if (pipe(hold)) {
+        return 1;
+    }
+    check(hold_regions(3, hold) == 0, "unprivileged: four regions");
+    pid = fork();
+    if (pid == 0) {
+        _exit(dseg_region_alloc(MIB) == NULL && errno == ENOSPC ? 0 : 1);
+    }
+    waitpid(pid, &status, 0);
+    check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "unprivileged: a fifth region of one user refused (ENOSPC)");
+    close(hold[1]);
+    close(hold[0]);
+    while (wait(NULL) > 0) {
+    }
+    pid = fork();
+    if (pid == 0) {
+        setrlimit(RLIMIT_MEMLOCK, &none);
+        _exit(dseg_region_alloc(MIB) == NULL && errno == EPERM ? 0 : 1);
+    }
+    waitpid(pid, &status, 0);
+    check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "unprivileged: RLIMIT_MEMLOCK 0 refused (EPERM)");
+    return !!failures;
+}
+
+static int cmd_unprivileged(void)
+{
+    struct stat st;
+    int status;
+    pid_t pid;
+
+    check(stat("/dev/dseg", &st) == 0 && (st.st_mode & 0777) == 0660,
+          "/dev/dseg is 0660");
+    if (chmod("/dev/dseg", 0666)) {
+        return 1;
+    }
+    pid = fork();
+    if (pid == 0) {
+        _exit(unprivileged_child());
+    }
+    waitpid(pid, &status, 0);
+    chmod("/dev/dseg", st.st_mode & 0777);
+    return !!failures || !WIFEXITED(status) || WEXITSTATUS(status);
+}
+
 static int cmd_sizes(size_t pool_mib)
 {
     const size_t sizes[] = {
@@ -516,12 +628,14 @@ int main(int argc, char **argv)
         return cmd_mremap(mib);
     } else if (!strcmp(cmd, "sizes")) {
         return cmd_sizes(mib);
+    } else if (!strcmp(cmd, "unprivileged")) {
+        return cmd_unprivileged();
     } else if (!strcmp(cmd, "exec")) {
         return cmd_exec(mib);
     } else if (!strcmp(cmd, "unmapped")) {
         return cmd_unmapped(mib);
     }
     fprintf(stderr, "usage: dseg_region touch|second|lifecycle|alternate|"
-            "threads|hold|mremap|sizes|exec|unmapped [MIB [N]]\n");
+            "threads|hold|mremap|sizes|exec|unmapped|unprivileged [MIB [N]]\n");
     return 2;
 }
