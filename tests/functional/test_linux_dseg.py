@@ -43,6 +43,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import re
 
 from qemu_dseg import assets, guests, model, testing
+from qemu_dseg.experiment.linux import PROGRAMS
 from qemu_dseg.model import ANY
 
 POOL_BASE = 0x10000000
@@ -114,6 +115,43 @@ echo DONE
 {assets.EPILOGUE}"""
 
 
+# Debian's redis (it allocates with jemalloc) with its memory in a
+# primary region through the preload library, under load: SET then GET of
+# REDIS_KEYS 4 KiB values.  Then the memory it has outside the region:
+# the resident pages of its anonymous mappings and heap (smaps).
+REDIS_PROGRAMS = {p: PROGRAMS[p] for p in ('/bin/redis-server',
+                                           '/bin/redis-benchmark',
+                                           '/bin/redis-cli')}
+REDIS_KEYS = 32768
+REDIS_REGION_MB = 224
+INIT_REDIS = f"""#!/bin/sh
+{assets.INIT_PRELUDE}
+ifconfig lo 127.0.0.1 up
+echo 1 > /proc/sys/vm/overcommit_memory
+insmod /lib/modules/dseg.ko {POOL} || echo INSMOD-FAILED
+LD_PRELOAD=/lib/libdseg-preload.so DSEG_REGION_MB={REDIS_REGION_MB} \\
+    DSEG_VERBOSE=1 /bin/redis-server --port 6379 --save '' \\
+    --appendonly no --logfile /tmp/redis.log &
+rpid=$!
+ok=1
+for i in $(seq 300); do redis-cli ping > /dev/null 2>&1 && break; sleep 0.2; done
+redis-benchmark -q -t set,get -n {REDIS_KEYS} -r {REDIS_KEYS} -d 4096 -P 16 \\
+    > /tmp/bench.out 2>&1 || ok=0
+tr '\\r' '\\n' < /tmp/bench.out | grep -E '^(SET|GET): [0-9.]+ requests' | sed 's/^/BENCH /'
+redis-cli set qemu-dseg-check 42 > /dev/null
+[ "$(redis-cli get qemu-dseg-check)" = 42 ] || ok=0
+echo "REDIS-KEYS $(redis-cli dbsize)"
+echo "REDIS-USED $(redis-cli info memory | sed -n 's/^used_memory:\\([0-9]*\\).*/\\1/p')"
+echo "REDIS-OUTSIDE-KB $(awk '/^[0-9a-f]+-[0-9a-f]+ /{{anon = (NF == 5 || $6 == "[heap]")}}
+    /^Rss:/ && anon {{kb += $2}} END {{print kb + 0}}' /proc/$rpid/smaps)"
+redis-cli shutdown nosave > /dev/null 2>&1; wait $rpid
+echo "REDIS-EXIT $?"
+[ $ok = 1 ] && echo REDIS-OK
+{TROUBLE}
+echo DONE
+{assets.EPILOGUE}"""
+
+
 # What the kernel itself logs under the module's name when it loads it.
 KERNEL_LINES = ('dseg: loading out-of-tree module taints kernel.',
                 'dseg: module verification failed: signature and/or '
@@ -142,14 +180,15 @@ class LinuxDsegTest(testing.TestCase):
         super().setUpClass()
         cls.module = assets.dseg_module()
 
-    def image(self, init):
+    def image(self, init, programs=None):
         files = testing.read_files({
             '/lib/modules/dseg.ko': self.module,
             '/bin/dseg_region': guests.path('dseg_region'),
             '/bin/gups': guests.path('gups'),
             '/bin/gups-dynamic': guests.path('gups-dynamic'),
             '/lib/libdseg-preload.so': guests.path('libdseg-preload.so')})
-        return self.linux_image(init, extra_files=files, modules=())
+        return self.linux_image(init, extra_files=files, modules=(),
+                                programs=programs)
 
     def boot_args(self, linux, cpu, extra=()):
         # A softmmu TLB of fixed size: a dynamic one grows with the GUPS
@@ -211,6 +250,37 @@ class LinuxDsegTest(testing.TestCase):
                 self.assertTrue(info['enabled'])
                 self.assertEqual(info['guest-segment']['limit'], 0,
                                  f'{name}: cpu {info["cpu-index"]} armed')
+
+    def test_redis_in_region(self):
+        """Debian's redis, whose jemalloc takes its extents from the
+        preload library's mmap, keeps its data set in a primary region and
+        works: jemalloc's objects at the start of an extent are jemalloc's
+        to free, not the library's."""
+        linux = self.image(INIT_REDIS, programs=REDIS_PROGRAMS)
+        with self.machine(self.boot_args(linux, 'max,+dseg'), name='linux',
+                          qmp=False) as vm:
+            vm.launch()
+            vm.wait_console(r'^DONE', 600)
+            self.assertEqual(vm.wait_exit(60), 0)
+            console = vm.console()
+        tail = '\n--- console ---\n' + console[-3000:]
+        self.assertIn(f'libdseg-preload: primary region of {REDIS_REGION_MB} '
+                      f'MiB at', console, tail)
+        self.assertEqual(len(re.findall(r'^BENCH (SET|GET): ', console,
+                                        re.M)), 2, tail)
+        self.assertIn('REDIS-OK', console, tail)
+        self.assertIn('REDIS-EXIT 0', console, tail)
+        self.assertRegex(console, r'(?m)^TROUBLE-BEGIN\nTROUBLE-END$', tail)
+        keys = int(re.search(r'^REDIS-KEYS (\d+)$', console, re.M).group(1))
+        used = int(re.search(r'^REDIS-USED (\d+)$', console, re.M).group(1))
+        outside = int(re.search(r'^REDIS-OUTSIDE-KB (\d+)$', console,
+                                re.M).group(1)) << 10
+        print(f'# redis: {keys} keys, used_memory {used >> 20} MiB, '
+              f'{outside >> 20} MiB resident outside the region')
+        # Most keys of the random key space were set, 4 KiB each.
+        self.assertGreater(keys, REDIS_KEYS // 2, tail)
+        self.assertGreater(used, keys * 4096, tail)
+        self.assertLess(outside, used // 10, tail)
 
     def check_console(self, console):
         tail = '\n--- console ---\n' + console[-3000:]

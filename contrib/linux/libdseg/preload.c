@@ -14,6 +14,15 @@
  * allocator as usual: the C library's, or one that the program links,
  * such as jemalloc, whose own large mmap requests then come to the region
  * too.  Memory handed out is zeroed, as anonymous mmap memory is.
+ *
+ * The region holds two kinds of blocks: heap blocks, which malloc and its
+ * kin hand out, and mappings, which mmap hands out (to jemalloc, say,
+ * which carves its own objects out of them).  free, realloc,
+ * malloc_usable_size and jemalloc's sdallocx, dallocx, sallocx, rallocx
+ * and xallocx act on heap blocks only, and munmap on mappings only: any
+ * other pointer belongs to the next allocator, even one at the start of a
+ * mapping.  mmap requests for MAP_32BIT, MAP_STACK, MAP_GROWSDOWN or
+ * MAP_HUGETLB memory never come to the region.
  * DSEG_VERBOSE=1 reports the region on stderr, DSEG_VERBOSE=2 also every
  * block it hands out or takes back.
  *
@@ -57,22 +66,35 @@ static struct {
     size_t (*usable_size)(void *);
     void *(*mmap)(void *, size_t, int, int, int, off_t);
     int (*munmap)(void *, size_t);
+    /* jemalloc's own API, when the program has it (else NULL). */
+    void (*sdallocx)(void *, size_t, int);
+    void (*dallocx)(void *, int);
+    size_t (*sallocx)(const void *, int);
+    void *(*rallocx)(void *, size_t, int);
+    size_t (*xallocx)(void *, size_t, size_t, int);
+    void *(*mallocx)(size_t, int);
 } next;
-static int resolving;
+static int resolving;       /* atomic: dlsym() calls back into us */
 static _Alignas(16) char boot_heap[BOOT_HEAP];
 static size_t boot_used;
 
+/* Any thread may get here while another resolves: claim space atomically. */
 static void *boot_alloc(size_t size)
 {
-    void *p;
+    size_t used = __atomic_load_n(&boot_used, __ATOMIC_RELAXED);
 
-    size = (size + 15) & ~(size_t)15;
-    if (boot_used + size > BOOT_HEAP) {
+    if (size > BOOT_HEAP) {
         return NULL;
     }
-    p = boot_heap + boot_used;
-    boot_used += size;
-    return p;       /* zeroed: static storage, never reused */
+    size = (size + 15) & ~(size_t)15;
+    do {
+        if (used + size > BOOT_HEAP) {
+            return NULL;
+        }
+    } while (!__atomic_compare_exchange_n(&boot_used, &used, used + size, 1,
+                                          __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED));
+    return boot_heap + used;    /* zeroed: static storage, never reused */
 }
 
 static int in_boot_heap(const void *p)
@@ -106,7 +128,7 @@ static void resolve_next(void)
     if (next.free) {
         return;
     }
-    resolving = 1;
+    __atomic_store_n(&resolving, 1, __ATOMIC_SEQ_CST);
     next.malloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc");
     next.calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
     next.realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
@@ -116,8 +138,18 @@ static void resolve_next(void)
     next.mmap = (void *(*)(void *, size_t, int, int, int, off_t))
                 dlsym(RTLD_NEXT, "mmap");
     next.munmap = (int (*)(void *, size_t))dlsym(RTLD_NEXT, "munmap");
+    next.sdallocx = (void (*)(void *, size_t, int))dlsym(RTLD_NEXT,
+                                                         "sdallocx");
+    next.dallocx = (void (*)(void *, int))dlsym(RTLD_NEXT, "dallocx");
+    next.sallocx = (size_t (*)(const void *, int))dlsym(RTLD_NEXT,
+                                                        "sallocx");
+    next.rallocx = (void *(*)(void *, size_t, int))dlsym(RTLD_NEXT,
+                                                         "rallocx");
+    next.xallocx = (size_t (*)(void *, size_t, size_t, int))
+                   dlsym(RTLD_NEXT, "xallocx");
+    next.mallocx = (void *(*)(size_t, int))dlsym(RTLD_NEXT, "mallocx");
     next.free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
-    resolving = 0;
+    __atomic_store_n(&resolving, 0, __ATOMIC_SEQ_CST);
     if (!next.malloc || !next.calloc || !next.realloc || !next.memalign ||
         !next.free || !next.usable_size || !next.mmap || !next.munmap) {
         say("libdseg-preload: no next allocator\n");
@@ -126,10 +158,12 @@ static void resolve_next(void)
 }
 
 /* The region, cut into blocks in address order; free blocks coalesce. */
+enum use { FREE, HEAP, MAPPING };
+
 struct block {
     uintptr_t start;
     size_t size;
-    int used;
+    enum use used;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -147,11 +181,25 @@ static size_t env_size(const char *name, size_t unit, size_t dflt)
     return v && *v ? strtoull(v, NULL, 0) * unit : dflt;
 }
 
-/* A forked child has no region (the module does not copy it): it keeps
- * its blocks' addresses, so that free() of them is harmless, and takes
- * nothing more from the region. */
-static void region_forked(void)
+/*
+ * fork() holds the lock, so that the child's copy of the blocks is
+ * whole.  A forked child has no region (the module does not copy it): it
+ * keeps its blocks' addresses, so that free() of them is harmless, and
+ * takes nothing more from the region.
+ */
+static void fork_prepare(void)
 {
+    pthread_mutex_lock(&lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&lock);
+}
+
+static void fork_child(void)
+{
+    pthread_mutex_init(&lock, NULL);
     state = OFF;
 }
 
@@ -172,10 +220,10 @@ static void region_setup(void)
         state = OFF;
         return;
     }
-    pthread_atfork(NULL, NULL, region_forked);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
     region_start = (uintptr_t)p;
     region_end = region_start + size;
-    blocks[0] = (struct block){ region_start, size, 0 };
+    blocks[0] = (struct block){ region_start, size, FREE };
     nblocks = 1;
     state = ACTIVE;
     if (verbose) {
@@ -190,17 +238,19 @@ static int in_region(const void *p)
 }
 
 /*
- * A pointer is ours when it starts a block in use.  Any other pointer into
- * the region belongs to the next allocator, which may carve its own small
- * objects out of region memory that it mapped (jemalloc does).
+ * A pointer is a heap block of ours when it starts a HEAP block.  Any
+ * other pointer into the region belongs to the next allocator, which may
+ * carve its own objects out of a MAPPING (jemalloc does), one at its very
+ * start included.
  */
 
-/* First fit of SIZE bytes at ALIGN; NULL if the region cannot serve it. */
-static void *region_alloc(size_t size, size_t align)
+/* First fit of SIZE bytes at ALIGN for USE; NULL if the region cannot
+ * serve it. */
+static void *region_alloc(size_t size, size_t align, enum use use)
 {
     void *ret = NULL;
 
-    if (size < threshold || align > GRAIN) {
+    if (size < threshold || align > GRAIN || size > SIZE_MAX - GRAIN) {
         return NULL;
     }
     size = (size + GRAIN - 1) & ~(GRAIN - 1);
@@ -219,11 +269,11 @@ static void *region_alloc(size_t size, size_t align)
                 break;
             }
             memmove(b + 2, b + 1, (nblocks - i - 1) * sizeof(*b));
-            b[1] = (struct block){ b->start + size, b->size - size, 0 };
+            b[1] = (struct block){ b->start + size, b->size - size, FREE };
             b->size = size;
             nblocks++;
         }
-        b->used = 1;
+        b->used = use;
         ret = (void *)b->start;
         break;
     }
@@ -237,17 +287,18 @@ static void *region_alloc(size_t size, size_t align)
     return ret;
 }
 
-static int find_block(const void *p)
+/* The heap block that starts at P; lock held; -1 if there is none. */
+static int find_heap_block(const void *p)
 {
     for (int i = 0; i < nblocks; i++) {
-        if (blocks[i].start == (uintptr_t)p && blocks[i].used) {
-            return i;
+        if (blocks[i].start == (uintptr_t)p) {
+            return blocks[i].used == HEAP ? i : -1;
         }
     }
     return -1;
 }
 
-/* The size of the block in use at P, or 0 if P starts none. */
+/* The size of the heap block at P, or 0 if P starts none. */
 static size_t region_size_of(const void *p)
 {
     size_t size = 0;
@@ -257,7 +308,7 @@ static size_t region_size_of(const void *p)
         return 0;
     }
     pthread_mutex_lock(&lock);
-    i = find_block(p);
+    i = find_heap_block(p);
     if (i >= 0) {
         size = blocks[i].size;
     }
@@ -268,7 +319,7 @@ static size_t region_size_of(const void *p)
 /* Marks block I free and merges it with free neighbours; lock held. */
 static void block_release(int i)
 {
-    blocks[i].used = 0;
+    blocks[i].used = FREE;
     if (i + 1 < nblocks && !blocks[i + 1].used) {
         blocks[i].size += blocks[i + 1].size;
         memmove(&blocks[i + 1], &blocks[i + 2],
@@ -283,7 +334,7 @@ static void block_release(int i)
     }
 }
 
-/* Give back the block at P; 0, or -1 if P starts no block in use. */
+/* Give back the heap block at P; 0, or -1 if P starts none. */
 static int region_free(void *p)
 {
     int i;
@@ -292,7 +343,7 @@ static int region_free(void *p)
         return -1;
     }
     pthread_mutex_lock(&lock);
-    i = find_block(p);
+    i = find_heap_block(p);
     if (i >= 0) {
         block_release(i);
     }
@@ -320,26 +371,27 @@ static int block_split(int i, uintptr_t at)
 
 /*
  * munmap() of [ADDR, ADDR + LEN) in the region: the pages must lie in one
- * block in use, which gives them back (its other pages stay in use).
- * 0, or -1 with errno EINVAL.
+ * mapping, which gives them back (its other pages stay mapped).  0, or -1
+ * with errno EINVAL.
  */
 static int region_unmap(void *addr, size_t len)
 {
     uintptr_t a = (uintptr_t)addr;
-    uintptr_t e = a + ((len + GRAIN - 1) & ~(GRAIN - 1));
+    uintptr_t e;
     int i, ret = -1;
 
-    if (a & (GRAIN - 1) || !len) {
+    if (a & (GRAIN - 1) || !len || len > region_end - a) {
         errno = EINVAL;
         return -1;
     }
+    e = a + ((len + GRAIN - 1) & ~(GRAIN - 1));
     pthread_mutex_lock(&lock);
     for (i = 0; i < nblocks; i++) {
         if (a >= blocks[i].start && a < blocks[i].start + blocks[i].size) {
             break;
         }
     }
-    if (i < nblocks && blocks[i].used &&
+    if (i < nblocks && blocks[i].used == MAPPING &&
         e <= blocks[i].start + blocks[i].size &&
         (a == blocks[i].start || !block_split(i++, a)) &&
         (e == blocks[i].start + blocks[i].size || !block_split(i, e))) {
@@ -361,10 +413,10 @@ void *malloc(size_t size)
 {
     void *p;
 
-    if (resolving) {
+    if (__atomic_load_n(&resolving, __ATOMIC_SEQ_CST)) {
         return boot_alloc(size);
     }
-    p = region_alloc(size, 1);
+    p = region_alloc(size, 1, HEAP);
     if (p) {
         return p;
     }
@@ -376,11 +428,11 @@ void *calloc(size_t n, size_t size)
 {
     void *p = NULL;
 
-    if (resolving) {
+    if (__atomic_load_n(&resolving, __ATOMIC_SEQ_CST)) {
         return n && size > SIZE_MAX / n ? NULL : boot_alloc(n * size);
     }
     if (!size || n <= SIZE_MAX / size) {
-        p = region_alloc(n * size, 1);
+        p = region_alloc(n * size, 1, HEAP);
     }
     if (p) {
         return p;
@@ -418,7 +470,7 @@ void *realloc(void *p, size_t size)
         if (!p || size < threshold) {
             return next.realloc(p, size);
         }
-        q = region_alloc(size, 1);
+        q = region_alloc(size, 1, HEAP);
         if (!q) {
             return next.realloc(p, size);
         }
@@ -437,9 +489,14 @@ void *realloc(void *p, size_t size)
     return q;
 }
 
+static int power_of_two(size_t n)
+{
+    return n && !(n & (n - 1));
+}
+
 void *memalign(size_t align, size_t size)
 {
-    void *p = region_alloc(size, align);
+    void *p = power_of_two(align) ? region_alloc(size, align, HEAP) : NULL;
 
     if (p) {
         return p;
@@ -450,13 +507,21 @@ void *memalign(size_t align, size_t size)
 
 void *aligned_alloc(size_t align, size_t size)
 {
+    if (!power_of_two(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
     return memalign(align, size);
 }
 
 int posix_memalign(void **out, size_t align, size_t size)
 {
-    void *p = memalign(align, size);
+    void *p;
 
+    if (!power_of_two(align) || align % sizeof(void *)) {
+        return EINVAL;
+    }
+    p = memalign(align, size);
     if (!p) {
         return ENOMEM;
     }
@@ -475,12 +540,16 @@ size_t malloc_usable_size(void *p)
     return next.usable_size(p);
 }
 
+/* Flags of anonymous mappings that the region cannot give. */
+#define NOT_FROM_REGION (MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_32BIT | \
+                         MAP_STACK | MAP_GROWSDOWN | MAP_HUGETLB | MAP_SHARED)
+
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     if (!addr && fd == -1 && (flags & MAP_ANONYMOUS) &&
-        (flags & MAP_PRIVATE) && !(flags & MAP_FIXED) &&
+        (flags & MAP_PRIVATE) && !(flags & NOT_FROM_REGION) &&
         prot == (PROT_READ | PROT_WRITE)) {
-        void *p = region_alloc(len, 1);
+        void *p = region_alloc(len, 1, MAPPING);
 
         if (p) {
             return p;
@@ -499,9 +568,94 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
 
 int munmap(void *addr, size_t len)
 {
+    uintptr_t a = (uintptr_t)addr;
+
     if (in_region(addr)) {
         return region_unmap(addr, len);
     }
+    /* A range that reaches into the region from outside it. */
+    if (region_start && a < region_start && len > region_start - a) {
+        errno = EINVAL;
+        return -1;
+    }
     resolve_next();
     return next.munmap(addr, len);
+}
+
+/*
+ * jemalloc's own API, for programs that call it: a heap block of ours is
+ * handled here, any other pointer by jemalloc.  Flags: the low 6 bits are
+ * log2 of the alignment (MALLOCX_LG_ALIGN), bit 6 asks for zeroed memory
+ * (MALLOCX_ZERO).
+ */
+#define MALLOCX_LG_ALIGN_MASK   0x3f
+#define MALLOCX_ZERO            0x40
+
+void sdallocx(void *p, size_t size, int flags)
+{
+    if (!p || in_boot_heap(p) || !region_free(p)) {
+        return;
+    }
+    resolve_next();
+    next.sdallocx ? next.sdallocx(p, size, flags) : next.free(p);
+}
+
+void dallocx(void *p, int flags)
+{
+    if (!p || in_boot_heap(p) || !region_free(p)) {
+        return;
+    }
+    resolve_next();
+    next.dallocx ? next.dallocx(p, flags) : next.free(p);
+}
+
+size_t sallocx(const void *p, int flags)
+{
+    size_t size = region_size_of(p);
+
+    if (size) {
+        return size;
+    }
+    resolve_next();
+    return next.sallocx ? next.sallocx(p, flags)
+                        : next.usable_size((void *)p);
+}
+
+size_t xallocx(void *p, size_t size, size_t extra, int flags)
+{
+    size_t old = region_size_of(p);
+
+    /* A heap block of ours keeps its size: it cannot grow in place. */
+    if (old) {
+        return old;
+    }
+    resolve_next();
+    return next.xallocx ? next.xallocx(p, size, extra, flags)
+                        : next.usable_size(p);
+}
+
+void *rallocx(void *p, size_t size, int flags)
+{
+    size_t old = region_size_of(p);
+    size_t align = (size_t)1 << (flags & MALLOCX_LG_ALIGN_MASK);
+    void *q;
+
+    resolve_next();
+    if (!old) {
+        return next.rallocx ? next.rallocx(p, size, flags)
+                            : next.realloc(p, size);
+    }
+    q = region_alloc(size, align, HEAP);
+    if (!q) {
+        q = next.mallocx ? next.mallocx(size, flags) : next.malloc(size);
+    }
+    if (!q) {
+        return NULL;
+    }
+    memcpy(q, p, old < size ? old : size);
+    if ((flags & MALLOCX_ZERO) && size > old) {
+        memset((char *)q + old, 0, size - old);
+    }
+    region_free(p);
+    return q;
 }
