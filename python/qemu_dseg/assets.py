@@ -352,24 +352,25 @@ def _tree_digest(src):
 
 
 @_serialised
-def build_module(src, kernel, out):
-    """Build the out-of-tree module in the Kbuild directory SRC for the
-    kernel package KERNEL, once per content of SRC, in
-    OUT/<release>-<digest>/; return the .ko's path."""
+def build_module(tree, name, kernel, out):
+    """Build the out-of-tree module in the Kbuild directory TREE/NAME (it
+    may use TREE's other directories) for the kernel package KERNEL, once
+    per content of TREE, in OUT/<release>-<digest>/; return the .ko's
+    path."""
     release = kernel_release(unpack(kernel))
-    work = os.path.join(out, f'{release}-{_tree_digest(src)[:16]}')
-    kos = glob.glob(os.path.join(work, '*.ko'))
+    work = os.path.join(out, f'{release}-{_tree_digest(tree)[:16]}')
+    kos = glob.glob(os.path.join(work, name, '*.ko'))
     if len(kos) == 1:
         return kos[0]
     kdir = kernel_headers(release, kernel.version)
     tmp = f'{work}.tmp'
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    _run(['make', '-C', kdir, f'M={tmp}', 'modules'], 600,
-         what=f'building {src} against {kdir}')
-    kos = glob.glob(os.path.join(tmp, '*.ko'))
+    shutil.copytree(tree, tmp)
+    _run(['make', '-C', kdir, f'M={os.path.join(tmp, name)}', 'modules'],
+         600, what=f'building {os.path.join(tree, name)} against {kdir}')
+    kos = glob.glob(os.path.join(tmp, name, '*.ko'))
     if len(kos) != 1:
-        raise AssetError(f'building {src} gave {kos}')
+        raise AssetError(f'building {os.path.join(tree, name)} gave {kos}')
     vermagic = _run(['modinfo', '-F', 'vermagic', kos[0]], 60).split()
     if vermagic[:1] != [release]:
         raise AssetError(f'{kos[0]} is built for {vermagic[:1]}, not '
@@ -378,7 +379,7 @@ def build_module(src, kernel, out):
         if old != tmp:
             shutil.rmtree(old)
     os.replace(tmp, work)
-    return os.path.join(work, os.path.basename(kos[0]))
+    return os.path.join(work, name, os.path.basename(kos[0]))
 
 
 def _module_bytes(path):
@@ -603,7 +604,7 @@ def contrib_module(name):
     """The module contrib/linux/NAME, built for the kernel that the Linux
     guests boot, in BUILD/contrib/linux/NAME; the .ko's path."""
     return build_module(
-        os.path.join(config.REPO, 'contrib', 'linux', name),
+        os.path.join(config.REPO, 'contrib', 'linux'), name,
         fetch(kernel_package()),
         os.path.join(config.BUILD, 'contrib', 'linux', name))
 

@@ -20,7 +20,8 @@ Checks:
 * GUPS and the chase, whose tables are primary regions in the direct
   modes of the guest dimension, take that mode's path for at least 99% of its window's
   fills in native direct, guest direct and dual direct;
-* memcached's slabs are in a primary region there (dual-direct fills).
+* memcached's slabs and redis's heap are in a primary region there
+  (dual-direct fills).
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -102,8 +103,10 @@ class LinuxExperimentTest(testing.TestCase):
             with self.subTest(workload=kind, mode=mode):
                 self.assertGreaterEqual(r['paths'][mode]['share'], 0.99)
                 self.assertGreaterEqual(r['paths'][mode]['fills'], 1 << 17)
-        c = self.row('memcached', 'dual-direct')['counters']
-        self.assertGreater(c['dual-direct']['fills'], 0)
+        for kind in ('memcached', 'redis'):
+            c = self.row(kind, 'dual-direct')['counters']
+            with self.subTest(workload=kind):
+                self.assertGreater(c['dual-direct']['fills'], 0)
 
 
 if __name__ == '__main__':

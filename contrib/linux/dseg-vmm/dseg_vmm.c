@@ -33,6 +33,8 @@
  * segment off for the VMs that use it.
  */
 
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/bitmap.h>
 #include <linux/fs.h>
 #include <linux/io.h>
@@ -51,6 +53,7 @@
 #include <linux/uaccess.h>
 #include <asm/msr.h>
 
+#include "dseg_pool.h"
 #include "dseg_vmm_uapi.h"
 
 #define MSR_DSEG_BASE_V		0xc0011f04
@@ -154,7 +157,7 @@ static void dseg_program(struct dseg_cpu *c, struct dseg_vm *vm)
 	if (limit && (wrmsrl_safe(MSR_DSEG_BASE_V, base) ||
 		      wrmsrl_safe(MSR_DSEG_OFFSET_V, offset) ||
 		      wrmsrl_safe(MSR_DSEG_LIMIT_V, limit))) {
-		pr_warn_ratelimited("dseg_vmm: the CPU refused segment [0x%llx, 0x%llx) + 0x%llx\n",
+		pr_warn_ratelimited("the CPU refused segment [0x%llx, 0x%llx) + 0x%llx\n",
 				    base, limit, offset);
 		wrmsrl(MSR_DSEG_LIMIT_V, 0);
 		limit = 0;
@@ -287,7 +290,7 @@ static void dseg_vm_update(struct dseg_vm *vm, u64 gen)
 			best = run;
 	}
 	if (best.r && !dseg_escape_changes(&best)) {
-		pr_warn_ratelimited("dseg_vmm: VM of pid %d: more than %d escaped pages: no VMM segment\n",
+		pr_warn_ratelimited("VM of pid %d: more than %d escaped pages: no VMM segment\n",
 				    kvm->userspace_pid, MAX_ESCAPED);
 		best = (struct dseg_run) {};
 	}
@@ -295,11 +298,11 @@ static void dseg_vm_update(struct dseg_vm *vm, u64 gen)
 	if (best.gpa != vm->base || best.end != vm->limit ||
 	    best.offset != vm->offset) {
 		if (best.r)
-			pr_info("dseg_vmm: VM of pid %d: VMM segment gPA [0x%llx, 0x%llx) at hPA 0x%llx\n",
+			pr_info("VM of pid %d: VMM segment gPA [0x%llx, 0x%llx) at hPA 0x%llx\n",
 				kvm->userspace_pid, best.gpa, best.end,
 				best.gpa + best.offset);
 		else
-			pr_info("dseg_vmm: VM of pid %d: no VMM segment\n",
+			pr_info("VM of pid %d: no VMM segment\n",
 				kvm->userspace_pid);
 	}
 	vm->base = best.gpa;
@@ -333,7 +336,7 @@ static struct dseg_vm *dseg_vm_lookup(struct kvm *kvm)
 	if (!dseg_mm_has_region(kvm->mm))
 		return NULL;
 	if (!free) {
-		pr_warn_ratelimited("dseg_vmm: more than %d VMs: VM of pid %d runs without a segment\n",
+		pr_warn_ratelimited("more than %d VMs: VM of pid %d runs without a segment\n",
 				    MAX_VMS, kvm->userspace_pid);
 		return NULL;
 	}
@@ -511,7 +514,7 @@ static void dseg_mn_invalidate_range_end(struct mmu_notifier *mn,
 	dseg_invalidate_mm(r->mm);
 	raw_spin_unlock_irq(&dseg_lock);
 	if (kill)
-		pr_info("dseg_vmm: pid %d changed more than %d pages of its guest memory: no VMM segment over it\n",
+		pr_info("pid %d changed more than %d pages of its guest memory: no VMM segment over it\n",
 			current->tgid, MAX_CHANGED);
 }
 
@@ -671,7 +674,7 @@ static int dseg_mmap(struct file *file, struct vm_area_struct *vma)
 
 	if (vma->vm_pgoff || !(vma->vm_flags & VM_SHARED) || size % CHUNK ||
 	    vma->vm_mm != r->mm) {
-		pr_info_ratelimited("dseg_vmm: pid %d: map a multiple of 2 MiB, MAP_SHARED (QEMU: share=on), at offset 0, from the process that opened the device\n",
+		pr_info_ratelimited("pid %d: map a multiple of 2 MiB, MAP_SHARED (QEMU: share=on), at offset 0, from the process that opened the device\n",
 				    current->tgid);
 		return -EINVAL;
 	}
@@ -684,7 +687,7 @@ static int dseg_mmap(struct file *file, struct vm_area_struct *vma)
 					   size / CHUNK, 0);
 	if (first >= nr_chunks) {
 		mutex_unlock(&dseg_mutex);
-		pr_warn_ratelimited("dseg_vmm: pid %d: no %lu MiB left in the pool\n",
+		pr_warn_ratelimited("pid %d: no %lu MiB left in the pool\n",
 				    current->tgid, size >> 20);
 		return -ENOMEM;
 	}
@@ -716,7 +719,7 @@ static int dseg_mmap(struct file *file, struct vm_area_struct *vma)
 	raw_spin_unlock_irq(&dseg_lock);
 	mutex_unlock(&dseg_mutex);
 	if (!ret)
-		pr_info("dseg_vmm: pid %d: %lu MiB at hPA 0x%llx\n",
+		pr_info("pid %d: %lu MiB at hPA 0x%llx\n",
 			current->tgid, size >> 20, r->hpa);
 	return ret;
 }
@@ -735,59 +738,21 @@ static struct miscdevice dseg_dev = {
 	.fops = &dseg_fops,
 };
 
-static int dseg_count_reserved(struct resource *res, void *covered)
-{
-	*(u64 *)covered += resource_size(res);
-	return 0;
-}
-
-/*
- * The pool must be memory that nobody manages: all of it reserved
- * (memmap=SIZE$BASE, or firmware), none of it System RAM, a hole or a
- * device's.  It is then claimed, so that no other driver, nor the guest
- * module contrib/linux/dseg, hands out the same pages.
- */
-static int dseg_claim_pool(void)
-{
-	u64 covered = 0;
-
-	if (region_intersects(pool_base, pool_size, IORESOURCE_SYSTEM_RAM,
-			      IORES_DESC_NONE) != REGION_DISJOINT) {
-		pr_err("dseg_vmm: [0x%lx, 0x%lx) is System RAM: reserve it with memmap=0x%lx$0x%lx\n",
-		       pool_base, pool_base + pool_size, pool_size, pool_base);
-		return -EINVAL;
-	}
-	walk_iomem_res_desc(IORES_DESC_RESERVED, IORESOURCE_MEM, pool_base,
-			    pool_base + pool_size - 1, &covered,
-			    dseg_count_reserved);
-	if (covered != pool_size) {
-		pr_err("dseg_vmm: [0x%lx, 0x%lx) is not memory: 0x%llx bytes of it are reserved RAM, the rest a hole or a device's (reserve RAM with memmap=SIZE$BASE)\n",
-		       pool_base, pool_base + pool_size, covered);
-		return -EINVAL;
-	}
-	if (!request_mem_region(pool_base, pool_size, "dseg-vmm pool")) {
-		pr_err("dseg_vmm: [0x%lx, 0x%lx) is taken: another driver claimed some of it (see /proc/iomem)\n",
-		       pool_base, pool_base + pool_size);
-		return -EBUSY;
-	}
-	return 0;
-}
-
 static int __init dseg_vmm_init(void)
 {
 	int ret;
 
 	if (!(cpuid_ecx(0x80000001) & CPUID_EXT3_DSEG)) {
-		pr_err("dseg_vmm: the CPU has no direct segments\n");
+		pr_err("the CPU has no direct segments\n");
 		return -ENODEV;
 	}
 	if (!pool_size || pool_size % CHUNK || pool_base % CHUNK ||
-	    pool_size / CHUNK > MAX_CHUNKS || pool_base + pool_size < pool_base) {
-		pr_err("dseg_vmm: pool_base=0x%lx pool_size=0x%lx: need 2 MiB multiples, at most %lu MiB, below 2^64\n",
+	    pool_size / CHUNK > MAX_CHUNKS) {
+		pr_err("pool_base=0x%lx pool_size=0x%lx: need 2 MiB multiples, at most %lu MiB\n",
 		       pool_base, pool_size, ((unsigned long)MAX_CHUNKS * CHUNK) >> 20);
 		return -EINVAL;
 	}
-	ret = dseg_claim_pool();
+	ret = dseg_pool_claim(pool_base, pool_size, "dseg-vmm pool");
 	if (ret)
 		return ret;
 	nr_chunks = pool_size / CHUNK;
@@ -802,11 +767,11 @@ static int __init dseg_vmm_init(void)
 		tracepoint_synchronize_unregister();
 		goto err_release;
 	}
-	pr_info("dseg_vmm: %lu MiB at 0x%lx\n", pool_size >> 20, pool_base);
+	pr_info("%lu MiB at 0x%lx\n", pool_size >> 20, pool_base);
 	return 0;
 
 err_release:
-	release_mem_region(pool_base, pool_size);
+	dseg_pool_release(pool_base, pool_size);
 	return ret;
 }
 
@@ -817,7 +782,7 @@ static void __exit dseg_vmm_exit(void)
 				    NULL);
 	tracepoint_synchronize_unregister();
 	on_each_cpu(dseg_disarm_cpu, NULL, 1);
-	release_mem_region(pool_base, pool_size);
+	dseg_pool_release(pool_base, pool_size);
 }
 
 module_init(dseg_vmm_init);

@@ -51,6 +51,7 @@
 #include <asm/processor.h>
 #include <asm/tlbflush.h>
 
+#include "dseg_pool.h"
 #include "dseg_uapi.h"
 
 #define CPUID_EXT3_DSEG		(1U << 31)	/* CPUID Fn8000_0001 ECX[31] */
@@ -353,44 +354,6 @@ static struct miscdevice dseg_dev = {
 
 /* --- load and unload ------------------------------------------------------ */
 
-static int dseg_count_reserved(struct resource *res, void *covered)
-{
-	*(u64 *)covered += resource_size(res);
-	return 0;
-}
-
-/*
- * The pool must be memory that nobody manages: all of it reserved
- * (memmap=SIZE$BASE, or firmware), none of it System RAM, a hole or a
- * device's.  It is then claimed, so that no other driver, nor a second
- * module of ours, hands out the same pages.
- */
-static int dseg_claim_pool(void)
-{
-	u64 covered = 0;
-
-	if (region_intersects(pool_base, pool_size, IORESOURCE_SYSTEM_RAM,
-			      IORES_DESC_NONE) != REGION_DISJOINT) {
-		pr_err("pool %#lx+%#lx is not reserved: the kernel manages some of it (reserve it with memmap=SIZE$BASE)\n",
-		       pool_base, pool_size);
-		return -EINVAL;
-	}
-	walk_iomem_res_desc(IORES_DESC_RESERVED, IORESOURCE_MEM, pool_base,
-			    pool_base + pool_size - 1, &covered,
-			    dseg_count_reserved);
-	if (covered != pool_size) {
-		pr_err("pool %#lx+%#lx is not memory: %#llx bytes of it are reserved RAM, the rest a hole or a device's (reserve RAM with memmap=SIZE$BASE)\n",
-		       pool_base, pool_size, covered);
-		return -EINVAL;
-	}
-	if (!request_mem_region(pool_base, pool_size, "dseg pool")) {
-		pr_err("pool %#lx+%#lx is taken: another driver claimed some of it (see /proc/iomem)\n",
-		       pool_base, pool_size);
-		return -EBUSY;
-	}
-	return 0;
-}
-
 static int __init dseg_init(void)
 {
 	int ret;
@@ -403,12 +366,12 @@ static int __init dseg_init(void)
 		pr_err("no memory pool: pass page-aligned pool_base= and pool_size= of memory reserved at boot (memmap=SIZE$BASE)\n");
 		return -EINVAL;
 	}
-	if (pool_size >> PAGE_SHIFT > UINT_MAX || pool_base + pool_size < pool_base) {
-		pr_err("pool %#lx+%#lx is too large: at most %#llx bytes, below 2^64\n",
+	if (pool_size >> PAGE_SHIFT > UINT_MAX) {
+		pr_err("pool %#lx+%#lx is too large: at most %#llx bytes\n",
 		       pool_base, pool_size, (u64)UINT_MAX << PAGE_SHIFT);
 		return -EINVAL;
 	}
-	ret = dseg_claim_pool();
+	ret = dseg_pool_claim(pool_base, pool_size, "dseg pool");
 	if (ret)
 		return ret;
 	pool_pages = pool_size >> PAGE_SHIFT;
@@ -443,7 +406,7 @@ err_sched_switch:
 err_free:
 	bitmap_free(pool_map);
 err_release:
-	release_mem_region(pool_base, pool_size);
+	dseg_pool_release(pool_base, pool_size);
 	return ret;
 }
 
@@ -459,7 +422,7 @@ static void __exit dseg_exit(void)
 	tracepoint_synchronize_unregister();
 	on_each_cpu(dseg_refresh, NULL, 1);
 	bitmap_free(pool_map);
-	release_mem_region(pool_base, pool_size);
+	dseg_pool_release(pool_base, pool_size);
 	pr_info("unloaded\n");
 }
 
