@@ -53,6 +53,7 @@
 #include <linux/uaccess.h>
 #include <asm/msr.h>
 
+#include "dseg_kernel.h"
 #include "dseg_pool.h"
 #include "dseg_vmm_uapi.h"
 
@@ -702,7 +703,7 @@ static int dseg_mmap(struct file *file, struct vm_area_struct *vma)
 	if (mem) {
 		memset(mem, 0, size);
 		memunmap(mem);
-		vma->vm_flags |= VM_DONTEXPAND | VM_DONTDUMP | VM_DONTCOPY;
+		vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP | VM_DONTCOPY);
 		ret = remap_pfn_range(vma, vma->vm_start, r->hpa >> PAGE_SHIFT,
 				      size, vma->vm_page_prot);
 	}

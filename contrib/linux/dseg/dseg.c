@@ -32,14 +32,14 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/bitmap.h>
+#include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/io.h>
 #include <linux/ioport.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
-#include <linux/capability.h>
-#include <linux/cred.h>
 #include <linux/percpu.h>
 #include <linux/refcount.h>
 #include <linux/sched.h>
@@ -50,7 +50,10 @@
 #include <asm/msr.h>
 #include <asm/processor.h>
 #include <asm/tlbflush.h>
+#include <trace/events/sched.h>
+#include <trace/events/tlb.h>
 
+#include "dseg_kernel.h"
 #include "dseg_pool.h"
 #include "dseg_uapi.h"
 
@@ -149,6 +152,9 @@ static void dseg_refresh(void *unused)
 
 	dseg_arm(r && r->pgd == read_cr3_pa() ? r : NULL);
 }
+
+DSEG_PROBE_TYPE_CHECK(sched_switch, dseg_sched_switch);
+DSEG_PROBE_TYPE_CHECK(tlb_flush, dseg_tlb_flush);
 
 static void find_tracepoints(struct tracepoint *tp, void *priv)
 {
@@ -295,8 +301,8 @@ static int dseg_mmap(struct file *file, struct vm_area_struct *vma)
 	ret = dseg_zero(r->phys, size);
 	if (ret)
 		goto out_unlock;
-	vma->vm_flags |= VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTCOPY |
-			 VM_DONTDUMP;
+	vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTCOPY |
+			  VM_DONTDUMP);
 	ret = remap_pfn_range(vma, vma->vm_start, PHYS_PFN(r->phys), size,
 			      vma->vm_page_prot);
 	if (ret)
