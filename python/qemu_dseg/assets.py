@@ -342,8 +342,7 @@ def kernel_headers(release, version):
 def _tree_digest(src):
     """The sha256 of the files in directory SRC: names and contents."""
     h = hashlib.sha256()
-    for d, dirs, names in sorted(os.walk(src)):
-        dirs.sort()
+    for d, _, names in sorted(os.walk(src)):
         for n in sorted(names):
             path = os.path.join(d, n)
             h.update(os.path.relpath(path, src).encode() + b'\0')

@@ -441,9 +441,15 @@ void *calloc(size_t n, size_t size)
     return next.calloc(n, size);
 }
 
+/* Free P if it is ours (or nothing): 1, or 0 for the next allocator. */
+static int free_ours(void *p)
+{
+    return !p || in_boot_heap(p) || !region_free(p);
+}
+
 void free(void *p)
 {
-    if (!p || in_boot_heap(p) || !region_free(p)) {
+    if (free_ours(p)) {
         return;
     }
     resolve_next();
@@ -593,7 +599,7 @@ int munmap(void *addr, size_t len)
 
 void sdallocx(void *p, size_t size, int flags)
 {
-    if (!p || in_boot_heap(p) || !region_free(p)) {
+    if (free_ours(p)) {
         return;
     }
     resolve_next();
@@ -602,7 +608,7 @@ void sdallocx(void *p, size_t size, int flags)
 
 void dallocx(void *p, int flags)
 {
-    if (!p || in_boot_heap(p) || !region_free(p)) {
+    if (free_ours(p)) {
         return;
     }
     resolve_next();
