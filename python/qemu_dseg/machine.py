@@ -180,10 +180,11 @@ class Machine(QEMUMachine):
 
     # --- the vCPUs ----------------------------------------------------
 
-    def registers(self):
-        """HMP 'info registers' of the current vCPU (vCPU 0)."""
-        return self.cmd('human-monitor-command',
-                        command_line='info registers')
+    def registers(self, cpu=None):
+        """HMP 'info registers' of vCPU CPU (default: the current vCPU,
+        vCPU 0)."""
+        line = 'info registers' if cpu is None else f'info registers {cpu}'
+        return self.cmd('human-monitor-command', command_line=line)
 
     def vcpu_halted(self):
         """Whether vCPU 0 is halted."""

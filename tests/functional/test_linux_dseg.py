@@ -32,7 +32,14 @@ user space:
   fills on the native-direct path, and its checksum is that of the same
   program without the library;
 * rmmod is refused while a region lives, and once every program has
-  exited, and after rmmod, no vCPU's guest segment is armed.
+  exited, and after rmmod, no vCPU's guest segment is armed;
+* interface fuzzing (test_interface_fuzz, tests/guest/linux/dseg_fuzz.c):
+  random cases on /dev/dseg (open, mmap, munmap, mprotect, mremap,
+  madvise, ioctl, touches, fork, vfork+exec) and on the preload library's
+  entry points for a bounded time, on a kernel booted with the debugging
+  that Debian's kernel has instead of KASAN (below); then no region is
+  left, the whole pool maps, the module unloads, and the kernel logged no
+  warning, oops or BUG.
 
 The test talks to the guest's /init over a second serial port (ttyS1):
 at each "WAIT name" line the init script waits for a line from the test.
@@ -152,6 +159,27 @@ echo DONE
 {assets.EPILOGUE}"""
 
 
+# Interface fuzzing.  Debian ships no KASAN kernel; its cloud kernel has
+# SLUB debugging (slub_debug=FZPU: sanity checks, red zones, poisoning of
+# freed objects, owner tracking), init_on_free, CONFIG_DEBUG_LIST with
+# BUG_ON_DATA_CORRUPTION and CONFIG_HARDENED_USERCOPY, whose reports are
+# "BUG" or "WARNING" lines that TROUBLE catches.
+FUZZ_CMDLINE = 'slub_debug=FZPU init_on_free=1'
+FUZZ_SECONDS = {'device': 40, 'alloc': 20}
+FUZZ_SEED = 0x5eed
+FUZZ_MIN_CASES = 1000
+INIT_FUZZ = f"""#!/bin/sh
+{assets.INIT_PRELUDE}
+insmod /lib/modules/dseg.ko {POOL} || echo INSMOD-FAILED
+/bin/dseg_fuzz device {FUZZ_SECONDS['device']} {FUZZ_SEED:#x} {POOL_SIZE >> 20}
+LD_PRELOAD=/lib/libdseg-preload.so DSEG_REGION_MB=64 \\
+    /bin/dseg_fuzz alloc {FUZZ_SECONDS['alloc']} {FUZZ_SEED:#x}
+rmmod dseg && echo RMMOD-OK
+{TROUBLE}
+echo DONE
+{assets.EPILOGUE}"""
+
+
 # What the kernel itself logs under the module's name when it loads it.
 KERNEL_LINES = ('dseg: loading out-of-tree module taints kernel.',
                 'dseg: module verification failed: signature and/or '
@@ -186,6 +214,7 @@ class LinuxDsegTest(testing.TestCase):
             '/bin/dseg_region': guests.path('dseg_region'),
             '/bin/gups': guests.path('gups'),
             '/bin/gups-dynamic': guests.path('gups-dynamic'),
+            '/bin/dseg_fuzz': guests.path('dseg_fuzz'),
             '/lib/libdseg-preload.so': guests.path('libdseg-preload.so')})
         return self.linux_image(init, extra_files=files, modules=(),
                                 programs=programs)
@@ -199,6 +228,28 @@ class LinuxDsegTest(testing.TestCase):
                 '-accel', f'tcg,thread=multi,tlb-size={TLB_SIZE}',
                 '-kernel', linux.kernel, '-initrd', linux.initrd,
                 '-append', LINUX_CMDLINE, *extra]
+
+    def test_interface_fuzz(self):
+        linux = self.image(INIT_FUZZ)
+        args = self.boot_args(linux, 'max,+dseg')
+        args[args.index(LINUX_CMDLINE)] = f'{LINUX_CMDLINE} {FUZZ_CMDLINE}'
+        with self.machine(args, name='linux', qmp=False) as vm:
+            vm.launch()
+            vm.wait_console(r'^DONE', 60 + 3 * sum(FUZZ_SECONDS.values()))
+            self.assertEqual(vm.wait_exit(60), 0)
+            console = vm.console()
+        tail = '\n--- console ---\n' + console[-3000:]
+        self.assertNotIn('INSMOD-FAILED', console, tail)
+        self.assertEqual(re.findall(r'^FAIL .*$', console, re.M), [], tail)
+        for mode in FUZZ_SECONDS:
+            self.assertIn(f'FUZZ-OK {mode}', console, tail)
+            cases = int(re.search(rf'^FUZZ-CASES {mode} (\d+)$', console,
+                                  re.M).group(1))
+            print(f'# fuzz {mode}: {cases} cases in '
+                  f'{FUZZ_SECONDS[mode]} s, seed {FUZZ_SEED:#x}')
+            self.assertGreaterEqual(cases, FUZZ_MIN_CASES, tail)
+        self.assertIn('RMMOD-OK', console, tail)
+        self.assertRegex(console, r'(?m)^TROUBLE-BEGIN\nTROUBLE-END$', tail)
 
     def test_insmod_without_dseg(self):
         linux = self.image(INIT_NO_DSEG)

@@ -34,6 +34,7 @@ figures 24 and 19.  Both boots are tested; m is taken from the vCPU's CR4.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import collections
 import re
 import sys
 
@@ -75,7 +76,10 @@ HOLE = 0x60000000                       # no RAM there (-m 1G)
 SLOT, DATA_GPA = 4 << 20, 0x200000      # kvm_nested's slot and data pages
 ESCAPED = 3                             # the data page it escapes
 PROTECTED = 5                           # the data page it write-protects
-VMM_MODES = ('vmm-direct', 'two-vms', 'escaped', 'wp', 'split')
+CHURN = 20                              # VMs before the measured one
+VMM_MODES = ('vmm-direct', 'two-vms', 'escaped', 'wp', 'split', 'churn',
+             'hotplug')
+VMM_CPU = {'hotplug': 1}                # the vCPU a window runs on (else 0)
 VMM_INIT = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
 load_modules
@@ -91,15 +95,16 @@ grep 'pool' /proc/iomem | sed 's/^ */IOMEM /'
 insmod /lib/dseg.ko pool_base={RESERVED_BASE:#x} pool_size={RESERVED:#x} \\
     && echo "dseg took dseg_vmm's pool"
 exec 3</dev/ttyS1
-/bin/kvm_nested --tag vmm-direct --pages {NPAGES} --seed {SEED:#x} \\
-    --dseg-vmm <&3 || echo "kvm_nested vmm-direct failed"
-# Two VMs at once on L1's one CPU, each with its own memory and segment:
+# Every VM runs on CPU 0 but the one that tests CPU 1's filter.
+kvm() {{ taskset 1 /bin/kvm_nested --pages {NPAGES} --dseg-vmm "$@"; }}
+kvm --tag vmm-direct --seed {SEED:#x} <&3 || echo "kvm_nested vmm-direct failed"
+# Two VMs at once on one CPU, each with its own memory and segment:
 # both are set up before either runs, and both run in one window.
-ready() {{ grep -q "$1" /tmp/out1 && grep -q "$1" /tmp/out2; }}
+ready() {{ grep -qs "$1" /tmp/out1 && grep -qs "$1" /tmp/out2; }}
 mkfifo /tmp/go1 /tmp/go2
 for i in 1 2; do
-    /bin/kvm_nested --tag vm$i --pages {NPAGES} --seed $(( {SEED:#x} + i )) \\
-        --dseg-vmm </tmp/go$i >/tmp/out$i 2>&1 || echo "kvm_nested vm$i failed" &
+    kvm --tag vm$i --seed $(( {SEED:#x} + i )) </tmp/go$i >/tmp/out$i 2>&1 \\
+        || echo "kvm_nested vm$i failed" &
 done
 exec 4>/tmp/go1 5>/tmp/go2
 until ready KVM-READY; do sleep 1; done
@@ -113,14 +118,35 @@ echo >&4; echo >&5
 wait
 cat /tmp/out1 /tmp/out2
 # One data page escaped: KVM's nested tables translate it.
-/bin/kvm_nested --tag escaped --pages {NPAGES} --seed {SEED:#x} --dseg-vmm \\
-    --escape {ESCAPED} <&3 || echo "kvm_nested escaped failed"
+kvm --tag escaped --seed {SEED:#x} --escape {ESCAPED} <&3 \\
+    || echo "kvm_nested escaped failed"
 # One data page write-protected by the VMM: the module escapes it first.
-/bin/kvm_nested --tag wp --pages {NPAGES} --seed {SEED:#x} --dseg-vmm \\
-    --wp {PROTECTED} <&3 || echo "kvm_nested wp failed"
+kvm --tag wp --seed {SEED:#x} --wp {PROTECTED} <&3 || echo "kvm_nested wp failed"
 # The data in a second, ordinary slot: the segment leaves it out.
-/bin/kvm_nested --tag split --pages {NPAGES} --seed {SEED:#x} --dseg-vmm \\
-    --dseg-split <&3 || echo "kvm_nested split failed"
+kvm --tag split --seed {SEED:#x} --dseg-split <&3 || echo "kvm_nested split failed"
+# More VMs, one after another, than the module keeps at once.
+kvm --tag churn --seed {SEED:#x} --churn {CHURN} <&3 || echo "kvm_nested churn failed"
+# A CPU that went offline and came back was INIT: its filter is empty.
+# The VM's process escapes a page, CPU 1 goes offline and online, and
+# the VM then runs there.
+mkfifo /tmp/go3
+taskset 2 /bin/kvm_nested --tag hotplug --pages {NPAGES} --seed {SEED:#x} \\
+    --dseg-vmm --escape {ESCAPED} </tmp/go3 >/tmp/out3 2>&1 &
+pid=$!
+exec 6>/tmp/go3
+until grep -q KVM-READY /tmp/out3; do sleep 1; done
+echo 0 >/sys/devices/system/cpu/cpu1/online
+echo 1 >/sys/devices/system/cpu/cpu1/online
+taskset -p 2 $pid >/dev/null
+echo KVM-READY hotplug
+read -r go <&3
+echo >&6
+until grep -q KVM-DONE /tmp/out3; do sleep 1; done
+echo KVM-DONE hotplug
+read -r go <&3
+echo >&6
+wait $pid || echo "kvm_nested hotplug failed"
+cat /tmp/out3
 dmesg | grep dseg_vmm
 echo KVM-ALL-DONE
 {assets.EPILOGUE}"""
@@ -130,8 +156,12 @@ echo KVM-ALL-DONE
 # /dev/dseg-vmm).  L2 is the same kernel with a busybox initramfs running
 # GUPS; its console is L1 QEMU's stdio, whose input is L1's ttyS1, so the
 # test's control line reaches L2 too.  Windows per mode: boot-MODE (L1
-# starts QEMU to L2's init) and gups-MODE (L2's GUPS run alone).
+# starts QEMU to L2's init) and gups-MODE (L2's GUPS run alone).  After
+# them L2 runs KVM itself: kvm_nested starts an L3 guest, which L1's KVM
+# runs for L2's with nested SVM.  The VMM segment of L2's VM is not
+# L3's, so L1's module must leave it disarmed for L3.
 L2_MIB = 128
+L3_PAGES = 16
 L2_POOL_BASE = 0x30000000
 L2_GUPS = '16 131072 7'                 # MiB, updates, seed
 L2_MODES = ('base', 'vmm-direct')
@@ -146,6 +176,9 @@ read -r go
 /bin/gups {L2_GUPS}
 echo "KVM-DONE gups-$mode"
 read -r go
+load_modules
+/bin/kvm_nested --tag l3-$mode --pages {L3_PAGES} --seed {SEED:#x} \\
+    </dev/null || echo "kvm_nested l3-$mode failed"
 {assets.EPILOGUE}"""
 L1_QEMU = {
     '/bin/qemu-system-x86_64': ('qemu-system-x86',
@@ -216,19 +249,22 @@ class LinuxKvmTest(testing.TestCase):
                 INIT, extra_files={'/bin/kvm_nested': f.read()})
 
     def run_linux(self, append, linux=None, modes=MODES, control=True,
-                  timeout=30):
+                  timeout=30, cpus=None):
         """Boot LINUX (default: the walk-2d image) and serve the windows:
         'control' if CONTROL, then one per kvm_nested run of MODES, each
-        of whose markers must come within TIMEOUT seconds.
+        of whose markers must come within TIMEOUT seconds.  With CPUS
+        ({window: vCPU}), the machine has two vCPUs.
 
-        Returns (console, {window: (DsegCpuInfo of vCPU 0, CR4)}), each
-        read with the machine stopped after the window has closed.
+        Returns (console, {window: (DsegCpuInfo, CR4)}), of the window's
+        vCPU (default 0), read with the machine stopped after the window
+        has closed.
         """
+        cpus = cpus or {}
         linux = linux or self.linux
         # A softmmu TLB of fixed size, so that a window's fills do not
         # depend on how far a dynamic TLB grew before it.
         args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '1G',
-                '-accel', 'tcg,tlb-size=256',
+                '-accel', 'tcg,tlb-size=256', '-smp', '2' if cpus else '1',
                 '-kernel', linux.kernel, '-initrd', linux.initrd,
                 '-append', f'console=ttyS0 panic=-1 quiet {append}'.strip()]
         windows = {}
@@ -252,8 +288,9 @@ class LinuxKvmTest(testing.TestCase):
                 # The guest now waits on ttyS1, so nothing runs in guest
                 # mode; stop anyway for one consistent snapshot.
                 vm.cmd('stop')
-                info = vm.cmd('query-dseg')[0]
-                regs = vm.registers()
+                cpu = cpus.get(name, 0)
+                info = vm.cmd('query-dseg')[cpu]
+                regs = vm.registers(cpu)
                 vm.cmd('cont')
                 ctl.go()
                 windows[name] = (info,
@@ -435,10 +472,13 @@ class LinuxKvmTest(testing.TestCase):
             '/lib/dseg.ko': guest_module})
         console, windows = self.run_linux(
             f'memmap={RESERVED:#x}${RESERVED_BASE:#x}', linux,
-            modes=VMM_MODES, control=False)
+            modes=VMM_MODES, control=False, cpus=VMM_CPU)
         tail = '\n--- console ---\n' + console[-3000:]
         self.assertNotRegex(console, r'insmod .* failed|kvm_nested .* failed'
-                            r'|dseg_vmm took|dseg took|no VMM segment', tail)
+                            r'|dseg_vmm took|dseg took|no VMM segment'
+                            r'|without a segment|lines lost', tail)
+        for name, cpu in VMM_CPU.items():
+            self.assertEqual(windows[name][0]['cpu-index'], cpu)
         # Bad input gets a clear error: a pool in RAM, in a hole, or
         # claimed already.
         self.assertIn('dseg_vmm: pool 0x2000000+0x2000000 is not reserved: '
@@ -456,7 +496,8 @@ class LinuxKvmTest(testing.TestCase):
         results = {m.group(1): dict(kv.split('=', 1)
                                     for kv in m.group(2).split())
                    for m in _RESULT.finditer(console)}
-        self.assertEqual(sorted(results), ['escaped', 'split', 'vm1', 'vm2',
+        self.assertEqual(sorted(results), ['churn', 'escaped', 'hotplug',
+                                           'split', 'vm1', 'vm2',
                                            'vmm-direct', 'wp'], tail)
         for tag, r in results.items():
             # Each VM wrote and read back its own pattern in its own slot.
@@ -499,10 +540,23 @@ class LinuxKvmTest(testing.TestCase):
         self.assert_vmm_direct_only(c, 2 * NPAGES, 'two-vms')
 
         # One data page escaped by the VMM before the run (DSEG_VMM_ESCAPE):
-        # its first access faults once to KVM, which maps it.
-        self.assertGreaterEqual(int(results['escaped']['kvm_pages_4k']), 1)
-        self.assert_final_walks(windows['escaped'], 'escaped',
-                                DATA_GPA + ESCAPED * model.PAGE_4K, 1)
+        # its first access faults once to KVM, which maps it.  Also on a
+        # CPU that went offline and came back in between (INIT emptied
+        # its filter; the module filled it again).
+        for tag in ('escaped', 'hotplug'):
+            self.assertGreaterEqual(int(results[tag]['kvm_pages_4k']), 1)
+            self.assert_final_walks(windows[tag], tag,
+                                    DATA_GPA + ESCAPED * model.PAGE_4K, 1)
+
+        # CHURN VMs of one process came and went before the measured one:
+        # each had its segment (the module let go of the closed ones), and
+        # so has the measured VM.
+        segments = collections.Counter(re.findall(
+            rf'dseg_vmm: VM of pid (\d+): VMM segment gPA \[0x0, {SLOT:#x}\)',
+            console))
+        self.assertIn(CHURN + 1, segments.values(), segments)
+        c = windows['churn'][0]['counters']
+        self.assert_vmm_direct_only(c, NPAGES, 'churn')
         # One data page write-protected by the VMM (mprotect) before the
         # run: the module escaped it before the VM first ran.  The guest's
         # first store to it faults to KVM, which hands it to the VMM as an
@@ -525,8 +579,9 @@ class LinuxKvmTest(testing.TestCase):
         guest-mode fill a 2D walk), then on RAM from /dev/dseg-vmm (VMM
         direct: the module arms the segment over what QEMU's slots map
         there)."""
-        l2 = self.linux_image(L2_INIT, modules=(), extra_files=testing.
-                              read_files({'/bin/gups': guests.path('gups')}))
+        l2 = self.linux_image(L2_INIT, extra_files=testing.read_files({
+            '/bin/gups': guests.path('gups'),
+            '/bin/kvm_nested': guests.path('kvm_nested')}))
         files = testing.read_files({
             '/l2/vmlinuz': l2.kernel, '/l2/initrd.gz': l2.initrd,
             '/bin/gups': guests.path('gups'),
@@ -539,7 +594,13 @@ class LinuxKvmTest(testing.TestCase):
             control=False, timeout=600)
         tail = '\n--- console ---\n' + console[-3000:]
         self.assertNotRegex(console, r'L1-QEMU-FAILED|insmod .* failed|'
-                            r'no VMM segment', tail)
+                            r'no VMM segment|kvm_nested .* failed', tail)
+        # L3 ran correctly under L2's KVM in both modes.
+        for mode in L2_MODES:
+            r = re.search(rf'KVM-RESULT l3-{mode} .*verify=ok .*', console)
+            self.assertTrue(r, tail)
+            self.assertIn(f'checksum={checksum(L3_PAGES, SEED):#018x}',
+                          r.group(0))
 
         # L2's GUPS gives what the same program gives natively in L1.
         native = re.search(r'L1-GUPS: (GUPS .*)', console).group(1).strip()

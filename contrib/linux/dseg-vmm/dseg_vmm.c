@@ -16,7 +16,9 @@
  *
  * The segment: a probe on KVM's kvm_entry tracepoint, which KVM fires on
  * the vCPU's CPU with interrupts off right before every VMRUN, arms the
- * VMM segment there for the entering VM.  The segment is derived from the
+ * VMM segment there for the entering VM when the vCPU enters the VM's
+ * own level (not a nested guest of it, not SMM), and disarms it
+ * otherwise.  The segment is derived from the
  * VM's own memory slots (address space 0): the longest gPA range whose
  * slots map it, at one offset, into a mapping of /dev/dseg-vmm of the
  * VM's process, leaving out read-only and dirty-logged slots.  KVM builds
@@ -31,11 +33,23 @@
  * to MAX_CHANGED changed pages are escaped on every CPU first, as the
  * spec orders; a larger change (munmap of the whole memory) turns the
  * segment off for the VMs that use it.
+ *
+ * Lifetimes: the module holds a reference on each VM it keeps a segment
+ * for, so that no VM it knows of is freed behind it, and lets go of a VM
+ * when nothing else holds one (the VMM closed it) as soon as another VM
+ * appears, or when the VMM's last mapping is gone.  A CPU that comes
+ * online starts from a disarmed segment and an empty filter (INIT), so
+ * its state is rebuilt then.  What the probe would print, with
+ * interrupts off, is printed later from process context.
+ *
+ * Kernels: see dseg_kernel.h; KVM's kvm_entry gained an argument in 6.9.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/bitmap.h>
+#include <linux/capability.h>
+#include <linux/cpuhotplug.h>
 #include <linux/fs.h>
 #include <linux/io.h>
 #include <linux/ioport.h>
@@ -51,6 +65,7 @@
 #include <linux/spinlock.h>
 #include <linux/tracepoint.h>
 #include <linux/uaccess.h>
+#include <linux/workqueue.h>
 #include <asm/msr.h>
 
 #include "dseg_kernel.h"
@@ -68,9 +83,10 @@
 #define MAX_CHUNKS		4096		/* 8 GiB */
 #define MAX_REGIONS		16		/* mappings at once */
 #define MAX_VMS			16		/* VMs that use them */
-#define MAX_RUNS		64		/* slots looked at per VM */
 #define MAX_CHANGED		64		/* pages of a mapping escaped */
 #define MAX_ESCAPED		1024		/* gPAs in the filter */
+#define MAX_LOG			64		/* lines waiting to be printed */
+#define LOG_LEN			128
 
 static unsigned long pool_base;
 module_param(pool_base, ulong, 0444);
@@ -98,6 +114,8 @@ struct dseg_region {
 /* A VM whose process has a mapping. */
 struct dseg_vm {
 	struct kvm *kvm;		/* referenced; NULL: a free entry */
+	u64 id;				/* unique over the module's life */
+	struct mm_struct *mm;		/* kvm->mm */
 	bool valid;			/* the segment is for slots @gen */
 	bool dying;			/* no CPU may take it up again */
 	u64 gen;
@@ -108,6 +126,7 @@ struct dseg_vm {
 /* What a CPU holds. */
 struct dseg_cpu {
 	struct dseg_vm *vm;		/* the VM last entered, if any */
+	u64 vm_id;			/* its id then: the entry may be reused */
 	u64 gen;			/* its slots' generation then */
 	u64 base, limit, offset;	/* the MSRs; limit 0: disarmed */
 	unsigned int nr_inserted;	/* escaped[] in this CPU's filter */
@@ -128,7 +147,10 @@ static DEFINE_RAW_SPINLOCK(dseg_lock);
 static struct dseg_region *regions[MAX_REGIONS];
 static unsigned int nr_regions;
 static struct dseg_vm vms[MAX_VMS];
-static struct dseg_run runs[MAX_RUNS];
+static u64 last_vm_id;
+/* VMs let go of by the probe, for dseg_work() to put. */
+static struct kvm *unused_vms[MAX_VMS];
+static unsigned int nr_unused_vms;
 /*
  * The escaped gPAs, in the order they were escaped.  Each CPU inserts
  * the ones it has not yet into its filter before it arms a segment, and
@@ -139,8 +161,73 @@ static unsigned int nr_escaped;
 static DECLARE_BITMAP(chunk_used, MAX_CHUNKS);
 static unsigned int nr_chunks;
 static DEFINE_PER_CPU(struct dseg_cpu, dseg_cpu);
+static enum cpuhp_state dseg_cpuhp;
 
-/* Make this CPU's VMM segment @vm's, or disarm it (NULL). */
+/* Lines for dseg_work() to print: the probe runs with interrupts off. */
+static struct dseg_log {
+	bool warn;
+	char text[LOG_LEN];
+} log_lines[MAX_LOG];
+static unsigned int log_head, log_len, log_lost;
+
+static void dseg_work_fn(struct work_struct *work);
+static DECLARE_WORK(dseg_work, dseg_work_fn);
+
+/* Print later; dseg_lock held. */
+static __printf(2, 3) void dseg_log(bool warn, const char *fmt, ...)
+{
+	struct dseg_log *l;
+	va_list ap;
+
+	if (log_len == MAX_LOG) {
+		log_lost++;
+		return;
+	}
+	l = &log_lines[(log_head + log_len++) % MAX_LOG];
+	l->warn = warn;
+	va_start(ap, fmt);
+	vsnprintf(l->text, sizeof(l->text), fmt, ap);
+	va_end(ap);
+	schedule_work(&dseg_work);
+}
+
+/* Process context: put the VMs the probe let go, print what it logged. */
+static void dseg_work_fn(struct work_struct *work)
+{
+	struct dseg_log l;
+	struct kvm *kvm;
+	unsigned int lost;
+	bool more;
+
+	do {
+		raw_spin_lock_irq(&dseg_lock);
+		kvm = nr_unused_vms ? unused_vms[--nr_unused_vms] : NULL;
+		more = log_len;
+		if (more) {
+			l = log_lines[log_head];
+			log_head = (log_head + 1) % MAX_LOG;
+			log_len--;
+		}
+		lost = more ? 0 : log_lost;
+		if (!more)
+			log_lost = 0;
+		raw_spin_unlock_irq(&dseg_lock);
+		if (kvm)
+			kvm_put_kvm(kvm);
+		if (more && l.warn)
+			pr_warn("%s\n", l.text);
+		else if (more)
+			pr_info("%s\n", l.text);
+		if (lost)
+			pr_warn("%u lines lost: more than %d at once\n", lost,
+				MAX_LOG);
+	} while (kvm || more);
+}
+
+/*
+ * Make this CPU's VMM segment @vm's, or disarm it (NULL).  Arming is done
+ * with dseg_lock held, disarming needs only interrupts off.
+ */
 static void dseg_program(struct dseg_cpu *c, struct dseg_vm *vm)
 {
 	u64 base = 0, limit = 0, offset = 0;
@@ -151,6 +238,7 @@ static void dseg_program(struct dseg_cpu *c, struct dseg_vm *vm)
 		offset = vm->offset;
 	}
 	c->vm = vm;
+	c->vm_id = vm ? vm->id : 0;
 	if (c->limit == limit &&
 	    (!limit || (c->base == base && c->offset == offset)))
 		return;
@@ -158,8 +246,8 @@ static void dseg_program(struct dseg_cpu *c, struct dseg_vm *vm)
 	if (limit && (wrmsrl_safe(MSR_DSEG_BASE_V, base) ||
 		      wrmsrl_safe(MSR_DSEG_OFFSET_V, offset) ||
 		      wrmsrl_safe(MSR_DSEG_LIMIT_V, limit))) {
-		pr_warn_ratelimited("the CPU refused segment [0x%llx, 0x%llx) + 0x%llx\n",
-				    base, limit, offset);
+		dseg_log(true, "the CPU refused segment [0x%llx, 0x%llx) + 0x%llx",
+			 base, limit, offset);
 		wrmsrl(MSR_DSEG_LIMIT_V, 0);
 		limit = 0;
 	}
@@ -237,74 +325,57 @@ static bool dseg_escape_changes(const struct dseg_run *run)
 /*
  * Derive @vm's segment from its memory slots of generation @gen: the
  * longest chain of gPA-adjacent slots that map into one region at one
- * offset.  Called with dseg_lock held and interrupts off.
+ * offset, found in one pass over the slots in gPA order.  Called with
+ * dseg_lock held and interrupts off.
  */
 static void dseg_vm_update(struct dseg_vm *vm, u64 gen)
 {
 	struct kvm *kvm = vm->kvm;
-	struct kvm_memslots *slots;
-	struct kvm_memory_slot *slot;
-	struct dseg_run best = {};
-	int bkt, idx, i, j, n = 0;
-	bool grew;
+	struct kvm_memslot_iter iter;
+	struct dseg_run run = {}, best = {};
+	int idx;
 
 	idx = srcu_read_lock(&kvm->srcu);
-	slots = kvm_memslots(kvm);
-	kvm_for_each_memslot(slot, bkt, slots) {
+	kvm_for_each_memslot_in_gfn_range(&iter, kvm_memslots(kvm), 0,
+					  U64_MAX) {
+		struct kvm_memory_slot *slot = iter.slot;
 		u64 gpa = slot->base_gfn << PAGE_SHIFT;
 		u64 len = (u64)slot->npages << PAGE_SHIFT;
-		struct dseg_region *r;
+		struct dseg_region *r = NULL;
+		u64 offset = 0;
 
-		if (n == MAX_RUNS ||
-		    slot->flags & (KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY))
-			continue;
-		r = dseg_region_of(kvm->mm, slot->userspace_addr, len);
+		if (!(slot->flags &
+		      (KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY)))
+			r = dseg_region_of(vm->mm, slot->userspace_addr, len);
 		if (r)
-			runs[n++] = (struct dseg_run) {
-				.gpa = gpa, .end = gpa + len, .r = r,
-				.offset = r->hpa + (slot->userspace_addr -
-						    r->start) - gpa,
-			};
-	}
-	srcu_read_unlock(&kvm->srcu, idx);
-
-	for (i = 0; i < n; i++) {
-		struct dseg_run run = runs[i];
-
-		for (j = 0; j < n; j++)
-			if (runs[j].end == run.gpa && runs[j].r == run.r &&
-			    runs[j].offset == run.offset)
-				break;
-		if (j < n)
-			continue;	/* not the first of its chain */
-		do {
-			grew = false;
-			for (j = 0; j < n; j++) {
-				if (runs[j].gpa == run.end && runs[j].r == run.r &&
-				    runs[j].offset == run.offset) {
-					run.end = runs[j].end;
-					grew = true;
-				}
-			}
-		} while (grew);
+			offset = r->hpa + (slot->userspace_addr - r->start) - gpa;
+		if (r && r == run.r && gpa == run.end && offset == run.offset)
+			run.end = gpa + len;
+		else if (r)
+			run = (struct dseg_run) { .gpa = gpa, .end = gpa + len,
+						  .offset = offset, .r = r };
+		else
+			run = (struct dseg_run) {};
 		if (run.end - run.gpa > best.end - best.gpa)
 			best = run;
 	}
+	srcu_read_unlock(&kvm->srcu, idx);
+
 	if (best.r && !dseg_escape_changes(&best)) {
-		pr_warn_ratelimited("VM of pid %d: more than %d escaped pages: no VMM segment\n",
-				    kvm->userspace_pid, MAX_ESCAPED);
+		dseg_log(true, "VM of pid %d: more than %d escaped pages: no VMM segment",
+			 kvm->userspace_pid, MAX_ESCAPED);
 		best = (struct dseg_run) {};
 	}
 
 	if (best.gpa != vm->base || best.end != vm->limit ||
 	    best.offset != vm->offset) {
 		if (best.r)
-			pr_info("VM of pid %d: VMM segment gPA [0x%llx, 0x%llx) at hPA 0x%llx\n",
-				kvm->userspace_pid, best.gpa, best.end,
-				best.gpa + best.offset);
+			dseg_log(false, "VM of pid %d: VMM segment gPA [0x%llx, 0x%llx) at hPA 0x%llx",
+				 kvm->userspace_pid, best.gpa, best.end,
+				 best.gpa + best.offset);
 		else
-			pr_info("VM of pid %d: no VMM segment\n",
-				kvm->userspace_pid);
+			dseg_log(false, "VM of pid %d: no VMM segment",
+				 kvm->userspace_pid);
 	}
 	vm->base = best.gpa;
 	vm->limit = best.end;
@@ -320,6 +391,24 @@ static void dseg_vm_update(struct dseg_vm *vm, u64 gen)
 }
 
 /*
+ * Let go of the VMs that only the module still holds: their VMM closed
+ * them, and none can run again.  dseg_lock held.
+ */
+static void dseg_reap_vms(void)
+{
+	int i;
+
+	for (i = 0; i < MAX_VMS && nr_unused_vms < MAX_VMS; i++) {
+		if (vms[i].kvm && !vms[i].dying &&
+		    refcount_read(&vms[i].kvm->users_count) == 1) {
+			unused_vms[nr_unused_vms++] = vms[i].kvm;
+			vms[i] = (struct dseg_vm) {};
+			schedule_work(&dseg_work);
+		}
+	}
+}
+
+/*
  * The entry of @kvm, made when its process has a mapping.  Called with
  * dseg_lock held and interrupts off.
  */
@@ -328,21 +417,23 @@ static struct dseg_vm *dseg_vm_lookup(struct kvm *kvm)
 	struct dseg_vm *free = NULL;
 	int i;
 
-	for (i = 0; i < MAX_VMS; i++) {
+	for (i = 0; i < MAX_VMS; i++)
 		if (vms[i].kvm == kvm && !vms[i].dying)
 			return &vms[i];
-		if (!vms[i].kvm && !free)
-			free = &vms[i];
-	}
 	if (!dseg_mm_has_region(kvm->mm))
 		return NULL;
+	dseg_reap_vms();
+	for (i = 0; i < MAX_VMS && !free; i++)
+		if (!vms[i].kvm)
+			free = &vms[i];
 	if (!free) {
-		pr_warn_ratelimited("more than %d VMs: VM of pid %d runs without a segment\n",
-				    MAX_VMS, kvm->userspace_pid);
+		dseg_log(true, "more than %d VMs: VM of pid %d runs without a segment",
+			 MAX_VMS, kvm->userspace_pid);
 		return NULL;
 	}
 	kvm_get_kvm(kvm);
-	*free = (struct dseg_vm) { .kvm = kvm };
+	*free = (struct dseg_vm) { .kvm = kvm, .id = ++last_vm_id,
+				   .mm = kvm->mm };
 	return free;
 }
 
@@ -352,16 +443,30 @@ static u64 dseg_slots_gen(struct kvm *kvm)
 	return READ_ONCE(rcu_dereference_raw(kvm->memslots[0])->generation);
 }
 
-/* kvm_entry: interrupts are off and the vCPU runs on this CPU next. */
-static void dseg_kvm_entry(void *data, struct kvm_vcpu *vcpu)
+/*
+ * kvm_entry: interrupts are off and the vCPU runs on this CPU next.  The
+ * VM's segment is for its own level only: a vCPU that enters a nested
+ * guest of the VM (an L2 that L1's KVM runs for the VM's own hypervisor)
+ * or SMM (another address space of slots) enters disarmed.
+ */
+static void dseg_kvm_entry(void *data, struct kvm_vcpu *vcpu
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 9, 0)
+			   , bool force_immediate_exit
+#endif
+			   )
 {
 	struct dseg_cpu *c = this_cpu_ptr(&dseg_cpu);
 	struct kvm *kvm = vcpu->kvm;
 	u64 gen = dseg_slots_gen(kvm);
 	struct dseg_vm *vm;
 
-	if (c->vm ? c->vm->kvm == kvm && c->gen == gen &&
-		    READ_ONCE(c->vm->valid)
+	if (vcpu->arch.hflags & (HF_GUEST_MASK | HF_SMM_MASK)) {
+		dseg_program(c, NULL);
+		return;
+	}
+	if (c->vm ? READ_ONCE(c->vm->kvm) == kvm &&
+		    READ_ONCE(c->vm->id) == c->vm_id &&
+		    READ_ONCE(c->vm->valid) && c->gen == gen
 		  : !READ_ONCE(nr_regions))
 		return;
 	raw_spin_lock(&dseg_lock);
@@ -407,7 +512,7 @@ static void dseg_invalidate_mm(struct mm_struct *mm)
 	int i;
 
 	for (i = 0; i < MAX_VMS; i++)
-		if (vms[i].kvm && vms[i].kvm->mm == mm)
+		if (vms[i].kvm && vms[i].mm == mm)
 			vms[i].valid = false;
 }
 
@@ -424,99 +529,75 @@ static bool dseg_overlap(struct dseg_region *r, unsigned long start,
 }
 
 /*
- * The VMM's page-table entries in [start, end) are about to change (or
- * merely be looked at: splitting a huge PMD announces all 2 MiB).  No CPU
- * may use a segment over the mapping until they have, and the pages
- * that really changed are escaped: dseg_mn_invalidate_range_end().
+ * The VMM's page-table entries in [start, end) are about to change.  No
+ * CPU may use a segment over the mapping until they have, and every page
+ * of the mapping in the range counts as changed: it is escaped before a
+ * segment over it is armed again (dseg_escape_changes()).  When more
+ * than MAX_CHANGED pages changed, the mapping is not used again.
+ *
+ * Nothing here reads the page tables: the callers of a notifier need not
+ * hold mmap_lock.  Instead the kind of event tells: on a mapping of
+ * remapped frames, every invalidation is a change of it (munmap, mremap,
+ * MAP_FIXED over it: MMU_NOTIFY_UNMAP; mprotect: PROTECTION_*; soft-dirty
+ * tracking) except MMU_NOTIFY_CLEAR, which here only announces the split
+ * of a huge PMD that the mapping never has (mprotect of part of it splits
+ * the 2 MiB around each end first); the zaps that also send it are
+ * refused for VM_PFNMAP (madvise) or never made (the module).  NUMA
+ * balancing, reclaim, migration and KSM leave such mappings alone.
  */
 static int dseg_mn_invalidate_range_start(struct mmu_notifier *mn,
 				const struct mmu_notifier_range *range)
 {
 	struct dseg_region *r = container_of(mn, struct dseg_region, mn);
-	unsigned long first, last;
-	bool busy;
+	unsigned long first = 0, last = 0, o;
+	bool busy, kill = false;
+	unsigned int j;
 
+	if (range->event == MMU_NOTIFY_CLEAR)
+		return 0;
 	raw_spin_lock_irq(&dseg_lock);
 	busy = r->live &&
 	       dseg_overlap(r, range->start, range->end, &first, &last);
-	if (busy) {
-		r->busy++;
-		dseg_invalidate_mm(r->mm);
-	}
-	raw_spin_unlock_irq(&dseg_lock);
-	if (busy)
-		on_each_cpu(dseg_sync_cpu, NULL, 1);
-	return 0;
-}
-
-/*
- * The change is done.  A page of the mapping changed if its entry no
- * longer maps its own frame writable: it is escaped before a segment is
- * armed over it again (dseg_escape_changes()).  When more than
- * MAX_CHANGED pages changed, the mapping is not used again.
- */
-static void dseg_mn_invalidate_range_end(struct mmu_notifier *mn,
-				const struct mmu_notifier_range *range)
-{
-	struct dseg_region *r = container_of(mn, struct dseg_region, mn);
-	unsigned long first, last, o, changed[MAX_CHANGED];
-	unsigned int i, j, n = 0;
-	bool kill = false;
-	u64 hpa;
-
-	raw_spin_lock_irq(&dseg_lock);
-	if (!r->busy ||
-	    !dseg_overlap(r, range->start, range->end, &first, &last)) {
-		raw_spin_unlock_irq(&dseg_lock);
-		return;
-	}
-	if (!r->live) {
-		r->busy--;
-		raw_spin_unlock_irq(&dseg_lock);
-		return;
-	}
-	hpa = r->hpa;
-	raw_spin_unlock_irq(&dseg_lock);
-
-	/* The caller holds mmap_lock, as for the change itself. */
-	for (o = first; o < last && !kill; o += PAGE_SIZE) {
-		spinlock_t *ptl;
-		pte_t *ptep;
-		bool same = false;
-
-		if (!follow_pte(range->mm, r->start + o, &ptep, &ptl)) {
-			same = pte_pfn(*ptep) == (hpa + o) >> PAGE_SHIFT &&
-			       pte_write(*ptep);
-			pte_unmap_unlock(ptep, ptl);
-		}
-		if (same)
-			continue;
-		if (n == MAX_CHANGED)
-			kill = true;
-		else
-			changed[n++] = o;
-	}
-
-	raw_spin_lock_irq(&dseg_lock);
-	for (i = 0; i < n && !kill; i++) {
-		for (j = 0; j < r->nr_changed && r->changed[j] != changed[i];
-		     j++)
+	for (o = first; busy && o < last && !kill; o += PAGE_SIZE) {
+		for (j = 0; j < r->nr_changed && r->changed[j] != o; j++)
 			;
 		if (j < r->nr_changed)
 			continue;
 		if (r->nr_changed == MAX_CHANGED)
 			kill = true;
 		else
-			r->changed[r->nr_changed++] = changed[i];
+			r->changed[r->nr_changed++] = o;
 	}
-	if (kill)
-		r->live = false;
-	r->busy--;
-	dseg_invalidate_mm(r->mm);
+	if (busy) {
+		r->busy++;
+		r->live = !kill;
+		dseg_invalidate_mm(r->mm);
+	}
 	raw_spin_unlock_irq(&dseg_lock);
+	if (busy)
+		on_each_cpu(dseg_sync_cpu, NULL, 1);
 	if (kill)
 		pr_info("pid %d changed more than %d pages of its guest memory: no VMM segment over it\n",
 			current->tgid, MAX_CHANGED);
+	return 0;
+}
+
+/* The change is done: a segment may be derived again. */
+static void dseg_mn_invalidate_range_end(struct mmu_notifier *mn,
+				const struct mmu_notifier_range *range)
+{
+	struct dseg_region *r = container_of(mn, struct dseg_region, mn);
+	unsigned long first, last;
+
+	if (range->event == MMU_NOTIFY_CLEAR)
+		return;
+	raw_spin_lock_irq(&dseg_lock);
+	if (r->busy &&
+	    dseg_overlap(r, range->start, range->end, &first, &last)) {
+		r->busy--;
+		dseg_invalidate_mm(r->mm);
+	}
+	raw_spin_unlock_irq(&dseg_lock);
 }
 
 /* The mm goes away: nothing of it may run on the mapping again. */
@@ -592,7 +673,7 @@ static int dseg_release(struct inode *inode, struct file *file)
 	dseg_invalidate_mm(r->mm);
 	if (!dseg_mm_has_region(r->mm))
 		for (i = 0; i < MAX_VMS; i++)
-			if (vms[i].kvm && vms[i].kvm->mm == r->mm)
+			if (vms[i].kvm && vms[i].mm == r->mm)
 				vms[i].dying = true;
 	raw_spin_unlock_irq(&dseg_lock);
 
@@ -632,6 +713,9 @@ static long dseg_info(struct dseg_region *r, void __user *arg)
 		.base = r->base, .limit = r->limit, .offset = r->offset,
 	};
 	raw_spin_unlock_irq(&dseg_lock);
+	/* Host-physical addresses are the administrator's to know. */
+	if (!capable(CAP_SYS_ADMIN))
+		info.hpa = info.offset = 0;
 	return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
 }
 
@@ -737,7 +821,26 @@ static struct miscdevice dseg_dev = {
 	.minor = MISC_DYNAMIC_MINOR,
 	.name = "dseg-vmm",
 	.fops = &dseg_fops,
+	.mode = 0600,
 };
+
+/*
+ * A CPU that comes online was INIT: its segment is disarmed and its
+ * filter empty.  Runs on that CPU before any task but its own may.
+ */
+static int dseg_cpu_online(unsigned int cpu)
+{
+	struct dseg_cpu *c = this_cpu_ptr(&dseg_cpu);
+	unsigned long flags;
+
+	raw_spin_lock_irqsave(&dseg_lock, flags);
+	*c = (struct dseg_cpu) {};
+	wrmsrl(MSR_DSEG_LIMIT_V, 0);
+	wrmsrl(MSR_DSEG_FILTER_CLEAR, 0);
+	dseg_catch_up(c);
+	raw_spin_unlock_irqrestore(&dseg_lock, flags);
+	return 0;
+}
 
 static int __init dseg_vmm_init(void)
 {
@@ -757,20 +860,27 @@ static int __init dseg_vmm_init(void)
 	if (ret)
 		return ret;
 	nr_chunks = pool_size / CHUNK;
+	ret = cpuhp_setup_state(CPUHP_AP_ONLINE_DYN, "dseg_vmm:online",
+				dseg_cpu_online, NULL);
+	if (ret < 0)
+		goto err_release;
+	dseg_cpuhp = ret;
 	ret = tracepoint_probe_register(&__tracepoint_kvm_entry,
 					dseg_kvm_entry, NULL);
 	if (ret)
-		goto err_release;
+		goto err_cpuhp;
 	ret = misc_register(&dseg_dev);
 	if (ret) {
 		tracepoint_probe_unregister(&__tracepoint_kvm_entry,
 					    dseg_kvm_entry, NULL);
 		tracepoint_synchronize_unregister();
-		goto err_release;
+		goto err_cpuhp;
 	}
 	pr_info("%lu MiB at 0x%lx\n", pool_size >> 20, pool_base);
 	return 0;
 
+err_cpuhp:
+	cpuhp_remove_state(dseg_cpuhp);
 err_release:
 	dseg_pool_release(pool_base, pool_size);
 	return ret;
@@ -782,7 +892,9 @@ static void __exit dseg_vmm_exit(void)
 	tracepoint_probe_unregister(&__tracepoint_kvm_entry, dseg_kvm_entry,
 				    NULL);
 	tracepoint_synchronize_unregister();
+	cpuhp_remove_state(dseg_cpuhp);
 	on_each_cpu(dseg_disarm_cpu, NULL, 1);
+	flush_work(&dseg_work);
 	dseg_pool_release(pool_base, pool_size);
 }
 

@@ -50,6 +50,10 @@
  *               hands it over as an MMIO write (KVM_EXIT_MMIO): this
  *               program then makes the page writable, does the store and
  *               goes on (wp_faults= counts such exits)
+ *   --churn N   with --dseg-vmm: before the measured VM, N VMs one after
+ *               another on the same memory, each created, entered once
+ *               (a HLT in real mode at CHURN_GPA) and closed, as a VMM
+ *               that restarts its guests does
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -77,6 +81,7 @@
 #define PDPT_HI_GPA     0x5000ul
 #define PD_HI_GPA       0x6000ul
 #define PT_HI_GPA       0x7000ul
+#define CHURN_GPA       0x8000ul
 #define CODE_GPA        0x10000ul
 #define STACK_TOP       0x20000ul
 #define DATA_GPA        0x200000ul
@@ -257,6 +262,43 @@ static void set_cpuid(int kvm, int vcpu)
     }
 }
 
+/* --churn: a VM on MEM's slot, entered once to a HLT, then closed. */
+static void churn_vm(int kvm, unsigned char *mem, int run_size)
+{
+    struct kvm_userspace_memory_region region = {
+        .memory_size = SLOT_SIZE, .userspace_addr = (uintptr_t)mem,
+    };
+    struct kvm_sregs s;
+    struct kvm_regs r = { .rip = CHURN_GPA, .rflags = 0x2 };
+    struct kvm_run *run;
+    int vm, vcpu;
+
+    vm = xioctl(kvm, KVM_CREATE_VM, NULL, "KVM_CREATE_VM");
+    xioctl(vm, KVM_SET_USER_MEMORY_REGION, &region,
+           "KVM_SET_USER_MEMORY_REGION");
+    vcpu = xioctl(vm, KVM_CREATE_VCPU, (void *)0, "KVM_CREATE_VCPU");
+    run = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+    if (run == MAP_FAILED) {
+        fail("mmap kvm_run: %s", strerror(errno));
+    }
+    xioctl(vcpu, KVM_GET_SREGS, &s, "KVM_GET_SREGS");
+    s.cs.base = 0;
+    s.cs.selector = 0;
+    xioctl(vcpu, KVM_SET_SREGS, &s, "KVM_SET_SREGS");
+    xioctl(vcpu, KVM_SET_REGS, &r, "KVM_SET_REGS");
+    do {
+        if (ioctl(vcpu, KVM_RUN, NULL) < 0 && errno != EINTR) {
+            fail("KVM_RUN (churn): %s", strerror(errno));
+        }
+    } while (run->exit_reason == KVM_EXIT_INTR);
+    if (run->exit_reason != KVM_EXIT_HLT) {
+        fail("churn VM: exit reason %u", run->exit_reason);
+    }
+    munmap(run, run_size);
+    close(vcpu);
+    close(vm);
+}
+
 static void setup_long_mode(int vcpu, unsigned pages, uint64_t seed)
 {
     struct kvm_sregs s;
@@ -353,7 +395,7 @@ int main(int argc, char **argv)
 {
     unsigned pages = 256;
     uint64_t seed = 0x0123456789abcdeful;
-    int thp = 0, dseg_vmm = 0, escape = -1, split = 0, wp = -1;
+    int thp = 0, dseg_vmm = 0, escape = -1, split = 0, wp = -1, churn = 0;
     int kvm, vm, vcpu, run_size, dseg_fd = -1;
     struct dseg_vmm_info dseg = { 0 };
     unsigned wp_faults = 0;
@@ -386,6 +428,8 @@ int main(int argc, char **argv)
             escape = strtol(argv[++i], NULL, 0);
         } else if (!strcmp(argv[i], "--wp") && i + 1 < argc) {
             wp = strtol(argv[++i], NULL, 0);
+        } else if (!strcmp(argv[i], "--churn") && i + 1 < argc) {
+            churn = strtol(argv[++i], NULL, 0);
         } else {
             fail("unknown argument %s", argv[i]);
         }
@@ -394,9 +438,10 @@ int main(int argc, char **argv)
         fail("--pages must be 1..%d", MAX_PAGES);
     }
     if (escape >= (int)pages || wp >= (int)pages ||
-        ((escape >= 0 || wp >= 0 || split) && !dseg_vmm)) {
-        fail("--escape, --wp and --dseg-split need --dseg-vmm, and a page "
-             "below --pages");
+        ((escape >= 0 || wp >= 0 || split || churn) && !dseg_vmm) ||
+        churn < 0 || (churn && split)) {
+        fail("--escape, --wp, --dseg-split and --churn need --dseg-vmm, "
+             "--churn is not for --dseg-split, pages are below --pages");
     }
     alarm(60);
 
@@ -451,6 +496,12 @@ int main(int argc, char **argv)
 
     build_page_tables(mem, pages);
     memcpy(mem + CODE_GPA, l2_code_start, l2_code_end - l2_code_start);
+    mem[CHURN_GPA] = 0xf4;                      /* hlt */
+    run_size = xioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, NULL,
+                      "KVM_GET_VCPU_MMAP_SIZE");
+    for (int i = 0; i < churn; i++) {
+        churn_vm(kvm, mem, run_size);
+    }
 
     /* One slot, or with --dseg-split one per 2 MiB: the same layout. */
     for (unsigned s = 0; s < (split ? 2 : 1); s++) {
@@ -475,8 +526,6 @@ int main(int argc, char **argv)
     }
 
     vcpu = xioctl(vm, KVM_CREATE_VCPU, (void *)0, "KVM_CREATE_VCPU");
-    run_size = xioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, NULL,
-                      "KVM_GET_VCPU_MMAP_SIZE");
     run = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
     if (run == MAP_FAILED) {
         fail("mmap kvm_run: %s", strerror(errno));
