@@ -125,7 +125,9 @@ echo DONE
 # Debian's redis (it allocates with jemalloc) with its memory in a
 # primary region through the preload library, under load: SET then GET of
 # REDIS_KEYS 4 KiB values.  Then the memory it has outside the region:
-# the resident pages of its anonymous mappings and heap (smaps).
+# the resident pages of its anonymous mappings and heap (smaps).  Then a
+# BGSAVE, whose forked child writes the data set from its copy of the
+# region, and a second redis, without the library, that loads the dump.
 REDIS_PROGRAMS = {p: PROGRAMS[p] for p in ('/bin/redis-server',
                                            '/bin/redis-benchmark',
                                            '/bin/redis-cli')}
@@ -138,7 +140,7 @@ echo 1 > /proc/sys/vm/overcommit_memory
 insmod /lib/modules/dseg.ko {POOL} || echo INSMOD-FAILED
 LD_PRELOAD=/lib/libdseg-preload.so DSEG_REGION_MB={REDIS_REGION_MB} \\
     DSEG_VERBOSE=1 /bin/redis-server --port 6379 --save '' \\
-    --appendonly no --logfile /tmp/redis.log &
+    --appendonly no --logfile /tmp/redis.log --dir /tmp &
 rpid=$!
 ok=1
 for i in $(seq 300); do redis-cli ping > /dev/null 2>&1 && break; sleep 0.2; done
@@ -151,8 +153,23 @@ echo "REDIS-KEYS $(redis-cli dbsize)"
 echo "REDIS-USED $(redis-cli info memory | sed -n 's/^used_memory:\\([0-9]*\\).*/\\1/p')"
 echo "REDIS-OUTSIDE-KB $(awk '/^[0-9a-f]+-[0-9a-f]+ /{{anon = (NF == 5 || $6 == "[heap]")}}
     /^Rss:/ && anon {{kb += $2}} END {{print kb + 0}}' /proc/$rpid/smaps)"
+persistence() {{ redis-cli -p $1 info persistence | tr -d '\r' | sed -n "s/^$2://p"; }}
+redis-cli bgsave > /dev/null || ok=0
+for i in $(seq 600); do
+    [ "$(persistence 6379 rdb_bgsave_in_progress)" = 0 ] && break; sleep 0.2
+done
+echo "REDIS-BGSAVE $(persistence 6379 rdb_last_bgsave_status)"
 redis-cli shutdown nosave > /dev/null 2>&1; wait $rpid
 echo "REDIS-EXIT $?"
+/bin/redis-server --port 6380 --save '' --appendonly no --dir /tmp \\
+    --logfile /tmp/redis2.log &
+rpid=$!
+for i in $(seq 600); do
+    [ "$(persistence 6380 loading)" = 0 ] && break; sleep 0.2
+done
+echo "REDIS-LOADED-KEYS $(redis-cli -p 6380 dbsize)"
+echo "REDIS-LOADED-CHECK $(redis-cli -p 6380 get qemu-dseg-check)"
+redis-cli -p 6380 shutdown nosave > /dev/null 2>&1; wait $rpid
 [ $ok = 1 ] && echo REDIS-OK
 {TROUBLE}
 echo DONE
@@ -321,8 +338,12 @@ class LinuxDsegTest(testing.TestCase):
                                         re.M)), 2, tail)
         self.assertIn('REDIS-OK', console, tail)
         self.assertIn('REDIS-EXIT 0', console, tail)
+        # The BGSAVE child wrote the whole data set from its copy.
+        self.assertIn('REDIS-BGSAVE ok', console, tail)
+        self.assertIn('REDIS-LOADED-CHECK 42', console, tail)
         self.assertRegex(console, r'(?m)^TROUBLE-BEGIN\nTROUBLE-END$', tail)
         keys = int(re.search(r'^REDIS-KEYS (\d+)$', console, re.M).group(1))
+        self.assertIn(f'REDIS-LOADED-KEYS {keys}\n', console, tail)
         used = int(re.search(r'^REDIS-USED (\d+)$', console, re.M).group(1))
         outside = int(re.search(r'^REDIS-OUTSIDE-KB (\d+)$', console,
                                 re.M).group(1)) << 10

@@ -26,9 +26,16 @@
  * DSEG_VERBOSE=1 reports the region on stderr, DSEG_VERBOSE=2 also every
  * block it hands out or takes back.
  *
- * A forked child does not inherit the region (contrib/linux/dseg): its
- * blocks there are gone, so a program that uses its large allocations
- * after fork() in the child does not work with this library.
+ * A forked child does not inherit the region (contrib/linux/dseg), so
+ * fork() gives it a copy: the region's used part (up to the end of its
+ * last block in use) is copied into private memory before the fork, and
+ * the child moves that copy to the region's addresses, where it is
+ * ordinary memory of the child's, copy-on-write like the rest.  The
+ * parent pays one copy of the used part per fork(), and threads that
+ * write the region during it may leave the child a torn copy of what
+ * they wrote, as with any copy made while they run.  The child takes
+ * nothing more from the region; vfork() and posix_spawn() make no copy
+ * (they run no fork handlers, and their child execs).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -183,22 +190,56 @@ static size_t env_size(const char *name, size_t unit, size_t dflt)
 
 /*
  * fork() holds the lock, so that the child's copy of the blocks is
- * whole.  A forked child has no region (the module does not copy it): it
- * keeps its blocks' addresses, so that free() of them is harmless, and
- * takes nothing more from the region.
+ * whole, and copies the region's used part for the child (see the top of
+ * this file).  The child keeps its blocks at their addresses, in that
+ * copy, and takes nothing more from the region.
  */
+static void *fork_copy;
+static size_t fork_copy_len;
+
 static void fork_prepare(void)
 {
+    uintptr_t used_end = region_start;
+
     pthread_mutex_lock(&lock);
+    for (int i = 0; i < nblocks; i++) {
+        if (blocks[i].used) {
+            used_end = blocks[i].start + blocks[i].size;
+        }
+    }
+    fork_copy_len = used_end - region_start;
+    fork_copy = NULL;
+    if (state != ACTIVE || !fork_copy_len) {
+        return;
+    }
+    fork_copy = next.mmap(NULL, fork_copy_len, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (fork_copy == MAP_FAILED) {
+        say("libdseg-preload: no memory to copy %zu MiB of the region for"
+            " fork(): the child has none of it\n", fork_copy_len >> 20);
+        fork_copy = NULL;
+        return;
+    }
+    memcpy(fork_copy, (void *)region_start, fork_copy_len);
 }
 
 static void fork_parent(void)
 {
+    if (fork_copy) {
+        next.munmap(fork_copy, fork_copy_len);
+    }
     pthread_mutex_unlock(&lock);
 }
 
 static void fork_child(void)
 {
+    if (fork_copy &&
+        mremap(fork_copy, fork_copy_len, fork_copy_len,
+               MREMAP_MAYMOVE | MREMAP_FIXED,
+               (void *)region_start) == MAP_FAILED) {
+        say("libdseg-preload: fork(): the child's copy of the region did"
+            " not move into place: %s\n", strerror(errno));
+    }
     pthread_mutex_init(&lock, NULL);
     state = OFF;
 }
