@@ -77,6 +77,8 @@ SLOT, DATA_GPA = 4 << 20, 0x200000      # kvm_nested's slot and data pages
 ESCAPED = 3                             # the data page it escapes
 PROTECTED = 5                           # the data page it write-protects
 CHURN = 20                              # VMs before the measured one
+FUZZ_SECONDS, FUZZ_SEED = 30, 0x5eed
+FUZZ_MIN_CASES = 500
 VMM_MODES = ('vmm-direct', 'two-vms', 'escaped', 'wp', 'split', 'churn',
              'hotplug')
 VMM_CPU = {'hotplug': 1}                # the vCPU a window runs on (else 0)
@@ -148,6 +150,11 @@ echo >&6
 wait $pid || echo "kvm_nested hotplug failed"
 cat /tmp/out3
 dmesg | grep dseg_vmm
+# Last, random use of the device and of KVM over it (its log not checked).
+/bin/dseg_fuzz vmm {FUZZ_SECONDS} {FUZZ_SEED:#x} {RESERVED >> 20}
+echo "TROUBLE-BEGIN"
+dmesg | grep -E 'WARNING|BUG|Oops|general protection|Call Trace'
+echo "TROUBLE-END"
 echo KVM-ALL-DONE
 {assets.EPILOGUE}"""
 
@@ -249,7 +256,7 @@ class LinuxKvmTest(testing.TestCase):
                 INIT, extra_files={'/bin/kvm_nested': f.read()})
 
     def run_linux(self, append, linux=None, modes=MODES, control=True,
-                  timeout=30, cpus=None):
+                  timeout=30, cpus=None, done_timeout=30):
         """Boot LINUX (default: the walk-2d image) and serve the windows:
         'control' if CONTROL, then one per kvm_nested run of MODES, each
         of whose markers must come within TIMEOUT seconds.  With CPUS
@@ -257,7 +264,8 @@ class LinuxKvmTest(testing.TestCase):
 
         Returns (console, {window: (DsegCpuInfo, CR4)}), of the window's
         vCPU (default 0), read with the machine stopped after the window
-        has closed.
+        has closed.  The guest must end within DONE_TIMEOUT seconds of
+        the last window.
         """
         cpus = cpus or {}
         linux = linux or self.linux
@@ -303,7 +311,7 @@ class LinuxKvmTest(testing.TestCase):
                 window(mode, f'KVM-READY {mode}', f'KVM-DONE {mode}',
                        timeout, failed=rf'KVM-FAIL {mode} .*|kvm_nested '
                        rf'{mode} failed|L1-QEMU-FAILED .*')
-            vm.wait_console(r'KVM-ALL-DONE', 30)
+            vm.wait_console(r'KVM-ALL-DONE', done_timeout)
             self.assertEqual(vm.wait_exit(30), 0)
             return vm.console(), windows
 
@@ -467,13 +475,27 @@ class LinuxKvmTest(testing.TestCase):
             module = f.read()
         with open(assets.dseg_module(), 'rb') as f:
             guest_module = f.read()
+        with open(guests.path('dseg_fuzz'), 'rb') as f:
+            fuzz = f.read()
         linux = self.linux_image(VMM_INIT, extra_files={
             '/bin/kvm_nested': program, '/lib/dseg_vmm.ko': module,
-            '/lib/dseg.ko': guest_module})
+            '/lib/dseg.ko': guest_module, '/bin/dseg_fuzz': fuzz})
         console, windows = self.run_linux(
             f'memmap={RESERVED:#x}${RESERVED_BASE:#x}', linux,
-            modes=VMM_MODES, control=False, cpus=VMM_CPU)
+            modes=VMM_MODES, control=False, cpus=VMM_CPU,
+            done_timeout=60 + 3 * FUZZ_SECONDS)
+        console, fuzzed = console.split('FUZZ-START vmm', 1)
         tail = '\n--- console ---\n' + console[-3000:]
+        # The interface fuzzing at the end: it ran, nothing leaked, and
+        # the kernel logged no trouble.
+        ftail = '\n--- console ---\n' + fuzzed[-3000:]
+        self.assertIn('FUZZ-OK vmm', fuzzed, ftail)
+        cases = int(re.search(r'^FUZZ-CASES vmm (\d+)', fuzzed,
+                              re.M).group(1))
+        print(f'# fuzz vmm: {cases} cases in {FUZZ_SECONDS} s, seed '
+              f'{FUZZ_SEED:#x}', file=sys.stderr)
+        self.assertGreaterEqual(cases, FUZZ_MIN_CASES, ftail)
+        self.assertRegex(fuzzed, r'(?m)^TROUBLE-BEGIN\nTROUBLE-END$', ftail)
         self.assertNotRegex(console, r'insmod .* failed|kvm_nested .* failed'
                             r'|dseg_vmm took|dseg took|no VMM segment'
                             r'|without a segment|lines lost', tail)

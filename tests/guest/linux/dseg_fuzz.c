@@ -14,6 +14,12 @@
  *          nothing, so no case can hit its own memory.  Then, with
  *          everything closed, the process must have no region and a
  *          region of the whole pool (POOL_MIB) must map: nothing leaked.
+ *        dseg_fuzz vmm SECONDS SEED POOL_MIB
+ *          The same on /dev/dseg-vmm (contrib/linux/dseg-vmm), with its
+ *          ioctls, plus KVM: up to two VMs whose memory slots (any gPA,
+ *          size and flags) lie over its own mappings, and vCPUs that run
+ *          whatever those hold for 20 ms at a time, so that the module
+ *          derives segments from random slots while mappings change.
  *        dseg_fuzz alloc SECONDS SEED
  *          For SECONDS, random calls of malloc, calloc, realloc,
  *          reallocarray, free, posix_memalign, aligned_alloc, memalign,
@@ -33,18 +39,22 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kvm.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "dseg_uapi.h"
+#include "dseg_vmm_uapi.h"
 
 #define PAGE            4096ul
 #define MIB             (1ul << 20)
@@ -87,6 +97,13 @@ static double now(void)
 
 /* --- device ----------------------------------------------------------- */
 
+/* /dev/dseg, or /dev/dseg-vmm and KVM (vmm). */
+static const char *dev_path = "/dev/dseg";
+static int vmm;
+static size_t unit = PAGE;              /* the device's length unit */
+static int kvm_fd = -1, run_size;
+static struct { int vm, vcpu; struct kvm_run *run; } vms[2];
+
 static int fds[MAX_FDS];
 static struct { uintptr_t addr; size_t len; } maps[MAX_MAPS];
 static unsigned char *arena;
@@ -107,7 +124,7 @@ static size_t any_length(size_t pool)
         return PAGE;
     case 2:
     case 3:
-        return (1 + below(2048)) * PAGE;
+        return (1 + below(vmm ? 8 : 2048)) * unit;
     case 4:
         return pool + below(3) * PAGE - PAGE;
     case 5:
@@ -163,6 +180,83 @@ static void remember(void *p, size_t len)
 
 static void device_case(size_t pool, int depth);
 
+static void on_alarm(int sig)
+{
+    (void)sig;                  /* only to make KVM_RUN return EINTR */
+}
+
+static void vm_close(unsigned i)
+{
+    if (vms[i].run) {
+        munmap(vms[i].run, run_size);
+    }
+    if (vms[i].vcpu >= 0) {
+        close(vms[i].vcpu);
+    }
+    close(vms[i].vm);
+    vms[i].vm = vms[i].vcpu = -1;
+    vms[i].run = NULL;
+}
+
+/* KVM: create or close a VM, set a slot, or run its vCPU for 20 ms. */
+static void vm_case(void)
+{
+    unsigned i = below(2);
+    size_t room;
+    struct kvm_sregs sregs;
+    struct kvm_regs regs = { .rflags = 2 };
+    struct kvm_userspace_memory_region slot;
+    struct itimerval t = { .it_value = { .tv_usec = 20000 } };
+    void *p;
+
+    if (vms[i].vm < 0 || !below(16)) {
+        if (vms[i].vm >= 0) {
+            vm_close(i);
+            return;
+        }
+        vms[i].vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+        if (vms[i].vm < 0) {
+            return;
+        }
+        vms[i].vcpu = ioctl(vms[i].vm, KVM_CREATE_VCPU, 0);
+        p = vms[i].vcpu < 0 ? MAP_FAILED
+            : mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   vms[i].vcpu, 0);
+        vms[i].run = p == MAP_FAILED ? NULL : p;
+        if (vms[i].vcpu >= 0 && !ioctl(vms[i].vcpu, KVM_GET_SREGS, &sregs)) {
+            sregs.cs.base = 0;
+            sregs.cs.selector = 0;
+            ioctl(vms[i].vcpu, KVM_SET_SREGS, &sregs);
+        }
+        return;
+    }
+    if (below(2)) {
+        p = own_address(&room);
+        slot = (struct kvm_userspace_memory_region) {
+            .slot = below(4),
+            .flags = !below(4) ? KVM_MEM_LOG_DIRTY_PAGES
+                   : !below(8) ? KVM_MEM_READONLY : 0,
+            .guest_phys_addr = below(32) * (2 * MIB),
+            .memory_size = below(4) ? (1 + below(4)) * (2 * MIB) : 0,
+            .userspace_addr = (uintptr_t)p,
+        };
+        if (slot.memory_size > room) {
+            slot.memory_size = room / PAGE * PAGE;
+        }
+        ioctl(vms[i].vm, KVM_SET_USER_MEMORY_REGION, &slot);
+        return;
+    }
+    if (vms[i].vcpu < 0) {
+        return;
+    }
+    regs.rip = below(64 * MIB);
+    ioctl(vms[i].vcpu, KVM_SET_REGS, &regs);
+    setitimer(ITIMER_REAL, &t, NULL);
+    ioctl(vms[i].vcpu, KVM_RUN, 0);
+    t.it_value.tv_usec = 0;
+    setitimer(ITIMER_REAL, &t, NULL);
+}
+
 /* A read or a write of a word of a mapping, through the pipe. */
 static void touch(void)
 {
@@ -205,13 +299,13 @@ static void device_case(size_t pool, int depth)
     int status;
     pid_t pid;
 
-    switch (below(12)) {
+    switch (below(vmm ? 14 : 12)) {
     case 0:                                     /* open or close */
         if (fds[i] >= 0) {
             close(fds[i]);
             fds[i] = -1;
         } else {
-            fds[i] = open("/dev/dseg", below(8) ? O_RDWR : O_RDONLY);
+            fds[i] = open(dev_path, below(8) ? O_RDWR : O_RDONLY);
         }
         break;
     case 1:                                     /* mmap */
@@ -270,11 +364,16 @@ static void device_case(size_t pool, int depth)
         break;
     }
     case 7: {                                   /* ioctl */
-        unsigned long cmd = below(2) ? DSEG_IOC_REGION
+        static const unsigned long cmds[] = {
+            DSEG_IOC_REGION, DSEG_VMM_INFO, DSEG_VMM_ESCAPE,
+        };
+        uint64_t gpa = below(2) ? below(64 * MIB) : next();
+        unsigned long cmd = below(2) ? cmds[vmm ? 1 + below(2) : 0]
                           : below(2) ? (unsigned long)(uint32_t)next()
-                          : _IOC(below(4), DSEG_IOC_MAGIC, below(4),
-                                 below(64));
-        void *arg = below(2) ? (void *)&info
+                          : _IOC(below(4), below(2) ? 'D' : DSEG_IOC_MAGIC,
+                                 below(0x48), below(64));
+        void *arg = below(2) ? (cmd == DSEG_VMM_ESCAPE ? (void *)&gpa
+                                                       : (void *)&info)
                   : below(2) ? (void *)own_address(&room)
                   : (void *)(uintptr_t)(below(2) ? 0 : next());
         ioctl(any_fd(), cmd, arg);
@@ -296,6 +395,10 @@ static void device_case(size_t pool, int depth)
             !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
             fail("fork child", (unsigned long)status, 0);
         }
+        break;
+    case 12:
+    case 13:
+        vm_case();
         break;
     default:                                    /* vfork + exec */
         if (depth > 0) {
@@ -326,6 +429,17 @@ static int fuzz_device(double seconds, size_t pool_mib)
     for (int i = 0; i < MAX_FDS; i++) {
         fds[i] = -1;
     }
+    vms[0].vm = vms[1].vm = vms[0].vcpu = vms[1].vcpu = -1;
+    if (vmm) {
+        struct sigaction sa = { .sa_handler = on_alarm };
+
+        kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+        run_size = kvm_fd < 0 ? -1 : ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+        if (run_size < 0 || sigaction(SIGALRM, &sa, NULL)) {
+            fail("opening /dev/kvm", errno, 0);
+            return 1;
+        }
+    }
     arena = mmap(NULL, ARENA, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (arena == MAP_FAILED || pipe(pipefd)) {
         fail("setting up", errno, 0);
@@ -336,8 +450,13 @@ static int fuzz_device(double seconds, size_t pool_mib)
             device_case(pool, 0);
         }
     }
-    printf("FUZZ-CASES device %lu\n", cases);
+    printf("FUZZ-CASES %s %lu\n", vmm ? "vmm" : "device", cases);
 
+    for (unsigned i = 0; i < 2; i++) {
+        if (vms[i].vm >= 0) {
+            vm_close(i);
+        }
+    }
     for (int i = 0; i < MAX_FDS; i++) {
         if (fds[i] >= 0) {
             close(fds[i]);
@@ -349,8 +468,9 @@ static int fuzz_device(double seconds, size_t pool_mib)
         }
     }
     munmap(arena, ARENA);
-    fd = open("/dev/dseg", O_RDWR);
-    if (fd < 0 || ioctl(fd, DSEG_IOC_REGION, &info) == 0 || errno != ENOENT) {
+    fd = open(dev_path, O_RDWR);
+    if (fd < 0 ||
+        (!vmm && (ioctl(fd, DSEG_IOC_REGION, &info) == 0 || errno != ENOENT))) {
         fail("a region is left after everything was closed", fd, errno);
     }
     p = mmap(NULL, pool, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -583,11 +703,16 @@ int main(int argc, char **argv)
     printf("FUZZ-START %s seed %#llx\n", mode, (unsigned long long)rng);
     if (!strcmp(mode, "device") && argc > 4) {
         fuzz_device(seconds, strtoul(argv[4], NULL, 0));
+    } else if (!strcmp(mode, "vmm") && argc > 4) {
+        dev_path = "/dev/dseg-vmm";
+        vmm = 1;
+        unit = 2 * MIB;
+        fuzz_device(seconds, strtoul(argv[4], NULL, 0));
     } else if (!strcmp(mode, "alloc")) {
         fuzz_alloc(seconds);
     } else {
-        fprintf(stderr, "usage: dseg_fuzz device SECONDS SEED POOL_MIB | "
-                "alloc SECONDS SEED | nop\n");
+        fprintf(stderr, "usage: dseg_fuzz device|vmm SECONDS SEED POOL_MIB |"
+                " alloc SECONDS SEED | nop\n");
         return 2;
     }
     if (!failures) {
