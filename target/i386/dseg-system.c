@@ -85,12 +85,30 @@ static int dseg_state_pre_save(void *opaque)
     return 0;
 }
 
+/*
+ * Why a saved host copy (@saved) cannot go with the CPU's mode, or NULL:
+ * with the feature on, a CPU has one exactly while it is in guest mode.
+ */
+static const char *dseg_host_copy_invalid(CPUX86State *env, bool saved)
+{
+    bool guest = env->hflags & HF_GUEST_MASK;
+
+    if (saved && !guest) {
+        return "it has a saved host copy, but the CPU is in host mode";
+    }
+    if (!saved && guest && dseg_has_feature(env)) {
+        return "the CPU is in guest mode, but it has no saved host copy";
+    }
+    return NULL;
+}
+
 /* Why the staged stream state @m cannot be this CPU's, or NULL. */
 static const char *dseg_migration_invalid(CPUX86State *env,
                                           const DSegMigration *m)
 {
     unsigned va = dseg_va_bits(env), pa = dseg_pa_bits(env);
     unsigned words = 1u << (m->filter_bits_log2 - 6);
+    const char *why;
 
     if (!dseg_range_valid(&m->guest, true, va, pa)) {
         return "its guest segment is not a valid register state";
@@ -101,8 +119,9 @@ static const char *dseg_migration_invalid(CPUX86State *env,
     if (!dseg_range_valid(&m->vmm, false, va, pa)) {
         return "its VMM segment is not a valid register state";
     }
-    if (m->host_guest_saved && !(env->hflags & HF_GUEST_MASK)) {
-        return "it has a saved host copy, but the CPU is in host mode";
+    why = dseg_host_copy_invalid(env, m->host_guest_saved);
+    if (why) {
+        return why;
     }
     if (!buffer_is_zero(m->filter_words + words,
                         sizeof(m->filter_words) - words * 8)) {
@@ -144,6 +163,22 @@ static int dseg_state_post_load(void *opaque, int version_id)
     ds->vmm = m->vmm;
     memcpy(ds->filter.bits, m->filter_words, sizeof(ds->filter.bits));
     dseg_filter_update_empty(&ds->filter);
+    return 0;
+}
+
+/*
+ * After the whole CPU has loaded (cpu_post_load()): a CPU in guest mode
+ * whose stream had no cpu/dseg subsection has no saved host copy either.
+ */
+int dseg_cpu_post_load(CPUX86State *env)
+{
+    const char *why = dseg_host_copy_invalid(env,
+                                             env->dseg.host_guest_saved);
+
+    if (why) {
+        error_report("dseg: incoming CPU state refused: %s", why);
+        return -EINVAL;
+    }
     return 0;
 }
 

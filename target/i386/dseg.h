@@ -82,6 +82,7 @@ bool dseg_realize(X86CPU *cpu, Error **errp);
 unsigned dseg_va_bits(struct CPUArchState *env);
 unsigned dseg_pa_bits(struct CPUArchState *env);
 void dseg_reset(struct CPUArchState *env);
+int dseg_cpu_post_load(struct CPUArchState *env);
 extern const VMStateDescription vmstate_dseg;
 
 /* MSR access (TCG); return false for an MSR that is not ours. */

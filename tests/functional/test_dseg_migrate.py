@@ -47,6 +47,9 @@ ZERO_SEGMENT = {'base': 0, 'limit': 0, 'offset': 0}
 # The subsection in the migration stream: QEMU_VM_SUBSECTION (5), the
 # length of the name, the name and the version (1), big-endian.
 SUBSECTION = b'\x05\x08cpu/dseg\x00\x00\x00\x01'
+# Its fields' length: three segments and the saved flag, the geometry,
+# and the filter words of the largest geometry (2^12 bits).
+SUBSECTION_FIELDS = 3 * 24 + 1 + 2 + 8 * 64
 # A native walk of the image (1 GiB pages, 4-level paging).
 IMAGE_WALK = model.walk_len(4, PAGE_1G)
 TIMEOUT = 30
@@ -177,18 +180,20 @@ class DsegMigrateTest(testing.TestCase):
         self.assertEqual(registers(windows['readback']),
                          registers(self.source_info))
 
-    def assert_hostile_stream_refused(self, name, edit, *phrases):
-        """Load a copy of the stream whose subsection EDIT(bytearray,
-        offset of its first field) changed: the load fails naming dseg and
-        PHRASES, and QEMU runs on with its DSEG state as it was."""
-        with open(self.stream, 'rb') as f:
+    def assert_hostile_stream_refused(self, name, edit, *phrases,
+                                      stream=None, append='mode=full'):
+        """Load a copy of STREAM (default: the class's) whose subsection
+        EDIT(bytearray, offset of its first field) changed into a guest
+        started with APPEND: the load fails naming dseg and PHRASES, and
+        QEMU runs on with its DSEG state as it was."""
+        with open(stream or self.stream, 'rb') as f:
             data = bytearray(f.read())
         at = data.index(SUBSECTION) + len(SUBSECTION)
         edit(data, at)
         stream = os.path.join(self.logs, f'{name}.mig')
         with open(stream, 'wb') as f:
             f.write(data)
-        with self.destination(CPU, name) as vm:
+        with self.destination(CPU, name, append) as vm:
             vm.launch()
             before = vm.cmd('query-dseg')[0]
             vm.cmd('migrate-incoming', uri=f'file:{stream}',
@@ -199,7 +204,10 @@ class DsegMigrateTest(testing.TestCase):
             error = vm.output() + info.get('error-desc', '')
             for phrase in ('dseg',) + phrases:
                 self.assertIn(phrase, error)
+            # The DSEG state is as it was; the CPU's mode is upstream's
+            # state, loaded before the subsection.
             after = vm.cmd('query-dseg')[0]
+            del after['guest-mode'], before['guest-mode']
             self.assertEqual(registers(after), registers(before))
             self.assertEqual(after['filter'], {'bits': 256, 'hashes': 4,
                                                'words': [0, 0, 0, 0]})
@@ -279,9 +287,9 @@ class DsegMigrateTest(testing.TestCase):
         self.assertIn('# after: dseg off', console)
 
 
-    def test_guest_mode_sends_subsection(self):
-        """A CPU in guest mode sends cpu/dseg even with every register
-        zero: the saved host copy is state; and it loads and runs on."""
+    def guest_mode_stream(self):
+        """A stream of the guest in guest mode with every register zero:
+        (path, the source's query-dseg, its console)."""
         stream = os.path.join(self.logs, 'vm.mig')
         args = guests.args(GUEST, append='mode=vm', cpu=CPU)
         with self.machine(args, name='vm-source') as vm:
@@ -293,7 +301,30 @@ class DsegMigrateTest(testing.TestCase):
                         'vmm-segment'):
                 self.assertEqual(source[seg], ZERO_SEGMENT, seg)
             self.assertEqual(save(vm, stream)['status'], 'completed')
-            source_console = vm.console()
+            return stream, source, vm.console()
+
+    def test_hostile_guest_mode_without_host_copy(self):
+        """A CPU in guest mode comes with a saved host copy: a stream
+        whose subsection says it has none, or that has no subsection, is
+        refused."""
+        stream, _, _ = self.guest_mode_stream()
+
+        def no_copy(data, at):
+            data[at + 48] = 0
+
+        def no_subsection(data, at):
+            del data[at - len(SUBSECTION):at + SUBSECTION_FIELDS]
+
+        for name, edit in (('no-host-copy', no_copy),
+                           ('no-subsection', no_subsection)):
+            self.assert_hostile_stream_refused(
+                name, edit, 'guest mode', 'no saved host copy',
+                stream=stream, append='mode=vm')
+
+    def test_guest_mode_sends_subsection(self):
+        """A CPU in guest mode sends cpu/dseg even with every register
+        zero: the saved host copy is state; and it loads and runs on."""
+        stream, source, source_console = self.guest_mode_stream()
         with open(stream, 'rb') as f:
             self.assertIn(SUBSECTION, f.read())
 
