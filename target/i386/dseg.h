@@ -104,4 +104,7 @@ bool dseg_debug_translate(struct CPUArchState *env, vaddr addr,
 void dseg_vmrun(struct CPUArchState *env, uintptr_t ra);
 void dseg_vmexit(struct CPUArchState *env);
 
+/* SMM entry and RSM. */
+void dseg_smm_switch(struct CPUArchState *env);
+
 #endif /* TARGET_I386_DSEG_H */

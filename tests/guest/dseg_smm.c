@@ -10,6 +10,14 @@
  * taken in the VM must read P and R.  After RSM every segment translates
  * again, and the DSEG MSRs read what they read before.
  *
+ * Last, a VM in real-address mode (CR0.PE = 0; data segments with 4 GiB
+ * limits) with the VMM segment mapping P to Q: every gPA goes through the
+ * segment, so its load at P reads Q.  It then raises an SMI; SMM starts
+ * in real-address mode too, with the same paging state, and its very
+ * first load at P (smm_peek, before the handler touches CR0) must read P:
+ * SMM entry flushes the TLB, so the VM's VMM-direct entry for P is gone.
+ * After RSM the VM reads Q again.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "libguest.h"
@@ -111,6 +119,78 @@ static void check_guest_mode(void)
     dseg_disarm(DSEG_V);
 }
 
+/*
+ * The real-mode VM, copied to a page that is its CS base, IP 0: ESI = an
+ * address, EDI = the local APIC's ICR.  Loads [ESI] into EDX:EAX, sends
+ * itself an SMI, waits, loads [ESI] into EBP:EBX and exits (VMMCALL).
+ */
+__asm__(
+    "   .pushsection .rodata\n"
+    "   .code16\n"
+    "rm_vm_code:\n"
+    "   mov (%esi), %eax\n"
+    "   mov 4(%esi), %edx\n"
+    "   movl $0x40200, (%edi)\n"      /* shorthand self, SMI */
+    "   mov $100000, %ecx\n"
+    "1: dec %ecx\n"
+    "   jnz 1b\n"
+    "   mov (%esi), %ebx\n"
+    "   mov 4(%esi), %ebp\n"
+    "   vmmcall\n"
+    "rm_vm_code_end:\n"
+    "   .code64\n"
+    "   .popsection\n");
+extern const char rm_vm_code[], rm_vm_code_end[];
+
+#define APIC_ICR_PA         0xfee00300ull
+#define RM_CS_ATTR          0x09b   /* P, code exec/read, accessed */
+#define RM_DS_ATTR          0x093   /* P, data read/write, accessed */
+
+static void check_real_mode_vm(void)
+{
+    struct svm_vm rm;
+    uint64_t code = page_alloc(), exit, before, after;
+    const uint64_t p_tag = read64(p_pa + 8), q_tag = read64(q_pa + 8);
+
+    memcpy((void *)(uintptr_t)code, rm_vm_code, rm_vm_code_end - rm_vm_code);
+    svm_vm_init_identity(&rm, &hpt, &npt);
+    vmcb_set(&rm, VMCB_CR0, 0x10);                      /* ET only */
+    vmcb_set(&rm, VMCB_CR4, 0);
+    vmcb_set(&rm, VMCB_EFER, EFER_SVME);
+    vmcb_set_seg(&rm, VMCB_CS, 0, RM_CS_ATTR, 0xffff, code);
+    for (unsigned off = VMCB_ES; off <= VMCB_DS; off += 0x10) {
+        if (off != VMCB_CS) {
+            vmcb_set_seg(&rm, off, 0, RM_DS_ATTR, 0xffffffff, 0);
+        }
+    }
+    vmcb_set(&rm, VMCB_RIP, 0);
+    vmcb_set(&rm, VMCB_RFLAGS, 2);
+    rm.gprs.rsi = p_pa + 8;
+    rm.gprs.rdi = APIC_ICR_PA;
+    if (dseg_set(DSEG_V, p_pa, p_pa + PAGE_4K, q_pa - p_pa) !=
+        NO_EXCEPTION) {
+        panic("cannot program the VMM segment");
+    }
+    smm_expect(smm_probe, &smm_out);
+    smm_peek_value = 0;
+    smm_peek_addr = p_pa + 8;
+    exit = svm_run(&rm);
+    smm_peek_addr = 0;
+    dseg_disarm(DSEG_V);
+    if (!ok_eq(exit, SVM_EXIT_VMMCALL, "real-mode VM: exits by VMMCALL")) {
+        svm_report_exit(&rm);
+        return;
+    }
+    before = (uint32_t)vmcb_get(&rm, VMCB_RAX) | rm.gprs.rdx << 32;
+    after = (uint32_t)rm.gprs.rbx | rm.gprs.rbp << 32;
+    ok(smm_ran(), "real-mode VM: its SMI runs our SMM handler");
+    ok_eq(before, q_tag, "real-mode VM: gPA P in the VMM segment, at Q");
+    ok_eq(smm_peek_value, p_tag,
+          "SMM from a real-mode VM, first load: P by nested walk, no "
+          "VMM-direct entry left");
+    ok_eq(after, q_tag, "real-mode VM after RSM: P in the segment again");
+}
+
 int guest_main(const char *cmdline)
 {
     if (!ok(svm_available() && svm_npt_available() && dseg_available(),
@@ -130,5 +210,6 @@ int guest_main(const char *cmdline)
     host_pt_init(&hpt);
     svm_vm_init_identity(&vm, &hpt, &npt);
     check_guest_mode();
+    check_real_mode_vm();
     return tap_done();
 }

@@ -162,7 +162,15 @@ realmode_start32:
     .code16
     .globl smm_entry16, ap_entry16, entry16_end
 smm_entry16:
-    mov $2, %ebp
+    /* smm_peek: one load before CR0 changes (DS is flat in SMM). */
+    addr32 mov smm_peek_addr, %esi
+    test %esi, %esi
+    jz 3f
+    mov (%esi), %eax
+    addr32 mov %eax, smm_peek_value
+    mov 4(%esi), %eax
+    addr32 mov %eax, smm_peek_value + 4
+3:  mov $2, %ebp
     mov %cs, %ax
     add $0x800, %ax                     /* SMBASE + 0x8000 */
     mov $(ap_entry16 - smm_entry16), %si

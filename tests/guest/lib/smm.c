@@ -58,11 +58,23 @@ void smm_install(void)
     smm_apic_id = smp_apic_id();
 }
 
-bool smm_call(smm_fn *fn, void *arg)
+volatile uint64_t smm_peek_addr, smm_peek_value;
+
+void smm_expect(smm_fn *fn, void *arg)
 {
     smm_req.fn = fn;
     smm_req.arg = arg;
     smm_req.done = false;
+}
+
+bool smm_ran(void)
+{
+    return smm_req.done;
+}
+
+bool smm_call(smm_fn *fn, void *arg)
+{
+    smm_expect(fn, arg);
     smp_send_ipi(smm_apic_id, ICR_DM_SMI);
     for (unsigned long i = 0; i < SMI_TIMEOUT && !smm_req.done; i++) {
         cpu_relax();

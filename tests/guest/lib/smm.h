@@ -30,6 +30,21 @@ void smm_install(void);
  */
 bool smm_call(smm_fn *fn, void *arg);
 
+/*
+ * For an SMI that someone else raises (a VM's self-IPI, say): the
+ * handler will run @fn(@arg); smm_ran() tells whether it has since.
+ */
+void smm_expect(smm_fn *fn, void *arg);
+bool smm_ran(void);
+
+/*
+ * A load that the handler makes first, in the real-address mode SMM
+ * starts in, before it changes CR0 (which flushes the TLB): when
+ * smm_peek_addr is not 0, the 8 bytes there (below 4 GiB) are copied to
+ * smm_peek_value.
+ */
+extern volatile uint64_t smm_peek_addr, smm_peek_value;
+
 /* C entry of the handler, called by lib/boot.S on the SMM stack. */
 void smm_start(void);
 extern const char smm_entry16[], entry16_end[];

@@ -252,3 +252,15 @@ void dseg_vmexit(CPUX86State *env)
     ds->host_guest_saved = false;
     tlb_flush(cs);
 }
+
+/*
+ * SMM entry and RSM: no translation made on one side may be used on the
+ * other (spec: "When each segment applies").  Upstream flushes only when
+ * the paging bits change; a CPU without the feature keeps its behaviour.
+ */
+void dseg_smm_switch(CPUX86State *env)
+{
+    if (dseg_has_feature(env)) {
+        tlb_flush(env_cpu(env));
+    }
+}
