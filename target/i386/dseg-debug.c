@@ -26,34 +26,47 @@ static int dseg_debug_levels(bool la57)
 static bool dseg_debug_nested_step(CPUX86State *env, uint64_t gpa,
                                    uint64_t *hpa);
 
+/* A physical address as the CPU uses it: through the A20 gate. */
+static uint64_t dseg_debug_phys(CPUX86State *env, uint64_t pa)
+{
+    return pa & (uint64_t)(int64_t)x86_get_a20_mask(env);
+}
+
+/*
+ * Is @addr canonical in the current paging mode (CR4.LA57, not CPUID)?
+ * A fill checks this before the guest segment and the walk.
+ */
+static bool dseg_debug_canonical(CPUX86State *env, uint64_t addr)
+{
+    int64_t sext = (int64_t)addr >> (env->cr[4] & CR4_LA57_MASK ? 56 : 47);
+
+    return sext == 0 || sext == -1;
+}
+
 /*
  * Walk long-mode tables of @levels levels rooted at @root for @addr,
  * ignoring permissions.  A guest walk (@guest) translates a linear address
  * and the address of each of its entries is a gPA, which goes through the
- * nested step; the nested walk translates a gPA and reads its entries at
- * their hPA.  False when @addr is not mapped.
+ * nested step; the nested walk translates a gPA, as a fill's does from the
+ * bits its tables index (a gPA may be wider when MAXPHYADDR is above 48),
+ * and reads its entries at their hPA.  False when @addr is not mapped.
  */
 static bool dseg_debug_walk(CPUX86State *env, uint64_t root, int levels,
                             bool guest, uint64_t addr, uint64_t *out)
 {
     uint64_t table = root & PG_ADDRESS_MASK;
     int shift = 12 + 9 * (levels - 1);
-    int bits = shift + 9;       /* what the tables translate */
 
-    if (guest) {
-        int64_t sext = (int64_t)addr >> (bits - 1);
-
-        if (sext != 0 && sext != -1) {
-            return false;       /* not canonical */
-        }
-    } else if (addr >> bits) {
-        return false;           /* beyond the nested tables */
+    if (guest && !dseg_debug_canonical(env, addr)) {
+        return false;
     }
     for (; shift >= 12; shift -= 9) {
         uint64_t entry = table + (((addr >> shift) & 0x1ff) << 3);
         uint64_t pte;
 
-        if (guest && !dseg_debug_nested_step(env, entry, &entry)) {
+        if (!guest) {
+            entry = dseg_debug_phys(env, entry);
+        } else if (!dseg_debug_nested_step(env, entry, &entry)) {
             return false;
         }
         pte = x86_ldq_phys(env_cpu(env), entry);
@@ -65,6 +78,9 @@ static bool dseg_debug_walk(CPUX86State *env, uint64_t root, int levels,
             uint64_t page_mask = (1ull << shift) - 1;
 
             *out = (pte & PG_ADDRESS_MASK & ~page_mask) | (addr & page_mask);
+            if (!guest) {
+                *out = dseg_debug_phys(env, *out);
+            }
             return true;
         }
         table = pte & PG_ADDRESS_MASK;
@@ -80,7 +96,7 @@ static bool dseg_debug_nested_step(CPUX86State *env, uint64_t gpa,
 
     if (dseg_range_contains(&ds->vmm, gpa) && !(env->hflags & HF_SMM_MASK) &&
         !dseg_filter_test(&ds->filter, gpa)) {
-        *hpa = gpa + ds->vmm.offset;
+        *hpa = dseg_debug_phys(env, gpa + ds->vmm.offset);
         return true;
     }
     return dseg_debug_walk(env, env->nested_cr3,
@@ -96,7 +112,7 @@ static bool dseg_debug_guest_segment(CPUX86State *env, uint64_t addr,
     DSegState *ds = &env->dseg;
 
     if (!(env->hflags & HF_LMA_MASK) || !(env->cr[0] & CR0_PG_MASK) ||
-        (env->hflags & HF_SMM_MASK) ||
+        (env->hflags & HF_SMM_MASK) || !dseg_debug_canonical(env, addr) ||
         !dseg_range_contains(&ds->guest, addr)) {
         return false;
     }
@@ -116,7 +132,7 @@ bool dseg_debug_translate(CPUX86State *env, vaddr addr, hwaddr *paddr)
         if (!dseg_debug_guest_segment(env, addr, &pa)) {
             return false;
         }
-        *paddr = pa & TARGET_PAGE_MASK;
+        *paddr = dseg_debug_phys(env, pa) & TARGET_PAGE_MASK;
         return true;
     }
     if (!(env->hflags2 & HF2_NPT_MASK)) {

@@ -22,11 +22,17 @@ MEM_TAG = 0x7a67000000000000
 
 # Where the CPU's load at each linear page came from, by checkpoint:
 # the name of the page whose words it read.
+# None: the load faults, and the debugger finds nothing mapped.
 EXPECTED = {
     'native': {'P': 'Q'},
+    'noncanonical': {'N': None},
     'guest-mode': {'P': 'Q', 'R': 'S', 'T': 'U'},
     'escaped': {'P': 'P', 'R': 'S', 'T': 'U'},
+    'high-gpa': {'P': 'Q', 'R': 'S', 'T': 'U'},
 }
+N_VA = 1 << 47              # tests/guest/dseg_debug.c
+# MAXPHYADDR 52, for gPAs above 2^48.
+CPU = 'max,+dseg,phys-bits=52'
 
 _PAGES = re.compile(r'# P (0x[0-9a-f]+) Q (0x[0-9a-f]+) R (0x[0-9a-f]+) '
                     r'S (0x[0-9a-f]+) T (0x[0-9a-f]+) U (0x[0-9a-f]+)')
@@ -57,6 +63,7 @@ class DsegDebugTest(testing.TestCase):
         def at_checkpoint(name):
             pages = {k: int(v, 16) for k, v in zip(
                 'PQRSTU', _PAGES.search(vm.console()).groups())}
+            pages['N'] = N_VA
             for linear, source in EXPECTED[name].items():
                 addr = pages[linear] + 8
                 key = f'{name}: {linear} + 8'
@@ -67,11 +74,16 @@ class DsegDebugTest(testing.TestCase):
                 got[key] = {'gdb x': gdb_read64(sock, addr),
                             'HMP x': hmp.split()[-1],
                             'HMP gva2gpa': gpa.strip()}
+                if source is None:
+                    want[key] = {'gdb x': 'gdb: Cannot access memory at '
+                                 f'address {addr:#x}',
+                                 'HMP x': 'memory', 'HMP gva2gpa': 'Unmapped'}
+                    continue
                 word = hex(MEM_TAG | (pages[source] + 8))
                 want[key] = {'gdb x': word, 'HMP x': word,
                              'HMP gva2gpa': f'gpa: {pages[source] + 8:#x}'}
 
-        with self.machine(guests.args('dseg_debug', cpu='max,+dseg'),
+        with self.machine(guests.args('dseg_debug', cpu=CPU),
                           name='dseg_debug') as vm:
             sock = vm.gdbstub()
             vm.launch()

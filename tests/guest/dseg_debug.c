@@ -11,6 +11,13 @@
  * checkpoint the guest has just read every page through the CPU and says
  * which page each load came from; the debugger must read the same.
  *
+ * Two more, where the fill decides what the debugger must not: natively,
+ * a guest segment at N = 2^47, valid because CPUID has LA57 but not
+ * canonical with 4-level paging, so that a load there raises #GP and the
+ * debugger finds nothing mapped ("noncanonical"); and in the VM, with
+ * MAXPHYADDR 52, a guest copy that maps R to gPA 2^48 + S, which the
+ * 4-level nested walk translates from its low 48 bits, to S ("high-gpa").
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "libguest.h"
@@ -20,6 +27,8 @@
 #include "tap.h"
 
 #define T_VA            0x100000000ull  /* 4 GiB: above the 1:1 map */
+#define N_VA            (1ull << 47)    /* canonical only with LA57 */
+#define HIGH_GPA        (1ull << 48)
 
 static uint64_t p_pa, q_pa, r_pa, s_pa, u_pa;
 static struct svm_vm vm;
@@ -73,6 +82,12 @@ int guest_main(const char *cmdline)
     seen.p = mem_origin(read64(p_pa + 8));
     ok_eq(seen.p, q_pa + 8, "host mode: P in the guest segment, at Q");
     checkpoint("native");
+    if (ok(cpu_has_la57() && !(read_cr4() & CR4_LA57) &&
+           dseg_set(DSEG_G, N_VA, N_VA + PAGE_4K, q_pa - N_VA) ==
+           NO_EXCEPTION,
+           "4-level paging, CPUID LA57: a guest segment at 2^47 is valid")) {
+        checkpoint("noncanonical");
+    }
     dseg_disarm(DSEG_G);
 
     host_pt_init(&hpt);
@@ -92,6 +107,8 @@ int guest_main(const char *cmdline)
     wrmsr(MSR_DSEG_FILTER_INSERT, p_pa);
     run_vm_checkpoint("escaped", p_pa + 8);
     wrmsr(MSR_DSEG_FILTER_CLEAR, 0);
+    vmcb_set_dseg(&vm, r_pa, r_pa + PAGE_4K, HIGH_GPA + s_pa - r_pa);
+    run_vm_checkpoint("high-gpa", q_pa + 8);
     dseg_disarm(DSEG_V);
     return tap_done();
 }
