@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Counters of walks that race accessed-bit updates of another vCPU.
+"""Races with another vCPU (MTTCG): counters of walks that race
+accessed-bit updates, and VMRUN racing a rewrite of its VMCB's EVENTINJ.
 
 The guest (tests/guest/dseg_race.c) makes, in each of WINDOWS windows,
 ROUNDS x 64 native-walk fills of 4 KiB pages on the BSP while its AP clears the accessed bits of those
@@ -9,6 +10,10 @@ counts each completed translation once (4 per 4 KiB fill, 2 per fill of
 the image's 1 GiB pages) however often its walk restarted, and that
 guest-refs counts every read made, so it exceeds arch-refs by the re-reads,
 of which the windows together must have had some.
+
+test_vmrun_eventinj_race runs tests/guest/dseg_eventinj.c: VMRUN reads
+EVENTINJ once, so each VMRUN either fails having switched nothing or runs
+the VM on its own guest copy; the guest checks every round.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -20,6 +25,7 @@ ROUNDS = 1024
 WINDOWS = 16
 FILLS_4K = ROUNDS * 64
 SMP_ARGS = ['-smp', '2', '-accel', 'tcg,thread=multi']
+VMRUNS = 4096
 
 
 class DsegRaceTest(testing.TestCase):
@@ -58,6 +64,15 @@ class DsegRaceTest(testing.TestCase):
         # together must have raced.
         print(f'# {WINDOWS} x {FILLS_4K} fills, {rereads} entries re-read')
         self.assertGreater(rereads, 0, 'no walk re-read an entry')
+
+    def test_vmrun_eventinj_race(self):
+        status, console = self.run_guest(
+            'dseg_eventinj', append=f'rounds={VMRUNS}', timeout=120,
+            cpu='max,+dseg', extra_args=SMP_ARGS)
+        self.assert_guest_passed(status, console)
+        for line in console.splitlines():
+            if line.startswith('# ') and 'VMRUNs' in line:
+                print(line)
 
 
 if __name__ == '__main__':

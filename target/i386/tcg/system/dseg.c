@@ -201,22 +201,18 @@ static bool dseg_event_inj_refused(uint32_t event_inj)
 
 /*
  * Called by VMRUN after every other consistency check and before the event
- * injection: it checks the VMCB's guest copy (a failure is VMRUN's
- * VMEXIT_INVALID) and switches to it.  A VMRUN that fails any check thus
- * switches nothing, and its #VMEXIT writes no DSEG bytes.
+ * injection, with the EVENTINJ that it injects (read once: another vCPU
+ * may be rewriting the VMCB): it checks the VMCB's guest copy (a failure
+ * is VMRUN's VMEXIT_INVALID) and switches to it.  A VMRUN that fails any
+ * check thus switches nothing, and its #VMEXIT writes no DSEG bytes.
  */
-void dseg_vmrun(CPUX86State *env, uintptr_t ra)
+void dseg_vmrun(CPUX86State *env, uint32_t event_inj, uintptr_t ra)
 {
     CPUState *cs = env_cpu(env);
     DSegState *ds = &env->dseg;
     DSegRange guest;
 
-    if (!dseg_has_feature(env)) {
-        return;
-    }
-    if (dseg_event_inj_refused(x86_ldl_phys(cs, env->vm_vmcb +
-                                            offsetof(struct vmcb,
-                                                     control.event_inj)))) {
+    if (!dseg_has_feature(env) || dseg_event_inj_refused(event_inj)) {
         return;
     }
     guest = (DSegRange) {
