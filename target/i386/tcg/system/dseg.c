@@ -26,7 +26,9 @@ static bool dseg_in_guest(CPUX86State *env)
 
 /*
  * Entries that the nested walk of a gPA reads to a nested page of
- * 2^@lg_page_size bytes.
+ * 2^@lg_page_size bytes.  Without PAE in the host's paging mode at VMRUN
+ * (paging off), the nested walk reads none: nested_pg_mode never holds
+ * PG_MODE_PG, so mmu_translate() takes a gPA as its hPA.
  */
 unsigned dseg_nested_walk_refs(CPUX86State *env, int lg_page_size)
 {
@@ -34,7 +36,7 @@ unsigned dseg_nested_walk_refs(CPUX86State *env, int lg_page_size)
     unsigned levels;
 
     if (!(mode & PG_MODE_PAE)) {
-        return dseg_walk_refs(2, 10, lg_page_size);
+        return 0;
     }
     if (!(mode & PG_MODE_LMA)) {
         levels = 3;
