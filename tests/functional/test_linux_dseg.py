@@ -182,7 +182,7 @@ echo DONE
 # BUG_ON_DATA_CORRUPTION and CONFIG_HARDENED_USERCOPY, whose reports are
 # "BUG" or "WARNING" lines that TROUBLE catches.
 FUZZ_CMDLINE = 'slub_debug=FZPU init_on_free=1'
-FUZZ_SECONDS = {'device': 40, 'alloc': 20}
+FUZZ_SECONDS = {'device': 25, 'alloc': 10}
 FUZZ_SEED = 0x5eed
 FUZZ_MIN_CASES = 1000
 INIT_FUZZ = f"""#!/bin/sh

@@ -77,7 +77,7 @@ SLOT, DATA_GPA = 4 << 20, 0x200000      # kvm_nested's slot and data pages
 ESCAPED = 3                             # the data page it escapes
 PROTECTED = 5                           # the data page it write-protects
 CHURN = 20                              # VMs before the measured one
-FUZZ_SECONDS, FUZZ_SEED = 30, 0x5eed
+FUZZ_SECONDS, FUZZ_SEED = 15, 0x5eed
 FUZZ_MIN_CASES = 500
 VMM_MODES = ('vmm-direct', 'two-vms', 'escaped', 'wp', 'split', 'churn',
              'hotplug')
