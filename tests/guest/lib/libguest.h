@@ -110,6 +110,11 @@ struct trap_frame {
 /* Builds the IDT and loads it; trap_load() loads it on another CPU. */
 void trap_init(void);
 void trap_load(void);
+/*
+ * Points interrupt vector @vector (32-255) at @handler, an entry point
+ * that ends with IRETQ; other vectors above 31 are not present.
+ */
+void trap_set_irq_handler(unsigned vector, void (*handler)(void));
 
 /*
  * Exception fixups: an instruction at label @insn that may fault is resumed

@@ -5,6 +5,10 @@
  */
 #include "smp.h"
 
+#define APIC_EOI            0x0b0
+#define APIC_SVR            0x0f0
+#define SVR_APIC_ENABLED    (1u << 8)
+#define SVR_SPURIOUS_VECTOR 0xff
 /* xAPIC interrupt command register: the high half holds the destination. */
 #define APIC_ICR_LO         0x300
 #define APIC_ICR_HI         0x310
@@ -61,6 +65,16 @@ void smp_send_ipi(unsigned apic_id, uint32_t icr_lo)
     while (apic_read(APIC_ICR_LO) & ICR_BUSY) {
         cpu_relax();
     }
+}
+
+void smp_apic_enable(void)
+{
+    apic_write(APIC_SVR, SVR_APIC_ENABLED | SVR_SPURIOUS_VECTOR);
+}
+
+void smp_apic_eoi(void)
+{
+    apic_write(APIC_EOI, 0);
 }
 
 /* Waits up to @spins iterations for the AP to report; true if it did. */

@@ -42,7 +42,8 @@ bool smp_start_ap(unsigned apic_id, smp_ap_fn *fn, void *arg);
 /* Local APIC ID of the calling CPU (CPUID 1:EBX[31:24]). */
 unsigned smp_apic_id(void);
 
-/* ICR delivery modes of smp_send_ipi(). */
+/* ICR delivery modes of smp_send_ipi(); a fixed interrupt's is 0. */
+#define ICR_DM_FIXED        (0u << 8)
 #define ICR_DM_SMI          (2u << 8)
 #define ICR_DM_INIT         (5u << 8)
 #define ICR_DM_STARTUP      (6u << 8)
@@ -54,6 +55,11 @@ unsigned smp_apic_id(void);
  * local APIC has sent it.
  */
 void smp_send_ipi(unsigned apic_id, uint32_t icr_lo);
+
+/* Enables the calling CPU's local APIC for fixed interrupts (SVR). */
+void smp_apic_enable(void);
+/* Ends the calling CPU's interrupt in service (EOI). */
+void smp_apic_eoi(void);
 
 /* The interface with lib/boot.S: the trampoline, the AP's stack, C entry. */
 extern const char ap_entry16[], entry16_end[];

@@ -34,7 +34,8 @@ struct extable_entry {
 
 extern const uint64_t trap_stubs[32];
 extern const struct extable_entry __extable_start[], __extable_end[];
-static struct idt_entry idt[32];
+/* Exceptions, then vectors that trap_set_irq_handler() fills. */
+static struct idt_entry idt[256];
 
 uint64_t trap_fixup_error_code;
 uint64_t trap_fixup_cr2;
@@ -74,18 +75,31 @@ void trap_load(void)
     asm volatile("lidt %0" : : "m"(desc));
 }
 
+static struct idt_entry idt_gate(uint64_t handler)
+{
+    return (struct idt_entry) {
+        .offset_lo = handler & 0xffff,
+        .selector = KERNEL_CS,
+        .type = IDT_INTERRUPT_GATE,
+        .offset_mid = (handler >> 16) & 0xffff,
+        .offset_hi = handler >> 32,
+    };
+}
+
 void trap_init(void)
 {
     for (int i = 0; i < 32; i++) {
-        idt[i] = (struct idt_entry) {
-            .offset_lo = trap_stubs[i] & 0xffff,
-            .selector = KERNEL_CS,
-            .type = IDT_INTERRUPT_GATE,
-            .offset_mid = (trap_stubs[i] >> 16) & 0xffff,
-            .offset_hi = trap_stubs[i] >> 32,
-        };
+        idt[i] = idt_gate(trap_stubs[i]);
     }
     trap_load();
+}
+
+void trap_set_irq_handler(unsigned vector, void (*handler)(void))
+{
+    if (vector < 32 || vector >= ARRAY_SIZE(idt)) {
+        panic("vector %u is not an interrupt's", vector);
+    }
+    idt[vector] = idt_gate((uint64_t)(uintptr_t)handler);
 }
 
 int rdmsr_safe(uint32_t msr, uint64_t *val)
