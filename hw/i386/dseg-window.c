@@ -13,11 +13,13 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "qemu/osdep.h"
+#include "cpu.h"
 #include "hw/core/cpu.h"
 #include "hw/isa/isa.h"
 #include "hw/qdev-properties.h"
 #include "qapi/qapi-events-dseg-target.h"
 #include "qom/object.h"
+#include "system/cpus.h"
 #include "system/runstate.h"
 
 #define TYPE_DSEG_WINDOW "isa-dseg-window"
@@ -41,14 +43,40 @@ static uint64_t dseg_window_read(void *opaque, hwaddr addr, unsigned size)
 static void dseg_window_write(void *opaque, hwaddr addr, uint64_t val,
                               unsigned size)
 {
+    CPUState *cpu;
+
     qapi_event_send_dseg_window(current_cpu ? current_cpu->cpu_index : -1,
                                 val);
     /*
      * An OUT is the last instruction of its translation block, so in the
-     * vCPU thread this stops the writer right after the write, before its
-     * next instruction, and the other vCPUs with it.
+     * vCPU thread vm_stop() stops the writer right after the write, before
+     * its next instruction; window_stopped keeps it from taking an
+     * interrupt on its way out.  The other vCPUs are stopped here, as
+     * pause_all_vcpus() would, so that they stop at the end of their
+     * current translation block rather than when the main loop gets to
+     * the stop request.
      */
+    CPU_FOREACH(cpu) {
+        if (cpu == current_cpu) {
+            X86_CPU(cpu)->env.dseg.window_stopped = true;
+        } else {
+            cpu->stop = true;
+            qemu_cpu_kick(cpu);
+        }
+    }
     vm_stop(RUN_STATE_PAUSED);
+}
+
+static void dseg_window_vm_state_change(void *opaque, bool running,
+                                        RunState state)
+{
+    CPUState *cpu;
+
+    if (running) {
+        CPU_FOREACH(cpu) {
+            X86_CPU(cpu)->env.dseg.window_stopped = false;
+        }
+    }
 }
 
 static const MemoryRegionOps dseg_window_ops = {
@@ -67,6 +95,7 @@ static void dseg_window_realize(DeviceState *dev, Error **errp)
                           TYPE_DSEG_WINDOW, 4);
     memory_region_add_subregion(isa_address_space_io(ISA_DEVICE(dev)),
                                 s->iobase, &s->io);
+    qemu_add_vm_change_state_handler(dseg_window_vm_state_change, s);
 }
 
 static const Property dseg_window_properties[] = {

@@ -73,6 +73,12 @@ typedef struct DSegState {
 
     /* Migration staging, meaningful only while saving or loading. */
     DSegMigration migration;
+
+    /*
+     * Set by hw/i386/dseg-window.c in the vCPU that wrote a window mark,
+     * until the VM runs again: it then takes no interrupt before it stops.
+     */
+    bool window_stopped;
 } DSegState;
 
 struct CPUArchState;

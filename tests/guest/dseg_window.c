@@ -1,0 +1,70 @@
+/*
+ * A window mark is exact for the vCPU that writes it, even with an
+ * interrupt pending (docs/specs/direct-segments.rst, "Measurement
+ * windows").
+ *
+ * The guest closes two windows of the same code: a CR3 write (which
+ * empties the TLB), STI, and the OUT of the closing mark, which STI's
+ * interrupt shadow covers.  Before the second, it sends itself a fixed
+ * interrupt while IF is clear, so that the interrupt is taken right after
+ * the OUT.  Its delivery (the IDT read and the push on the stack, each a
+ * TLB miss after the CR3 write) belongs to the next window:
+ * test_dseg_window.py checks that both windows count exactly the same.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "libguest.h"
+#include "smp.h"
+#include "tap.h"
+
+#define WINDOW_PORT     0x5d0           /* isa-dseg-window's default */
+#define IRQ_VECTOR      0x40
+#define ROUNDS          2               /* without, then with the interrupt */
+
+volatile uint64_t irq_count;
+
+void irq_note(void);
+void irq_note(void)
+{
+    irq_count++;
+    smp_apic_eoi();
+}
+
+extern const char irq_entry[];
+__asm__(
+    "   .text\n"
+    "irq_entry:\n"                      /* caller-saved registers */
+    "   push %rax; push %rcx; push %rdx; push %rsi; push %rdi\n"
+    "   push %r8; push %r9; push %r10; push %r11; push %rbx\n"
+    "   mov %rsp, %rbx\n"
+    "   and $-16, %rsp\n"
+    "   call irq_note\n"
+    "   mov %rbx, %rsp\n"
+    "   pop %rbx; pop %r11; pop %r10; pop %r9; pop %r8\n"
+    "   pop %rdi; pop %rsi; pop %rdx; pop %rcx; pop %rax\n"
+    "   iretq\n");
+
+int guest_main(const char *cmdline)
+{
+    (void)cmdline;
+    smp_apic_enable();
+    trap_set_irq_handler(IRQ_VECTOR, (void (*)(void))irq_entry);
+    for (uint32_t round = 0; round < ROUNDS; round++) {
+        bool irq = round == 1;
+
+        if (irq) {
+            smp_send_ipi(smp_apic_id(), ICR_DM_FIXED | IRQ_VECTOR);
+        }
+        outl(WINDOW_PORT, 2 * round);               /* opens */
+        asm volatile("mov %%cr3, %%rcx\n"
+                     "mov %%rcx, %%cr3\n"
+                     "sti\n"
+                     "outl %%eax, %%dx\n"           /* closes */
+                     "cli"
+                     : : "a"(2 * round + 1), "d"(WINDOW_PORT)
+                     : "rcx", "memory");
+        ok(irq_count == (irq ? 1 : 0), "round %u: %lu interrupts taken",
+           round, irq_count);
+    }
+    return tap_done();
+}
