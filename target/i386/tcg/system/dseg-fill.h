@@ -29,7 +29,13 @@ unsigned dseg_nested_walk_refs(CPUX86State *env, int lg_page_size);
  * or an access such as a virtualised VMLOAD that uses MMU_NESTED_IDX
  * itself.  Not counted: it is no nested step of a fill.
  */
-bool dseg_translate_nested(CPUX86State *env, uint64_t *addr);
+bool dseg_translate_nested_hit(CPUX86State *env, uint64_t *addr);
+
+static inline bool dseg_translate_nested(CPUX86State *env, uint64_t *addr)
+{
+    return dseg_range_contains(&env->dseg.vmm, *addr) &&
+           dseg_translate_nested_hit(env, addr);
+}
 
 static inline bool dseg_virtual_idx(int mmu_idx)
 {
@@ -194,7 +200,11 @@ static inline bool dseg_final_step(CPUX86State *env, uint64_t *gpa)
  */
 static inline void dseg_count_final(CPUX86State *env, int lg_page_size)
 {
-    env->dseg.fill.arch_refs += dseg_nested_walk_refs(env, lg_page_size);
+    DSegFill *f = &env->dseg.fill;
+
+    if (f->active) {
+        f->arch_refs += dseg_nested_walk_refs(env, lg_page_size);
+    }
 }
 
 #endif /* TARGET_I386_TCG_SYSTEM_DSEG_FILL_H */

@@ -75,12 +75,11 @@ bool dseg_filter_escapes(CPUX86State *env, uint64_t gpa)
     return true;
 }
 
-bool dseg_translate_nested(CPUX86State *env, uint64_t *addr)
+bool dseg_translate_nested_hit(CPUX86State *env, uint64_t *addr)
 {
     DSegState *ds = &env->dseg;
 
-    if (!dseg_range_contains(&ds->vmm, *addr) || dseg_smm(env) ||
-        dseg_filter_test(&ds->filter, *addr)) {
+    if (dseg_smm(env) || dseg_filter_test(&ds->filter, *addr)) {
         return false;
     }
     *addr += ds->vmm.offset;
