@@ -11,31 +11,16 @@
 
 #include "dseg-core.h"
 
-/* CPUID Fn8000_0001 ECX[31]: direct segments. */
-#define CPUID_EXT3_DSEG             (1U << 31)
+#include "dseg-abi.h"
 
 /* Has the CPU of @env the feature?  (A macro: CPUX86State comes later.) */
 #define dseg_has_feature(env) \
     (((env)->features[FEAT_8000_0001_ECX] & CPUID_EXT3_DSEG) != 0)
 
-#define MSR_DSEG_BASE_G             0xc0011f00
-#define MSR_DSEG_LIMIT_G            0xc0011f01
-#define MSR_DSEG_OFFSET_G           0xc0011f02
-#define MSR_DSEG_BASE_V             0xc0011f04
-#define MSR_DSEG_LIMIT_V            0xc0011f05
-#define MSR_DSEG_OFFSET_V           0xc0011f06
-#define MSR_DSEG_FILTER_CFG         0xc0011f08
-#define MSR_DSEG_FILTER_INSERT      0xc0011f09
-#define MSR_DSEG_FILTER_CLEAR       0xc0011f0a
-#define MSR_DSEG_FILTER_BITS0       0xc0011f40
+/* The MSRs that exist: the registers and the filter words. */
 #define MSR_DSEG_FIRST              MSR_DSEG_BASE_G
 #define MSR_DSEG_LAST \
     (MSR_DSEG_FILTER_BITS0 + DSEG_FILTER_WORDS - 1)
-
-/* VMCB offsets of the guest copy of the guest segment. */
-#define DSEG_VMCB_BASE_G            0xc00
-#define DSEG_VMCB_LIMIT_G           0xc08
-#define DSEG_VMCB_OFFSET_G          0xc10
 
 /* Defaults of the filter geometry properties (the paper's filter). */
 #define DSEG_FILTER_DEFAULT_BITS    (1u << DSEG_FILTER_DEFAULT_BITS_LOG2)

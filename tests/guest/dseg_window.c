@@ -23,32 +23,18 @@
 
 volatile uint64_t irq_count;
 
-void irq_note(void);
-void irq_note(void)
+static void irq_note(uint64_t rip)
 {
+    (void)rip;
     irq_count++;
     smp_apic_eoi();
 }
-
-extern const char irq_entry[];
-__asm__(
-    "   .text\n"
-    "irq_entry:\n"                      /* caller-saved registers */
-    "   push %rax; push %rcx; push %rdx; push %rsi; push %rdi\n"
-    "   push %r8; push %r9; push %r10; push %r11; push %rbx\n"
-    "   mov %rsp, %rbx\n"
-    "   and $-16, %rsp\n"
-    "   call irq_note\n"
-    "   mov %rbx, %rsp\n"
-    "   pop %rbx; pop %r11; pop %r10; pop %r9; pop %r8\n"
-    "   pop %rdi; pop %rsi; pop %rdx; pop %rcx; pop %rax\n"
-    "   iretq\n");
 
 int guest_main(const char *cmdline)
 {
     (void)cmdline;
     smp_apic_enable();
-    trap_set_irq_handler(IRQ_VECTOR, (void (*)(void))irq_entry);
+    trap_set_irq_handler(IRQ_VECTOR, irq_note);
     for (uint32_t round = 0; round < ROUNDS; round++) {
         bool irq = round == 1;
 

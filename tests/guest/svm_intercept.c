@@ -61,28 +61,12 @@ static struct pt hpt, npt;
 /* Interrupts of IRQ_VECTOR taken, host or VM, and the last one's RIP. */
 volatile uint64_t irq_count, irq_rip;
 
-void irq_note(uint64_t rip);
-void irq_note(uint64_t rip)
+static void irq_note(uint64_t rip)
 {
     irq_count++;
     irq_rip = rip;
     smp_apic_eoi();
 }
-
-extern const char irq_entry[];
-__asm__(
-    "   .text\n"
-    "irq_entry:\n"              /* caller-saved registers, and %rbx */
-    "   push %rax; push %rcx; push %rdx; push %rsi; push %rdi\n"
-    "   push %r8; push %r9; push %r10; push %r11; push %rbx\n"
-    "   mov 80(%rsp), %rdi\n"           /* the interrupted RIP */
-    "   mov %rsp, %rbx\n"
-    "   and $-16, %rsp\n"
-    "   call irq_note\n"
-    "   mov %rbx, %rsp\n"
-    "   pop %rbx; pop %r11; pop %r10; pop %r9; pop %r8\n"
-    "   pop %rdi; pop %rsi; pop %rdx; pop %rcx; pop %rax\n"
-    "   iretq\n");
 
 /* VM functions, each one instruction at a label the host can name. */
 extern const char int3_at[], int_3_at[], int_80_at[], lmsw_at[];
@@ -196,7 +180,7 @@ static void check_interrupt_masking(void)
     uint64_t code, n;
 
     smp_apic_enable();
-    trap_set_irq_handler(IRQ_VECTOR, (void (*)(void))irq_entry);
+    trap_set_irq_handler(IRQ_VECTOR, irq_note);
 
     send_self_irq();
     n = irq_count;

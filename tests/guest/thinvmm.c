@@ -455,7 +455,7 @@ static void handle_cpuid(struct svm_vm *vm)
 
     cpuid(leaf, sub, &a, &b, &c, &d);
     if (leaf == 0x80000001) {
-        c &= ~((1u << 2) | (guest_dseg ? 0 : 1u << 31));  /* SVM, DSEG */
+        c &= ~((1u << 2) | (guest_dseg ? 0 : CPUID_EXT3_DSEG));  /* SVM */
     } else if (leaf == 0x8000000a) {
         a = b = c = d = 0;
     }

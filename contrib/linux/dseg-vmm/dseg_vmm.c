@@ -68,16 +68,10 @@
 #include <linux/workqueue.h>
 #include <asm/msr.h>
 
+#include "dseg_abi.h"
 #include "dseg_kernel.h"
 #include "dseg_pool.h"
 #include "dseg_vmm_uapi.h"
-
-#define MSR_DSEG_BASE_V		0xc0011f04
-#define MSR_DSEG_LIMIT_V	0xc0011f05
-#define MSR_DSEG_OFFSET_V	0xc0011f06
-#define MSR_DSEG_FILTER_INSERT	0xc0011f09
-#define MSR_DSEG_FILTER_CLEAR	0xc0011f0a
-#define CPUID_EXT3_DSEG		BIT(31)		/* CPUID 8000_0001 ECX */
 
 #define CHUNK			SZ_2M
 #define MAX_CHUNKS		4096		/* 8 GiB */

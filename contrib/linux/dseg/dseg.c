@@ -53,14 +53,10 @@
 #include <trace/events/sched.h>
 #include <trace/events/tlb.h>
 
+#include "dseg_abi.h"
 #include "dseg_kernel.h"
 #include "dseg_pool.h"
 #include "dseg_uapi.h"
-
-#define CPUID_EXT3_DSEG		(1U << 31)	/* CPUID Fn8000_0001 ECX[31] */
-#define MSR_DSEG_BASE_G		0xc0011f00
-#define MSR_DSEG_LIMIT_G	0xc0011f01
-#define MSR_DSEG_OFFSET_G	0xc0011f02
 
 /* Regions alive at once (one per process), and of one user without
  * CAP_IPC_LOCK. */

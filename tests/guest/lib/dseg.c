@@ -13,7 +13,7 @@ bool dseg_available(void)
     uint32_t a, b, c, d;
 
     cpuid(0x80000001, 0, &a, &b, &c, &d);
-    return c & (1u << 31);
+    return c & CPUID_EXT3_DSEG;
 }
 
 int dseg_set(enum dseg_which which, uint64_t base, uint64_t limit,

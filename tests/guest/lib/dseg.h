@@ -10,25 +10,11 @@
 #include "libguest.h"
 #include "svm.h"
 
-#define MSR_DSEG_BASE_G         0xc0011f00
-#define MSR_DSEG_LIMIT_G        0xc0011f01
-#define MSR_DSEG_OFFSET_G       0xc0011f02
-#define MSR_DSEG_BASE_V         0xc0011f04
-#define MSR_DSEG_LIMIT_V        0xc0011f05
-#define MSR_DSEG_OFFSET_V       0xc0011f06
-#define MSR_DSEG_FILTER_CFG     0xc0011f08
-#define MSR_DSEG_FILTER_INSERT  0xc0011f09
-#define MSR_DSEG_FILTER_CLEAR   0xc0011f0a
-#define MSR_DSEG_FILTER_BITS(w) (0xc0011f40 + (w))
-#define DSEG_FILTER_MAX_WORDS   64
-/* The whole MSR block that belongs to DSEG, registers or not. */
-#define MSR_DSEG_BLOCK_FIRST    0xc0011f00
-#define MSR_DSEG_BLOCK_LAST     0xc0011f7f
+/* The registers, their VMCB copy and CPUID bit: the one definition. */
+#include "../../../target/i386/dseg-abi.h"
 
-/* The guest copy of the G registers in the VMCB. */
-#define VMCB_DSEG_BASE_G        0xc00
-#define VMCB_DSEG_LIMIT_G       0xc08
-#define VMCB_DSEG_OFFSET_G      0xc10
+#define MSR_DSEG_FILTER_BITS(w) (MSR_DSEG_FILTER_BITS0 + (w))
+#define DSEG_FILTER_MAX_WORDS   64
 
 struct dseg_seg {
     uint64_t base, limit, offset;

@@ -111,10 +111,12 @@ struct trap_frame {
 void trap_init(void);
 void trap_load(void);
 /*
- * Points interrupt vector @vector (32-255) at @handler, an entry point
- * that ends with IRETQ; other vectors above 31 are not present.
+ * Interrupt vector @vector (32-255) calls @handler with the interrupted
+ * RIP, which must end the interrupt at its controller (smp_apic_eoi()).
+ * One vector at a time; vectors above 31 are not present otherwise.
  */
-void trap_set_irq_handler(unsigned vector, void (*handler)(void));
+typedef void trap_irq_fn(uint64_t rip);
+void trap_set_irq_handler(unsigned vector, trap_irq_fn *handler);
 
 /*
  * Exception fixups: an instruction at label @insn that may fault is resumed

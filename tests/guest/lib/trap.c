@@ -94,12 +94,22 @@ void trap_init(void)
     trap_load();
 }
 
-void trap_set_irq_handler(unsigned vector, void (*handler)(void))
+static trap_irq_fn *irq_handler;
+extern const char trap_irq_stub[];
+
+void trap_irq(uint64_t rip);
+void trap_irq(uint64_t rip)
+{
+    irq_handler(rip);
+}
+
+void trap_set_irq_handler(unsigned vector, trap_irq_fn *handler)
 {
     if (vector < 32 || vector >= ARRAY_SIZE(idt)) {
         panic("vector %u is not an interrupt's", vector);
     }
-    idt[vector] = idt_gate((uint64_t)(uintptr_t)handler);
+    irq_handler = handler;
+    idt[vector] = idt_gate((uint64_t)(uintptr_t)trap_irq_stub);
 }
 
 int rdmsr_safe(uint32_t msr, uint64_t *val)

@@ -73,3 +73,37 @@ trap_stubs:
     trap_ptr %v
     .set v, v + 1
     .endr
+
+/*
+ * The interrupt stub of trap_set_irq_handler(): calls trap_irq(interrupted
+ * RIP) with the caller-saved registers saved, on an aligned stack.
+ */
+    .text
+    .globl trap_irq_stub
+trap_irq_stub:
+    push %rax
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %rbx
+    mov 80(%rsp), %rdi                  /* RIP in the interrupt frame */
+    mov %rsp, %rbx
+    and $-16, %rsp
+    call trap_irq
+    mov %rbx, %rsp
+    pop %rbx
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rax
+    iretq

@@ -217,9 +217,9 @@ void dseg_vmrun(CPUX86State *env, uint32_t event_inj, uintptr_t ra)
         return;
     }
     guest = (DSegRange) {
-        .base = x86_ldq_phys(cs, env->vm_vmcb + DSEG_VMCB_BASE_G),
-        .limit = x86_ldq_phys(cs, env->vm_vmcb + DSEG_VMCB_LIMIT_G),
-        .offset = x86_ldq_phys(cs, env->vm_vmcb + DSEG_VMCB_OFFSET_G),
+        .base = x86_ldq_phys(cs, env->vm_vmcb + VMCB_DSEG_BASE_G),
+        .limit = x86_ldq_phys(cs, env->vm_vmcb + VMCB_DSEG_LIMIT_G),
+        .offset = x86_ldq_phys(cs, env->vm_vmcb + VMCB_DSEG_OFFSET_G),
     };
     if (!dseg_range_valid(&guest, true, dseg_va_bits(env),
                           dseg_pa_bits(env))) {
@@ -240,9 +240,9 @@ void dseg_vmexit(CPUX86State *env)
     if (!ds->host_guest_saved) {
         return;
     }
-    x86_stq_phys(cs, env->vm_vmcb + DSEG_VMCB_BASE_G, ds->guest.base);
-    x86_stq_phys(cs, env->vm_vmcb + DSEG_VMCB_LIMIT_G, ds->guest.limit);
-    x86_stq_phys(cs, env->vm_vmcb + DSEG_VMCB_OFFSET_G, ds->guest.offset);
+    x86_stq_phys(cs, env->vm_vmcb + VMCB_DSEG_BASE_G, ds->guest.base);
+    x86_stq_phys(cs, env->vm_vmcb + VMCB_DSEG_LIMIT_G, ds->guest.limit);
+    x86_stq_phys(cs, env->vm_vmcb + VMCB_DSEG_OFFSET_G, ds->guest.offset);
     trace_dseg_vmexit(ds->guest.base, ds->guest.limit, ds->guest.offset);
     ds->guest = ds->host_guest;
     ds->host_guest = (DSegRange) { 0 };

@@ -1,0 +1,1 @@
+../../../target/i386/dseg-abi.h
