@@ -54,13 +54,20 @@ static inline bool dseg_smm(CPUX86State *env)
 }
 
 /*
- * Only a CPU with the feature counts.  Without it the segments are
- * disarmed for good (their MSRs fault), so every hook below is a compare
- * that fails or a test of an inactive fill: the fill path is upstream's.
+ * Only a CPU with the feature counts, and only its fills of virtual
+ * addresses are active.  Without the feature the segments are disarmed
+ * for good (their MSRs fault), so every hook tests that its fill is
+ * inactive first, once per walk or step: the fill path is upstream's
+ * but for those tests.
  */
+static inline bool dseg_fill_active(CPUX86State *env)
+{
+    return env->dseg.fill.active;
+}
+
 static inline void dseg_fill_begin(CPUX86State *env, int mmu_idx)
 {
-    if (dseg_virtual_idx(mmu_idx) && dseg_has_feature(env)) {
+    if (dseg_has_feature(env) && dseg_virtual_idx(mmu_idx)) {
         env->dseg.fill = (DSegFill) { .active = true };
     }
 }
@@ -68,12 +75,13 @@ static inline void dseg_fill_begin(CPUX86State *env, int mmu_idx)
 static inline void dseg_fill_end(CPUX86State *env, int mmu_idx)
 {
     DSegFill *f = &env->dseg.fill;
-    bool nested = dseg_nested(env);
+    bool nested;
 
-    if (!dseg_virtual_idx(mmu_idx) || !f->active) {
+    if (!f->active || !dseg_virtual_idx(mmu_idx)) {
         return;
     }
     f->active = false;
+    nested = dseg_nested(env);
     if (!nested && !(env->cr[0] & CR0_PG_MASK)) {
         return;     /* no translation: paging is off */
     }
@@ -85,7 +93,8 @@ static inline void dseg_fill_end(CPUX86State *env, int mmu_idx)
 /* The guest segment step; true when it translated *@addr. */
 static inline bool dseg_translate_guest(CPUX86State *env, uint64_t *addr)
 {
-    return dseg_range_contains(&env->dseg.guest, *addr) &&
+    return dseg_fill_active(env) &&
+           dseg_range_contains(&env->dseg.guest, *addr) &&
            dseg_translate_guest_hit(env, addr);
 }
 
@@ -132,9 +141,6 @@ static inline void dseg_count_read(CPUX86State *env, int walk_idx)
 {
     DSegFill *f = &env->dseg.fill;
 
-    if (!f->active) {
-        return;     /* no fill of a virtual address is being counted */
-    }
     if (walk_idx == MMU_NESTED_IDX || !dseg_nested(env)) {
         f->guest_refs++;
     } else {
@@ -154,9 +160,6 @@ static inline void dseg_count_pte(CPUX86State *env, int walk_idx,
 {
     DSegFill *f = &env->dseg.fill;
 
-    if (!f->active) {
-        return;
-    }
     if (walk_idx == MMU_NESTED_IDX) {
         f->arch_refs += 1 + (direct ? 0 : dseg_nested_walk_refs(
                                  env, lg_page_size));
