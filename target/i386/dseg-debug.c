@@ -94,8 +94,7 @@ static bool dseg_debug_nested_step(CPUX86State *env, uint64_t gpa,
 {
     DSegState *ds = &env->dseg;
 
-    if (dseg_range_contains(&ds->vmm, gpa) && !(env->hflags & HF_SMM_MASK) &&
-        !dseg_filter_test(&ds->filter, gpa)) {
+    if (dseg_vmm_step(ds, env->hflags & HF_SMM_MASK, gpa) == DSEG_VMM_HIT) {
         *hpa = dseg_debug_phys(env, gpa + ds->vmm.offset);
         return true;
     }

@@ -66,6 +66,30 @@ typedef struct DSegState {
     bool window_stopped;
 } DSegState;
 
+/*
+ * The VMM segment's rule for a nested step's gPA (the spec's "When each
+ * segment applies"), the one that fills, the nested TLB and the
+ * debugger's view share: outside the segment or in SMM it does not apply;
+ * inside, the escape filter may send the page back to the nested walk.
+ */
+typedef enum DSegVmmStep {
+    DSEG_VMM_MISS,          /* not in the segment, or in SMM */
+    DSEG_VMM_ESCAPED,       /* in the segment, but the filter reports it */
+    DSEG_VMM_HIT,           /* translated: hPA = gPA + OFFSET_V */
+} DSegVmmStep;
+
+static inline DSegVmmStep dseg_vmm_step(const DSegState *ds, bool smm,
+                                        uint64_t gpa)
+{
+    if (!dseg_range_contains(&ds->vmm, gpa) || smm) {
+        return DSEG_VMM_MISS;
+    }
+    if (!ds->filter.empty && dseg_filter_test(&ds->filter, gpa)) {
+        return DSEG_VMM_ESCAPED;
+    }
+    return DSEG_VMM_HIT;
+}
+
 struct CPUArchState;
 
 /* CPU lifecycle. */

@@ -19,23 +19,7 @@
 #include "trace.h"
 
 bool dseg_translate_guest_hit(CPUX86State *env, uint64_t *addr);
-bool dseg_filter_escapes(CPUX86State *env, uint64_t gpa);
 unsigned dseg_nested_walk_refs(CPUX86State *env, int lg_page_size);
-
-/*
- * A fill of QEMU's nested (gPA) TLB: true when the VMM segment translates
- * *@addr.  Fills of virtual addresses never bring a segment-translated gPA
- * here (dseg_nested_step); what comes is escaped or outside the segment,
- * or an access such as a virtualised VMLOAD that uses MMU_NESTED_IDX
- * itself.  Not counted: it is no nested step of a fill.
- */
-bool dseg_translate_nested_hit(CPUX86State *env, uint64_t *addr);
-
-static inline bool dseg_translate_nested(CPUX86State *env, uint64_t *addr)
-{
-    return dseg_range_contains(&env->dseg.vmm, *addr) &&
-           dseg_translate_nested_hit(env, addr);
-}
 
 static inline bool dseg_virtual_idx(int mmu_idx)
 {
@@ -51,6 +35,24 @@ static inline bool dseg_nested(CPUX86State *env)
 static inline bool dseg_smm(CPUX86State *env)
 {
     return env->hflags & HF_SMM_MASK;
+}
+
+/*
+ * A fill of QEMU's nested (gPA) TLB: true when the VMM segment translates
+ * *@addr.  Fills of virtual addresses never bring a segment-translated gPA
+ * here (dseg_nested_step); what comes is escaped or outside the segment,
+ * or an access such as a virtualised VMLOAD that uses MMU_NESTED_IDX
+ * itself.  Not counted: it is no nested step of a fill.
+ */
+static inline bool dseg_translate_nested(CPUX86State *env, uint64_t *addr)
+{
+    DSegState *ds = &env->dseg;
+
+    if (dseg_vmm_step(ds, dseg_smm(env), *addr) != DSEG_VMM_HIT) {
+        return false;
+    }
+    *addr += ds->vmm.offset;
+    return true;
 }
 
 /*
@@ -107,12 +109,15 @@ static inline bool dseg_translate_guest(CPUX86State *env, uint64_t *addr)
 static inline bool dseg_nested_step(CPUX86State *env, uint64_t *addr)
 {
     DSegState *ds = &env->dseg;
+    DSegVmmStep step = dseg_vmm_step(ds, dseg_smm(env), *addr);
 
-    if (!dseg_range_contains(&ds->vmm, *addr) || unlikely(dseg_smm(env))) {
+    if (step == DSEG_VMM_MISS) {
         return false;
     }
     ds->counters.filter_probes++;
-    if (unlikely(!ds->filter.empty) && dseg_filter_escapes(env, *addr)) {
+    if (unlikely(step == DSEG_VMM_ESCAPED)) {
+        ds->counters.filter_hits++;
+        trace_dseg_filter_hit(*addr);
         return false;
     }
     *addr += ds->vmm.offset;

@@ -62,30 +62,6 @@ bool dseg_translate_guest_hit(CPUX86State *env, uint64_t *addr)
     return true;
 }
 
-/* Does the filter report @gpa, a nested step's gPA?  Counts a hit. */
-bool dseg_filter_escapes(CPUX86State *env, uint64_t gpa)
-{
-    DSegState *ds = &env->dseg;
-
-    if (!dseg_filter_test(&ds->filter, gpa)) {
-        return false;
-    }
-    ds->counters.filter_hits++;
-    trace_dseg_filter_hit(gpa);
-    return true;
-}
-
-bool dseg_translate_nested_hit(CPUX86State *env, uint64_t *addr)
-{
-    DSegState *ds = &env->dseg;
-
-    if (dseg_smm(env) || dseg_filter_test(&ds->filter, *addr)) {
-        return false;
-    }
-    *addr += ds->vmm.offset;
-    return true;
-}
-
 /* MSRs */
 
 bool dseg_is_msr(uint32_t msr)
