@@ -7,6 +7,8 @@ copy, a non-identity nested mapping and then an escaped page, and stops
 at a checkpoint after each.  There this test reads the same linear
 addresses with Debian's gdb through QEMU's gdbstub and with the monitor
 (HMP x and gva2gpa), and checks that they read the words the CPU read.
+At checkpoint "a20" it turns A20 off (port 0x92) while the guest waits,
+and checks that gva2gpa applies the A20 mask as a fill would.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -31,6 +33,8 @@ EXPECTED = {
     'high-gpa': {'P': 'Q', 'R': 'S', 'T': 'U'},
 }
 N_VA = 1 << 47              # tests/guest/dseg_debug.c
+A20 = 1 << 20
+PORT92_A20 = 0x02           # port 0x92 (fast A20 gate): bit 1 enables A20
 # MAXPHYADDR 52, for gPAs above 2^48.
 CPU = 'max,+dseg,phys-bits=52'
 
@@ -60,10 +64,25 @@ class DsegDebugTest(testing.TestCase):
     def test_debugger_view(self):
         got, want = {}, {}
 
+        def monitor(command):
+            return vm.cmd('human-monitor-command', command_line=command)
+
         def at_checkpoint(name):
             pages = {k: int(v, 16) for k, v in zip(
                 'PQRSTU', _PAGES.search(vm.console()).groups())}
             pages['N'] = N_VA
+            if name == 'a20':
+                # The guest segment maps P to Q + 1 MiB.
+                addr = pages['P'] + 8
+                port92 = int(monitor('i /b 0x92').split('=')[-1], 16)
+                got['a20'] = {}
+                for a20 in (False, True):
+                    value = port92 & ~PORT92_A20 | (PORT92_A20 if a20 else 0)
+                    monitor(f'o /b 0x92 {value:#x}')
+                    got['a20'][a20] = monitor(f'gva2gpa {addr:#x}').strip()
+                want['a20'] = {False: f'gpa: {pages["Q"] + 8:#x}',
+                               True: f'gpa: {(pages["Q"] | A20) + 8:#x}'}
+                return
             for linear, source in EXPECTED[name].items():
                 addr = pages[linear] + 8
                 key = f'{name}: {linear} + 8'
@@ -90,7 +109,7 @@ class DsegDebugTest(testing.TestCase):
             status = vm.serve_checkpoints(at_checkpoint, 60)
             console = vm.console()
         self.assert_guest_passed(status, console)
-        self.assertEqual(len(want), sum(map(len, EXPECTED.values())))
+        self.assertEqual(len(want), sum(map(len, EXPECTED.values())) + 1)
         self.assertEqual(got, want)
 
 

@@ -17,6 +17,10 @@
  * debugger finds nothing mapped ("noncanonical"); and in the VM, with
  * MAXPHYADDR 52, a guest copy that maps R to gPA 2^48 + S, which the
  * 4-level nested walk translates from its low 48 bits, to S ("high-gpa").
+ * And natively a guest segment that maps P to Q + 1 MiB ("a20"), where the
+ * test turns A20 off while the guest waits: the debugger must then find
+ * P at Q, as a fill would, and at Q + 1 MiB once A20 is on again.  (The
+ * guest itself never runs with A20 off: its image lies above 1 MiB.)
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -29,6 +33,7 @@
 #define T_VA            0x100000000ull  /* 4 GiB: above the 1:1 map */
 #define N_VA            (1ull << 47)    /* canonical only with LA57 */
 #define HIGH_GPA        (1ull << 48)
+#define A20_BIT         (1ull << 20)
 
 static uint64_t p_pa, q_pa, r_pa, s_pa, u_pa;
 static struct svm_vm vm;
@@ -88,6 +93,14 @@ int guest_main(const char *cmdline)
            "4-level paging, CPUID LA57: a guest segment at 2^47 is valid")) {
         checkpoint("noncanonical");
     }
+    if (q_pa & A20_BIT) {
+        panic("Q (0x%lx) has bit 20 set", q_pa);
+    }
+    if (dseg_set(DSEG_G, p_pa, p_pa + PAGE_4K, (q_pa | A20_BIT) - p_pa) !=
+        NO_EXCEPTION) {
+        panic("cannot program the guest segment");
+    }
+    checkpoint("a20");
     dseg_disarm(DSEG_G);
 
     host_pt_init(&hpt);
