@@ -110,8 +110,8 @@ static bool dseg_debug_guest_segment(CPUX86State *env, uint64_t addr,
 {
     DSegState *ds = &env->dseg;
 
-    if (!(env->hflags & HF_LMA_MASK) || !(env->cr[0] & CR0_PG_MASK) ||
-        (env->hflags & HF_SMM_MASK) || !dseg_debug_canonical(env, addr) ||
+    if (!dseg_guest_segment_applies(env) ||
+        !dseg_debug_canonical(env, addr) ||
         !dseg_range_contains(&ds->guest, addr)) {
         return false;
     }

@@ -56,6 +56,13 @@ void dseg_reset(CPUX86State *env)
 
 /* migration */
 
+bool dseg_guest_segment_applies(CPUX86State *env)
+{
+    return (env->hflags & HF_LMA_MASK) && (env->cr[0] & CR0_PG_MASK) &&
+           !(env->hflags & HF_SMM_MASK) &&
+           (!(env->hflags & HF_GUEST_MASK) || (env->hflags2 & HF2_NPT_MASK));
+}
+
 static bool dseg_range_zero(const DSegRange *r)
 {
     return !r->base && !r->limit && !r->offset;

@@ -107,6 +107,14 @@ void dseg_wrmsr(struct CPUArchState *env, uint32_t msr, uint64_t val,
 uint64_t dseg_rdmsr(struct CPUArchState *env, uint32_t msr, uintptr_t ra);
 
 /*
+ * The guest segment's rule (the spec's "When each segment applies"), the
+ * one that fills and the debugger's view share: it applies in long mode
+ * with paging on, outside SMM, and in guest mode only with nested paging.
+ * Whether a linear address lies in it is the caller's test.
+ */
+bool dseg_guest_segment_applies(struct CPUArchState *env);
+
+/*
  * The debugger's view (cpu_get_phys_page_attrs_debug): true when the
  * segments decide the translation of @addr, with the page's physical
  * address, or -1 when it is not mapped, in *@paddr; false for upstream's

@@ -5,6 +5,10 @@
  */
 #include "smp.h"
 
+/* Interrupt mask registers of the master and slave 8259 PICs. */
+#define PIC_MASTER_IMR      0x21
+#define PIC_SLAVE_IMR       0xa1
+
 #define APIC_EOI            0x0b0
 #define APIC_SVR            0x0f0
 #define SVR_APIC_ENABLED    (1u << 8)
@@ -69,6 +73,8 @@ void smp_send_ipi(unsigned apic_id, uint32_t icr_lo)
 
 void smp_apic_enable(void)
 {
+    outb(PIC_MASTER_IMR, 0xff);
+    outb(PIC_SLAVE_IMR, 0xff);
     apic_write(APIC_SVR, SVR_APIC_ENABLED | SVR_SPURIOUS_VECTOR);
 }
 

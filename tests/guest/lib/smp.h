@@ -56,7 +56,12 @@ unsigned smp_apic_id(void);
  */
 void smp_send_ipi(unsigned apic_id, uint32_t icr_lo);
 
-/* Enables the calling CPU's local APIC for fixed interrupts (SVR). */
+/*
+ * Makes the calling CPU's local APIC its only source of interrupts: enables
+ * it for fixed interrupts (SVR) and masks every line of the legacy 8259
+ * PICs, whose timer interrupt (vector 8 as the firmware sets them up)
+ * would otherwise arrive as soon as IF is set.
+ */
 void smp_apic_enable(void);
 /* Ends the calling CPU's interrupt in service (EOI). */
 void smp_apic_eoi(void);

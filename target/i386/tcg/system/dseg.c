@@ -52,8 +52,7 @@ bool dseg_translate_guest_hit(CPUX86State *env, uint64_t *addr)
 {
     DSegState *ds = &env->dseg;
 
-    if (!(env->hflags & HF_LMA_MASK) || !(env->cr[0] & CR0_PG_MASK) ||
-        (dseg_in_guest(env) && !dseg_nested(env)) || dseg_smm(env)) {
+    if (!dseg_guest_segment_applies(env)) {
         return false;
     }
     *addr += ds->guest.offset;
