@@ -232,24 +232,77 @@ static DsegSegment *dseg_segment_info(const DSegRange *r)
     return s;
 }
 
-static DsegPathCounters *dseg_path_info(const DSegPathCounters *c)
+/*
+ * The core numbers the paths as the QAPI schema orders them, so that the
+ * schema's DsegTranslationPath names the core's path counters.
+ */
+QEMU_BUILD_BUG_ON(DSEG_TRANSLATION_PATH__MAX != DSEG_PATH__MAX);
+QEMU_BUILD_BUG_ON(DSEG_TRANSLATION_PATH_NATIVE_WALK != DSEG_PATH_NATIVE_WALK);
+QEMU_BUILD_BUG_ON(DSEG_TRANSLATION_PATH_NATIVE_DIRECT !=
+                  DSEG_PATH_NATIVE_DIRECT);
+QEMU_BUILD_BUG_ON(DSEG_TRANSLATION_PATH_WALK_2D != DSEG_PATH_2D_WALK);
+QEMU_BUILD_BUG_ON(DSEG_TRANSLATION_PATH_GUEST_DIRECT !=
+                  DSEG_PATH_GUEST_DIRECT);
+QEMU_BUILD_BUG_ON(DSEG_TRANSLATION_PATH_VMM_DIRECT != DSEG_PATH_VMM_DIRECT);
+QEMU_BUILD_BUG_ON(DSEG_TRANSLATION_PATH_DUAL_DIRECT != DSEG_PATH_DUAL_DIRECT);
+
+/*
+ * A copy of a vCPU's counters.  The vCPU's thread is their only writer;
+ * other threads read each one atomically.
+ */
+static void dseg_read_counters(CPUState *cs, DSegCounters *out)
+{
+    const DSegCounters *c = &X86_CPU(cs)->env.dseg.counters;
+
+    for (unsigned p = 0; p < DSEG_PATH__MAX; p++) {
+        out->path[p].fills = qatomic_read(&c->path[p].fills);
+        out->path[p].guest_refs = qatomic_read(&c->path[p].guest_refs);
+        out->path[p].nested_refs = qatomic_read(&c->path[p].nested_refs);
+        out->path[p].arch_refs = qatomic_read(&c->path[p].arch_refs);
+    }
+    out->guest_seg_hits = qatomic_read(&c->guest_seg_hits);
+    out->vmm_seg_hits = qatomic_read(&c->vmm_seg_hits);
+    out->filter_probes = qatomic_read(&c->filter_probes);
+    out->filter_hits = qatomic_read(&c->filter_hits);
+}
+
+static DsegPathCounters *dseg_path_info(const DSegCounters *c,
+                                        DsegTranslationPath path)
 {
     DsegPathCounters *p = g_new0(DsegPathCounters, 1);
 
-    p->fills = qatomic_read(&c->fills);
-    p->guest_refs = qatomic_read(&c->guest_refs);
-    p->nested_refs = qatomic_read(&c->nested_refs);
-    p->arch_refs = qatomic_read(&c->arch_refs);
+    p->fills = c->path[path].fills;
+    p->guest_refs = c->path[path].guest_refs;
+    p->nested_refs = c->path[path].nested_refs;
+    p->arch_refs = c->path[path].arch_refs;
     return p;
+}
+
+static DsegCounters *dseg_counters_info(CPUState *cs)
+{
+    DsegCounters *ci = g_new0(DsegCounters, 1);
+    DSegCounters c;
+
+    dseg_read_counters(cs, &c);
+    ci->native_walk = dseg_path_info(&c, DSEG_TRANSLATION_PATH_NATIVE_WALK);
+    ci->native_direct = dseg_path_info(&c,
+                                       DSEG_TRANSLATION_PATH_NATIVE_DIRECT);
+    ci->walk_2d = dseg_path_info(&c, DSEG_TRANSLATION_PATH_WALK_2D);
+    ci->guest_direct = dseg_path_info(&c, DSEG_TRANSLATION_PATH_GUEST_DIRECT);
+    ci->vmm_direct = dseg_path_info(&c, DSEG_TRANSLATION_PATH_VMM_DIRECT);
+    ci->dual_direct = dseg_path_info(&c, DSEG_TRANSLATION_PATH_DUAL_DIRECT);
+    ci->guest_segment_hits = c.guest_seg_hits;
+    ci->vmm_segment_hits = c.vmm_seg_hits;
+    ci->filter_probes = c.filter_probes;
+    ci->filter_hits = c.filter_hits;
+    return ci;
 }
 
 static DsegCpuInfo *dseg_cpu_info(CPUState *cs)
 {
     X86CPU *cpu = X86_CPU(cs);
     DSegState *ds = &cpu->env.dseg;
-    const DSegCounters *c = &ds->counters;
     DsegCpuInfo *info = g_new0(DsegCpuInfo, 1);
-    DsegCounters *ci = g_new0(DsegCounters, 1);
     DsegFilterInfo *fi = g_new0(DsegFilterInfo, 1);
     uint64List **tail = &fi->words;
 
@@ -267,18 +320,7 @@ static DsegCpuInfo *dseg_cpu_info(CPUState *cs)
         QAPI_LIST_APPEND(tail, qatomic_read(&ds->filter.bits[w]));
     }
     info->filter = fi;
-
-    ci->native_walk = dseg_path_info(&c->path[DSEG_PATH_NATIVE_WALK]);
-    ci->native_direct = dseg_path_info(&c->path[DSEG_PATH_NATIVE_DIRECT]);
-    ci->walk_2d = dseg_path_info(&c->path[DSEG_PATH_2D_WALK]);
-    ci->guest_direct = dseg_path_info(&c->path[DSEG_PATH_GUEST_DIRECT]);
-    ci->vmm_direct = dseg_path_info(&c->path[DSEG_PATH_VMM_DIRECT]);
-    ci->dual_direct = dseg_path_info(&c->path[DSEG_PATH_DUAL_DIRECT]);
-    ci->guest_segment_hits = qatomic_read(&c->guest_seg_hits);
-    ci->vmm_segment_hits = qatomic_read(&c->vmm_seg_hits);
-    ci->filter_probes = qatomic_read(&c->filter_probes);
-    ci->filter_hits = qatomic_read(&c->filter_hits);
-    info->counters = ci;
+    info->counters = dseg_counters_info(cs);
     return info;
 }
 
@@ -331,7 +373,7 @@ static void hmp_dseg_segment(Monitor *mon, const char *name,
 }
 
 static void hmp_dseg_path(Monitor *mon, const char *name,
-                          const DsegPathCounters *p)
+                          const DSegPathCounters *p)
 {
     monitor_printf(mon, "  %-14s %14" PRIu64 " %14" PRIu64 " %14" PRIu64
                    " %14" PRIu64, name, p->fills, p->guest_refs,
@@ -349,9 +391,10 @@ void hmp_info_dseg(Monitor *mon, const QDict *qdict)
 
     for (DsegCpuInfoList *e = list; e; e = e->next) {
         DsegCpuInfo *i = e->value;
-        DsegCounters *c = i->counters;
+        DSegCounters c;
         unsigned set = 0;
 
+        dseg_read_counters(qemu_get_cpu(i->cpu_index), &c);
         for (uint64List *w = i->filter->words; w; w = w->next) {
             set += ctpop64(w->value);
         }
@@ -370,15 +413,12 @@ void hmp_info_dseg(Monitor *mon, const QDict *qdict)
         monitor_printf(mon, "  %-14s %14s %14s %14s %14s %10s\n", "path",
                        "fills", "guest-refs", "nested-refs", "arch-refs",
                        "arch/fill");
-        hmp_dseg_path(mon, "native-walk", c->native_walk);
-        hmp_dseg_path(mon, "native-direct", c->native_direct);
-        hmp_dseg_path(mon, "walk-2d", c->walk_2d);
-        hmp_dseg_path(mon, "guest-direct", c->guest_direct);
-        hmp_dseg_path(mon, "vmm-direct", c->vmm_direct);
-        hmp_dseg_path(mon, "dual-direct", c->dual_direct);
+        for (int p = 0; p < DSEG_TRANSLATION_PATH__MAX; p++) {
+            hmp_dseg_path(mon, DsegTranslationPath_str(p), &c.path[p]);
+        }
         monitor_printf(mon, "  segment hits: guest %" PRIu64 ", VMM %" PRIu64
                        "; escape filter: %" PRIu64 " probes, %" PRIu64
-                       " hits\n", c->guest_segment_hits, c->vmm_segment_hits,
-                       c->filter_probes, c->filter_hits);
+                       " hits\n", c.guest_seg_hits, c.vmm_seg_hits,
+                       c.filter_probes, c.filter_hits);
     }
 }
