@@ -10,7 +10,7 @@
 # source, configuration and device set without our code and patches, in
 # BUILD_DIR/qemu-upstream/ (the baseline of scripts/bench-overhead.sh).
 # With --upstream-tlb, upstream plus only the fixed-size TLB option
-# (patches/0007-tcg-tlb-size.patch, accel/), in BUILD_DIR/qemu-upstream-tlb/:
+# (patches/0005-tcg-tlb-size.patch, accel/), in BUILD_DIR/qemu-upstream-tlb/:
 # the baseline of bench-overhead.sh --fixed-tlb.  With --sanitize, the fork
 # built with AddressSanitizer and UndefinedBehaviorSanitizer, in
 # BUILD_DIR/qemu-sanitize/ (scripts/check-sanitize.sh runs the tests on it).
@@ -57,7 +57,7 @@ qemu-upstream)
 qemu-upstream-tlb)
     OVERLAY_DIRS="accel configs"
     series=$out/.qemu-upstream-tlb.series
-    echo 0007-tcg-tlb-size.patch > "$series"
+    echo 0005-tcg-tlb-size.patch > "$series"
     ;;
 esac
 

@@ -124,8 +124,7 @@ bool dseg_debug_translate(struct CPUArchState *env, vaddr addr,
                           hwaddr *paddr);
 
 /* SVM world switches. */
-void dseg_vmrun(struct CPUArchState *env, uint32_t event_inj,
-                uintptr_t ra);
+void dseg_vmrun(struct CPUArchState *env, uintptr_t ra);
 void dseg_vmexit(struct CPUArchState *env);
 
 /* SMM entry and RSM. */

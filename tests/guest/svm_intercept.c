@@ -7,16 +7,16 @@
  * #VMEXIT (exit code 0x43, RIP at the INT3) when the #BP intercept is
  * set, whether or not the INTn intercept is.  INTn, also INT 3 (CD 03),
  * is the INTn intercept's (exit code 0x75, RIP at the INTn)
- * (patches/0010-i386-svm-int3-intercept.patch).
+ * (patches/0002-i386-svm-int3-intercept.patch).
  *
  * LMSW treats the selective CR0 write intercept as a non-selective one:
  * it exits (0x65, RIP at the LMSW) even when it writes the value CR0
  * holds, where MOV to CR0 of that value does not exit
- * (patches/0011-i386-svm-lmsw-intercept.patch).
+ * (patches/0003-i386-svm-lmsw-intercept.patch).
  *
  * A CR read intercept is the register's own: MOV from CR3 exits (0x03,
  * RIP at the MOV) with only the CR3 read intercept set, and runs with only
- * the CR0 read intercept set (patches/0012-i386-svm-cr-read-intercept.patch).
+ * the CR0 read intercept set (patches/0004-i386-svm-cr-read-intercept.patch).
  *
  * Physical interrupts obey the VMCB's masking rules ("Interrupt Masking
  * in EFLAGS"): a fixed self-IPI sent while the host has IF clear stays

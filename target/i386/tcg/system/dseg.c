@@ -151,44 +151,19 @@ uint64_t dseg_rdmsr(CPUX86State *env, uint32_t msr, uintptr_t ra)
 /* SVM world switches */
 
 /*
- * VMRUN's last consistency check is upstream's, made while it injects the
- * VMCB's EVENTINJ, after dseg_vmrun(): an event type or an exception
- * vector that VMRUN refuses (see helper_vmrun()).  A VMRUN that fails it
- * must not have switched the guest segment, so dseg_vmrun() asks first.
+ * Called by VMRUN after every other consistency check (the last is the
+ * EVENTINJ check, svm_event_inj_invalid()) and before the injection: it
+ * checks the VMCB's guest copy (a failure is VMRUN's VMEXIT_INVALID) and
+ * switches to it.  A VMRUN that fails any check thus switches nothing,
+ * and its #VMEXIT writes no DSEG bytes.
  */
-static bool dseg_event_inj_refused(uint32_t event_inj)
-{
-    uint8_t vector = event_inj & SVM_EVTINJ_VEC_MASK;
-
-    if (!(event_inj & SVM_EVTINJ_VALID)) {
-        return false;
-    }
-    switch (event_inj & SVM_EVTINJ_TYPE_MASK) {
-    case SVM_EVTINJ_TYPE_INTR:
-    case SVM_EVTINJ_TYPE_NMI:
-    case SVM_EVTINJ_TYPE_SOFT:
-        return false;
-    case SVM_EVTINJ_TYPE_EXEPT:
-        return vector == EXCP02_NMI || vector >= 31;
-    default:
-        return true;
-    }
-}
-
-/*
- * Called by VMRUN after every other consistency check and before the event
- * injection, with the EVENTINJ that it injects (read once: another vCPU
- * may be rewriting the VMCB): it checks the VMCB's guest copy (a failure
- * is VMRUN's VMEXIT_INVALID) and switches to it.  A VMRUN that fails any
- * check thus switches nothing, and its #VMEXIT writes no DSEG bytes.
- */
-void dseg_vmrun(CPUX86State *env, uint32_t event_inj, uintptr_t ra)
+void dseg_vmrun(CPUX86State *env, uintptr_t ra)
 {
     CPUState *cs = env_cpu(env);
     DSegState *ds = &env->dseg;
     DSegRange guest;
 
-    if (!dseg_has_feature(env) || dseg_event_inj_refused(event_inj)) {
+    if (!dseg_has_feature(env)) {
         return;
     }
     guest = (DSegRange) {
