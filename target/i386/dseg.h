@@ -10,7 +10,6 @@
 #define TARGET_I386_DSEG_H
 
 #include "dseg-core.h"
-
 #include "dseg-abi.h"
 
 /* Has the CPU of @env the feature?  (A macro: CPUX86State comes later.) */
