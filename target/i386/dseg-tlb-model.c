@@ -1,0 +1,371 @@
+/*
+ * A model of a translation hierarchy (qemu-dseg): TLBs, page walk cache
+ * and nested TLB.  See dseg-tlb-model.h.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "dseg-tlb-model.h"
+
+/* Entry address granularity in the page walk cache: one 8-byte entry. */
+#define TLBM_PTE_SHIFT  3
+
+static const char *tlbm_array_error(const TlbmArrayGeom *a)
+{
+    if (!a->entries) {
+        return NULL;
+    }
+    if (!a->ways || a->ways > a->entries || a->entries % a->ways) {
+        return "an array's ways must divide its entries";
+    }
+    if (a->sizes & ~TLBM_ALL_SIZES) {
+        return "an array holds 4 KiB, 2 MiB and 1 GiB pages only";
+    }
+    return NULL;
+}
+
+static const char *tlbm_tlb_error(const TlbmTlbGeom *t)
+{
+    uint8_t held = 0;
+
+    for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {
+        const TlbmArrayGeom *a = &t->array[i];
+        const char *err = tlbm_array_error(a);
+
+        if (err) {
+            return err;
+        }
+        if (!a->entries) {
+            continue;
+        }
+        if (!a->sizes) {
+            return "a TLB array holds no page size";
+        }
+        if (held & a->sizes) {
+            return "two arrays of one TLB hold the same page size";
+        }
+        held |= a->sizes;
+    }
+    return NULL;
+}
+
+const char *tlbm_geom_error(const TlbmGeom *g)
+{
+    const TlbmTlbGeom *tlbs[] = { &g->l1d, &g->l1i, &g->l2, &g->l2i };
+    const char *err;
+
+    for (unsigned i = 0; i < sizeof(tlbs) / sizeof(tlbs[0]); i++) {
+        err = tlbm_tlb_error(tlbs[i]);
+        if (err) {
+            return err;
+        }
+    }
+    if (!g->l1d.array[0].entries || !g->l1i.array[0].entries) {
+        return "the L1 TLBs need an array each";
+    }
+    err = tlbm_array_error(&g->pwc);
+    return err ? err : tlbm_array_error(&g->ntlb);
+}
+
+static size_t tlbm_tlb_entries(const TlbmTlbGeom *t)
+{
+    size_t n = 0;
+
+    for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {
+        n += t->array[i].entries;
+    }
+    return n;
+}
+
+size_t tlbm_entries(const TlbmGeom *g)
+{
+    return tlbm_tlb_entries(&g->l1d) + tlbm_tlb_entries(&g->l1i) +
+           tlbm_tlb_entries(&g->l2) + tlbm_tlb_entries(&g->l2i) +
+           g->pwc.entries + g->ntlb.entries;
+}
+
+static TlbmEntry *tlbm_array_init(TlbmArray *a, const TlbmArrayGeom *g,
+                                  TlbmEntry *storage)
+{
+    a->geom = *g;
+    a->sets = g->entries ? g->entries / g->ways : 0;
+    a->entry = g->entries ? storage : NULL;
+    return storage + g->entries;
+}
+
+static TlbmEntry *tlbm_tlb_init(TlbmTlb *t, const TlbmTlbGeom *g,
+                                TlbmEntry *storage)
+{
+    t->smash = g->smash;
+    for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {
+        storage = tlbm_array_init(&t->array[i], &g->array[i], storage);
+    }
+    return storage;
+}
+
+void tlbm_init(TlbmModel *m, const TlbmGeom *g, TlbmEntry *storage)
+{
+    memset(m, 0, sizeof(*m));
+    memset(storage, 0, tlbm_entries(g) * sizeof(*storage));
+    storage = tlbm_tlb_init(&m->l1d, &g->l1d, storage);
+    storage = tlbm_tlb_init(&m->l1i, &g->l1i, storage);
+    storage = tlbm_tlb_init(&m->l2, &g->l2, storage);
+    storage = tlbm_tlb_init(&m->l2i, &g->l2i, storage);
+    storage = tlbm_array_init(&m->pwc, &g->pwc, storage);
+    tlbm_array_init(&m->ntlb, &g->ntlb, storage);
+}
+
+static TlbmEntry *tlbm_set(const TlbmArray *a, uint64_t key)
+{
+    return &a->entry[(key % a->sets) * a->geom.ways];
+}
+
+static bool tlbm_ctx_match(const TlbmEntry *e, uint32_t ctx)
+{
+    return e->ctx == ctx ||
+           (e->global && TLBM_CTX_ASID(e->ctx) == TLBM_CTX_ASID(ctx));
+}
+
+/*
+ * The valid entry of @a for @key and @size that matches @ctx, the most
+ * recently used if several do (@ctx's own and a global one of its ASID);
+ * with @exact, only the entry tagged @ctx itself.  NULL if none.
+ */
+static TlbmEntry *tlbm_array_find(const TlbmArray *a, uint64_t key,
+                                  TlbmSize size, uint32_t ctx, bool exact)
+{
+    TlbmEntry *set, *found = NULL;
+
+    if (!a->sets) {
+        return NULL;
+    }
+    set = tlbm_set(a, key);
+    for (uint32_t w = 0; w < a->geom.ways; w++) {
+        TlbmEntry *e = &set[w];
+
+        if (e->stamp && e->key == key && e->size == size &&
+            (exact ? e->ctx == ctx : tlbm_ctx_match(e, ctx)) &&
+            (!found || e->stamp > found->stamp)) {
+            found = e;
+        }
+    }
+    return found;
+}
+
+/*
+ * Keep @key in @a: over the entry with the same tag if there is one, else
+ * over the set's least recently used entry.
+ */
+static void tlbm_array_insert(TlbmModel *m, TlbmArray *a, uint64_t key,
+                              TlbmSize size, uint32_t ctx, bool global)
+{
+    TlbmEntry *e = tlbm_array_find(a, key, size, ctx, true);
+
+    if (!e) {
+        TlbmEntry *set = tlbm_set(a, key);
+
+        e = &set[0];
+        for (uint32_t w = 1; w < a->geom.ways && e->stamp; w++) {
+            if (set[w].stamp < e->stamp) {
+                e = &set[w];
+            }
+        }
+    }
+    *e = (TlbmEntry) {
+        .key = key, .stamp = ++m->clock, .ctx = ctx, .size = size,
+        .global = global,
+    };
+}
+
+/*
+ * Probe every array of @t at every size it holds: the entry that maps
+ * @addr for @ctx, its LRU refreshed, or NULL.
+ */
+static TlbmEntry *tlbm_tlb_find(TlbmModel *m, TlbmTlb *t, uint32_t ctx,
+                                uint64_t addr)
+{
+    for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {
+        TlbmArray *a = &t->array[i];
+
+        for (TlbmSize s = 0; s < TLBM_NR_SIZES; s++) {
+            TlbmEntry *e;
+
+            if (!(a->geom.sizes & TLBM_SIZE_MASK(s))) {
+                continue;
+            }
+            e = tlbm_array_find(a, addr >> tlbm_size_shift(s), s, ctx, false);
+            if (e) {
+                e->stamp = ++m->clock;
+                return e;
+            }
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Keep a translation of @size in @t: in the array holding @size, else (if
+ * @t smashes) as the largest smaller size an array holds.
+ */
+static void tlbm_tlb_fill(TlbmModel *m, TlbmTlb *t, uint32_t ctx,
+                          uint64_t addr, TlbmSize size, bool global)
+{
+    for (int s = size; s >= 0; s--) {
+        for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {
+            TlbmArray *a = &t->array[i];
+
+            if (a->geom.sizes & TLBM_SIZE_MASK(s)) {
+                tlbm_array_insert(m, a, addr >> tlbm_size_shift(s), s, ctx,
+                                  global);
+                return;
+            }
+        }
+        if (!t->smash) {
+            return;
+        }
+    }
+}
+
+static TlbmTlb *tlbm_l2(TlbmModel *m, bool fetch)
+{
+    return fetch && m->l2i.array[0].sets ? &m->l2i : &m->l2;
+}
+
+TlbmHit tlbm_lookup(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr)
+{
+    TlbmTlb *l1 = fetch ? &m->l1i : &m->l1d;
+    TlbmEntry *e;
+
+    if (tlbm_tlb_find(m, l1, ctx, addr)) {
+        return TLBM_HIT_L1;
+    }
+    e = tlbm_tlb_find(m, tlbm_l2(m, fetch), ctx, addr);
+    if (!e) {
+        return TLBM_MISS;
+    }
+    tlbm_tlb_fill(m, l1, e->ctx, addr, e->size, e->global);
+    return TLBM_HIT_L2;
+}
+
+void tlbm_fill(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr,
+               TlbmSize size, bool global, bool l2)
+{
+    if (l2) {
+        tlbm_tlb_fill(m, tlbm_l2(m, fetch), ctx, addr, size, global);
+    }
+    tlbm_tlb_fill(m, fetch ? &m->l1i : &m->l1d, ctx, addr, size, global);
+}
+
+bool tlbm_pwc_read(TlbmModel *m, uint32_t ctx, uint64_t pa)
+{
+    uint64_t key = pa >> TLBM_PTE_SHIFT;
+    TlbmEntry *e = tlbm_array_find(&m->pwc, key, TLBM_4K, ctx, true);
+
+    if (e) {
+        e->stamp = ++m->clock;
+        return true;
+    }
+    if (m->pwc.sets) {
+        tlbm_array_insert(m, &m->pwc, key, TLBM_4K, ctx, false);
+    }
+    return false;
+}
+
+bool tlbm_ntlb_lookup(TlbmModel *m, uint32_t ctx, uint64_t gpa)
+{
+    for (TlbmSize s = 0; s < TLBM_NR_SIZES; s++) {
+        TlbmEntry *e = tlbm_array_find(&m->ntlb, gpa >> tlbm_size_shift(s),
+                                       s, ctx, true);
+
+        if (e) {
+            e->stamp = ++m->clock;
+            return true;
+        }
+    }
+    return false;
+}
+
+void tlbm_ntlb_fill(TlbmModel *m, uint32_t ctx, uint64_t gpa, TlbmSize size)
+{
+    if (m->ntlb.sets) {
+        tlbm_array_insert(m, &m->ntlb, gpa >> tlbm_size_shift(size), size,
+                          ctx, false);
+    }
+}
+
+/* What an invalidation drops. */
+typedef enum TlbmDrop {
+    TLBM_DROP_NONE,
+    TLBM_DROP_NONGLOBAL,    /* @ctx's non-global entries */
+    TLBM_DROP_CTX,          /* @ctx's entries */
+    TLBM_DROP_PAGE,         /* the entries that map @addr for @ctx */
+    TLBM_DROP_ASID,         /* the entries of @ctx's ASID */
+    TLBM_DROP_ALL,
+} TlbmDrop;
+
+static bool tlbm_drops(const TlbmEntry *e, TlbmDrop rule, uint32_t ctx,
+                       uint64_t addr)
+{
+    switch (rule) {
+    case TLBM_DROP_NONGLOBAL:
+        return e->ctx == ctx && !e->global;
+    case TLBM_DROP_CTX:
+        return e->ctx == ctx;
+    case TLBM_DROP_PAGE:
+        return tlbm_ctx_match(e, ctx) &&
+               e->key == addr >> tlbm_size_shift(e->size);
+    case TLBM_DROP_ASID:
+        return TLBM_CTX_ASID(e->ctx) == TLBM_CTX_ASID(ctx);
+    case TLBM_DROP_ALL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void tlbm_array_drop(TlbmArray *a, TlbmDrop rule, uint32_t ctx,
+                            uint64_t addr)
+{
+    for (uint32_t i = 0; i < a->geom.entries; i++) {
+        if (a->entry[i].stamp && tlbm_drops(&a->entry[i], rule, ctx, addr)) {
+            a->entry[i].stamp = 0;
+        }
+    }
+}
+
+/* Drop by @tlb in the TLBs, by @pwc in the PWC and by @ntlb in the NTLB. */
+static void tlbm_drop(TlbmModel *m, TlbmDrop tlb, TlbmDrop pwc,
+                      TlbmDrop ntlb, uint32_t ctx, uint64_t addr)
+{
+    TlbmTlb *tlbs[] = { &m->l1d, &m->l1i, &m->l2, &m->l2i };
+
+    for (unsigned t = 0; t < sizeof(tlbs) / sizeof(tlbs[0]); t++) {
+        for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {
+            tlbm_array_drop(&tlbs[t]->array[i], tlb, ctx, addr);
+        }
+    }
+    tlbm_array_drop(&m->pwc, pwc, ctx, addr);
+    tlbm_array_drop(&m->ntlb, ntlb, ctx, addr);
+}
+
+void tlbm_flush_nonglobal(TlbmModel *m, uint32_t ctx)
+{
+    tlbm_drop(m, TLBM_DROP_NONGLOBAL, TLBM_DROP_CTX, TLBM_DROP_NONE, ctx, 0);
+}
+
+void tlbm_flush_page(TlbmModel *m, uint32_t ctx, uint64_t addr)
+{
+    tlbm_drop(m, TLBM_DROP_PAGE, TLBM_DROP_CTX, TLBM_DROP_NONE, ctx, addr);
+}
+
+void tlbm_flush_asid(TlbmModel *m, uint32_t asid)
+{
+    tlbm_drop(m, TLBM_DROP_ASID, TLBM_DROP_ASID, TLBM_DROP_ASID,
+              TLBM_CTX(asid, 0), 0);
+}
+
+void tlbm_flush_all(TlbmModel *m)
+{
+    tlbm_drop(m, TLBM_DROP_ALL, TLBM_DROP_ALL, TLBM_DROP_ALL, 0, 0);
+}

@@ -1,0 +1,175 @@
+/*
+ * A model of a translation hierarchy (qemu-dseg): the parts that need no
+ * QEMU headers.
+ *
+ * QEMU's softmmu TLB is an emulator's cache, not a CPU's: it is flushed
+ * whole at every CR3 write, direct-mapped, split by MMU index and has no
+ * paging-structure caches.  This model is what a CPU would have: L1
+ * instruction and data TLBs and an L2 TLB, each made of set-associative
+ * arrays that hold given page sizes, with LRU replacement and entries
+ * tagged by address space (ASID and PCID) and the global bit; a page walk
+ * cache of non-leaf page-table entries keyed by their physical address;
+ * and a nested TLB of guest-physical pages.  It decides hits, misses and
+ * what an invalidation drops; the caller (the fork) decides which accesses
+ * it sees and what a miss walks.  See docs/devel/dseg-tlb-model.rst.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef TARGET_I386_DSEG_TLB_MODEL_H
+#define TARGET_I386_DSEG_TLB_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Page sizes: 4 KiB, 2 MiB, 1 GiB; a TLB array holds a mask of them. */
+typedef enum TlbmSize {
+    TLBM_4K,
+    TLBM_2M,
+    TLBM_1G,
+    TLBM_NR_SIZES,
+} TlbmSize;
+
+#define TLBM_SIZE_MASK(s)   (1u << (s))
+#define TLBM_ALL_SIZES      ((1u << TLBM_NR_SIZES) - 1)
+
+static inline unsigned tlbm_size_shift(TlbmSize s)
+{
+    return 12 + 9 * s;
+}
+
+/*
+ * An address space: the ASID (0 for the host, an SVM guest's otherwise)
+ * and the PCID within it.  A global entry matches every PCID of its ASID.
+ */
+#define TLBM_PCID_BITS      12
+#define TLBM_CTX(asid, pcid) (((uint32_t)(asid) << TLBM_PCID_BITS) | (pcid))
+#define TLBM_CTX_ASID(ctx)  ((ctx) >> TLBM_PCID_BITS)
+
+/*
+ * One set-associative array: @entries in @ways ways (@ways == @entries:
+ * fully associative; @entries == 0: absent), holding the page sizes in
+ * the mask @sizes.  Sets are indexed by the page number modulo their
+ * count.
+ */
+typedef struct TlbmArrayGeom {
+    uint32_t entries;
+    uint32_t ways;
+    uint8_t sizes;
+} TlbmArrayGeom;
+
+#define TLBM_MAX_ARRAYS     3
+
+/*
+ * A TLB: arrays probed together.  A translation of a size that no array
+ * holds is kept at the largest smaller size that one holds if @smash (as
+ * AMD's TLBs keep a 1 GiB page's 2 MiB part), and not kept otherwise.
+ */
+typedef struct TlbmTlbGeom {
+    TlbmArrayGeom array[TLBM_MAX_ARRAYS];
+    bool smash;
+} TlbmTlbGeom;
+
+typedef struct TlbmGeom {
+    TlbmTlbGeom l1d;
+    TlbmTlbGeom l1i;
+    TlbmTlbGeom l2;     /* unified, or the data side when l2i has arrays */
+    TlbmTlbGeom l2i;    /* the instruction side of a split L2 */
+    TlbmArrayGeom pwc;  /* page walk cache: non-leaf entries */
+    TlbmArrayGeom ntlb; /* nested TLB: guest-physical pages */
+} TlbmGeom;
+
+typedef struct TlbmEntry {
+    uint64_t key;       /* page number, or entry address / 8 */
+    uint64_t stamp;     /* last use, for LRU; 0: invalid */
+    uint32_t ctx;
+    uint8_t size;
+    bool global;
+} TlbmEntry;
+
+typedef struct TlbmArray {
+    TlbmArrayGeom geom;
+    uint32_t sets;
+    TlbmEntry *entry;   /* sets * ways, set-major */
+} TlbmArray;
+
+typedef struct TlbmTlb {
+    TlbmArray array[TLBM_MAX_ARRAYS];
+    bool smash;
+} TlbmTlb;
+
+typedef struct TlbmModel {
+    TlbmTlb l1d;
+    TlbmTlb l1i;
+    TlbmTlb l2;
+    TlbmTlb l2i;
+    TlbmArray pwc;
+    TlbmArray ntlb;
+    uint64_t clock;
+} TlbmModel;
+
+/* Where a lookup found its translation. */
+typedef enum TlbmHit {
+    TLBM_HIT_L1,
+    TLBM_HIT_L2,        /* and the L1 is filled from it */
+    TLBM_MISS,
+} TlbmHit;
+
+/*
+ * Check @g: NULL if it is a geometry the model can hold, else a message
+ * (static storage) saying what is wrong.
+ */
+const char *tlbm_geom_error(const TlbmGeom *g);
+
+/* How many entries the arrays of geometry @g hold in all. */
+size_t tlbm_entries(const TlbmGeom *g);
+
+/*
+ * Set up @m empty with geometry @g, which tlbm_geom_error() accepts, on
+ * @storage, tlbm_entries(@g) entries that the caller owns.
+ */
+void tlbm_init(TlbmModel *m, const TlbmGeom *g, TlbmEntry *storage);
+
+/*
+ * Look @addr up for an instruction fetch (@fetch) or a data access in
+ * address space @ctx: the L1, then the L2.  An L2 hit fills the L1.
+ */
+TlbmHit tlbm_lookup(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr);
+
+/*
+ * Keep the translation of @addr, a page of @size, after a miss: in the L1
+ * of the access's side, and in the L2 too if @l2 (a walk's result; a
+ * direct segment's translation fills the L1 alone).
+ */
+void tlbm_fill(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr,
+               TlbmSize size, bool global, bool l2);
+
+/*
+ * A walk reads the non-leaf entry at physical address @pa in address
+ * space @ctx: true if the page walk cache holds it (no memory reference);
+ * else it is cached now.
+ */
+bool tlbm_pwc_read(TlbmModel *m, uint32_t ctx, uint64_t pa);
+
+/*
+ * The nested TLB: does it translate guest-physical @gpa for address space
+ * @ctx?  Filling keeps the nested page of @size that holds it.
+ */
+bool tlbm_ntlb_lookup(TlbmModel *m, uint32_t ctx, uint64_t gpa);
+void tlbm_ntlb_fill(TlbmModel *m, uint32_t ctx, uint64_t gpa, TlbmSize size);
+
+/*
+ * Invalidations.  Each drops the TLB entries named, and the page walk
+ * cache and nested TLB entries of the same address spaces.
+ *   tlbm_flush_nonglobal: a CR3 write: @ctx's non-global entries;
+ *   tlbm_flush_page: INVLPG: the TLB entries of @ctx (and the global ones
+ *       of its ASID) that map @addr, of any size;
+ *   tlbm_flush_asid: every entry of one ASID, global ones included;
+ *   tlbm_flush_all: everything.
+ */
+void tlbm_flush_nonglobal(TlbmModel *m, uint32_t ctx);
+void tlbm_flush_page(TlbmModel *m, uint32_t ctx, uint64_t addr);
+void tlbm_flush_asid(TlbmModel *m, uint32_t asid);
+void tlbm_flush_all(TlbmModel *m);
+
+#endif /* TARGET_I386_DSEG_TLB_MODEL_H */
