@@ -13,17 +13,16 @@
 #ifndef ACCEL_TCG_TLB_SIZE_H
 #define ACCEL_TCG_TLB_SIZE_H
 
-#include "qapi/visitor.h"
-
 #define TCG_TLB_SIZE_MIN_BITS   6
 #define TCG_TLB_SIZE_MAX_BITS   16
 
-/* log2 of the fixed number of entries per MMU index; 0: dynamic. */
+/*
+ * log2 of the fixed number of entries per MMU index, 0: dynamic; set from
+ * the accelerator's tlb-size property at machine init.
+ */
 extern unsigned tcg_tlb_size_bits;
 
-void tcg_get_tlb_size(Object *obj, Visitor *v, const char *name,
-                      void *opaque, Error **errp);
-void tcg_set_tlb_size(Object *obj, Visitor *v, const char *name,
-                      void *opaque, Error **errp);
+/* Is @entries a valid tlb-size?  Else false with @errp set. */
+bool tcg_tlb_size_check(uint32_t entries, Error **errp);
 
 #endif /* ACCEL_TCG_TLB_SIZE_H */
