@@ -121,6 +121,33 @@ typedef enum TlbmHit {
  */
 const char *tlbm_geom_error(const TlbmGeom *g);
 
+/*
+ * A geometry in words, as options give it.  A TLB is one to three arrays
+ * joined by '/', each ENTRIES[xWAYS]:SIZES, SIZES being 4k, 2m and 1g
+ * joined by '+' and WAYS, when left out, ENTRIES (fully associative); a
+ * last element "smash" makes the TLB smash.  A walk cache (pwc, ntlb) is
+ * ENTRIES[xWAYS]; "0" leaves any of them out.  For example:
+ *   l1d=64x4:4k/32x4:2m/4:1g  l2=1536x12:4k+2m/smash  pwc=32
+ */
+#define TLBM_MAX_ENTRIES    (1u << 20)
+
+/*
+ * Set the part of @g that @key names (l1d, l1i, l2, l2i, pwc or ntlb) from
+ * @value: NULL, or what is wrong (static storage), with @g unchanged.
+ */
+const char *tlbm_geom_set(TlbmGeom *g, const char *key, const char *value);
+
+/* A real core's geometry, and where its figures come from. */
+typedef struct TlbmPreset {
+    const char *name;
+    const char *source;
+    TlbmGeom geom;
+} TlbmPreset;
+
+/* The presets, up to one whose name is NULL; tlbm_preset() finds one. */
+extern const TlbmPreset tlbm_presets[];
+const TlbmPreset *tlbm_preset(const char *name);
+
 /* How many entries the arrays of geometry @g hold in all. */
 size_t tlbm_entries(const TlbmGeom *g);
 
