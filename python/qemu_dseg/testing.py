@@ -2,9 +2,10 @@
 
 Every test gets a log directory of its own,
 QEMU_DSEG_LOG_DIR/<test file>/<Class>.<method> (build/tests/functional/...
-under meson), emptied when the test starts and kept afterwards, pass or
-fail; each machine it starts writes NAME-console.log (the serial console)
-and NAME.log (QEMU's own output) there.  setUpClass work logs to
+under meson; a class's log_group, if set, in place of <test file>),
+emptied when the test starts and kept afterwards, pass or fail; each
+machine it starts writes NAME-console.log (the serial console) and
+NAME.log (QEMU's own output) there.  setUpClass work logs to
 <test file>/<Class>.  A failing test prints its log directory.
 
 SPDX-License-Identifier: GPL-2.0-or-later
@@ -49,12 +50,18 @@ def read_files(sources):
 
 
 def _test_file(cls):
+    if cls.log_group:
+        return cls.log_group
     module = sys.modules[cls.__module__]
     return os.path.splitext(os.path.basename(module.__file__))[0]
 
 
 class TestCase(unittest.TestCase):
     """A functional test: machines log to the test's own directory."""
+
+    # The first part of the class's log directories; None: the name of
+    # the test file.
+    log_group = None
 
     @classmethod
     def setUpClass(cls):
@@ -133,9 +140,10 @@ class TestCase(unittest.TestCase):
         self.assertEqual(status, 0, 'guest exit status' + tail)
 
 
-def main():
-    """Run the calling module's test cases with TAP output."""
+def main(argv=None):
+    """Run the calling module's test cases with TAP output; ARGV, if
+    given, in place of sys.argv for unittest."""
     import pycotap
-    unittest.main(testRunner=pycotap.TAPTestRunner(
+    unittest.main(argv=argv, testRunner=pycotap.TAPTestRunner(
         message_log=pycotap.LogMode.LogToError,
         test_output_log=pycotap.LogMode.LogToError), verbosity=0)

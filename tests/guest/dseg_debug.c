@@ -68,8 +68,7 @@ static void run_vm_checkpoint(const char *name, uint64_t p_want)
 int guest_main(const char *cmdline)
 {
     (void)cmdline;
-    if (!ok(svm_available() && svm_npt_available() && dseg_available(),
-            "CPU has SVM, NPT, DSEG")) {
+    if (!ok_svm_cpu(true)) {
         return tap_done();
     }
     p_pa = tagged_page_alloc();
@@ -103,10 +102,8 @@ int guest_main(const char *cmdline)
     checkpoint("a20");
     dseg_disarm(DSEG_G);
 
-    host_pt_init(&hpt);
+    svm_vm_init_host(&vm, &hpt, &npt);
     pt_map(&hpt, T_VA, T_VA, PAGE_4K, PTE_RW);
-    write_cr3(hpt.root);
-    svm_vm_init_identity(&vm, &hpt, &npt);
     npt_map(&npt, T_VA, u_pa, PAGE_4K);
     /* NMIs are the VM's own: they end its checkpoints. */
     svm_set_exception_intercepts(&vm, ~(1u << EXC_NMI));

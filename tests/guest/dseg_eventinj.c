@@ -64,16 +64,13 @@ int guest_main(const char *cmdline)
     unsigned rounds = cmdline_get_u64(cmdline, "rounds", 4096);
     unsigned ran = 0, refused = 0, other = 0, on_host_seg = 0, lost = 0;
 
-    if (!ok(svm_available() && svm_npt_available() && dseg_available(),
-            "CPU has SVM, NPT, DSEG")) {
+    if (!ok_svm_cpu(true)) {
         return tap_done();
     }
     q_pa = tagged_page_alloc();
     r_pa = tagged_page_alloc();
     s_pa = tagged_page_alloc();
-    host_pt_init(&hpt);
-    write_cr3(hpt.root);
-    svm_vm_init_identity(&vm, &hpt, &npt);
+    svm_vm_init_host(&vm, &hpt, &npt);
     vmcb_set_dseg(&vm, r_pa, r_pa + PAGE_4K, s_pa - r_pa);
     if (dseg_set(DSEG_G, r_pa, r_pa + PAGE_4K, q_pa - r_pa) !=
         NO_EXCEPTION) {

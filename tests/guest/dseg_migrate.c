@@ -232,9 +232,7 @@ static int run_vm(void)
     uint64_t ret = 0;
     bool ran;
 
-    host_pt_init(&hpt);
-    write_cr3(hpt.root);
-    svm_vm_init_identity(&vm, &hpt, &npt);
+    svm_vm_init_host(&vm, &hpt, &npt);
     /* NMIs are the VM's own: they end its checkpoint. */
     svm_set_exception_intercepts(&vm, ~(1u << EXC_NMI));
     svm_set_intercept(&vm, SVM_INTERCEPT_HLT, false);

@@ -193,8 +193,7 @@ static void check_real_mode_vm(void)
 
 int guest_main(const char *cmdline)
 {
-    if (!ok(svm_available() && svm_npt_available() && dseg_available(),
-            "CPU has SVM, NPT, DSEG")) {
+    if (!ok_svm_cpu(true)) {
         return tap_done();
     }
     p_pa = tagged_page_alloc();

@@ -108,11 +108,8 @@ static void setup(void)
     guest_target = seg_pa;
     mem_fill_tags(walk_pa, 1);
     mem_fill_tags(seg_pa, 1);
-    host_pt_init(&hpt);
+    svm_vm_init_host(&vm, &hpt, &npt);
     pt_map(&hpt, X_VA, walk_pa, PAGE_4K, PTE_RW);
-    write_cr3(hpt.root);
-
-    svm_vm_init_identity(&vm, &hpt, &npt);
     /* #GP and NMIs are the VM's own: rdmsr_safe() and checkpoints. */
     svm_set_exception_intercepts(&vm, ~(1u << EXC_GP | 1u << EXC_NMI));
 }

@@ -18,28 +18,17 @@
 #include "tap.h"
 
 #define WINDOW_PORT     0x5d0           /* isa-dseg-window's default */
-#define IRQ_VECTOR      0x40
 #define ROUNDS          2               /* without, then with the interrupt */
-
-volatile uint64_t irq_count;
-
-static void irq_note(uint64_t rip)
-{
-    (void)rip;
-    irq_count++;
-    smp_apic_eoi();
-}
 
 int guest_main(const char *cmdline)
 {
     (void)cmdline;
-    smp_apic_enable();
-    trap_set_irq_handler(IRQ_VECTOR, irq_note);
+    self_irq_init();
     for (uint32_t round = 0; round < ROUNDS; round++) {
         bool irq = round == 1;
 
         if (irq) {
-            smp_send_ipi(smp_apic_id(), ICR_DM_FIXED | IRQ_VECTOR);
+            self_irq_send();
         }
         outl(WINDOW_PORT, 2 * round);               /* opens */
         asm volatile("mov %%cr3, %%rcx\n"
@@ -49,8 +38,8 @@ int guest_main(const char *cmdline)
                      "cli"
                      : : "a"(2 * round + 1), "d"(WINDOW_PORT)
                      : "rcx", "memory");
-        ok(irq_count == (irq ? 1 : 0), "round %u: %lu interrupts taken",
-           round, irq_count);
+        ok(self_irq_count == (irq ? 1 : 0), "round %u: %lu interrupts taken",
+           round, self_irq_count);
     }
     return tap_done();
 }

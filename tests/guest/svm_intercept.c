@@ -53,20 +53,9 @@
 #define CPUID_SVM_LBRV          (1u << 1)       /* Fn8000_000A EDX */
 #define V_INTR_MASKING          (1ull << 24)    /* in VMCB_INTR_CTRL */
 #define RFLAGS_IF               (1ull << 9)
-#define IRQ_VECTOR              0x40
 
 static struct svm_vm vm;
 static struct pt hpt, npt;
-
-/* Interrupts of IRQ_VECTOR taken, host or VM, and the last one's RIP. */
-volatile uint64_t irq_count, irq_rip;
-
-static void irq_note(uint64_t rip)
-{
-    irq_count++;
-    irq_rip = rip;
-    smp_apic_eoi();
-}
 
 /* VM functions, each one instruction at a label the host can name. */
 extern const char int3_at[], int_3_at[], int_80_at[], lmsw_at[];
@@ -99,23 +88,24 @@ __asm__(
     "read_cr3_at:\n"
     "   mov %cr3, %rax\n"
     "   ret\n"
-    /* irq_count before (bits 15:8) and after (7:0) the POPF that sets IF. */
+    /* self_irq_count before (bits 15:8) and after (7:0) the POPF that sets
+     * IF. */
     "vm_irq_window:\n"
     "   nop; nop; nop; nop\n"
-    "   movzbl irq_count(%rip), %eax\n"
+    "   movzbl self_irq_count(%rip), %eax\n"
     "   shl $8, %eax\n"
     "   pushfq\n"
     "   orq $0x200, (%rsp)\n"
     "   popfq\n"
     "irq_window_at:\n"
     "   nop\n"
-    "   movzbl irq_count(%rip), %ecx\n"
+    "   movzbl self_irq_count(%rip), %ecx\n"
     "   or %ecx, %eax\n"
     "   cli\n"
     "   ret\n"
     "vm_irq_count:\n"
     "   nop; nop; nop; nop\n"
-    "   mov irq_count(%rip), %rax\n"
+    "   mov self_irq_count(%rip), %rax\n"
     "   ret\n");
 uint64_t vm_int3(uint64_t arg);
 uint64_t vm_int_3(uint64_t arg);
@@ -169,47 +159,40 @@ static void check_cr_read(const char *what, svm_guest_fn fn,
     exited(what, run(fn, 0, cr_reads, 0, false), want, at);
 }
 
-/* A fixed interrupt of IRQ_VECTOR to this CPU, pending while IF is clear. */
-static void send_self_irq(void)
-{
-    smp_send_ipi(smp_apic_id(), ICR_DM_FIXED | IRQ_VECTOR);
-}
-
 static void check_interrupt_masking(void)
 {
     uint64_t code, n;
 
-    smp_apic_enable();
-    trap_set_irq_handler(IRQ_VECTOR, irq_note);
+    self_irq_init();
 
-    send_self_irq();
-    n = irq_count;
+    self_irq_send();
+    n = self_irq_count;
     code = run(vm_irq_window, 0, 0, 0, false);
     if (exited("pending across CLI, INTR not intercepted, no "
                "V_INTR_MASKING: the VM runs to its end", code,
                SVM_EXIT_VMMCALL, svm_guest_return)) {
         ok(vmcb_get(&vm, VMCB_RAX) == ((n << 8) | (n + 1)) &&
-           irq_rip == (uint64_t)(uintptr_t)irq_window_at,
+           self_irq_rip == (uint64_t)(uintptr_t)irq_window_at,
            "it reaches the VM at its POPF that sets IF, not before: "
            "count %lu -> 0x%lx, at 0x%lx (want 0x%lx at %p)", n,
-           vmcb_get(&vm, VMCB_RAX), irq_rip, (n << 8) | (n + 1),
+           vmcb_get(&vm, VMCB_RAX), self_irq_rip, (n << 8) | (n + 1),
            irq_window_at);
     }
 
-    send_self_irq();
-    n = irq_count;
+    self_irq_send();
+    n = self_irq_count;
     code = run(vm_irq_window, SVM_INTERCEPT_INTR, 0, 0, false);
     exited("pending across CLI, INTR intercepted, no V_INTR_MASKING: "
            "exit at the POPF that sets IF", code, SVM_EXIT_INTR,
            irq_window_at);
-    ok(irq_count == n, "the VM took no interrupt (%lu, want %lu)",
-       irq_count, n);
+    ok(self_irq_count == n, "the VM took no interrupt (%lu, want %lu)",
+       self_irq_count, n);
     asm volatile("sti; nop; cli" ::: "memory");
-    ok(irq_count == n + 1, "the host takes it at STI (%lu, want %lu)",
-       irq_count, n + 1);
+    ok(self_irq_count == n + 1, "the host takes it at STI (%lu, want %lu)",
+       self_irq_count, n + 1);
 
-    send_self_irq();
-    n = irq_count;
+    self_irq_send();
+    n = self_irq_count;
     code = run(vm_irq_count, SVM_INTERCEPT_INTR, 0, V_INTR_MASKING, true);
     if (exited("V_INTR_MASKING, host IF clear at VMRUN, VM IF set: no "
                "exit", code, SVM_EXIT_VMMCALL, svm_guest_return)) {
@@ -224,8 +207,8 @@ static void check_interrupt_masking(void)
     exited("V_INTR_MASKING, host IF set at VMRUN, VM IF clear: exit "
            "before the VM's first instruction", code, SVM_EXIT_INTR,
            svm_guest_entry);
-    ok(irq_count == n + 1, "the host takes it once GIF is set (%lu, want "
-       "%lu)", irq_count, n + 1);
+    ok(self_irq_count == n + 1, "the host takes it once GIF is set (%lu, want "
+       "%lu)", self_irq_count, n + 1);
 }
 
 static void check_no_lbrv(void)
@@ -251,12 +234,10 @@ static void check(const char *what, svm_guest_fn fn, uint64_t on,
 int guest_main(const char *cmdline)
 {
     (void)cmdline;
-    if (!ok(svm_available() && svm_npt_available(), "CPU has SVM, NPT")) {
+    if (!ok_svm_cpu(false)) {
         return tap_done();
     }
-    host_pt_init(&hpt);
-    write_cr3(hpt.root);
-    svm_vm_init_identity(&vm, &hpt, &npt);
+    svm_vm_init_host(&vm, &hpt, &npt);
     /* Every exception intercepted: svm_vm_init()'s default. */
     check("INT3, INTn intercept on", vm_int3, SVM_INTERCEPT_INTN,
           SVM_EXIT_EXCP(3), int3_at);

@@ -83,12 +83,10 @@ int guest_main(const char *cmdline)
     uint64_t base = pages_alloc(PAGES, PAGE_4K);
 
     (void)cmdline;
-    if (!ok(svm_available() && svm_npt_available(), "CPU has SVM, NPT")) {
+    if (!ok_svm_cpu(false)) {
         return tap_done();
     }
-    host_pt_init(&hpt);
-    write_cr3(hpt.root);
-    svm_vm_init_identity(&vm, &hpt, &npt);
+    svm_vm_init_host(&vm, &hpt, &npt);
     vmcb_set(&vm, VMCB_RIP, (uint64_t)(uintptr_t)nopg_vm);
     vmcb_set(&vm, VMCB_RSP, base);      /* unused */
     if (vm.vmcb >> 32 || base >> 32 || (uintptr_t)nopg_vm >> 32) {

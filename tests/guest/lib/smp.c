@@ -83,6 +83,26 @@ void smp_apic_eoi(void)
     apic_write(APIC_EOI, 0);
 }
 
+volatile uint64_t self_irq_count, self_irq_rip;
+
+static void self_irq_note(uint64_t rip)
+{
+    self_irq_count++;
+    self_irq_rip = rip;
+    smp_apic_eoi();
+}
+
+void self_irq_init(void)
+{
+    smp_apic_enable();
+    trap_set_irq_handler(SELF_IRQ_VECTOR, self_irq_note);
+}
+
+void self_irq_send(void)
+{
+    smp_send_ipi(smp_apic_id(), ICR_DM_FIXED | SELF_IRQ_VECTOR);
+}
+
 /* Waits up to @spins iterations for the AP to report; true if it did. */
 static bool ap_wait_alive(unsigned long spins)
 {

@@ -66,6 +66,19 @@ void smp_apic_enable(void);
 /* Ends the calling CPU's interrupt in service (EOI). */
 void smp_apic_eoi(void);
 
+/*
+ * Self-interrupts, for tests of interrupt delivery on one CPU: fixed
+ * interrupts of SELF_IRQ_VECTOR that the CPU sends itself.  Those taken,
+ * host or VM, and the RIP at which the last was taken (globals: a VM's
+ * code may read them).
+ */
+#define SELF_IRQ_VECTOR     0x40
+extern volatile uint64_t self_irq_count, self_irq_rip;
+/* Enables the local APIC (smp_apic_enable()) and counts self-interrupts. */
+void self_irq_init(void);
+/* Sends one; it stays pending while IF is clear. */
+void self_irq_send(void);
+
 /* The interface with lib/boot.S: the trampoline, the AP's stack, C entry. */
 extern const char ap_entry16[], entry16_end[];
 extern uint64_t smp_ap_stack_top;

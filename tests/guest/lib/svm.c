@@ -4,6 +4,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "svm.h"
+#include "dseg.h"
 #include "tap.h"
 
 #define IOPM_PAGES              3
@@ -131,6 +132,20 @@ void svm_vm_init_identity(struct svm_vm *vm, const struct pt *hpt,
     svm_vm_init(vm);
     svm_set_cr3(vm, hpt);
     svm_set_npt(vm, npt);
+}
+
+void svm_vm_init_host(struct svm_vm *vm, struct pt *hpt, struct pt *npt)
+{
+    host_pt_init(hpt);
+    write_cr3(hpt->root);
+    svm_vm_init_identity(vm, hpt, npt);
+}
+
+bool ok_svm_cpu(bool dseg)
+{
+    return ok(svm_available() && svm_npt_available() &&
+              (!dseg || dseg_available()),
+              dseg ? "CPU has SVM, NPT, DSEG" : "CPU has SVM, NPT");
 }
 
 void svm_set_intercept(struct svm_vm *vm, uint64_t bits, bool on)

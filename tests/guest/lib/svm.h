@@ -163,6 +163,19 @@ void svm_vm_init(struct svm_vm *vm);
 void svm_vm_init_identity(struct svm_vm *vm, const struct pt *hpt,
                           struct pt *npt);
 
+/*
+ * The usual set-up of a test's VM: new host tables @hpt (host_pt_init()),
+ * loaded, and @vm on them under @npt (svm_vm_init_identity()).  The caller
+ * may map more into @hpt: the VM's guest tables are the same.
+ */
+void svm_vm_init_host(struct svm_vm *vm, struct pt *hpt, struct pt *npt);
+
+/*
+ * The TAP check that a VM test needs: the CPU has SVM and nested paging,
+ * and DSEG too if @dseg.  False: the test has nothing more to run.
+ */
+bool ok_svm_cpu(bool dseg);
+
 /* Guest page tables; also sets guest CR4.LA57 by their depth. */
 void svm_set_cr3(struct svm_vm *vm, const struct pt *gpt);
 /* Nested paging with @npt (its depth must be the host's); NULL: off. */

@@ -4,24 +4,13 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "workload.h"
-
-/* Words per 64-byte slot of the pointer chase. */
-#define CHASE_STRIDE    8
+#include "kernels.h"
 
 static const char *const kind_names[] = {
     [WORKLOAD_GUPS] = "gups",
     [WORKLOAD_CHASE] = "chase",
     [WORKLOAD_SCAN] = "scan",
 };
-
-/* xorshift64*: small, fast and deterministic. */
-static uint64_t rng_next(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545f4914f6cdd1dull;
-}
 
 bool workload_kind_parse(const char *name, enum workload_kind *kind)
 {
@@ -47,27 +36,13 @@ uint64_t workload_default_iters(enum workload_kind kind, uint64_t words)
 void workload_prepare(const struct workload *w)
 {
     uint64_t *t = w->table;
-    uint64_t seed = w->seed;
-    uint64_t slots = w->words / CHASE_STRIDE;
 
     switch (w->kind) {
     case WORKLOAD_GUPS:
-        for (uint64_t i = 0; i < w->words; i++) {
-            t[i] = i;
-        }
+        gups_prepare(t, w->words);
         break;
     case WORKLOAD_CHASE:
-        /* Sattolo's shuffle: one cycle through every slot. */
-        for (uint64_t i = 0; i < slots; i++) {
-            t[i * CHASE_STRIDE] = i;
-        }
-        for (uint64_t i = slots - 1; i > 0; i--) {
-            uint64_t j = rng_next(&seed) % i;
-            uint64_t tmp = t[i * CHASE_STRIDE];
-
-            t[i * CHASE_STRIDE] = t[j * CHASE_STRIDE];
-            t[j * CHASE_STRIDE] = tmp;
-        }
+        chase_prepare(t, w->words / CHASE_SLOT_WORDS, w->seed);
         break;
     case WORKLOAD_SCAN:
         for (uint64_t i = 0; i < w->words; i++) {
@@ -80,25 +55,18 @@ void workload_prepare(const struct workload *w)
 uint64_t workload_loop(const struct workload *w)
 {
     uint64_t *t = w->table;
-    uint64_t n = w->words, seed = w->seed, pos = 0, sum = 0;
+    uint64_t sum = 0;
 
     switch (w->kind) {
     case WORKLOAD_GUPS:
-        for (uint64_t i = 0; i < w->iters; i++) {
-            uint64_t r = rng_next(&seed);
-
-            t[r % n] ^= r;
-        }
+        gups_loop(t, w->words, w->iters, w->seed);
         break;
     case WORKLOAD_CHASE:
-        for (uint64_t i = 0; i < w->iters; i++) {
-            pos = t[pos * CHASE_STRIDE];
-            sum += pos;
-        }
+        sum = chase_loop(t, w->iters);
         break;
     case WORKLOAD_SCAN:
         for (uint64_t pass = 0; pass < w->iters; pass++) {
-            for (uint64_t i = 0; i < n; i++) {
+            for (uint64_t i = 0; i < w->words; i++) {
                 sum += t[i];
             }
         }
@@ -109,13 +77,8 @@ uint64_t workload_loop(const struct workload *w)
 
 uint64_t workload_checksum(const struct workload *w, uint64_t loop_result)
 {
-    uint64_t sum = 0;
-
     if (w->kind != WORKLOAD_GUPS) {
         return loop_result;
     }
-    for (uint64_t i = 0; i < w->words; i++) {
-        sum += w->table[i] * (i | 1);
-    }
-    return sum;
+    return gups_checksum(w->table, w->words);
 }

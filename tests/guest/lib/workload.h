@@ -6,9 +6,8 @@
  * checksum, so that a caller can run the loop alone (for example in a VM,
  * between two checkpoints):
  *
- *   gups   random read-modify-write of words (HPCC RandomAccess style)
- *   chase  pointer chase over a random cyclic permutation of 64-byte slots
- *   scan   sequential passes that sum every word
+ *   gups, chase   the kernels of lib/kernels.h
+ *   scan          sequential passes that sum every word
  *
  * Everything is deterministic: the same kind, size, iterations and seed
  * give the same checksum wherever the table lives.

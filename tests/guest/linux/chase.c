@@ -1,5 +1,5 @@
 /*
- * chase: a pointer chase over a table of 64-byte slots, as a Linux
+ * chase: the pointer chase of tests/guest/lib/kernels.h as a Linux
  * program, with its table in a primary region or in ordinary memory.
  *
  * Usage: chase [--region] [--window] [MIB [STEPS [SEED]]]
@@ -8,11 +8,7 @@
  *   SEED    xorshift64* seed, non-zero (default 1)
  *   --region, --window  as for gups
  *
- * The slots form one random cycle (Sattolo's algorithm): the first word of
- * each holds the index of the next, so every load depends on the one
- * before and lands on another page.  Prints "CHASE mib M steps N seed S
- * table region|anon checksum 0x...": the checksum is the sum of the
- * indices visited, mod 2^64.
+ * Prints "CHASE mib M steps N seed S table region|anon checksum 0x...".
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -24,42 +20,27 @@
 
 #include "table.h"
 
-#define SLOT_WORDS      8       /* 64 bytes */
-
 int main(int argc, char **argv)
 {
     int region = 0, window = 0;
     uint64_t args[3] = { 256, 1 << 20, 1 };
 
     table_args(argc, argv, &region, &window, args);
-    size_t slots = (args[0] << 20) / (8 * SLOT_WORDS);
-    uint64_t steps = args[1], seed = args[2], state = seed, sum = 0, at = 0;
-    uint64_t *t = table_alloc(slots * 8 * SLOT_WORDS, region);
+    size_t slots = (args[0] << 20) / (8 * CHASE_SLOT_WORDS);
+    uint64_t steps = args[1], seed = args[2], sum;
+    uint64_t *t = table_alloc(slots * 8 * CHASE_SLOT_WORDS, region);
 
     if (!t || !seed || slots < 2) {
         printf("CHASE-FAIL table: %s\n", !t ? strerror(errno) :
                "seed must be non-zero and the table at least 128 bytes");
         return 1;
     }
-    for (size_t i = 0; i < slots; i++) {
-        t[i * SLOT_WORDS] = i;
-    }
-    /* Sattolo: a uniformly random permutation that is one cycle. */
-    for (size_t i = slots - 1; i > 0; i--) {
-        size_t j = xorshift64star(&state) % i;
-        uint64_t v = t[i * SLOT_WORDS];
-
-        t[i * SLOT_WORDS] = t[j * SLOT_WORDS];
-        t[j * SLOT_WORDS] = v;
-    }
+    chase_prepare(t, slots, seed);
     if (window && dseg_window_mark(1)) {
         printf("CHASE-FAIL window: %s\n", strerror(errno));
         return 1;
     }
-    for (uint64_t i = 0; i < steps; i++) {
-        at = t[at * SLOT_WORDS];
-        sum += at;
-    }
+    sum = chase_loop(t, steps);
     if (window) {
         dseg_window_mark(2);
     }

@@ -1,6 +1,6 @@
 /*
- * gups: the GUPS workload of tests/guest/lib/workload.c as a Linux
- * program, with its table in a primary region or in ordinary memory.
+ * gups: the GUPS kernel of tests/guest/lib/kernels.h as a Linux program,
+ * with its table in a primary region or in ordinary memory.
  *
  * Usage: gups [--region] [--window] [MIB [ITERS [SEED]]]
  *   MIB     table size in MiB (default 256)
@@ -12,8 +12,7 @@
  *   --window  mark the update loop alone as a counter window: marks 1 and
  *             2 on the isa-dseg-window device (the VM stops at each)
  *
- * Prints "GUPS mib M iters N seed S table region|anon checksum 0x...": the
- * checksum is sum(t[i] * (i | 1)) mod 2^64 over the final table.
+ * Prints "GUPS mib M iters N seed S table region|anon checksum 0x...".
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -34,7 +33,7 @@ int main(int argc, char **argv)
 
     table_args(argc, argv, &region, &window, args);
     size_t words = (args[0] << 20) / 8;
-    uint64_t iters = args[1], seed = args[2], state = seed, sum = 0;
+    uint64_t iters = args[1], seed = args[2];
     uint64_t *t = table_alloc(words * 8, region);
 
     if (!t || !seed) {
@@ -42,26 +41,17 @@ int main(int argc, char **argv)
                strerror(errno));
         return 1;
     }
-    for (size_t i = 0; i < words; i++) {
-        t[i] = i;
-    }
+    gups_prepare(t, words);
     if (window && dseg_window_mark(1)) {
         printf("GUPS-FAIL window: %s\n", strerror(errno));
         return 1;
     }
-    for (uint64_t i = 0; i < iters; i++) {
-        uint64_t r = xorshift64star(&state);
-
-        t[r % words] ^= r;
-    }
+    gups_loop(t, words, iters, seed);
     if (window) {
         dseg_window_mark(2);
     }
-    for (size_t i = 0; i < words; i++) {
-        sum += t[i] * (i | 1);
-    }
     printf("GUPS mib %" PRIu64 " iters %" PRIu64 " seed %" PRIu64
            " table %s checksum 0x%016" PRIx64 "\n", args[0], iters, seed,
-           region ? "region" : "anon", sum);
+           region ? "region" : "anon", gups_checksum(t, words));
     return 0;
 }

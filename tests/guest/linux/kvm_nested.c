@@ -391,153 +391,157 @@ static long anon_huge_kb(const void *addr)
     return kb;
 }
 
-int main(int argc, char **argv)
-{
-    unsigned pages = 256;
-    uint64_t seed = 0x0123456789abcdeful;
-    int thp = 0, dseg_vmm = 0, escape = -1, split = 0, wp = -1, churn = 0;
-    int kvm, vm, vcpu, run_size, dseg_fd = -1;
-    struct dseg_vmm_info dseg = { 0 };
-    unsigned wp_faults = 0;
-    unsigned char *wp_page = NULL;
-    unsigned char *raw, *mem;
-    struct kvm_run *run;
-    struct kvm_userspace_memory_region region;
-    uint64_t sum_lo = 0, sum_hi = 0, got_count = 0, sum, want;
-    unsigned io_exits = 0, hlt_exits = 0, other_exits = 0, bad = 0;
-    long long pages_4k, pages_2m, pages_1g;
-    long huge_kb;
+/* The command line (see the top of this file). */
+struct options {
+    unsigned pages;
+    uint64_t seed;
+    int thp, dseg_vmm, split, escape, wp, churn;   /* escape, wp: -1 none */
+};
 
-    setvbuf(stdout, NULL, _IOLBF, 0);
+static void parse_options(int argc, char **argv, struct options *o)
+{
+    *o = (struct options) {
+        .pages = 256, .seed = 0x0123456789abcdeful, .escape = -1, .wp = -1,
+    };
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--tag") && i + 1 < argc) {
             tag = argv[++i];
         } else if (!strcmp(argv[i], "--pages") && i + 1 < argc) {
-            pages = strtoul(argv[++i], NULL, 0);
+            o->pages = strtoul(argv[++i], NULL, 0);
         } else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
-            seed = strtoull(argv[++i], NULL, 0);
+            o->seed = strtoull(argv[++i], NULL, 0);
         } else if (!strcmp(argv[i], "--thp")) {
-            thp = 1;
+            o->thp = 1;
         } else if (!strcmp(argv[i], "--no-thp")) {
-            thp = 0;
+            o->thp = 0;
         } else if (!strcmp(argv[i], "--dseg-vmm")) {
-            dseg_vmm = 1;
+            o->dseg_vmm = 1;
         } else if (!strcmp(argv[i], "--dseg-split")) {
-            split = 1;
+            o->split = 1;
         } else if (!strcmp(argv[i], "--escape") && i + 1 < argc) {
-            escape = strtol(argv[++i], NULL, 0);
+            o->escape = strtol(argv[++i], NULL, 0);
         } else if (!strcmp(argv[i], "--wp") && i + 1 < argc) {
-            wp = strtol(argv[++i], NULL, 0);
+            o->wp = strtol(argv[++i], NULL, 0);
         } else if (!strcmp(argv[i], "--churn") && i + 1 < argc) {
-            churn = strtol(argv[++i], NULL, 0);
+            o->churn = strtol(argv[++i], NULL, 0);
         } else {
             fail("unknown argument %s", argv[i]);
         }
     }
-    if (pages < 1 || pages > MAX_PAGES) {
+    if (o->pages < 1 || o->pages > MAX_PAGES) {
         fail("--pages must be 1..%d", MAX_PAGES);
     }
-    if (escape >= (int)pages || wp >= (int)pages ||
-        ((escape >= 0 || wp >= 0 || split || churn) && !dseg_vmm) ||
-        churn < 0 || (churn && split)) {
+    if (o->escape >= (int)o->pages || o->wp >= (int)o->pages ||
+        ((o->escape >= 0 || o->wp >= 0 || o->split || o->churn) &&
+         !o->dseg_vmm) ||
+        o->churn < 0 || (o->churn && o->split)) {
         fail("--escape, --wp, --dseg-split and --churn need --dseg-vmm, "
              "--churn is not for --dseg-split, pages are below --pages");
     }
-    alarm(60);
+}
 
-    kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (kvm < 0) {
-        fail("open /dev/kvm: %s", strerror(errno));
-    }
-    if (ioctl(kvm, KVM_GET_API_VERSION, NULL) != KVM_API_VERSION) {
-        fail("unexpected KVM API version");
-    }
-    vm = xioctl(kvm, KVM_CREATE_VM, NULL, "KVM_CREATE_VM");
+/*
+ * The slot: contiguous host-physical memory of the module, all of it, or
+ * with --dseg-split its first 2 MiB over ordinary memory.  Returns the
+ * slot; *DSEG_FD is the module's file.
+ */
+static unsigned char *map_dseg_vmm_slot(int split, int *dseg_fd)
+{
+    unsigned char *mem;
 
-    if (dseg_vmm) {
-        /*
-         * The slot: contiguous host-physical memory of the module, all of
-         * it, or with --dseg-split its first 2 MiB over ordinary memory.
-         */
-        dseg_fd = open("/dev/dseg-vmm", O_RDWR | O_CLOEXEC);
-        if (dseg_fd < 0) {
-            fail("open /dev/dseg-vmm: %s", strerror(errno));
-        }
-        mem = mmap(NULL, SLOT_SIZE, PROT_READ | PROT_WRITE,
-                   split ? MAP_PRIVATE | MAP_ANONYMOUS : MAP_SHARED,
-                   split ? -1 : dseg_fd, 0);
-        if (mem != MAP_FAILED && split) {
-            /* The data slot: 4 KiB nested leaves, as for --no-thp. */
-            if (madvise(mem + HUGE_2M, HUGE_2M, MADV_NOHUGEPAGE)) {
-                fail("madvise: %s", strerror(errno));
-            }
-            mem = mmap(mem, HUGE_2M, PROT_READ | PROT_WRITE,
-                       MAP_SHARED | MAP_FIXED, dseg_fd, 0);
-        }
-        if (mem == MAP_FAILED) {
-            fail("mmap /dev/dseg-vmm: %s", strerror(errno));
-        }
-        huge_kb = 0;
-    } else {
-        /* The slot: 2 MiB-aligned so that THP, if asked for, can back it. */
-        raw = mmap(NULL, SLOT_SIZE + HUGE_2M, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (raw == MAP_FAILED) {
-            fail("mmap: %s", strerror(errno));
-        }
-        mem = (unsigned char *)(((uintptr_t)raw + HUGE_2M - 1) &
-                                ~(HUGE_2M - 1));
-        if (madvise(mem, SLOT_SIZE, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE)) {
+    *dseg_fd = open("/dev/dseg-vmm", O_RDWR | O_CLOEXEC);
+    if (*dseg_fd < 0) {
+        fail("open /dev/dseg-vmm: %s", strerror(errno));
+    }
+    mem = mmap(NULL, SLOT_SIZE, PROT_READ | PROT_WRITE,
+               split ? MAP_PRIVATE | MAP_ANONYMOUS : MAP_SHARED,
+               split ? -1 : *dseg_fd, 0);
+    if (mem != MAP_FAILED && split) {
+        /* The data slot: 4 KiB nested leaves, as for --no-thp. */
+        if (madvise(mem + HUGE_2M, HUGE_2M, MADV_NOHUGEPAGE)) {
             fail("madvise: %s", strerror(errno));
         }
-        memset(mem, 0, SLOT_SIZE);      /* populate before KVM maps it */
-        huge_kb = anon_huge_kb(mem);
+        mem = mmap(mem, HUGE_2M, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_FIXED, *dseg_fd, 0);
     }
-
-    build_page_tables(mem, pages);
-    memcpy(mem + CODE_GPA, l2_code_start, l2_code_end - l2_code_start);
-    mem[CHURN_GPA] = 0xf4;                      /* hlt */
-    run_size = xioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, NULL,
-                      "KVM_GET_VCPU_MMAP_SIZE");
-    for (int i = 0; i < churn; i++) {
-        churn_vm(kvm, mem, run_size);
+    if (mem == MAP_FAILED) {
+        fail("mmap /dev/dseg-vmm: %s", strerror(errno));
     }
+    return mem;
+}
 
-    /* One slot, or with --dseg-split one per 2 MiB: the same layout. */
+/*
+ * The slot: anonymous memory, 2 MiB-aligned so that THP, if asked for, can
+ * back it, and populated.  *HUGE_KB: how much of it THP backs.
+ */
+static unsigned char *map_anon_slot(int thp, long *huge_kb)
+{
+    unsigned char *raw, *mem;
+
+    raw = mmap(NULL, SLOT_SIZE + HUGE_2M, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) {
+        fail("mmap: %s", strerror(errno));
+    }
+    mem = (unsigned char *)(((uintptr_t)raw + HUGE_2M - 1) & ~(HUGE_2M - 1));
+    if (madvise(mem, SLOT_SIZE, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE)) {
+        fail("madvise: %s", strerror(errno));
+    }
+    memset(mem, 0, SLOT_SIZE);          /* populate before KVM maps it */
+    *huge_kb = anon_huge_kb(mem);
+    return mem;
+}
+
+/* One slot, or with --dseg-split one per 2 MiB: the same layout. */
+static void set_memory_regions(int vm, unsigned char *mem, int split)
+{
     for (unsigned s = 0; s < (split ? 2 : 1); s++) {
-        region = (struct kvm_userspace_memory_region) {
+        struct kvm_userspace_memory_region region = {
             .slot = s, .guest_phys_addr = s * HUGE_2M,
             .memory_size = split ? HUGE_2M : SLOT_SIZE,
             .userspace_addr = (uintptr_t)mem + s * HUGE_2M,
         };
+
         xioctl(vm, KVM_SET_USER_MEMORY_REGION, &region,
                "KVM_SET_USER_MEMORY_REGION");
     }
-    if (escape >= 0) {
-        uint64_t gpa = DATA_GPA + ((uint64_t)escape << 12);
+}
 
-        xioctl(dseg_fd, DSEG_VMM_ESCAPE, &gpa, "DSEG_VMM_ESCAPE");
+/* What the nested guest's run reported, and its exits. */
+struct run_result {
+    uint64_t sum_lo, sum_hi, count;
+    unsigned io_exits, hlt_exits, other_exits, wp_faults;
+};
+
+static void handle_io(const struct kvm_run *run, struct run_result *r)
+{
+    uint32_t v;
+
+    if (run->io.direction != KVM_EXIT_IO_OUT || run->io.size != 4 ||
+        run->io.count != 1) {
+        fail("unexpected I/O exit port 0x%x", run->io.port);
     }
-    if (wp >= 0) {
-        wp_page = mem + DATA_GPA + ((uint64_t)wp << 12);
-        if (mprotect(wp_page, 4096, PROT_READ)) {
-            fail("mprotect: %s", strerror(errno));
-        }
+    memcpy(&v, (const char *)run + run->io.data_offset, 4);
+    if (run->io.port == PORT_SUM_LO) {
+        r->sum_lo = v;
+    } else if (run->io.port == PORT_SUM_HI) {
+        r->sum_hi = v;
+    } else if (run->io.port == PORT_COUNT) {
+        r->count = v;
+    } else {
+        fail("I/O exit on unexpected port 0x%x", run->io.port);
     }
+    r->io_exits++;
+}
 
-    vcpu = xioctl(vm, KVM_CREATE_VCPU, (void *)0, "KVM_CREATE_VCPU");
-    run = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
-    if (run == MAP_FAILED) {
-        fail("mmap kvm_run: %s", strerror(errno));
-    }
-    set_cpuid(kvm, vcpu);
-    setup_long_mode(vcpu, pages, seed);
-
-    printf("KVM-READY %s\n", tag);
-    wait_for_go();
-
-    /* --- the measured window: only the nested guest's execution --- */
-    for (int iter = 0; hlt_exits == 0; iter++) {
+/*
+ * The measured window: runs the vCPU until the nested guest halts.
+ * WP_PAGE, if not NULL, is the write-protected data page in MEM.
+ */
+static void run_nested(int vcpu, struct kvm_run *run, unsigned char *mem,
+                       unsigned char *wp_page, struct run_result *r)
+{
+    for (int iter = 0; r->hlt_exits == 0; iter++) {
         if (iter > 10000) {
             fail("no HLT after %d exits", iter);
         }
@@ -549,27 +553,11 @@ int main(int argc, char **argv)
             fail("KVM_RUN: %s", strerror(errno));
         }
         switch (run->exit_reason) {
-        case KVM_EXIT_IO: {
-            uint32_t v;
-            if (run->io.direction != KVM_EXIT_IO_OUT || run->io.size != 4 ||
-                run->io.count != 1) {
-                fail("unexpected I/O exit port 0x%x", run->io.port);
-            }
-            memcpy(&v, (char *)run + run->io.data_offset, 4);
-            if (run->io.port == PORT_SUM_LO) {
-                sum_lo = v;
-            } else if (run->io.port == PORT_SUM_HI) {
-                sum_hi = v;
-            } else if (run->io.port == PORT_COUNT) {
-                got_count = v;
-            } else {
-                fail("I/O exit on unexpected port 0x%x", run->io.port);
-            }
-            io_exits++;
+        case KVM_EXIT_IO:
+            handle_io(run, r);
             break;
-        }
         case KVM_EXIT_HLT:
-            hlt_exits++;
+            r->hlt_exits++;
             break;
         case KVM_EXIT_MMIO:
             if (!wp_page || !run->mmio.is_write || run->mmio.len > 8 ||
@@ -583,10 +571,10 @@ int main(int argc, char **argv)
             }
             memcpy(mem + run->mmio.phys_addr, run->mmio.data, run->mmio.len);
             wp_page = NULL;
-            wp_faults++;
+            r->wp_faults++;
             break;
         case KVM_EXIT_INTR:
-            other_exits++;
+            r->other_exits++;
             break;
         case KVM_EXIT_FAIL_ENTRY:
             fail("KVM_EXIT_FAIL_ENTRY reason 0x%llx",
@@ -598,24 +586,24 @@ int main(int argc, char **argv)
                  run->internal.suberror);
             break;
         default: {
-            struct kvm_regs r;
-            ioctl(vcpu, KVM_GET_REGS, &r);
+            struct kvm_regs regs;
+            ioctl(vcpu, KVM_GET_REGS, &regs);
             fail("unexpected exit reason %u at rip 0x%llx", run->exit_reason,
-                 (unsigned long long)r.rip);
+                 (unsigned long long)regs.rip);
         }
         }
     }
-    /* --- end of the measured window --- */
+}
 
-    pages_4k = vm_stat(vm, "pages_4k");
-    pages_2m = vm_stat(vm, "pages_2m");
-    pages_1g = vm_stat(vm, "pages_1g");
-    if (dseg_vmm) {
-        xioctl(dseg_fd, DSEG_VMM_INFO, &dseg, "DSEG_VMM_INFO");
-    }
+/*
+ * The data pages that do not hold the pattern, plus one if anything was
+ * written past them.
+ */
+static unsigned bad_pages(const unsigned char *mem, unsigned pages,
+                          uint64_t seed)
+{
+    unsigned bad = 0;
 
-    sum = sum_lo | sum_hi << 32;
-    want = expected_checksum(pages, seed);
     for (unsigned i = 0; i < pages; i++) {
         const uint64_t *p = (const uint64_t *)(mem + DATA_GPA +
                                                ((uint64_t)i << 12));
@@ -631,25 +619,113 @@ int main(int argc, char **argv)
             break;
         }
     }
+    return bad;
+}
 
+/*
+ * Checks the run against this program's own computation and prints
+ * KVM-RESULT with KVM's and the module's view of the VM; fails if the
+ * checksum, the count or a data page is wrong.
+ */
+static void check_run(const struct options *o, const struct run_result *r,
+                      int vm, int dseg_fd, const unsigned char *mem,
+                      long huge_kb)
+{
+    struct dseg_vmm_info dseg = { 0 };
+    long long pages_4k, pages_2m, pages_1g;
+    uint64_t sum, want;
+    unsigned bad;
+
+    pages_4k = vm_stat(vm, "pages_4k");
+    pages_2m = vm_stat(vm, "pages_2m");
+    pages_1g = vm_stat(vm, "pages_1g");
+    if (o->dseg_vmm) {
+        xioctl(dseg_fd, DSEG_VMM_INFO, &dseg, "DSEG_VMM_INFO");
+    }
+
+    sum = r->sum_lo | r->sum_hi << 32;
+    want = expected_checksum(o->pages, o->seed);
+    bad = bad_pages(mem, o->pages, o->seed);
     printf("KVM-RESULT %s pages=%u seed=0x%016llx checksum=0x%016llx "
            "expected=0x%016llx count=%llu verify=%s io_exits=%u "
            "hlt_exits=%u other_exits=%u thp=%d anon_huge_kb=%ld "
            "kvm_pages_4k=%lld kvm_pages_2m=%lld kvm_pages_1g=%lld "
            "dseg_hpa=0x%llx dseg_base=0x%llx dseg_limit=0x%llx "
            "dseg_offset=0x%llx wp_faults=%u\n",
-           tag, pages, (unsigned long long)seed, (unsigned long long)sum,
-           (unsigned long long)want, (unsigned long long)got_count,
-           bad ? "bad" : "ok", io_exits, hlt_exits, other_exits, thp,
-           huge_kb, pages_4k, pages_2m, pages_1g,
+           tag, o->pages, (unsigned long long)o->seed,
+           (unsigned long long)sum, (unsigned long long)want,
+           (unsigned long long)r->count, bad ? "bad" : "ok", r->io_exits,
+           r->hlt_exits, r->other_exits, o->thp, huge_kb, pages_4k,
+           pages_2m, pages_1g,
            (unsigned long long)dseg.hpa, (unsigned long long)dseg.base,
            (unsigned long long)dseg.limit, (unsigned long long)dseg.offset,
-           wp_faults);
-    if (sum != want || got_count != pages || bad) {
+           r->wp_faults);
+    if (sum != want || r->count != o->pages || bad) {
         fail("checksum 0x%016llx (want 0x%016llx), count %llu, %u bad pages",
              (unsigned long long)sum, (unsigned long long)want,
-             (unsigned long long)got_count, bad);
+             (unsigned long long)r->count, bad);
     }
+}
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    int kvm, vm, vcpu, run_size, dseg_fd = -1;
+    unsigned char *wp_page = NULL;
+    unsigned char *mem;
+    struct kvm_run *run;
+    struct run_result r = { 0 };
+    long huge_kb = 0;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    parse_options(argc, argv, &o);
+    alarm(60);
+
+    kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (kvm < 0) {
+        fail("open /dev/kvm: %s", strerror(errno));
+    }
+    if (ioctl(kvm, KVM_GET_API_VERSION, NULL) != KVM_API_VERSION) {
+        fail("unexpected KVM API version");
+    }
+    vm = xioctl(kvm, KVM_CREATE_VM, NULL, "KVM_CREATE_VM");
+    mem = o.dseg_vmm ? map_dseg_vmm_slot(o.split, &dseg_fd)
+                     : map_anon_slot(o.thp, &huge_kb);
+
+    build_page_tables(mem, o.pages);
+    memcpy(mem + CODE_GPA, l2_code_start, l2_code_end - l2_code_start);
+    mem[CHURN_GPA] = 0xf4;                      /* hlt */
+    run_size = xioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, NULL,
+                      "KVM_GET_VCPU_MMAP_SIZE");
+    for (int i = 0; i < o.churn; i++) {
+        churn_vm(kvm, mem, run_size);
+    }
+    set_memory_regions(vm, mem, o.split);
+    if (o.escape >= 0) {
+        uint64_t gpa = DATA_GPA + ((uint64_t)o.escape << 12);
+
+        xioctl(dseg_fd, DSEG_VMM_ESCAPE, &gpa, "DSEG_VMM_ESCAPE");
+    }
+    if (o.wp >= 0) {
+        wp_page = mem + DATA_GPA + ((uint64_t)o.wp << 12);
+        if (mprotect(wp_page, 4096, PROT_READ)) {
+            fail("mprotect: %s", strerror(errno));
+        }
+    }
+
+    vcpu = xioctl(vm, KVM_CREATE_VCPU, (void *)0, "KVM_CREATE_VCPU");
+    run = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+    if (run == MAP_FAILED) {
+        fail("mmap kvm_run: %s", strerror(errno));
+    }
+    set_cpuid(kvm, vcpu);
+    setup_long_mode(vcpu, o.pages, o.seed);
+
+    printf("KVM-READY %s\n", tag);
+    wait_for_go();
+    run_nested(vcpu, run, mem, wp_page, &r);
+
+    check_run(&o, &r, vm, dseg_fd, mem, huge_kb);
     printf("KVM-DONE %s\n", tag);
     wait_for_go();
     return 0;

@@ -1,8 +1,7 @@
 /*
- * The table of the Linux workload programs (gups.c, chase.c): a seeded
- * xorshift64* generator, and the table in a primary region or in
- * anonymous memory kept off huge pages, so that both are mapped with
- * 4 KiB pages.
+ * The table of the Linux workload programs (gups.c, chase.c), which run
+ * the kernels of ../lib/kernels.h: in a primary region or in anonymous
+ * memory kept off huge pages, so that both are mapped with 4 KiB pages.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -15,14 +14,7 @@
 #include <sys/mman.h>
 
 #include "libdseg.h"
-
-static inline uint64_t xorshift64star(uint64_t *state)
-{
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    return *state * 0x2545f4914f6cdd1dull;
-}
+#include "../lib/kernels.h"
 
 /* SIZE bytes of zeroed memory, in the primary region if REGION; NULL and
  * errno on failure. */

@@ -1,6 +1,6 @@
 /*
  * vmmcall: stop the thin test hypervisor at a counter window, from a
- * user program of its Linux guest (see tests/guest/thinvmm.c).
+ * user program of its Linux guest (see tests/guest/thinvmm/main.c).
  *
  * Usage: vmmcall [A [B]] executes VMMCALL with RAX = the thinvmm magic,
  * RBX = A and RCX = B (decimal, default 0), then exits with status 0.
