@@ -213,13 +213,40 @@ const char *tlbm_geom_set(TlbmGeom *g, const char *key, const char *value)
     return err;
 }
 
-/* Presets */
+const char *tlbm_geom_parse(TlbmGeom *g, const char *words)
+{
+    TlbmGeom new = { 0 };
+    char part[256];
 
-#define TLBM_ARRAY(e, w, s)     { .entries = (e), .ways = (w), .sizes = (s) }
-#define TLBM_4K_ONLY            TLBM_SIZE_MASK(TLBM_4K)
-#define TLBM_2M_ONLY            TLBM_SIZE_MASK(TLBM_2M)
-#define TLBM_1G_ONLY            TLBM_SIZE_MASK(TLBM_1G)
-#define TLBM_4K_2M              (TLBM_4K_ONLY | TLBM_2M_ONLY)
+    while (*words) {
+        size_t len = strcspn(words, ",");
+        char *eq;
+        const char *err;
+
+        if (len >= sizeof(part)) {
+            return "a part of a geometry is too long";
+        }
+        memcpy(part, words, len);
+        part[len] = '\0';
+        eq = strchr(part, '=');
+        if (!eq) {
+            return "a geometry is PART=VALUE parts joined by ','";
+        }
+        *eq = '\0';
+        err = tlbm_geom_set(&new, part, eq + 1);
+        if (err) {
+            return err;
+        }
+        words += len + !!words[len];
+    }
+    if (tlbm_geom_error(&new)) {
+        return tlbm_geom_error(&new);
+    }
+    *g = new;
+    return NULL;
+}
+
+/* Presets */
 
 /*
  * One thread's share where a core's threads share a TLB.  The walk caches
@@ -231,51 +258,21 @@ const TlbmPreset tlbm_presets[] = {
         .name = "sandy-bridge",
         .source = "Intel 64 and IA-32 Architectures Optimization Reference "
                   "Manual, Sandy Bridge microarchitecture, TLB parameters",
-        .geom = {
-            .l1d = { .array = {
-                TLBM_ARRAY(64, 4, TLBM_4K_ONLY),
-                TLBM_ARRAY(32, 4, TLBM_2M_ONLY),
-                TLBM_ARRAY(4, 4, TLBM_1G_ONLY),
-            } },
-            .l1i = { .array = {
-                TLBM_ARRAY(128, 4, TLBM_4K_ONLY),
-                TLBM_ARRAY(8, 8, TLBM_2M_ONLY),
-            } },
-            .l2 = { .array = { TLBM_ARRAY(512, 4, TLBM_4K_ONLY) } },
-        },
+        .geom = "l1d=64x4:4k/32x4:2m/4:1g,l1i=128x4:4k/8:2m,l2=512x4:4k",
     }, {
         .name = "skylake",
         .source = "Intel 64 and IA-32 Architectures Optimization Reference "
                   "Manual (248966-045), Table 2-15, Skylake client "
                   "microarchitecture TLB parameters",
-        .geom = {
-            .l1d = { .array = {
-                TLBM_ARRAY(64, 4, TLBM_4K_ONLY),
-                TLBM_ARRAY(32, 4, TLBM_2M_ONLY),
-                TLBM_ARRAY(4, 4, TLBM_1G_ONLY),
-            } },
-            .l1i = { .array = {
-                TLBM_ARRAY(128, 8, TLBM_4K_ONLY),
-                TLBM_ARRAY(8, 8, TLBM_2M_ONLY),
-            } },
-            .l2 = { .array = {
-                TLBM_ARRAY(1536, 12, TLBM_4K_2M),
-                TLBM_ARRAY(16, 4, TLBM_1G_ONLY),
-            } },
-        },
+        .geom = "l1d=64x4:4k/32x4:2m/4:1g,l1i=128x8:4k/8:2m,"
+                "l2=1536x12:4k+2m/16x4:1g",
     }, {
         .name = "zen",
         .source = "Software Optimization Guide for AMD Family 17h "
                   "Processors (55723, rev. 3.00), 2.7 Memory Address "
                   "Translation",
-        .geom = {
-            .l1d = { .array = { TLBM_ARRAY(64, 64, TLBM_ALL_SIZES) } },
-            .l1i = { .array = { TLBM_ARRAY(64, 64, TLBM_ALL_SIZES) } },
-            .l2 = { .array = { TLBM_ARRAY(1536, 12, TLBM_4K_2M) },
-                    .smash = true },
-            .l2i = { .array = { TLBM_ARRAY(512, 8, TLBM_4K_2M) },
-                     .smash = true },
-        },
+        .geom = "l1d=64:4k+2m+1g,l1i=64:4k+2m+1g,l2=1536x12:4k+2m/smash,"
+                "l2i=512x8:4k+2m/smash",
     },
     { .name = NULL },
 };

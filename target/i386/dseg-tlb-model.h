@@ -137,11 +137,18 @@ const char *tlbm_geom_error(const TlbmGeom *g);
  */
 const char *tlbm_geom_set(TlbmGeom *g, const char *key, const char *value);
 
-/* A real core's geometry, and where its figures come from. */
+/*
+ * Set all of @g from @words, PART=VALUE parts joined by ',' (parts left
+ * out are absent), checked by tlbm_geom_error(): NULL, or what is wrong,
+ * with @g unchanged.
+ */
+const char *tlbm_geom_parse(TlbmGeom *g, const char *words);
+
+/* A real core's geometry in words, and where its figures come from. */
 typedef struct TlbmPreset {
     const char *name;
     const char *source;
-    TlbmGeom geom;
+    const char *geom;
 } TlbmPreset;
 
 /* The presets, up to one whose name is NULL; tlbm_preset() finds one. */

@@ -254,10 +254,19 @@ static void test_pwc_walk(void)
 
 /* --- geometry in words, and the presets ---------------------------------- */
 
+static TlbmGeom preset(const char *name)
+{
+    TlbmGeom g;
+
+    g_assert_nonnull(tlbm_preset(name));
+    g_assert_null(tlbm_geom_parse(&g, tlbm_preset(name)->geom));
+    return g;
+}
+
 static void test_geom_words(void)
 {
-    const TlbmPreset *snb = tlbm_preset("sandy-bridge");
-    const TlbmPreset *zen = tlbm_preset("zen");
+    const TlbmArrayGeom zen_l2 = { 1536, 12, TLBM_SIZE_MASK(TLBM_4K) |
+                                             TLBM_SIZE_MASK(TLBM_2M) };
     TlbmGeom g = { 0 }, before;
     static const char *const bad[][2] = {
         { "l1d", "64x5:4k" }, { "l1d", "64:4k+4k" }, { "l1d", "64:8k" },
@@ -268,14 +277,18 @@ static void test_geom_words(void)
         { "l3", "64:4k" },
     };
 
-    g_assert_nonnull(snb);
-    g_assert_nonnull(zen);
-    g_assert_null(tlbm_preset("pentium"));
     g_assert_null(tlbm_geom_set(&g, "l1d", "64x4:4k/32x4:2m/4:1g"));
-    g_assert_cmpmem(&g.l1d, sizeof(g.l1d), &snb->geom.l1d,
-                    sizeof(snb->geom.l1d));
+    g_assert_cmpuint(g.l1d.array[0].entries, ==, 64);
+    g_assert_cmpuint(g.l1d.array[0].ways, ==, 4);
+    g_assert_cmpuint(g.l1d.array[0].sizes, ==, TLBM_SIZE_MASK(TLBM_4K));
+    g_assert_cmpuint(g.l1d.array[2].entries, ==, 4);
+    g_assert_cmpuint(g.l1d.array[2].ways, ==, 4);
+    g_assert_cmpuint(g.l1d.array[2].sizes, ==, TLBM_SIZE_MASK(TLBM_1G));
+    g_assert_false(g.l1d.smash);
     g_assert_null(tlbm_geom_set(&g, "l2", "1536x12:2m+4k/smash"));
-    g_assert_cmpmem(&g.l2, sizeof(g.l2), &zen->geom.l2, sizeof(zen->geom.l2));
+    g_assert_cmpmem(&g.l2.array[0], sizeof(zen_l2), &zen_l2, sizeof(zen_l2));
+    g_assert_cmpuint(g.l2.array[1].entries, ==, 0);
+    g_assert_true(g.l2.smash);
     g_assert_null(tlbm_geom_set(&g, "pwc", "32"));
     g_assert_cmpuint(g.pwc.entries, ==, 32);
     g_assert_cmpuint(g.pwc.ways, ==, 32);
@@ -293,17 +306,51 @@ static void test_geom_words(void)
         }
         g_assert_cmpmem(&g, sizeof(g), &before, sizeof(before));
     }
+
+    /* A whole geometry: wrong words, or a geometry the model refuses
+     * (no L1I), change nothing. */
+    g_assert_nonnull(tlbm_geom_parse(&g, "l1d=64:4k,,l1i=8:4k"));
+    g_assert_nonnull(tlbm_geom_parse(&g, "l1d=64:4k,l1i"));
+    g_assert_nonnull(tlbm_geom_parse(&g, "l1d=64:4k"));
+    g_assert_cmpmem(&g, sizeof(g), &before, sizeof(before));
+    g_assert_null(tlbm_geom_parse(&g, "l1d=64:4k,l1i=8x2:4k,pwc=4"));
+    g_assert_cmpuint(g.l2.array[0].entries, ==, 0);
+    g_assert_cmpuint(g.pwc.entries, ==, 4);
 }
 
-static void test_presets_valid(void)
+/*
+ * The presets say what their sources say (restated here): Sandy Bridge's
+ * L2 holds 512 4 KiB entries in 4 ways and no larger page; Skylake's
+ * holds 1536 4 KiB or 2 MiB entries in 12 ways and 16 1 GiB ones; Zen
+ * has fully associative 64-entry L1s for all sizes and a split L2 that
+ * smashes 1 GiB pages.
+ */
+static void test_presets(void)
 {
+    TlbmGeom snb = preset("sandy-bridge"), skl = preset("skylake");
+    TlbmGeom zen = preset("zen");
     unsigned n = 0;
 
     for (const TlbmPreset *p = tlbm_presets; p->name; p++, n++) {
-        g_assert_null(tlbm_geom_error(&p->geom));
         g_assert_nonnull(p->source);
     }
     g_assert_cmpuint(n, ==, 3);
+    g_assert_null(tlbm_preset("pentium"));
+
+    g_assert_cmpuint(tlbm_entries(&snb), ==, 64 + 32 + 4 + 128 + 8 + 512);
+    g_assert_cmpuint(snb.l2.array[0].ways, ==, 4);
+    g_assert_cmpuint(snb.l2.array[0].sizes, ==, TLBM_SIZE_MASK(TLBM_4K));
+    g_assert_false(snb.l2.smash);
+    g_assert_cmpuint(tlbm_entries(&skl), ==,
+                     64 + 32 + 4 + 128 + 8 + 1536 + 16);
+    g_assert_cmpuint(skl.l2.array[0].ways, ==, 12);
+    g_assert_cmpuint(skl.l1i.array[0].ways, ==, 8);
+    g_assert_cmpuint(skl.l2.array[1].sizes, ==, TLBM_SIZE_MASK(TLBM_1G));
+    g_assert_cmpuint(tlbm_entries(&zen), ==, 64 + 64 + 1536 + 512);
+    g_assert_cmpuint(zen.l1d.array[0].ways, ==, 64);
+    g_assert_cmpuint(zen.l1d.array[0].sizes, ==, TLBM_ALL_SIZES);
+    g_assert_true(zen.l2.smash && zen.l2i.smash);
+    g_assert_cmpuint(zen.l2i.array[0].ways, ==, 8);
 }
 
 /*
@@ -315,9 +362,10 @@ static void test_presets_valid(void)
 static void test_skylake_loops(void)
 {
     uint32_t ctx = TLBM_CTX(0, 0);
+    TlbmGeom skl = preset("skylake");
     Model t;
 
-    model_init(&t, &tlbm_preset("skylake")->geom);
+    model_init(&t, &skl);
     g_assert_cmpuint(pass(&t, ctx, 64, false, TLBM_HIT_L2), ==, 64);
     g_assert_cmpuint(pass(&t, ctx, 64, false, TLBM_HIT_L1), ==, 0);
     tlbm_flush_all(&t.m);
@@ -340,9 +388,10 @@ static void test_skylake_random_rate(void)
     GRand *rnd = g_rand_new_with_seed(7);
     uint32_t ctx = TLBM_CTX(0, 0);
     unsigned walks = 0, n = 200000;
+    TlbmGeom skl = preset("skylake");
     Model t;
 
-    model_init(&t, &tlbm_preset("skylake")->geom);
+    model_init(&t, &skl);
     for (unsigned i = 0; i < 50000 + n; i++) {
         uint64_t page = g_rand_int_range(rnd, 0, 6144);
 
@@ -641,7 +690,7 @@ int main(int argc, char **argv)
     g_test_add_func("/tlb-model/asids", test_asids);
     g_test_add_func("/tlb-model/pwc-walk", test_pwc_walk);
     g_test_add_func("/tlb-model/geom-words", test_geom_words);
-    g_test_add_func("/tlb-model/presets-valid", test_presets_valid);
+    g_test_add_func("/tlb-model/presets", test_presets);
     g_test_add_func("/tlb-model/skylake-loops", test_skylake_loops);
     g_test_add_func("/tlb-model/skylake-random-rate",
                     test_skylake_random_rate);
