@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 
-from .. import assets, guests
+from .. import assets, boot, guests
 from ..machine import Machine
 from ..model import MODE_BY_NAME, PATHS
 from . import stats
@@ -35,13 +35,10 @@ from .runner import MODE_RATIOS, tlb_geometry
 
 MIB = 1 << 20
 # Linux's command line in every mode: 4 KiB pages everywhere.
-LINUX_CMDLINE = ('console=ttyS0 panic=-1 quiet no5lvl nokaslr '
-                 'transparent_hugepage=never')
+LINUX_CMDLINE = 'no5lvl nokaslr transparent_hugepage=never'
 # The guest module's pool: RAM above 4 GiB both when Linux boots directly
 # (q35 puts RAM beyond 2 GiB there) and under thinvmm (its high RAM).
 POOL_BASE = 5 << 30
-# RAM below 4 GiB that q35 gives when -m is 2.75 GiB or more.
-Q35_LOW_RAM_MB = 2048
 # thinvmm's line on the guest RAM and the share under its VMM segment.
 _LAYOUT = re.compile(r'^THINVMM-LAYOUT (.*)$', re.M)
 
@@ -274,7 +271,7 @@ echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd
 # As redis asks: jemalloc then never remaps memory to decommit it.
 echo 1 > /proc/sys/vm/overcommit_memory
 region=0
-if grep -q dseg_region=1 /proc/cmdline; then
+if grep -q {region_flag} /proc/cmdline; then
     region=1
     insmod /lib/modules/dseg.ko pool_base={pool_base:#x} \\
         pool_size={pool_size:#x} || echo INSMOD-FAILED
@@ -303,6 +300,7 @@ wait_for() {{
 def init_script(workloads, pool_size):
     """The guest's /init: each workload in turn, between markers."""
     parts = [INIT_HEAD.format(prelude=assets.INIT_PRELUDE,
+                              region_flag=boot.REGION_FLAG,
                               pool_base=POOL_BASE, pool_size=pool_size)]
     for wl in workloads:
         parts.append(f'echo "WORKLOAD-BEGIN {wl.name}"\n')
@@ -365,27 +363,11 @@ class LinuxExperiment:
     def qemu_args(self, mode, image):
         """QEMU's arguments for MODE."""
         o = self.opts
-        region = mode.name in ('native-direct', 'guest-direct',
-                               'dual-direct')
-        cmdline = LINUX_CMDLINE + (
-            f' memmap={self.pool_size // MIB}M${POOL_BASE:#x}'
-            if region else '') + (' dseg_region=1' if region else '')
-        host_mb = Q35_LOW_RAM_MB + o.guest_mb
-        args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', f'{host_mb}M',
-                '-smp', str(o.vcpus),
-                '-accel', f'tcg,tlb-size={o.tlb_size}',
-                '-device', 'isa-dseg-window']
-        if mode.name in ('base-native', 'native-direct'):
-            return args + ['-kernel', image.kernel, '-initrd', image.initrd,
-                           '-append', cmdline]
-        hv = 'mode=' + ('vmm' if mode.name in ('vmm-direct', 'dual-direct')
-                        else 'base')
-        if mode.name in ('guest-direct', 'dual-direct'):
-            hv += ' guest_dseg=1'
-        return args + ['-kernel', guests.image('thinvmm', o.guests),
-                       '-initrd', f'{image.kernel},{image.initrd}',
-                       *guests.DEBUG_EXIT_ARGS,
-                       '-append', f'{hv} guest_mb={o.guest_mb} -- {cmdline}']
+        return boot.linux_args(
+            image, mode, memory_mb=boot.Q35_LOW_RAM_MB + o.guest_mb,
+            vcpus=o.vcpus, tlb_size=o.tlb_size, cmdline=LINUX_CMDLINE,
+            pool=(POOL_BASE, self.pool_size), guest_mb=o.guest_mb,
+            guests_dir=o.guests, extra_args=['-device', 'isa-dseg-window'])
 
     def run_mode(self, mode, image):
         """Boot Linux in MODE and serve one window per workload; returns
@@ -470,7 +452,7 @@ class LinuxExperiment:
                 'tlb_geometry': tlb_geometry(o.tlb_size),
                 'runs': 1, 'time_statistic': 'min',
                 'seed': o.seed, 'guest_mb': o.guest_mb, 'vcpus': o.vcpus,
-                'linux_cmdline': LINUX_CMDLINE,
+                'linux_cmdline': boot.kernel_cmdline(extra=LINUX_CMDLINE),
                 'paging': '4-level, 4 KiB pages (guest, nested and native)',
                 'packages': image.records(),
                 'emulator': {'binary': o.qemu,

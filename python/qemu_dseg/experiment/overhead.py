@@ -30,7 +30,7 @@ import os
 import sys
 import time
 
-from .. import assets, config, guests
+from .. import assets, boot, config
 from ..machine import Machine
 from ..model import MODE_BY_NAME
 from . import compare
@@ -41,18 +41,15 @@ SIZE_MB = 64
 BARE_METAL = {'gups': 2 << 20, 'chase': 2 << 20, 'scan': 8}
 # The target of the fork's overhead with the feature off (issue 11).
 FORK_BOUND = 1.01
-# Linux: guest RAM of every boot, the q35 RAM below 4 GiB that thinvmm
-# does not give its guest, and how long the vCPU is left to go idle after
-# init's line before its CPU time is read.
+# Linux: guest RAM of every boot, and how long the vCPU is left to go
+# idle after init's line before its CPU time is read.
 LINUX_MB = 1024
-Q35_LOW_RAM_MB = 2048
 IDLE_S = 0.3
 LINUX_INIT = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
 echo "bench: $(uname -r) up"
 exec sleep 100000
 """
-LINUX_CMDLINE = 'console=ttyS0 panic=-1 quiet'
 
 
 def emulators(build, tlb_size=None):
@@ -85,16 +82,11 @@ def linux_args(emu, image, guests_dir, thinvmm):
     """QEMU's arguments to boot IMAGE on EMU, directly or under thinvmm in
     VMM direct; either way the kernel gets LINUX_MB MiB (thinvmm adds its
     14 MiB of low RAM)."""
-    if not thinvmm:
-        return ['-M', 'q35', '-cpu', emu.cpu, '-m', f'{LINUX_MB}M',
-                *emu.args(), '-kernel', image.kernel,
-                '-initrd', image.initrd, '-append', LINUX_CMDLINE]
-    return ['-M', 'q35', '-cpu', emu.cpu,
-            '-m', f'{Q35_LOW_RAM_MB + LINUX_MB}M', *emu.args(),
-            '-kernel', guests.image('thinvmm', guests_dir),
-            '-initrd', f'{image.kernel},{image.initrd}',
-            *guests.DEBUG_EXIT_ARGS,
-            '-append', f'mode=vmm guest_mb={LINUX_MB} -- {LINUX_CMDLINE}']
+    mode = MODE_BY_NAME['vmm-direct' if thinvmm else 'base-native']
+    low_mb = boot.Q35_LOW_RAM_MB if thinvmm else 0
+    return boot.linux_args(
+        image, mode, memory_mb=low_mb + LINUX_MB, cpu=emu.cpu,
+        tlb_size=emu.tlb_size, guest_mb=LINUX_MB, guests_dir=guests_dir)
 
 
 def linux_boot_run(image, emus, guests_dir, log_dir):
