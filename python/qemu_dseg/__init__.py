@@ -12,7 +12,9 @@ Modules:
   assets      Debian's kernel, modules and busybox, recorded and verified;
               initramfs images built with cpio and depmod
   testing     the functional tests' base class, logs and TAP runner
-  experiment  the translation experiment: runner, statistics, output
+  boot        the one builder of a Linux boot in a translation mode
+  experiment  the translation experiment (Linux and bare metal), the
+              overhead benchmark
 
 Import it with PYTHONPATH set as meson sets it (`meson devenv -C build`,
 or the environment of `meson test`): this directory's parent and QEMU's

@@ -50,7 +50,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import re
 
 from qemu_dseg import assets, boot, guests, model, testing
-from qemu_dseg.experiment.linux import PROGRAMS
+from qemu_dseg.experiment.workloads import PROGRAMS
 from qemu_dseg.model import ANY
 
 POOL_BASE = 0x10000000

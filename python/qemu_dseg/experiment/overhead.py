@@ -34,22 +34,15 @@ from .. import assets, boot, config
 from ..machine import Machine
 from ..model import MODE_BY_NAME
 from . import compare
+from .baremetal import WORKLOADS, run_once
+from .common import FORK_BOUND, Emulator, tlb_size_type
 from .compare import Ratio
-from .runner import Emulator, run_once
+from .workloads import guest_script
 
-SIZE_MB = 64
-BARE_METAL = {'gups': 2 << 20, 'chase': 2 << 20, 'scan': 8}
-# The target of the fork's overhead with the feature off (issue 11).
-FORK_BOUND = 1.01
 # Linux: guest RAM of every boot, and how long the vCPU is left to go
 # idle after init's line before its CPU time is read.
 LINUX_MB = 1024
 IDLE_S = 0.3
-LINUX_INIT = f"""#!/bin/sh
-{assets.INIT_PRELUDE}
-echo "bench: $(uname -r) up"
-exec sleep 100000
-"""
 
 
 def emulators(build, tlb_size=None):
@@ -66,13 +59,15 @@ def emulators(build, tlb_size=None):
     ]
 
 
-def bare_metal_run(kind, iters, emus, guests_dir, log_dir):
-    """A workload: series name -> {'wall_s', 'vcpu_s', 'result'}."""
+def bare_metal_run(kind, emus, guests_dir, log_dir):
+    """A bare-metal workload of the experiment at its default size and
+    iterations: series name -> {'wall_s', 'vcpu_s', 'result'}."""
     mode = MODE_BY_NAME['base-native']
+    wl = WORKLOADS[kind]
 
     def run(name):
-        r = run_once(emus[name], mode, kind, SIZE_MB, iters, 1, guests_dir,
-                     log_dir)
+        r = run_once(emus[name], mode, kind, wl['size_mb'], wl['iters'], 1,
+                     guests_dir, log_dir)
         return {'wall_s': r['wall_s'], 'vcpu_s': r['vcpu_s'],
                 'result': r['checksum']}
     return run
@@ -139,10 +134,10 @@ def main(argv=None):
                     help='the time that ratios and the stop rule use '
                          '(default: vcpu, the CPU time of the vCPU thread)')
     ap.add_argument('--workloads', nargs='+',
-                    choices=[*BARE_METAL, 'linux'],
-                    default=[*BARE_METAL, 'linux'],
+                    choices=[*WORKLOADS, 'linux'],
+                    default=[*WORKLOADS, 'linux'],
                     help='what to run (default: all)')
-    ap.add_argument('--fixed-tlb', type=int, metavar='N',
+    ap.add_argument('--fixed-tlb', type=tlb_size_type(), metavar='N',
                     help='run every series with -accel tcg,tlb-size=N, '
                          'against upstream with only the tlb-size patch '
                          '(scripts/build-qemu.sh --upstream-tlb); default: '
@@ -150,9 +145,6 @@ def main(argv=None):
     ap.add_argument('--out', help='directory for results.json (default: '
                     'BUILD/bench-overhead)')
     opts = ap.parse_args(argv)
-    t = opts.fixed_tlb
-    if t is not None and (t < 64 or t > 65536 or t & (t - 1)):
-        ap.error('--fixed-tlb must be a power of two from 64 to 65536')
     if not 2 <= opts.min_rounds <= opts.max_rounds:
         ap.error('need 2 <= --min-rounds <= --max-rounds')
     if opts.target <= 0:
@@ -171,14 +163,14 @@ def main(argv=None):
     workloads = {}
     for w in opts.workloads:
         if w == 'linux':
-            image = assets.linux_guest(LINUX_INIT, modules=())
+            image = assets.linux_guest(guest_script(
+                'bench-init.sh', prelude=assets.INIT_PRELUDE), modules=())
             workloads['linux boot'] = (
                 [*emus, 'thinvmm vmm'],
                 linux_boot_run(image, emus, guests_dir, logs))
         else:
-            workloads[f'{w} {SIZE_MB} MiB'] = (
-                list(emus), bare_metal_run(w, BARE_METAL[w], emus,
-                                           guests_dir, logs))
+            workloads[f"{w} {WORKLOADS[w]['size_mb']} MiB"] = (
+                list(emus), bare_metal_run(w, emus, guests_dir, logs))
 
     print(f"fork: {emus['fork'].version()}")
     print(f"upstream: {emus['upstream'].version()}")

@@ -1,4 +1,4 @@
-"""The experiment's runs: emulators, one timed run, and a whole invocation.
+"""The bare-metal experiment: one timed run, and a whole invocation.
 
 A run boots tests/guest/experiment.c under one translation mode on one
 emulator.  The guest encloses its workload loop in two checkpoints; at
@@ -12,15 +12,16 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import os
 import platform
 import re
-import subprocess
 import sys
 import time
 
 from .. import guests
 from ..machine import Machine, MachineError
-from ..model import MODE_BY_NAME, MODES
+from ..model import MODE_BY_NAME
 from . import stats
 from . import compare
+from .common import (BASE_MODES, FORK_BOUND, MODE_RATIOS, Emulator,
+                     tlb_geometry)
 from .compare import Ratio
 from .output import fmt
 
@@ -35,25 +36,6 @@ WORKLOADS = {
              'what': 'sequential passes summing every word'},
 }
 DEFAULT_WORKLOAD = 'gups'
-DEFAULT_TLB_SIZE = 256
-VICTIM_TLB_ENTRIES = 8
-PAGE_4K = 4096
-# The modes that need no direct segments, which upstream QEMU runs too.
-BASE_MODES = tuple(m.name for m in MODES if not m.segments)
-# The ratios between modes that the experiment reports (A / B), with the
-# targets of issue 11 where it sets one: VMM direct near native, dual
-# direct better than native.
-MODE_RATIOS = (
-    ('vmm-direct', 'base-native', 1.02),
-    ('dual-direct', 'native-direct', 1.02),
-    ('dual-direct', 'base-native', 1.0),
-    ('guest-direct', 'base-native', 1.05),
-    ('native-direct', 'base-native', None),
-    ('base-virtualised', 'base-native', None),
-)
-# The target of the fork's overhead with the feature off.
-FORK_BOUND = 1.01
-
 # The guest needs no timer.  Without PIT and HPET no asynchronous interrupt
 # kicks the vCPU (the firmware leaves the PIT ticking), and the counters of
 # a fixed-size TLB repeat exactly from run to run.
@@ -61,40 +43,6 @@ MACHINE = 'q35,pit=off,hpet=off'
 # How often the console is polled while a workload loop runs, in seconds.
 POLL_S = 0.001
 _CHECKSUM = re.compile(r'^experiment: checksum (0x[0-9a-f]+)$', re.M)
-
-
-class Emulator:
-    """One emulator configuration that runs the experiment guest."""
-
-    def __init__(self, name, label, qemu, cpu, tlb_size=None, counters=True):
-        self.name = name
-        self.label = label
-        self.qemu = qemu
-        self.cpu = cpu
-        self.tlb_size = tlb_size    # None: no -accel option at all
-        self.counters = counters    # has query-dseg
-
-    def args(self):
-        """Its accelerator options."""
-        if self.tlb_size is None:
-            return []
-        return ['-accel', f'tcg,tlb-size={self.tlb_size}']
-
-    def version(self):
-        """The first line of its --version."""
-        out = subprocess.run([self.qemu, '--version'], capture_output=True,
-                             text=True, check=True).stdout
-        return out.splitlines()[0]
-
-
-def tlb_geometry(tlb_size):
-    """The softmmu TLB geometry that -accel tcg,tlb-size=TLB_SIZE gives."""
-    if not tlb_size:
-        return (f"TLB: QEMU's dynamic sizing (tlb-size=0: resized with use), "
-                f"+ {VICTIM_TLB_ENTRIES}-entry victim")
-    return (f'TLB: {tlb_size} entries per MMU index, direct-mapped, '
-            f'+ {VICTIM_TLB_ENTRIES}-entry victim (reach '
-            f'{tlb_size * PAGE_4K // 1024} KiB of 4 KiB pages)')
 
 
 def guest_memory_mb(size_mb):
@@ -177,8 +125,8 @@ def _serve(vm, emu, timeout, started):
 class Experiment:
     """The runs of one invocation, with a progress line per run.
 
-    OPTS: the options of scripts/dseg-experiment.py (workload, size_mb,
-    iters, seed, tlb_size, runs, stat, modes, upstream, qemu,
+    OPTS: the options of scripts/dseg-experiment.py bare-metal (workload,
+    size_mb, iters, seed, tlb_size, runs, stat, modes, upstream, qemu,
     upstream_qemu, guests, out).
     """
 
