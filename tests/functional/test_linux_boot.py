@@ -2,7 +2,7 @@
 """Debian's unmodified cloud kernel boots under the fork with -cpu max.
 
 The initramfs is built at test time from Debian's linux-image and
-busybox-static packages (see python/qemu_dseg/assets.py).  Its /init reports what the
+busybox-static packages (see python/qemu_dseg/assets/).  Its /init reports what the
 kernel sees of the emulated CPU and loads kvm_amd.  Also checks that a
 cached Debian package is verified before use.
 

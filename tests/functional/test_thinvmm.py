@@ -3,7 +3,7 @@
 
 tests/guest/thinvmm.c is a thin bare-metal hypervisor.  QEMU starts it as
 a multiboot kernel and passes Debian's unmodified cloud bzImage and a
-busybox initramfs (python/qemu_dseg/assets.py) as its two multiboot modules; it boots
+busybox initramfs (python/qemu_dseg/assets/) as its two multiboot modules; it boots
 them as its SVM guest through the Linux boot protocol with nested paging,
 everything passed through (serial port, timers, APIC, ACPI tables, PCI),
 and 4 GiB of guest RAM: 15 MiB below 16 MiB and the rest above 4 GiB,
