@@ -14,6 +14,8 @@ import platform
 import re
 import sys
 import time
+from dataclasses import dataclass
+from typing import Optional
 
 from .. import guests
 from ..machine import Machine, MachineError
@@ -25,15 +27,41 @@ from .common import (BASE_MODES, FORK_BOUND, MODE_RATIOS, Emulator,
 from .compare import Ratio
 from .output import fmt
 
-# Default size (MiB) and loop iterations of each workload.
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A workload of tests/guest/experiment.c: its default table size
+    (MiB) and loop iterations, and what it does."""
+    size_mb: int
+    iters: int
+    what: str
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A workload as one invocation runs it."""
+    kind: str
+    size_mb: int
+    iters: int
+
+
+@dataclass
+class Run:
+    """One run (run_once()): the loop's times, the counters (None
+    without query-dseg), the checksum and the console."""
+    wall_s: float
+    vcpu_s: Optional[float]
+    counters: Optional[dict]
+    checksum: str
+    console: str
+
+
 WORKLOADS = {
-    'gups': {'size_mb': 64, 'iters': 2 << 20,
-             'what': 'random read-modify-write of 8-byte words'},
-    'chase': {'size_mb': 64, 'iters': 2 << 20,
-              'what': 'pointer chase over a random cyclic permutation of '
-                      '64-byte slots'},
-    'scan': {'size_mb': 64, 'iters': 8,
-             'what': 'sequential passes summing every word'},
+    'gups': Kind(64, 2 << 20, 'random read-modify-write of 8-byte words'),
+    'chase': Kind(64, 2 << 20, 'pointer chase over a random cyclic '
+                  'permutation of 64-byte slots'),
+    'scan': Kind(64, 8, 'sequential passes summing every word'),
 }
 DEFAULT_WORKLOAD = 'gups'
 # The guest needs no timer.  Without PIT and HPET no asynchronous interrupt
@@ -55,8 +83,7 @@ def run_once(emu, mode, kind, size_mb, iters, seed, guests_dir, log_dir,
              timeout=600, warn=None, attempts=3):
     """Run the workload once under MODE on EMU.
 
-    Returns {'wall_s', 'vcpu_s', 'counters' (None without query-dseg),
-    'checksum', 'console'}.  The times run from the resume that ends the
+    Returns a Run.  The times run from the resume that ends the
     "start" checkpoint to the "end" checkpoint, so they cover the workload
     loop (plus a VMRUN and a #VMEXIT in virtualised modes).  A run that
     fails before its loop started (for example because the emulator
@@ -118,8 +145,7 @@ def _serve(vm, emu, timeout, started):
     checksum = _CHECKSUM.search(console)
     if not checksum:
         vm.fail('the guest printed no checksum')
-    return {'wall_s': wall, 'vcpu_s': cpu, 'counters': counters,
-            'checksum': checksum.group(1), 'console': console}
+    return Run(wall, cpu, counters, checksum.group(1), console)
 
 
 class Experiment:
@@ -152,17 +178,17 @@ class Experiment:
     def run(self, emu, mode, wl):
         """One run of workload WL under MODE on EMU, with its progress
         line."""
-        r = run_once(emu, mode, wl['kind'], wl['size_mb'], wl['iters'],
+        r = run_once(emu, mode, wl.kind, wl.size_mb, wl.iters,
                      self.opts.seed, self.opts.guests, self.log_dir,
                      warn=lambda msg: self.say(f'  warning: {mode.name} on '
                                                f'{emu.label}: {msg}'))
         self.done += 1
-        fills = (f"fills {stats.summarise(r['counters'])['fills']:>9}"
-                 if r['counters'] else f"{'':>15}")
-        cpu = f"vCPU {fmt(r['vcpu_s'], '7.3f')} s"
-        self.say(f'[{self.done:>3}/{self.total}] {wl["kind"]:<5} '
-                 f'{mode.name:<16} {emu.label:<26} loop {r["wall_s"]:7.3f} s'
-                 f'  {cpu}  {fills}  checksum {r["checksum"]}')
+        fills = (f"fills {stats.summarise(r.counters)['fills']:>9}"
+                 if r.counters else f"{'':>15}")
+        cpu = f"vCPU {fmt(r.vcpu_s, '7.3f')} s"
+        self.say(f'[{self.done:>3}/{self.total}] {wl.kind:<5} '
+                 f'{mode.name:<16} {emu.label:<26} loop {r.wall_s:7.3f} s'
+                 f'  {cpu}  {fills}  checksum {r.checksum}')
         return r
 
     def series(self, modes):
@@ -218,26 +244,26 @@ class Experiment:
 
     def collect(self, wl, modes, runs, overhead):
         """The results of workload WL from its RUNS ({mode: [run]})."""
-        checksums = {r['checksum'] for rs in runs.values() for r in rs}
+        checksums = {r.checksum for rs in runs.values() for r in rs}
         if len(checksums) != 1:
             raise AssertionError(
-                f'{wl["kind"]}: the workload checksum differs between modes '
+                f'{wl.kind}: the workload checksum differs between modes '
                 f'or emulators: ' + ', '.join(
-                    f'{k}={sorted({r["checksum"] for r in rs})}'
+                    f'{k}={sorted({r.checksum for r in rs})}'
                     for k, rs in runs.items()))
         rows = []
         for mode in modes:
             rs = runs[mode.name]
-            first = rs[0]['counters']
+            first = rs[0].counters
             row = {'mode': mode.name, 'label': mode.label,
                    'intended_path': mode.path}
             row.update(stats.timing(rs, self.opts.stat))
             row.update(stats.summarise(first))
             row['counters'] = first
             row['counters_identical_in_repeats'] = all(
-                r['counters'] == first for r in rs)
+                r.counters == first for r in rs)
             row['guest_lines'] = re.findall(r'^experiment: .*$',
-                                            rs[0]['console'], re.M)
+                                            rs[0].console, re.M)
             rows.append(row)
         by_mode = stats.add_ratios_to_base_native(rows)
         native = by_mode.get('base-native')
@@ -251,8 +277,8 @@ class Experiment:
                     'arch_per_fill': row['arch_per_fill'],
                     'base_native_arch_per_fill': native['arch_per_fill'],
                 }
-        return {'kind': wl['kind'], 'what': WORKLOADS[wl['kind']]['what'],
-                'size_mb': wl['size_mb'], 'iters': wl['iters'],
+        return {'kind': wl.kind, 'what': WORKLOADS[wl.kind].what,
+                'size_mb': wl.size_mb, 'iters': wl.iters,
                 'seed': self.opts.seed, 'checksum': checksums.pop(),
                 'modes': rows, 'overhead': overhead, 'claims': claims}
 
@@ -260,9 +286,8 @@ class Experiment:
         """The workloads to run, with their sizes and iterations."""
         kinds = list(WORKLOADS) if self.opts.workload == 'all' \
             else [self.opts.workload]
-        return [{'kind': k,
-                 'size_mb': self.opts.size_mb or WORKLOADS[k]['size_mb'],
-                 'iters': self.opts.iters.get(k, WORKLOADS[k]['iters'])}
+        return [Workload(k, self.opts.size_mb or WORKLOADS[k].size_mb,
+                         self.opts.iters.get(k, WORKLOADS[k].iters))
                 for k in kinds]
 
     def main(self):

@@ -166,7 +166,7 @@ def _bare_metal_args(ap):
                     help='loop iterations: updates (gups), steps (chase) or '
                          'passes (scan); N for every workload run, or per '
                          'kind, e.g. gups=1000000,scan=2 (default: ' +
-                         ','.join(f"{k}={v['iters']}"
+                         ','.join(f"{k}={v.iters}"
                                   for k, v in WORKLOADS.items()) + ')')
     ap.add_argument('--seed', type=int, default=1,
                     help='random seed, positive (default: 1)')

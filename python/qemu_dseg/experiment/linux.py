@@ -24,6 +24,8 @@ import platform
 import re
 import sys
 import time
+from dataclasses import dataclass
+from typing import Optional
 
 from .. import assets, boot, guests
 from ..machine import Machine
@@ -38,6 +40,18 @@ LINUX_CMDLINE = 'no5lvl nokaslr transparent_hugepage=never'
 POOL_BASE = 5 << 30
 # thinvmm's line on the guest RAM and the share under its VMM segment.
 _LAYOUT = re.compile(r'^THINVMM-LAYOUT (.*)$', re.M)
+
+@dataclass
+class ModeRun:
+    """One boot in a mode (LinuxExperiment.run_mode()): the time to the
+    first workload and in all, each workload's window (machine.Window),
+    the console, and thinvmm's layout line, if any."""
+    boot_s: float
+    total_s: float
+    windows: dict
+    console: str
+    layout: Optional[str]
+
 
 def combine(infos):
     """The counters of all vCPUs of a query-dseg answer, added up."""
@@ -101,7 +115,7 @@ class LinuxExperiment:
 
     def run_mode(self, mode, image):
         """Boot Linux in MODE and serve one window per workload; returns
-        {'boot_s', 'windows': {name: Window}, 'console', 'layout'}."""
+        its ModeRun."""
         o = self.opts
         windows = {}
         start = time.monotonic()
@@ -121,15 +135,14 @@ class LinuxExperiment:
             vm.wait_exit(120)
             console = vm.console()
         layout = _LAYOUT.search(console)
-        return {'boot_s': boot, 'windows': windows, 'console': console,
-                'layout': layout and layout.group(1).strip(),
-                'total_s': time.monotonic() - start}
+        return ModeRun(boot, time.monotonic() - start, windows, console,
+                       layout and layout.group(1).strip())
 
     def row(self, mode, wl, run):
         """The JSON row of workload WL in MODE."""
-        w = run['windows'][wl.name]
+        w = run.windows[wl.name]
         counters = combine(w.info)
-        text = run['console']
+        text = run.console
         a = text.find(f'WORKLOAD-BEGIN {wl.name}')
         b = text.find(f'WORKLOAD-END {wl.name}', a)
         ok, detail, checksum = wl.check(text[a:b])
@@ -170,7 +183,7 @@ class LinuxExperiment:
                              f"{r['wall_time_s']:.1f} s "
                              f"{r['fills']} fills")
             self.say(f'[{i}/{len(self.modes)}] {mode.name:<16} boot '
-                     f"{run['boot_s']:5.1f} s; " + '; '.join(cells))
+                     f'{run.boot_s:5.1f} s; ' + '; '.join(cells))
         results = []
         for wl in self.workloads:
             rows = [self.row(m, wl, runs[m.name]) for m in self.modes]
@@ -188,10 +201,10 @@ class LinuxExperiment:
                 'emulator': {'binary': o.qemu,
                              'version': qemu_version(o.qemu)},
                 'thinvmm_layout': next(
-                    (r['layout'] for m, r in sorted(
+                    (r.layout for m, r in sorted(
                         runs.items(), key=lambda i: 'vmm' not in i[0])
-                     if r['layout']), None),
-                'boot_s': {m: r['boot_s'] for m, r in runs.items()},
+                     if r.layout), None),
+                'boot_s': {m: r.boot_s for m, r in runs.items()},
                 'host': {'machine': platform.machine(),
                          'cpus': os.cpu_count(),
                          'load_average_before': load_before,

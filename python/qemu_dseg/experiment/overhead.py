@@ -25,6 +25,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -36,7 +37,7 @@ from ..model import MODE_BY_NAME
 from . import compare
 from .baremetal import WORKLOADS, run_once
 from .common import FORK_BOUND, Emulator, tlb_size_type
-from .compare import Ratio
+from .compare import Measurement, Ratio
 from .workloads import guest_script
 
 # Linux: guest RAM of every boot, and how long the vCPU is left to go
@@ -61,15 +62,14 @@ def emulators(build, tlb_size=None):
 
 def bare_metal_run(kind, emus, guests_dir, log_dir):
     """A bare-metal workload of the experiment at its default size and
-    iterations: series name -> {'wall_s', 'vcpu_s', 'result'}."""
+    iterations: series name -> its Measurement."""
     mode = MODE_BY_NAME['base-native']
     wl = WORKLOADS[kind]
 
     def run(name):
-        r = run_once(emus[name], mode, kind, wl['size_mb'], wl['iters'], 1,
+        r = run_once(emus[name], mode, kind, wl.size_mb, wl.iters, 1,
                      guests_dir, log_dir)
-        return {'wall_s': r['wall_s'], 'vcpu_s': r['vcpu_s'],
-                'result': r['checksum']}
+        return Measurement(r.wall_s, r.vcpu_s, r.checksum)
     return run
 
 
@@ -99,7 +99,7 @@ def linux_boot_run(image, emus, guests_dir, log_dir):
             wall = time.monotonic() - start
             time.sleep(IDLE_S)
             vcpu = vm.vcpu_cpu_s()
-        return {'wall_s': wall, 'vcpu_s': vcpu, 'result': line}
+        return Measurement(wall, vcpu, line)
     return run
 
 
@@ -169,7 +169,7 @@ def main(argv=None):
                 [*emus, 'thinvmm vmm'],
                 linux_boot_run(image, emus, guests_dir, logs))
         else:
-            workloads[f"{w} {WORKLOADS[w]['size_mb']} MiB"] = (
+            workloads[f'{w} {WORKLOADS[w].size_mb} MiB'] = (
                 list(emus), bare_metal_run(w, emus, guests_dir, logs))
 
     print(f"fork: {emus['fork'].version()}")
@@ -183,13 +183,15 @@ def main(argv=None):
             opts.max_rounds, opts.target / 100, f'{opts.metric}_s',
             compare.stderr_progress(wname))
         print(' ' * 60, end='\r', file=sys.stderr)
-        agree = {m['result'] for ms in res['runs'].values() for m in ms}
+        agree = {m.result for ms in res['runs'].values() for m in ms}
         if len(agree) != 1:
             sys.exit(f'bench: {wname} gave different results: {agree}')
         print()
         for line in compare.format_ratios(res, wname):
             print(line)
         res['result'] = agree.pop()
+        res['runs'] = {name: [dataclasses.asdict(m) for m in ms]
+                       for name, ms in res['runs'].items()}
         results[wname] = res
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, 'results.json')

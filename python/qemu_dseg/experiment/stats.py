@@ -43,8 +43,8 @@ def summarise(counters):
 def timing(runs, stat):
     """Wall and vCPU times of RUNS: all of them, their minimum and median,
     and as 'wall_time_s' and 'vcpu_time_s' the one that STAT names."""
-    walls = [r['wall_s'] for r in runs]
-    cpus = [r['vcpu_s'] for r in runs]
+    walls = [r.wall_s for r in runs]
+    cpus = [r.vcpu_s for r in runs]
     known = None not in cpus
     t = {'wall_s': walls, 'wall_min_s': min(walls),
          'wall_median_s': statistics.median(walls),
