@@ -26,6 +26,7 @@ from .common import (BASE_MODES, FORK_BOUND, MODE_RATIOS, Emulator,
                      tlb_geometry)
 from .compare import Ratio
 from .output import fmt
+from .rows import BareMetalRow
 
 
 
@@ -255,16 +256,14 @@ class Experiment:
         for mode in modes:
             rs = runs[mode.name]
             first = rs[0].counters
-            row = {'mode': mode.name, 'label': mode.label,
-                   'intended_path': mode.path}
-            row.update(stats.timing(rs, self.opts.stat))
-            row.update(stats.summarise(first))
-            row['counters'] = first
-            row['counters_identical_in_repeats'] = all(
-                r.counters == first for r in rs)
-            row['guest_lines'] = re.findall(r'^experiment: .*$',
-                                            rs[0].console, re.M)
-            rows.append(row)
+            rows.append(BareMetalRow(
+                mode=mode.name, label=mode.label, intended_path=mode.path,
+                **stats.timing(rs, self.opts.stat),
+                **stats.summarise(first), counters=first,
+                counters_identical_in_repeats=all(
+                    r.counters == first for r in rs),
+                guest_lines=re.findall(r'^experiment: .*$', rs[0].console,
+                                       re.M)))
         by_mode = stats.add_ratios_to_base_native(rows)
         native = by_mode.get('base-native')
         claims = {}
@@ -272,10 +271,10 @@ class Experiment:
             if native and name in by_mode:
                 row = by_mode[name]
                 claims[name] = {
-                    'wall_vs_base_native': row['wall_vs_base_native'],
-                    'vcpu_vs_base_native': row['vcpu_vs_base_native'],
-                    'arch_per_fill': row['arch_per_fill'],
-                    'base_native_arch_per_fill': native['arch_per_fill'],
+                    'wall_vs_base_native': row.wall_vs_base_native,
+                    'vcpu_vs_base_native': row.vcpu_vs_base_native,
+                    'arch_per_fill': row.arch_per_fill,
+                    'base_native_arch_per_fill': native.arch_per_fill,
                 }
         return {'kind': wl.kind, 'what': WORKLOADS[wl.kind].what,
                 'size_mb': wl.size_mb, 'iters': wl.iters,

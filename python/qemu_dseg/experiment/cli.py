@@ -15,7 +15,7 @@ import sys
 
 from .. import config
 from ..model import MODE_BY_NAME
-from . import baremetal, chart, linux, output, workloads
+from . import baremetal, chart, linux, output, rows, workloads
 from .baremetal import DEFAULT_WORKLOAD, WORKLOADS
 from .common import DEFAULT_TLB_SIZE, tlb_size_type
 
@@ -261,7 +261,7 @@ def main(argv=None, out=sys.stdout):
     os.makedirs(opts.out, exist_ok=True)
     json_path = os.path.join(opts.out, 'results.json')
     with open(json_path, 'w') as f:
-        json.dump(res, f, indent=1)
+        json.dump(res, f, indent=1, default=rows.json_default)
     print('', file=out)
     print(text, file=out)
     print('', file=out)

@@ -32,6 +32,7 @@ from ..machine import Machine
 from ..model import MODE_BY_NAME
 from . import stats, workloads
 from .common import MIB, MODE_RATIOS, qemu_version, tlb_geometry
+from .rows import LinuxRow
 
 # Linux's command line in every mode: 4 KiB pages everywhere.
 LINUX_CMDLINE = 'no5lvl nokaslr transparent_hugepage=never'
@@ -139,24 +140,21 @@ class LinuxExperiment:
                        layout and layout.group(1).strip())
 
     def row(self, mode, wl, run):
-        """The JSON row of workload WL in MODE."""
+        """The row of workload WL in MODE."""
         w = run.windows[wl.name]
         counters = combine(w.info)
         text = run.console
         a = text.find(f'WORKLOAD-BEGIN {wl.name}')
         b = text.find(f'WORKLOAD-END {wl.name}', a)
         ok, detail, checksum = wl.check(text[a:b])
-        row = {'mode': mode.name, 'label': mode.label,
-               'intended_path': mode.path,
-               'ok': ok, 'result': detail, 'checksum': checksum,
-               'wall_time_s': w.wall_s, 'vcpu_time_s': w.vcpu_s,
-               'ops': wl.ops()}
-        row.update(stats.summarise(counters))
-        row['arch_refs_per_op'] = row['arch_refs'] / wl.ops()
-        row['fills_per_op'] = row['fills'] / wl.ops()
-        row['counters'] = counters
-        row['per_cpu_counters'] = [c['counters'] for c in w.info]
-        return row
+        figures = stats.summarise(counters)
+        return LinuxRow(
+            mode=mode.name, label=mode.label, intended_path=mode.path,
+            ok=ok, result=detail, checksum=checksum, wall_time_s=w.wall_s,
+            vcpu_time_s=w.vcpu_s, ops=wl.ops(), **figures,
+            arch_refs_per_op=figures['arch_refs'] / wl.ops(),
+            fills_per_op=figures['fills'] / wl.ops(), counters=counters,
+            per_cpu_counters=[c['counters'] for c in w.info])
 
     def main(self):
         o = self.opts
@@ -179,9 +177,8 @@ class LinuxExperiment:
             cells = []
             for wl in self.workloads:
                 r = self.row(mode, wl, run)
-                cells.append(f"{wl.name} {'ok' if r['ok'] else 'FAILED'} "
-                             f"{r['wall_time_s']:.1f} s "
-                             f"{r['fills']} fills")
+                cells.append(f"{wl.name} {'ok' if r.ok else 'FAILED'} "
+                             f'{r.wall_time_s:.1f} s {r.fills} fills')
             self.say(f'[{i}/{len(self.modes)}] {mode.name:<16} boot '
                      f'{run.boot_s:5.1f} s; ' + '; '.join(cells))
         results = []
@@ -225,24 +222,24 @@ class LinuxExperiment:
             r = by_mode.get(name)
             if r and base:
                 claims[name] = {
-                    'arch_refs_per_op': r['arch_refs_per_op'],
+                    'arch_refs_per_op': r.arch_refs_per_op,
                     'base_virtualised_arch_refs_per_op':
-                        base['arch_refs_per_op'],
+                        base.arch_refs_per_op,
                     'refs_saved_vs_base_virtualised': 1 - stats.ratio(
-                        r['arch_refs_per_op'], base['arch_refs_per_op']),
-                    'wall_vs_base_native': r['wall_vs_base_native'],
+                        r.arch_refs_per_op, base.arch_refs_per_op),
+                    'wall_vs_base_native': r.wall_vs_base_native,
                 }
         time_ratios = [
             {'a': a, 'b': b, 'bound': bound,
-             'vcpu_ratio': stats.ratio(by_mode[a]['vcpu_time_s'],
-                                       by_mode[b]['vcpu_time_s'])}
+             'vcpu_ratio': stats.ratio(by_mode[a].vcpu_time_s,
+                                       by_mode[b].vcpu_time_s)}
             for a, b, bound in MODE_RATIOS if a in by_mode and b in by_mode]
-        checksums = {r['checksum'] for r in rows}
+        checksums = {r.checksum for r in rows}
         return {'kind': wl.name, 'what': wl.describe(), 'unit': wl.unit,
                 'primary_region': wl.region_how,
                 'size_mb': wl.size_mb(), 'iters': wl.ops(),
                 'seed': self.opts.seed,
                 'checksum': checksums.pop() if len(checksums) == 1 else None,
-                'all_ok': all(r['ok'] for r in rows),
+                'all_ok': all(r.ok for r in rows),
                 'modes': rows, 'overhead': [], 'claims': claims,
                 'time_ratios': time_ratios}

@@ -62,13 +62,13 @@ def format_bare_metal(res):
         lines.append('-' * len(hdr))
         for r in wl['modes']:
             lines.append(
-                f"{r['label']:<17}{r['intended_path']:<14}{r['fills']:>9}"
-                f"{r['arch_per_fill']:>10.2f}{r['performed_per_fill']:>10.2f}"
-                f"{100 * r['paths'][r['intended_path']]['share']:>8.2f}%"
-                f"{r['filter_hits']:>7}{r['wall_time_s']:>8.3f}"
-                f"{fmt(r['wall_vs_base_native'], '.2f'):>7}"
-                f"{fmt(r['vcpu_time_s'], '.3f'):>8}"
-                f"{fmt(r['vcpu_vs_base_native'], '.2f'):>7}")
+                f"{r.label:<17}{r.intended_path:<14}{r.fills:>9}"
+                f"{r.arch_per_fill:>10.2f}{r.performed_per_fill:>10.2f}"
+                f"{100 * r.paths[r.intended_path]['share']:>8.2f}%"
+                f"{r.filter_hits:>7}{r.wall_time_s:>8.3f}"
+                f"{fmt(r.wall_vs_base_native, '.2f'):>7}"
+                f"{fmt(r.vcpu_time_s, '.3f'):>8}"
+                f"{fmt(r.vcpu_vs_base_native, '.2f'):>7}")
         lines.append('')
         lines.append('Share of fills by path (%):')
         lines.append(f"{'mode':<17}" + ''.join(f'{PATH_ABBREV[p]:>8}'
@@ -76,9 +76,9 @@ def format_bare_metal(res):
         for r in wl['modes']:
             cells = []
             for p in PATHS:
-                s = r['paths'][p]['share']
+                s = r.paths[p]['share']
                 cells.append(f'{100 * s:>8.2f}' if s else f"{'-':>8}")
-            lines.append(f"{r['label']:<17}" + ''.join(cells))
+            lines.append(f"{r.label:<17}" + ''.join(cells))
         if wl['overhead']:
             lines.append('')
             lines.append('Overhead of the fork against upstream QEMU (same '
@@ -134,8 +134,8 @@ def format_linux(res):
     for wl in res['workloads']:
         lines.append('')
         status = 'correct in every mode' if wl['all_ok'] else \
-            'FAILED in ' + ', '.join(r['label'] for r in wl['modes']
-                                     if not r['ok'])
+            'FAILED in ' + ', '.join(r.label for r in wl['modes']
+                                     if not r.ok)
         lines.append(f"Workload {wl['kind']}: {wl['what']}; {status}"
                      + (f"; checksum {wl['checksum']}" if wl['checksum']
                         else ''))
@@ -152,22 +152,22 @@ def format_linux(res):
         lines.append(hdr)
         lines.append('-' * len(hdr))
         for r in wl['modes']:
-            share = r['paths'][r['intended_path']]['share']
+            share = r.paths[r.intended_path]['share']
             lines.append(
-                f"{r['label']:<17}{r['intended_path']:<14}{r['fills']:>9}"
-                f"{r['arch_per_fill']:>10.2f}{r['performed_per_fill']:>10.2f}"
-                f"{100 * share:>8.2f}%{r['filter_hits']:>7}"
-                f"{r['arch_refs_per_op']:>13.2f}{r['wall_time_s']:>8.2f}"
-                f"{fmt(r['wall_vs_base_native'], '.2f'):>7}"
-                f"{fmt(r['vcpu_time_s'], '.2f'):>8}")
+                f"{r.label:<17}{r.intended_path:<14}{r.fills:>9}"
+                f"{r.arch_per_fill:>10.2f}{r.performed_per_fill:>10.2f}"
+                f"{100 * share:>8.2f}%{r.filter_hits:>7}"
+                f"{r.arch_refs_per_op:>13.2f}{r.wall_time_s:>8.2f}"
+                f"{fmt(r.wall_vs_base_native, '.2f'):>7}"
+                f"{fmt(r.vcpu_time_s, '.2f'):>8}")
         lines.append('')
         lines.append('Share of fills by path (%):')
         lines.append(f"{'mode':<17}" + ''.join(f'{p:>14}' for p in PATHS))
         for r in wl['modes']:
-            cells = [f"{100 * r['paths'][p]['share']:>14.2f}"
-                     if r['paths'][p]['share'] else f"{'-':>14}"
+            cells = [f"{100 * r.paths[p]['share']:>14.2f}"
+                     if r.paths[p]['share'] else f"{'-':>14}"
                      for p in PATHS]
-            lines.append(f"{r['label']:<17}" + ''.join(cells))
+            lines.append(f"{r.label:<17}" + ''.join(cells))
         if wl['claims']:
             lines.append('')
             lines.append("The paper's claims, as measured (page-walk "

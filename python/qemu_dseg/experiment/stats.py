@@ -62,13 +62,14 @@ def ratio(a, b):
 
 
 def add_ratios_to_base_native(rows):
-    """Give every row of ROWS (one per mode, with 'wall_time_s' and
-    'vcpu_time_s') its 'wall_vs_base_native' and 'vcpu_vs_base_native';
-    returns the rows by mode."""
-    by_mode = {r['mode']: r for r in rows}
+    """Give every row of ROWS (rows.ModeRow, one per mode) its
+    wall_vs_base_native and vcpu_vs_base_native; returns the rows by
+    mode."""
+    by_mode = {r.mode: r for r in rows}
     native = by_mode.get('base-native')
     for r in rows:
-        for t in ('wall', 'vcpu'):
-            r[f'{t}_vs_base_native'] = ratio(
-                r[f'{t}_time_s'], native[f'{t}_time_s'] if native else None)
+        r.wall_vs_base_native = ratio(
+            r.wall_time_s, native.wall_time_s if native else None)
+        r.vcpu_vs_base_native = ratio(
+            r.vcpu_time_s, native.vcpu_time_s if native else None)
     return by_mode
