@@ -65,6 +65,8 @@ class Workload:
     unit = ''
     # How its measured memory gets into a primary region, or None.
     region_how = None
+    # Its /init snippet in guest/.
+    script_file = ''
 
     def __init__(self, opts):
         self.opts = opts
@@ -81,11 +83,15 @@ class Workload:
         """Operations in its window."""
         raise NotImplementedError
 
+    def script_values(self):
+        """The values of its snippet's placeholders."""
+        raise NotImplementedError
+
     def script(self):
         """Its /init snippet: $region is 1 in the direct modes of the
         guest dimension; it brackets the measured part with dseg-window
         marks 1 and 2 and ends with a line 'NAME-RESULT ok|failed ...'."""
-        raise NotImplementedError
+        return guest_script(self.script_file, **self.script_values())
 
     def describe(self):
         raise NotImplementedError
@@ -105,6 +111,7 @@ class TableWorkload(Workload):
     unit = ''
     unit_plural = ''
     region_how = 'the table, from libdseg'
+    script_file = 'table.sh'
 
     def size_mb(self):
         return getattr(self.opts, f'{self.name}_mb')
@@ -120,10 +127,10 @@ class TableWorkload(Workload):
                 f'{self.size_mb()} MiB table, {self.ops()} '
                 f'{self.unit_plural}, seed {self.opts.seed}')
 
-    def script(self):
-        return guest_script('table.sh', name=self.name,
-                            tag=self.name.upper(), size_mb=self.size_mb(),
-                            ops=self.ops(), seed=self.opts.seed)
+    def script_values(self):
+        return {'name': self.name, 'tag': self.name.upper(),
+                'size_mb': self.size_mb(), 'ops': self.ops(),
+                'seed': self.opts.seed}
 
     def check(self, text):
         ok, detail, _ = super().check(text)
@@ -150,6 +157,7 @@ class Memcached(Workload):
             'N sets, then N gets of random keys')
     unit = 'request'
     region_how = "memcached's slabs, through libdseg-preload.so"
+    script_file = 'memcached.sh'
 
     def size_mb(self):
         # memcslap's values average about 2.6 KiB.
@@ -167,11 +175,10 @@ class Memcached(Workload):
                 f'memcslap: {o.memcached_keys} sets then '
                 f'{o.memcached_keys} gets')
 
-    def script(self):
+    def script_values(self):
         o = self.opts
-        return guest_script('memcached.sh', region_mb=self.region_mb(),
-                            cache_mb=o.memcached_mb, keys=o.memcached_keys,
-                            items=o.memcached_keys + 1)
+        return {'region_mb': self.region_mb(), 'cache_mb': o.memcached_mb,
+                'keys': o.memcached_keys, 'items': o.memcached_keys + 1}
 
 
 class Redis(Workload):
@@ -180,6 +187,7 @@ class Redis(Workload):
     unit = 'request'
     region_how = ("redis-server's heap: jemalloc's extents, through "
                   "libdseg-preload.so")
+    script_file = 'redis.sh'
 
     def size_mb(self):
         return self.opts.redis_keys * self.opts.redis_value // MIB
@@ -201,14 +209,15 @@ class Redis(Workload):
                 f'GET, {o.redis_requests} requests each, {o.redis_keys} '
                 f'random keys, {o.redis_value}-byte values, pipeline 16')
 
-    def script(self):
+    def script_values(self):
         o = self.opts
-        return guest_script('redis.sh', region_mb=self.region_mb(),
-                            requests=o.redis_requests, keys=o.redis_keys,
-                            value=o.redis_value)
+        return {'region_mb': self.region_mb(),
+                'requests': o.redis_requests, 'keys': o.redis_keys,
+                'value': o.redis_value}
 
 
 WORKLOADS = {w.name: w for w in (Gups, Chase, Memcached, Redis)}
+
 
 def init_script(workloads, pool_base, pool_size):
     """The guest's /init: each workload in turn, between markers, with
