@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from .. import config
+from .. import boot, config
 from ..model import MODE_BY_NAME
 from . import baremetal, chart, linux, output, rows, workloads
 from .baremetal import DEFAULT_WORKLOAD, WORKLOADS
@@ -98,7 +98,8 @@ def _linux_args(ap):
                          ', '.join(MODE_BY_NAME) + ')')
     ap.add_argument('--guest-mb', type=_positive, default=8192,
                     help="the guest's RAM in MiB (default: 8192); QEMU "
-                         'gets 2048 more, its RAM below 4 GiB')
+                         f'gets {boot.Q35_LOW_RAM_MB} more, its RAM below '
+                         '4 GiB')
     ap.add_argument('--vcpus', type=_positive, default=1,
                     help='vCPUs (default: 1)')
     ap.add_argument('--gups-mb', type=_positive, default=1024,
@@ -222,7 +223,7 @@ def _check_bare_metal(opts, ap):
 
 
 def parser():
-    """The parser of the command line: {subcommand: its parser}."""
+    """The parser of the command line, and {subcommand: its parser}."""
     ap = argparse.ArgumentParser(
         prog='dseg-experiment.py', description=DESCRIPTION,
         epilog='Without a subcommand, linux.  --bare-metal is the old '
