@@ -5,11 +5,11 @@
 # every translation mode, with tables on stdout, build/experiment/
 # results.json and build/experiment/modes.png.  Arguments go to
 # scripts/dseg-experiment.py (see docs/devel/dseg-experiment.rst);
-# --bare-metal first runs the bare-metal experiment instead, which also
-# builds the unpatched upstream QEMU as its baseline.
+# bare-metal (or --bare-metal) first runs the bare-metal experiment
+# instead, which also builds the unpatched upstream QEMU as its baseline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "${1:-}" = --bare-metal ]; then
+if [ "${1:-}" = --bare-metal ] || [ "${1:-}" = bare-metal ]; then
     scripts/prepare.sh --with-upstream
 else
     scripts/prepare.sh --build

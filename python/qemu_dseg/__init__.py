@@ -10,9 +10,12 @@ Modules:
               the reference model of docs/specs/direct-segments.rst, and
               the one check of a counter set
   assets      Debian's kernel, modules and busybox, recorded and verified;
-              initramfs images built with cpio and depmod
+              our modules built for it; initramfs images (by role:
+              debian, kmod, initramfs, elf, linux)
   testing     the functional tests' base class, logs and TAP runner
-  experiment  the translation experiment: runner, statistics, output
+  boot        the one builder of a Linux boot in a translation mode
+  experiment  the translation experiment (Linux and bare metal), the
+              overhead benchmark
 
 Import it with PYTHONPATH set as meson sets it (`meson devenv -C build`,
 or the environment of `meson test`): this directory's parent and QEMU's

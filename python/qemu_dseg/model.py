@@ -27,21 +27,35 @@ EVENTS = ('guest-segment-hits', 'vmm-segment-hits', 'filter-probes',
 
 
 class Mode(NamedTuple):
-    """A translation mode of the paper and the path its fills take."""
+    """A translation mode of the paper: the path its fills take and what
+    it is made of.  A virtualised mode runs its workload in a guest (of
+    the thin test hypervisor, tests/guest/thinvmm/, under Linux); the
+    guest segment is the segment of the guest dimension (the native one
+    in native direct, the guest's own in guest and dual direct: the
+    workload's memory is a primary region); the VMM segment maps the
+    guest's RAM (VMM and dual direct)."""
     name: str               # as the test guests and the experiment name it
     label: str              # for people
     path: str               # the query-dseg path of its workload's fills
     virtualised: bool
-    segments: bool          # needs direct segments (-cpu ...,+dseg)
+    guest_segment: bool
+    vmm_segment: bool
+
+    @property
+    def segments(self):
+        """Whether it needs direct segments (-cpu ...,+dseg)."""
+        return self.guest_segment or self.vmm_segment
 
 
 MODES = (
-    Mode('base-native', 'base native', 'native-walk', False, False),
-    Mode('native-direct', 'native direct', 'native-direct', False, True),
-    Mode('base-virtualised', 'base virtualised', 'walk-2d', True, False),
-    Mode('guest-direct', 'guest direct', 'guest-direct', True, True),
-    Mode('vmm-direct', 'VMM direct', 'vmm-direct', True, True),
-    Mode('dual-direct', 'dual direct', 'dual-direct', True, True),
+    Mode('base-native', 'base native', 'native-walk', False, False, False),
+    Mode('native-direct', 'native direct', 'native-direct', False, True,
+         False),
+    Mode('base-virtualised', 'base virtualised', 'walk-2d', True, False,
+         False),
+    Mode('guest-direct', 'guest direct', 'guest-direct', True, True, False),
+    Mode('vmm-direct', 'VMM direct', 'vmm-direct', True, False, True),
+    Mode('dual-direct', 'dual direct', 'dual-direct', True, True, True),
 )
 MODE_BY_NAME = {m.name: m for m in MODES}
 

@@ -70,7 +70,7 @@ class CompareTest(testing.TestCase):
         def run(name):
             t = times[name][sum(c == name for c in calls)]
             calls.append(name)
-            return {'wall_s': t, 'vcpu_s': t / 2}
+            return compare.Measurement(t, t / 2)
         return run, calls
 
     def test_stop_rule(self):

@@ -2,7 +2,7 @@
 """Debian's unmodified cloud kernel boots under the fork with -cpu max.
 
 The initramfs is built at test time from Debian's linux-image and
-busybox-static packages (see python/qemu_dseg/assets.py).  Its /init reports what the
+busybox-static packages (see python/qemu_dseg/assets/).  Its /init reports what the
 kernel sees of the emulated CPU and loads kvm_amd.  Also checks that a
 cached Debian package is verified before use.
 
@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 
-from qemu_dseg import assets, testing
+from qemu_dseg import assets, boot, testing
 
 INIT = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
@@ -32,9 +32,7 @@ class LinuxBootTest(testing.TestCase):
 
     def test_boot_cpu_max_svm_npt_kvm_amd(self):
         linux = self.linux_image(INIT)
-        args = ['-M', 'q35', '-cpu', 'max', '-m', '1G',
-                '-kernel', linux.kernel, '-initrd', linux.initrd,
-                '-append', 'console=ttyS0 panic=-1 quiet']
+        args = boot.linux_args(linux, memory_mb=1024, cpu='max')
         with self.machine(args, name='linux') as vm:
             vm.launch()
             vm.wait_console(r'^QEMU-DSEG-INIT-OK', timeout=240)

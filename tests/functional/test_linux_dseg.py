@@ -49,14 +49,12 @@ SPDX-License-Identifier: GPL-2.0-or-later
 
 import re
 
-from qemu_dseg import assets, guests, model, testing
-from qemu_dseg.experiment.linux import PROGRAMS
+from qemu_dseg import assets, boot, guests, model, testing
+from qemu_dseg.experiment.workloads import PROGRAMS
 from qemu_dseg.model import ANY
 
 POOL_BASE = 0x10000000
 POOL_SIZE = 0x10000000
-LINUX_CMDLINE = (f'console=ttyS0 panic=-1 quiet '
-                 f'memmap={POOL_SIZE >> 20}M${POOL_BASE:#x}')
 POOL = f'pool_base={POOL_BASE:#x} pool_size={POOL_SIZE:#x}'
 # Guest-physical addresses that no RAM backs (-m 1G).
 HOLE = 0x60000000
@@ -236,20 +234,20 @@ class LinuxDsegTest(testing.TestCase):
         return self.linux_image(init, extra_files=files, modules=(),
                                 programs=programs)
 
-    def boot_args(self, linux, cpu, extra=()):
+    def boot_args(self, linux, cpu, extra=(), cmdline=''):
         # A softmmu TLB of fixed size: a dynamic one grows with the GUPS
         # before the windowed one and, if the next flush comes soon enough,
         # does not shrink back, so the windowed GUPS can find its 8192
-        # pages all in it and miss almost never.
-        return ['-M', 'q35', '-cpu', cpu, '-m', '1G', '-smp', '2',
-                '-accel', f'tcg,thread=multi,tlb-size={TLB_SIZE}',
-                '-kernel', linux.kernel, '-initrd', linux.initrd,
-                '-append', LINUX_CMDLINE, *extra]
+        # pages all in it and miss almost never.  The pool is that of
+        # native direct.
+        return boot.linux_args(
+            linux, model.MODE_BY_NAME['native-direct'], memory_mb=1024,
+            cpu=cpu, vcpus=2, tlb_size=TLB_SIZE, multi_thread=True,
+            cmdline=cmdline, pool=(POOL_BASE, POOL_SIZE), extra_args=extra)
 
     def test_interface_fuzz(self):
         linux = self.image(INIT_FUZZ)
-        args = self.boot_args(linux, 'max,+dseg')
-        args[args.index(LINUX_CMDLINE)] = f'{LINUX_CMDLINE} {FUZZ_CMDLINE}'
+        args = self.boot_args(linux, 'max,+dseg', cmdline=FUZZ_CMDLINE)
         with self.machine(args, name='linux', qmp=False) as vm:
             vm.launch()
             vm.wait_console(r'^DONE', 60 + 3 * sum(FUZZ_SECONDS.values()))

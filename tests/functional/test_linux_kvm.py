@@ -38,7 +38,7 @@ import collections
 import re
 import sys
 
-from qemu_dseg import assets, guests, model, testing
+from qemu_dseg import assets, boot, guests, model, testing
 from qemu_dseg.model import ANY, MASK64
 
 NPAGES = 256
@@ -271,10 +271,8 @@ class LinuxKvmTest(testing.TestCase):
         linux = linux or self.linux
         # A softmmu TLB of fixed size, so that a window's fills do not
         # depend on how far a dynamic TLB grew before it.
-        args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '1G',
-                '-accel', 'tcg,tlb-size=256', '-smp', '2' if cpus else '1',
-                '-kernel', linux.kernel, '-initrd', linux.initrd,
-                '-append', f'console=ttyS0 panic=-1 quiet {append}'.strip()]
+        args = boot.linux_args(linux, memory_mb=1024, tlb_size=256,
+                               vcpus=2 if cpus else 1, cmdline=append)
         windows = {}
         with self.machine(args, name='linux-kvm') as vm:
             ctl = vm.control_line()

@@ -4,7 +4,7 @@
 The same static program, tests/guest/linux/gups.c, runs under Debian's
 unmodified cloud kernel in each translation mode: directly on the fork
 (base native, native direct) and under the thin test hypervisor
-(tests/guest/thinvmm.c: base virtualised and guest direct with nested
+(tests/guest/thinvmm/: base virtualised and guest direct with nested
 paging only, VMM direct and dual direct with a VMM segment over the
 guest's RAM; guest_dseg=1 passes the guest segment through).  In the
 direct modes of the guest dimension its table is a primary region of the
@@ -27,34 +27,24 @@ SPDX-License-Identifier: GPL-2.0-or-later
 
 import re
 
-from qemu_dseg import assets, guests, model, testing
+from qemu_dseg import assets, boot, guests, model, testing
 from qemu_dseg.machine import Machine
 
 TABLE_MIB = 256
 ITERS = 1 << 18
 SEED = 1
 POOL_BASE, POOL_SIZE = 0x140000000, 320 << 20   # RAM above 4 GiB
-LINUX_CMDLINE = (f'console=ttyS0 panic=-1 quiet no5lvl nokaslr '
-                 f'memmap={POOL_SIZE >> 20}M${POOL_BASE:#x}')
-# The window device, and a softmmu TLB of fixed size: GUPS's fills do not
-# depend on how far a dynamic TLB grew while the table was written.
-WINDOW_ARGS = ['-device', 'isa-dseg-window', '-accel', 'tcg,tlb-size=256']
+LINUX_CMDLINE = 'no5lvl nokaslr'
+HOST_MB = 6144              # q35: 2 GiB below 4 GiB, 4 GiB above
+# A softmmu TLB of fixed size: GUPS's fills do not depend on how far a
+# dynamic TLB grew while the table was written.
+TLB_SIZE = 256
 M = 4                       # thinvmm's nested walks: 4 KiB pages, 4 levels
-
-# mode: (thinvmm options or None to boot Linux directly, table in a region)
-RUNS = {
-    'base-native': (None, False),
-    'native-direct': (None, True),
-    'base-virtualised': ('mode=base', False),
-    'guest-direct': ('mode=base guest_dseg=1', True),
-    'vmm-direct': ('mode=vmm', False),
-    'dual-direct': ('mode=vmm guest_dseg=1', True),
-}
 
 INIT = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
 table=
-if grep -q dseg_region=1 /proc/cmdline; then
+if grep -q {boot.REGION_FLAG} /proc/cmdline; then
     insmod /lib/modules/dseg.ko pool_base={POOL_BASE:#x} \\
         pool_size={POOL_SIZE:#x} || echo INSMOD-FAILED
     table=--region
@@ -76,24 +66,17 @@ class LinuxModesTest(testing.TestCase):
             '/bin/gups': guests.path('gups')})
         cls.linux = testing.linux_image(cls.logs, INIT, extra_files=files,
                                         modules=())
-        cls.results = {mode: cls.run_mode(mode, *run)
-                       for mode, run in RUNS.items()}
+        cls.results = {mode.name: cls.run_mode(mode) for mode in model.MODES}
 
     @classmethod
-    def run_mode(cls, mode, thinvmm, region):
+    def run_mode(cls, mode):
         """Boot, serve the two window marks; return (counters of the
         window on vCPU 0, console)."""
-        cmdline = LINUX_CMDLINE + (' dseg_region=1' if region else '')
-        args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '6G', *WINDOW_ARGS]
-        if thinvmm:
-            args += ['-kernel', guests.image('thinvmm'),
-                     '-initrd', f'{cls.linux.kernel},{cls.linux.initrd}',
-                     *guests.DEBUG_EXIT_ARGS, '-append',
-                     f'{thinvmm} -- {cmdline}']
-        else:
-            args += ['-kernel', cls.linux.kernel, '-initrd',
-                     cls.linux.initrd, '-append', cmdline]
-        with Machine(args, name=mode, log_dir=cls.logs) as vm:
+        args = boot.linux_args(
+            cls.linux, mode, memory_mb=HOST_MB, tlb_size=TLB_SIZE,
+            cmdline=LINUX_CMDLINE, pool=(POOL_BASE, POOL_SIZE),
+            extra_args=['-device', 'isa-dseg-window'])
+        with Machine(args, name=mode.name, log_dir=cls.logs) as vm:
             vm.launch()
             marks, info, _, _ = vm.serve_window(300)
             counters = info[0]['counters']
@@ -102,7 +85,7 @@ class LinuxModesTest(testing.TestCase):
             vm.wait_exit(60)
             console = vm.console()
         if marks != [1, 2]:
-            raise AssertionError(f'{mode}: window marks {marks}')
+            raise AssertionError(f'{mode.name}: window marks {marks}')
         return counters, console
 
     def test_checksums_agree(self):
@@ -110,8 +93,8 @@ class LinuxModesTest(testing.TestCase):
         for mode, (_, console) in self.results.items():
             m = _GUPS.search(console)
             self.assertIsNotNone(m, f'{mode}:\n{console[-2000:]}')
-            self.assertEqual(m.group(4), 'region' if RUNS[mode][1] else
-                             'anon', mode)
+            self.assertEqual(m.group(4), 'region' if model.MODE_BY_NAME[
+                mode].guest_segment else 'anon', mode)
             found[mode] = m.group(5)
         self.assertEqual(len(set(found.values())), 1, found)
 

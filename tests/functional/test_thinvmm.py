@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Unmodified Linux under emulated nested paging: the thinvmm hypervisor.
 
-tests/guest/thinvmm.c is a thin bare-metal hypervisor.  QEMU starts it as
+tests/guest/thinvmm/ is a thin bare-metal hypervisor.  QEMU starts it as
 a multiboot kernel and passes Debian's unmodified cloud bzImage and a
-busybox initramfs (python/qemu_dseg/assets.py) as its two multiboot modules; it boots
+busybox initramfs (python/qemu_dseg/assets/) as its two multiboot modules; it boots
 them as its SVM guest through the Linux boot protocol with nested paging,
 everything passed through (serial port, timers, APIC, ACPI tables, PCI),
 and 4 GiB of guest RAM: 15 MiB below 16 MiB and the rest above 4 GiB,
@@ -45,7 +45,7 @@ import re
 import struct
 import time
 
-from qemu_dseg import assets, guests, model, testing
+from qemu_dseg import assets, boot, guests, model, testing
 from qemu_dseg.machine import Machine
 
 SEED = 1234567
@@ -54,8 +54,8 @@ COUNT = 2500000             # numbers written by seq: ~20 MB of text
 GUEST_PATHS = model.GUEST_MODE_PATHS
 BAD_SENTINEL = 0xbadbadbadbad0000
 NBAD = 4
-LINUX_CMDLINE = 'console=ttyS0 panic=-1 nokaslr'
-HOST_RAM = '6G'             # q35: 2 GiB below 4 GiB, 4 GiB above
+LINUX_CMDLINE = 'nokaslr'    # not quiet
+HOST_MB = 6144              # q35: 2 GiB below 4 GiB, 4 GiB above
 GUEST_MIB = 4096            # thinvmm's default: all of the host's high RAM
 LOW_RAM = (0x100000, 0xf00000)     # then 1 MiB of firmware area
 
@@ -122,9 +122,8 @@ class ThinVmmTest(testing.TestCase):
             cls.linux = testing.linux_image(
                 cls.logs, INIT, extra_files={'/bin/vmmcall': f.read()},
                 modules=[])
-        args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', '1G',
-                '-kernel', cls.linux.kernel, '-initrd', cls.linux.initrd,
-                '-append', LINUX_CMDLINE]
+        args = boot.linux_args(cls.linux, memory_mb=1024,
+                               cmdline=LINUX_CMDLINE, quiet=False)
         t0 = time.monotonic()
         with Machine(args, name='native', log_dir=cls.logs, qmp=False) as vm:
             vm.launch()
@@ -135,18 +134,17 @@ class ThinVmmTest(testing.TestCase):
         print(f'# native Linux: {time.monotonic() - t0:.1f} s, '
               f'md5 {cls.native_md5}')
 
-    def run_thinvmm(self, append, at_checkpoint=None, linux_extra='',
-                    cpus=1):
-        """Boot Linux under thinvmm on CPUS vCPUs; return (status,
-        console, windows, seconds): windows maps each checkpoint to the
-        query-dseg entry of vCPU 0; self.vcpu_windows maps it to those
-        of every vCPU."""
-        args = ['-M', 'q35', '-cpu', 'max,+dseg', '-m', HOST_RAM,
-                '-smp', str(cpus),
-                '-kernel', guests.image('thinvmm'),
-                '-initrd', f'{self.linux.kernel},{self.linux.initrd}',
-                *guests.DEBUG_EXIT_ARGS, '-append',
-                f'{append} -- {LINUX_CMDLINE} thinvmm=1 {linux_extra}']
+    def run_thinvmm(self, mode, append='', at_checkpoint=None,
+                    linux_extra='', cpus=1):
+        """Boot Linux under thinvmm in MODE (a mode's name), with
+        thinvmm's options APPEND besides the mode's, on CPUS vCPUs;
+        return (status, console, windows, seconds): windows maps each
+        checkpoint to the query-dseg entry of vCPU 0; self.vcpu_windows
+        maps it to those of every vCPU."""
+        args = boot.linux_args(
+            self.linux, model.MODE_BY_NAME[mode], memory_mb=HOST_MB,
+            vcpus=cpus, quiet=False, thinvmm=append,
+            cmdline=f'{LINUX_CMDLINE} thinvmm=1 {linux_extra}'.strip())
         windows = {}
         all_cpus = {}
 
@@ -209,7 +207,7 @@ class ThinVmmTest(testing.TestCase):
             print(counters_line(name, w['counters']))
 
     def test_mode_vmm(self):
-        status, console, windows, secs = self.run_thinvmm('mode=vmm')
+        status, console, windows, secs = self.run_thinvmm('vmm-direct')
         print(f'# mode=vmm: {secs:.1f} s')
         self.check_common(status, console, windows)
         for name, w in windows.items():
@@ -234,8 +232,8 @@ class ThinVmmTest(testing.TestCase):
         self.check_base('no5lvl', 4)
 
     def check_base(self, linux_extra, want_n):
-        status, console, windows, secs = self.run_thinvmm('mode=base',
-                                                     linux_extra=linux_extra)
+        status, console, windows, secs = self.run_thinvmm(
+            'base-virtualised', linux_extra=linux_extra)
         print(f'# mode=base {linux_extra}'.rstrip() + f': {secs:.1f} s')
         self.check_common(status, console, windows)
         la57 = re.search(r'^cpuinfo-la57: (\d+)', console, re.M)
@@ -264,7 +262,7 @@ class ThinVmmTest(testing.TestCase):
         # hypervisor, not in the guest's NPT, so a read can only end in
         # #NPF.
         status, console, windows, secs = self.run_thinvmm(
-            'mode=vmm', linux_extra='thinvmm_probe=0x30000000')
+            'vmm-direct', linux_extra='thinvmm_probe=0x30000000')
         tail = '\n--- console ---\n' + console[-3000:]
         self.assertIn('PROBE 0x30000000', console, tail)
         self.assertNotIn('PROBE-RETURNED', console, tail)
@@ -278,7 +276,7 @@ class ThinVmmTest(testing.TestCase):
         # workload at once, almost all of each one's fills are vmm-direct,
         # and no guest write reaches a faulty page.
         status, console, windows, secs = self.run_thinvmm(
-            f'mode=vmm bad_pages={NBAD}', cpus=2)
+            'vmm-direct', f'bad_pages={NBAD}', cpus=2)
         print(f'# mode=vmm bad_pages={NBAD}, 2 vCPUs: {secs:.1f} s')
         self.check_common(status, console, windows, cpus=2)
         tail = '\n--- console ---\n' + console[-3000:]
@@ -324,7 +322,7 @@ class ThinVmmTest(testing.TestCase):
                              vm.read_phys(spare_hpa, 4096))
 
         status, console, windows, secs = self.run_thinvmm(
-            f'mode=vmm bad_pages={NBAD}', at_checkpoint)
+            'vmm-direct', f'bad_pages={NBAD}', at_checkpoint)
         print(f'# mode=vmm bad_pages={NBAD}: {secs:.1f} s')
         self.check_common(status, console, windows)
         self.assertEqual(len(bad), NBAD)

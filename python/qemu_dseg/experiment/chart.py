@@ -35,12 +35,12 @@ def draw_chart(res, path):
     w = 0.38
     for row, wl in zip(axes, wls):
         modes = wl['modes']
-        names = [r['label'].replace(' ', '\n', 1) for r in modes]
+        names = [r.label.replace(' ', '\n', 1) for r in modes]
         x = list(range(len(modes)))
 
         ax = row[0]
-        arch = [r['arch_per_fill'] for r in modes]
-        perf = [r['performed_per_fill'] for r in modes]
+        arch = [r.arch_per_fill for r in modes]
+        perf = [r.performed_per_fill for r in modes]
         _bars(ax, arch, [f'{v:.1f}' for v in arch], w, -w / 2,
               label='architectural (arch-refs)', color='#4c72b0')
         _bars(ax, perf, [f'{v:.1f}' for v in perf], w, w / 2,
@@ -53,19 +53,19 @@ def draw_chart(res, path):
         ax.legend(fontsize=8, loc='upper left')
 
         ax = row[1]
-        walls = [r['wall_time_s'] for r in modes]
-        _bars(ax, walls, [_time_label(v, r['wall_vs_base_native'])
+        walls = [r.wall_time_s for r in modes]
+        _bars(ax, walls, [_time_label(v, r.wall_vs_base_native)
                           for v, r in zip(walls, modes)], 0.6, 0,
               label='wall', color='#55a868')
-        if modes[0]['vcpu_time_s'] is not None:
-            ax.scatter(x, [r['vcpu_time_s'] for r in modes], marker='_',
+        if modes[0].vcpu_time_s is not None:
+            ax.scatter(x, [r.vcpu_time_s for r in modes], marker='_',
                        s=900, linewidths=2, color='#333333', zorder=3,
                        label='vCPU thread CPU time')
         ax.set_xticks(x, names, fontsize=9)
         ax.set_ylabel('time of the workload loop (s)')
         ax.set_title(f"time per mode ({stat_text(res['config'])}; "
                      f"tlb-size={tlb}); label: x base native")
-        ax.set_ylim(0, max(walls + [r['vcpu_time_s'] or 0
+        ax.set_ylim(0, max(walls + [r.vcpu_time_s or 0
                                     for r in modes]) * 1.3)
         ax.legend(fontsize=8, loc='upper left', markerscale=0.3)
 

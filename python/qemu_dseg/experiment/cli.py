@@ -1,8 +1,9 @@
 """The experiment's command line (scripts/dseg-experiment.py).
 
-By default the Linux experiment (linux.py): Debian's kernel and real
-programs in all six modes.  --bare-metal runs the bare-metal experiment
-(runner.py) instead, with its own options.
+Two subcommands: `linux` (the default, when the first argument names no
+subcommand), the Linux experiment (linux.py): Debian's kernel and real
+programs in all six modes; and `bare-metal` (old spelling: --bare-metal),
+the bare-metal experiment (baremetal.py), each with its own options.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -12,13 +13,21 @@ import json
 import os
 import sys
 
-from .. import config
+from .. import boot, config
 from ..model import MODE_BY_NAME
-from . import chart, linux, output
-from .runner import DEFAULT_TLB_SIZE, DEFAULT_WORKLOAD, WORKLOADS, Experiment
+from . import baremetal, chart, linux, output, rows, workloads
+from .baremetal import DEFAULT_WORKLOAD, WORKLOADS
+from .common import DEFAULT_TLB_SIZE, tlb_size_type
 
 DESCRIPTION = ('qemu-dseg translation experiment: one workload under '
                'every translation mode.')
+BARE_METAL_DESCRIPTION = ('qemu-dseg translation experiment on bare '
+                          'metal: a test guest\'s workload under every '
+                          'translation mode.')
+# The subcommands; the first is the default.
+COMMANDS = ('linux', 'bare-metal')
+# The old spelling of a subcommand.
+ALIASES = {'--bare-metal': 'bare-metal'}
 
 
 def _iters_arg(text):
@@ -75,25 +84,22 @@ def _common_args(ap):
                     help='do not draw modes.png')
 
 
-def parse_linux_args(argv):
-    """The Linux experiment's options of ARGV, with defaults filled in."""
-    ap = argparse.ArgumentParser(
-        description=LINUX_DESCRIPTION,
-        epilog='--bare-metal (first) runs the bare-metal experiment '
-               'instead; see its --help.  See '
-               'docs/devel/dseg-experiment.rst.')
-    ap.add_argument('--workloads', nargs='+', choices=list(linux.WORKLOADS),
-                    default=list(linux.WORKLOADS), metavar='WORKLOAD',
+def _linux_args(ap):
+    """The Linux experiment's options."""
+    ap.add_argument('--workloads', nargs='+',
+                    choices=list(workloads.WORKLOADS),
+                    default=list(workloads.WORKLOADS), metavar='WORKLOAD',
                     help='workloads, run in this order in each boot '
-                         '(default: all: ' + ', '.join(linux.WORKLOADS) +
-                         ')')
+                         '(default: all: ' +
+                         ', '.join(workloads.WORKLOADS) + ')')
     ap.add_argument('--modes', nargs='+', choices=list(MODE_BY_NAME),
                     default=list(MODE_BY_NAME), metavar='MODE',
                     help='translation modes (default: all six: ' +
                          ', '.join(MODE_BY_NAME) + ')')
     ap.add_argument('--guest-mb', type=_positive, default=8192,
                     help="the guest's RAM in MiB (default: 8192); QEMU "
-                         'gets 2048 more, its RAM below 4 GiB')
+                         f'gets {boot.Q35_LOW_RAM_MB} more, its RAM below '
+                         '4 GiB')
     ap.add_argument('--vcpus', type=_positive, default=1,
                     help='vCPUs (default: 1)')
     ap.add_argument('--gups-mb', type=_positive, default=1024,
@@ -121,7 +127,8 @@ def parse_linux_args(argv):
                          '4096)')
     ap.add_argument('--seed', type=_positive, default=1,
                     help='seed of GUPS and the chase (default: 1)')
-    ap.add_argument('--tlb-size', type=int, default=DEFAULT_TLB_SIZE,
+    ap.add_argument('--tlb-size', type=tlb_size_type(),
+                    default=DEFAULT_TLB_SIZE,
                     help='softmmu TLB entries per MMU index, a power of '
                          'two from 64 to 65536 (default: '
                          f'{DEFAULT_TLB_SIZE})')
@@ -129,31 +136,27 @@ def parse_linux_args(argv):
                     help='seconds to wait for each step of a boot '
                          '(default: 900)')
     _common_args(ap)
-    opts = ap.parse_args(argv)
-    t = opts.tlb_size
-    if t < 64 or t > 65536 or t & (t - 1):
-        ap.error('--tlb-size must be a power of two from 64 to 65536')
+    ap.set_defaults(check=_check_linux, experiment=linux.LinuxExperiment,
+                    format=output.format_linux)
+
+
+def _check_linux(opts, ap):
+    """Check the Linux experiment's OPTS together; fill in paths."""
     if opts.guest_mb < 512:
         ap.error('--guest-mb must be at least 512')
     if opts.vcpus > 4:
         ap.error('--vcpus: at most 4 (the thin hypervisor\'s limit)')
     _paths(opts, ap)
-    need = max(w(opts).region_mb() for w in linux.WORKLOADS.values()
+    need = max(w(opts).region_mb() for w in workloads.WORKLOADS.values()
                if w.name in opts.workloads) + 64
     if (linux.POOL_BASE >> 20) - 4096 + need > opts.guest_mb - 64:
         ap.error(f'--guest-mb {opts.guest_mb} is too small for these '
                  f'workloads: their primary regions need {need} MiB from '
                  f'{linux.POOL_BASE >> 20} MiB up')
-    return opts
 
 
-def parse_args(argv):
-    """The bare-metal experiment's options of ARGV (see --help), with
-    defaults filled in."""
-    ap = argparse.ArgumentParser(
-        prog='dseg-experiment.py --bare-metal',
-        description=DESCRIPTION,
-        epilog='See docs/devel/dseg-experiment.rst.')
+def _bare_metal_args(ap):
+    """The bare-metal experiment's options."""
     ap.add_argument('--workload', choices=[*WORKLOADS, 'all'],
                     default=DEFAULT_WORKLOAD,
                     help=f'workload to run (default: {DEFAULT_WORKLOAD})')
@@ -164,11 +167,12 @@ def parse_args(argv):
                     help='loop iterations: updates (gups), steps (chase) or '
                          'passes (scan); N for every workload run, or per '
                          'kind, e.g. gups=1000000,scan=2 (default: ' +
-                         ','.join(f"{k}={v['iters']}"
+                         ','.join(f"{k}={v.iters}"
                                   for k, v in WORKLOADS.items()) + ')')
     ap.add_argument('--seed', type=int, default=1,
                     help='random seed, positive (default: 1)')
-    ap.add_argument('--tlb-size', type=int, default=DEFAULT_TLB_SIZE,
+    ap.add_argument('--tlb-size', type=tlb_size_type(dynamic=True),
+                    default=DEFAULT_TLB_SIZE,
                     help='softmmu TLB entries per MMU index for the mode '
                          'runs, a power of two from 64 to 65536, or 0 for '
                          f"QEMU's dynamic TLB (default: {DEFAULT_TLB_SIZE})")
@@ -195,7 +199,13 @@ def parse_args(argv):
     ap.add_argument('--upstream-qemu', help='the upstream build (default: '
                     'BUILD/qemu-upstream/qemu-system-x86_64)')
     _common_args(ap)
-    opts = ap.parse_args(argv)
+    ap.set_defaults(check=_check_bare_metal,
+                    experiment=baremetal.Experiment,
+                    format=output.format_bare_metal)
+
+
+def _check_bare_metal(opts, ap):
+    """Check the bare-metal experiment's OPTS together; fill in paths."""
     if opts.seed <= 0:
         ap.error('--seed must be positive')
     if opts.runs < 1:
@@ -207,30 +217,52 @@ def parse_args(argv):
         ap.error('--target must be positive')
     if opts.size_mb is not None and not 1 <= opts.size_mb <= 1024:
         ap.error('--size-mb must be 1 to 1024')
-    t = opts.tlb_size
-    if t and (t < 64 or t > 65536 or t & (t - 1)):
-        ap.error('--tlb-size must be 0 or a power of two from 64 to 65536')
     build = _paths(opts, ap)
     opts.upstream_qemu = opts.upstream_qemu or os.path.join(
         build, 'qemu-upstream', 'qemu-system-x86_64')
+
+
+def parser():
+    """The parser of the command line, and {subcommand: its parser}."""
+    ap = argparse.ArgumentParser(
+        prog='dseg-experiment.py', description=DESCRIPTION,
+        epilog='Without a subcommand, linux.  --bare-metal is the old '
+               'spelling of bare-metal.  See docs/devel/dseg-experiment.rst.')
+    sub = ap.add_subparsers(dest='command', metavar='COMMAND')
+    _linux_args(sub.add_parser(
+        'linux', help='the Linux experiment (default)',
+        description=LINUX_DESCRIPTION,
+        epilog='See docs/devel/dseg-experiment.rst.'))
+    _bare_metal_args(sub.add_parser(
+        'bare-metal', help='the bare-metal experiment',
+        description=BARE_METAL_DESCRIPTION,
+        epilog='See docs/devel/dseg-experiment.rst.'))
+    return ap, sub.choices
+
+
+def parse_args(argv):
+    """The options of ARGV (see --help), with defaults filled in; their
+    'command' names the subcommand."""
+    argv = list(argv)
+    if argv[:1] and argv[0] in ALIASES:
+        argv[0] = ALIASES[argv[0]]
+    elif not argv or argv[0] not in (*COMMANDS, '-h', '--help'):
+        argv.insert(0, COMMANDS[0])
+    ap, subparsers = parser()
+    opts = ap.parse_args(argv)
+    opts.check(opts, subparsers[opts.command])
     return opts
 
 
 def main(argv=None, out=sys.stdout):
     """Run the experiment; returns the results (also written as JSON)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ['--bare-metal']:
-        opts = parse_args(argv[1:])
-        res = Experiment(opts, out).main()
-        text = output.format_results(res)
-    else:
-        opts = parse_linux_args(argv)
-        res = linux.LinuxExperiment(opts, out).main()
-        text = linux.format_results(res)
+    opts = parse_args(sys.argv[1:] if argv is None else argv)
+    res = opts.experiment(opts, out).main()
+    text = opts.format(res)
     os.makedirs(opts.out, exist_ok=True)
     json_path = os.path.join(opts.out, 'results.json')
     with open(json_path, 'w') as f:
-        json.dump(res, f, indent=1)
+        json.dump(res, f, indent=1, default=rows.json_default)
     print('', file=out)
     print(text, file=out)
     print('', file=out)

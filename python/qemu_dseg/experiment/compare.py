@@ -23,6 +23,8 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass
+from typing import Optional
 
 # Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262,
@@ -30,6 +32,16 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262,
          2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052,
          2.048, 2.045, 2.042)
 _Z975 = 1.959964
+
+
+@dataclass
+class Measurement:
+    """One run of a series: its times (the metrics, in seconds; vcpu_s
+    None when unknown) and what it computed (RESULT), on which every run
+    of a workload must agree."""
+    wall_s: float
+    vcpu_s: Optional[float]
+    result: Optional[str] = None
 
 
 def t975(df):
@@ -101,7 +113,7 @@ def rotation(items, i):
 def run_rounds(series, run, ratios, min_rounds, max_rounds, target,
                metric='vcpu_s', progress=None):
     """Run SERIES (names) round by round with RUN(name) -> a measurement
-    dict holding at least 'wall_s' and 'vcpu_s'.
+    (a Measurement, or any object with its wall_s and vcpu_s).
 
     Stops after MIN_ROUNDS rounds once every ratio of RATIOS on METRIC has
     a half-width of at most TARGET (a fraction: 0.01 for +-1%), or after
@@ -136,7 +148,7 @@ def run_rounds(series, run, ratios, min_rounds, max_rounds, target,
 
 
 def _times(measurements, metric):
-    times = [m[metric] for m in measurements]
+    times = [getattr(m, metric) for m in measurements]
     if None in times:
         raise ValueError(f'{metric} is unknown for some runs')
     return times

@@ -1,4 +1,5 @@
-"""The experiment's output for people: the tables of its results.
+"""The experiment's output for people: the tables of its results, of
+the Linux experiment and of the bare-metal one.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -29,8 +30,9 @@ def stat_text(cfg, rounds=None):
             else f'median of {n} runs')
 
 
-def format_results(res):
-    """The human-readable tables of RES (the JSON results)."""
+def format_bare_metal(res):
+    """The human-readable tables of the bare-metal experiment's results
+    RES."""
     cfg = res['config']
     lines = []
     fork = cfg['emulators']['fork-dseg']
@@ -60,13 +62,13 @@ def format_results(res):
         lines.append('-' * len(hdr))
         for r in wl['modes']:
             lines.append(
-                f"{r['label']:<17}{r['intended_path']:<14}{r['fills']:>9}"
-                f"{r['arch_per_fill']:>10.2f}{r['performed_per_fill']:>10.2f}"
-                f"{100 * r['paths'][r['intended_path']]['share']:>8.2f}%"
-                f"{r['filter_hits']:>7}{r['wall_time_s']:>8.3f}"
-                f"{fmt(r['wall_vs_base_native'], '.2f'):>7}"
-                f"{fmt(r['vcpu_time_s'], '.3f'):>8}"
-                f"{fmt(r['vcpu_vs_base_native'], '.2f'):>7}")
+                f"{r.label:<17}{r.intended_path:<14}{r.fills:>9}"
+                f"{r.arch_per_fill:>10.2f}{r.performed_per_fill:>10.2f}"
+                f"{100 * r.paths[r.intended_path]['share']:>8.2f}%"
+                f"{r.filter_hits:>7}{r.wall_time_s:>8.3f}"
+                f"{fmt(r.wall_vs_base_native, '.2f'):>7}"
+                f"{fmt(r.vcpu_time_s, '.3f'):>8}"
+                f"{fmt(r.vcpu_vs_base_native, '.2f'):>7}")
         lines.append('')
         lines.append('Share of fills by path (%):')
         lines.append(f"{'mode':<17}" + ''.join(f'{PATH_ABBREV[p]:>8}'
@@ -74,9 +76,9 @@ def format_results(res):
         for r in wl['modes']:
             cells = []
             for p in PATHS:
-                s = r['paths'][p]['share']
+                s = r.paths[p]['share']
                 cells.append(f'{100 * s:>8.2f}' if s else f"{'-':>8}")
-            lines.append(f"{r['label']:<17}" + ''.join(cells))
+            lines.append(f"{r.label:<17}" + ''.join(cells))
         if wl['overhead']:
             lines.append('')
             lines.append('Overhead of the fork against upstream QEMU (same '
@@ -115,3 +117,80 @@ def format_results(res):
                     f"{c['base_native_arch_per_fill']:.2f} arch refs/fill")
     return '\n'.join(lines)
 
+
+def format_linux(res):
+    """The human-readable tables of the Linux experiment's results RES."""
+    cfg = res['config']
+    lines = [f"{cfg['emulator']['version']}; -cpu max,+dseg; "
+             f"{cfg['tlb_geometry']}",
+             f"Linux: {cfg['guest_mb']} MiB of guest RAM, "
+             f"{cfg['vcpus']} vCPU(s), {cfg['paging']}; "
+             + ', '.join(f"{p['package']} {p['version']}"
+                         for p in cfg['packages'][:1])]
+    if cfg['thinvmm_layout']:
+        lines.append(f"thinvmm: {cfg['thinvmm_layout']}")
+    lines.append('Boot to the first workload (s): ' + ', '.join(
+        f'{MODE_BY_NAME[m].label} {s:.1f}' for m, s in cfg['boot_s'].items()))
+    for wl in res['workloads']:
+        lines.append('')
+        status = 'correct in every mode' if wl['all_ok'] else \
+            'FAILED in ' + ', '.join(r.label for r in wl['modes']
+                                     if not r.ok)
+        lines.append(f"Workload {wl['kind']}: {wl['what']}; {status}"
+                     + (f"; checksum {wl['checksum']}" if wl['checksum']
+                        else ''))
+        lines.append('Primary region in the direct modes of the guest '
+                     'dimension: ' + (wl['primary_region'] or
+                                      'none (the program uses its own '
+                                      'memory in every mode)'))
+        lines.append('')
+        unit = wl['unit']
+        hdr = (f"{'mode':<17}{'path':<14}{'fills':>9}{'arch/fill':>10}"
+               f"{'perf/fill':>10}{'on path':>9}{'filter':>7}"
+               f"{'refs/' + unit:>13}{'wall s':>8}{'x nat':>7}"
+               f"{'vCPU s':>8}")
+        lines.append(hdr)
+        lines.append('-' * len(hdr))
+        for r in wl['modes']:
+            share = r.paths[r.intended_path]['share']
+            lines.append(
+                f"{r.label:<17}{r.intended_path:<14}{r.fills:>9}"
+                f"{r.arch_per_fill:>10.2f}{r.performed_per_fill:>10.2f}"
+                f"{100 * share:>8.2f}%{r.filter_hits:>7}"
+                f"{r.arch_refs_per_op:>13.2f}{r.wall_time_s:>8.2f}"
+                f"{fmt(r.wall_vs_base_native, '.2f'):>7}"
+                f"{fmt(r.vcpu_time_s, '.2f'):>8}")
+        lines.append('')
+        lines.append('Share of fills by path (%):')
+        lines.append(f"{'mode':<17}" + ''.join(f'{p:>14}' for p in PATHS))
+        for r in wl['modes']:
+            cells = [f"{100 * r.paths[p]['share']:>14.2f}"
+                     if r.paths[p]['share'] else f"{'-':>14}"
+                     for p in PATHS]
+            lines.append(f"{r.label:<17}" + ''.join(cells))
+        if wl['claims']:
+            lines.append('')
+            lines.append("The paper's claims, as measured (page-walk "
+                         f"references per {unit} against base "
+                         "virtualised; no pass/fail):")
+            for name, c in wl['claims'].items():
+                saved = c['refs_saved_vs_base_virtualised']
+                lines.append(
+                    f"  {MODE_BY_NAME[name].label}: "
+                    f"{c['arch_refs_per_op']:.2f} vs "
+                    f"{c['base_virtualised_arch_refs_per_op']:.2f} refs/"
+                    f"{unit} ({100 * abs(saved):.1f}% "
+                    f"{'fewer' if saved >= 0 else 'more'}); wall "
+                    f"{fmt(c['wall_vs_base_native'], '.2f')}x base native")
+        if wl['time_ratios']:
+            lines.append('Time ratios (vCPU time, one run each, so no '
+                         'interval; --bare-metal --max-runs gives them '
+                         'with one):')
+            lines.append('  ' + '; '.join(
+                f"{MODE_BY_NAME[t['a']].label} / "
+                f"{MODE_BY_NAME[t['b']].label} "
+                f"{fmt(t['vcpu_ratio'], '.3f')}"
+                + (f" (target <= {t['bound']:g})" if t['bound'] is not None
+                   else '')
+                for t in wl['time_ratios']))
+    return '\n'.join(lines)

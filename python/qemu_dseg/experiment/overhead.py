@@ -25,34 +25,25 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import time
 
-from .. import assets, config, guests
+from .. import assets, boot, config
 from ..machine import Machine
 from ..model import MODE_BY_NAME
 from . import compare
-from .compare import Ratio
-from .runner import Emulator, run_once
+from .baremetal import WORKLOADS, run_once
+from .common import FORK_BOUND, Emulator, tlb_size_type
+from .compare import Measurement, Ratio
+from .workloads import guest_script
 
-SIZE_MB = 64
-BARE_METAL = {'gups': 2 << 20, 'chase': 2 << 20, 'scan': 8}
-# The target of the fork's overhead with the feature off (issue 11).
-FORK_BOUND = 1.01
-# Linux: guest RAM of every boot, the q35 RAM below 4 GiB that thinvmm
-# does not give its guest, and how long the vCPU is left to go idle after
-# init's line before its CPU time is read.
+# Linux: guest RAM of every boot, and how long the vCPU is left to go
+# idle after init's line before its CPU time is read.
 LINUX_MB = 1024
-Q35_LOW_RAM_MB = 2048
 IDLE_S = 0.3
-LINUX_INIT = f"""#!/bin/sh
-{assets.INIT_PRELUDE}
-echo "bench: $(uname -r) up"
-exec sleep 100000
-"""
-LINUX_CMDLINE = 'console=ttyS0 panic=-1 quiet'
 
 
 def emulators(build, tlb_size=None):
@@ -69,15 +60,16 @@ def emulators(build, tlb_size=None):
     ]
 
 
-def bare_metal_run(kind, iters, emus, guests_dir, log_dir):
-    """A workload: series name -> {'wall_s', 'vcpu_s', 'result'}."""
+def bare_metal_run(kind, emus, guests_dir, log_dir):
+    """A bare-metal workload of the experiment at its default size and
+    iterations: series name -> its Measurement."""
     mode = MODE_BY_NAME['base-native']
+    wl = WORKLOADS[kind]
 
     def run(name):
-        r = run_once(emus[name], mode, kind, SIZE_MB, iters, 1, guests_dir,
-                     log_dir)
-        return {'wall_s': r['wall_s'], 'vcpu_s': r['vcpu_s'],
-                'result': r['checksum']}
+        r = run_once(emus[name], mode, kind, wl.size_mb, wl.iters, 1,
+                     guests_dir, log_dir)
+        return Measurement(r.wall_s, r.vcpu_s, r.checksum)
     return run
 
 
@@ -85,16 +77,11 @@ def linux_args(emu, image, guests_dir, thinvmm):
     """QEMU's arguments to boot IMAGE on EMU, directly or under thinvmm in
     VMM direct; either way the kernel gets LINUX_MB MiB (thinvmm adds its
     14 MiB of low RAM)."""
-    if not thinvmm:
-        return ['-M', 'q35', '-cpu', emu.cpu, '-m', f'{LINUX_MB}M',
-                *emu.args(), '-kernel', image.kernel,
-                '-initrd', image.initrd, '-append', LINUX_CMDLINE]
-    return ['-M', 'q35', '-cpu', emu.cpu,
-            '-m', f'{Q35_LOW_RAM_MB + LINUX_MB}M', *emu.args(),
-            '-kernel', guests.image('thinvmm', guests_dir),
-            '-initrd', f'{image.kernel},{image.initrd}',
-            *guests.DEBUG_EXIT_ARGS,
-            '-append', f'mode=vmm guest_mb={LINUX_MB} -- {LINUX_CMDLINE}']
+    mode = MODE_BY_NAME['vmm-direct' if thinvmm else 'base-native']
+    low_mb = boot.Q35_LOW_RAM_MB if thinvmm else 0
+    return boot.linux_args(
+        image, mode, memory_mb=low_mb + LINUX_MB, cpu=emu.cpu,
+        tlb_size=emu.tlb_size, guest_mb=LINUX_MB, guests_dir=guests_dir)
 
 
 def linux_boot_run(image, emus, guests_dir, log_dir):
@@ -112,7 +99,7 @@ def linux_boot_run(image, emus, guests_dir, log_dir):
             wall = time.monotonic() - start
             time.sleep(IDLE_S)
             vcpu = vm.vcpu_cpu_s()
-        return {'wall_s': wall, 'vcpu_s': vcpu, 'result': line}
+        return Measurement(wall, vcpu, line)
     return run
 
 
@@ -147,10 +134,10 @@ def main(argv=None):
                     help='the time that ratios and the stop rule use '
                          '(default: vcpu, the CPU time of the vCPU thread)')
     ap.add_argument('--workloads', nargs='+',
-                    choices=[*BARE_METAL, 'linux'],
-                    default=[*BARE_METAL, 'linux'],
+                    choices=[*WORKLOADS, 'linux'],
+                    default=[*WORKLOADS, 'linux'],
                     help='what to run (default: all)')
-    ap.add_argument('--fixed-tlb', type=int, metavar='N',
+    ap.add_argument('--fixed-tlb', type=tlb_size_type(), metavar='N',
                     help='run every series with -accel tcg,tlb-size=N, '
                          'against upstream with only the tlb-size patch '
                          '(scripts/build-qemu.sh --upstream-tlb); default: '
@@ -158,9 +145,6 @@ def main(argv=None):
     ap.add_argument('--out', help='directory for results.json (default: '
                     'BUILD/bench-overhead)')
     opts = ap.parse_args(argv)
-    t = opts.fixed_tlb
-    if t is not None and (t < 64 or t > 65536 or t & (t - 1)):
-        ap.error('--fixed-tlb must be a power of two from 64 to 65536')
     if not 2 <= opts.min_rounds <= opts.max_rounds:
         ap.error('need 2 <= --min-rounds <= --max-rounds')
     if opts.target <= 0:
@@ -179,14 +163,14 @@ def main(argv=None):
     workloads = {}
     for w in opts.workloads:
         if w == 'linux':
-            image = assets.linux_guest(LINUX_INIT, modules=())
+            image = assets.linux_guest(guest_script(
+                'bench-init.sh', prelude=assets.INIT_PRELUDE), modules=())
             workloads['linux boot'] = (
                 [*emus, 'thinvmm vmm'],
                 linux_boot_run(image, emus, guests_dir, logs))
         else:
-            workloads[f'{w} {SIZE_MB} MiB'] = (
-                list(emus), bare_metal_run(w, BARE_METAL[w], emus,
-                                           guests_dir, logs))
+            workloads[f'{w} {WORKLOADS[w].size_mb} MiB'] = (
+                list(emus), bare_metal_run(w, emus, guests_dir, logs))
 
     print(f"fork: {emus['fork'].version()}")
     print(f"upstream: {emus['upstream'].version()}")
@@ -199,13 +183,15 @@ def main(argv=None):
             opts.max_rounds, opts.target / 100, f'{opts.metric}_s',
             compare.stderr_progress(wname))
         print(' ' * 60, end='\r', file=sys.stderr)
-        agree = {m['result'] for ms in res['runs'].values() for m in ms}
+        agree = {m.result for ms in res['runs'].values() for m in ms}
         if len(agree) != 1:
             sys.exit(f'bench: {wname} gave different results: {agree}')
         print()
         for line in compare.format_ratios(res, wname):
             print(line)
         res['result'] = agree.pop()
+        res['runs'] = {name: [dataclasses.asdict(m) for m in ms]
+                       for name, ms in res['runs'].items()}
         results[wname] = res
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, 'results.json')

@@ -43,8 +43,8 @@ def summarise(counters):
 def timing(runs, stat):
     """Wall and vCPU times of RUNS: all of them, their minimum and median,
     and as 'wall_time_s' and 'vcpu_time_s' the one that STAT names."""
-    walls = [r['wall_s'] for r in runs]
-    cpus = [r['vcpu_s'] for r in runs]
+    walls = [r.wall_s for r in runs]
+    cpus = [r.vcpu_s for r in runs]
     known = None not in cpus
     t = {'wall_s': walls, 'wall_min_s': min(walls),
          'wall_median_s': statistics.median(walls),
@@ -62,13 +62,14 @@ def ratio(a, b):
 
 
 def add_ratios_to_base_native(rows):
-    """Give every row of ROWS (one per mode, with 'wall_time_s' and
-    'vcpu_time_s') its 'wall_vs_base_native' and 'vcpu_vs_base_native';
-    returns the rows by mode."""
-    by_mode = {r['mode']: r for r in rows}
+    """Give every row of ROWS (rows.ModeRow, one per mode) its
+    wall_vs_base_native and vcpu_vs_base_native; returns the rows by
+    mode."""
+    by_mode = {r.mode: r for r in rows}
     native = by_mode.get('base-native')
     for r in rows:
-        for t in ('wall', 'vcpu'):
-            r[f'{t}_vs_base_native'] = ratio(
-                r[f'{t}_time_s'], native[f'{t}_time_s'] if native else None)
+        r.wall_vs_base_native = ratio(
+            r.wall_time_s, native.wall_time_s if native else None)
+        r.vcpu_vs_base_native = ratio(
+            r.vcpu_time_s, native.vcpu_time_s if native else None)
     return by_mode

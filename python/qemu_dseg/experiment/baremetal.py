@@ -1,4 +1,4 @@
-"""The experiment's runs: emulators, one timed run, and a whole invocation.
+"""The bare-metal experiment: one timed run, and a whole invocation.
 
 A run boots tests/guest/experiment.c under one translation mode on one
 emulator.  The guest encloses its workload loop in two checkpoints; at
@@ -12,48 +12,59 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import os
 import platform
 import re
-import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from typing import Optional
 
 from .. import guests
 from ..machine import Machine, MachineError
-from ..model import MODE_BY_NAME, MODES
+from ..model import MODE_BY_NAME
 from . import stats
 from . import compare
+from .common import (BASE_MODES, FORK_BOUND, MODE_RATIOS, Emulator,
+                     tlb_geometry)
 from .compare import Ratio
 from .output import fmt
+from .rows import BareMetalRow
 
-# Default size (MiB) and loop iterations of each workload.
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A workload of tests/guest/experiment.c: its default table size
+    (MiB) and loop iterations, and what it does."""
+    size_mb: int
+    iters: int
+    what: str
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A workload as one invocation runs it."""
+    kind: str
+    size_mb: int
+    iters: int
+
+
+@dataclass
+class Run:
+    """One run (run_once()): the loop's times, the counters (None
+    without query-dseg), the checksum and the console."""
+    wall_s: float
+    vcpu_s: Optional[float]
+    counters: Optional[dict]
+    checksum: str
+    console: str
+
+
 WORKLOADS = {
-    'gups': {'size_mb': 64, 'iters': 2 << 20,
-             'what': 'random read-modify-write of 8-byte words'},
-    'chase': {'size_mb': 64, 'iters': 2 << 20,
-              'what': 'pointer chase over a random cyclic permutation of '
-                      '64-byte slots'},
-    'scan': {'size_mb': 64, 'iters': 8,
-             'what': 'sequential passes summing every word'},
+    'gups': Kind(64, 2 << 20, 'random read-modify-write of 8-byte words'),
+    'chase': Kind(64, 2 << 20, 'pointer chase over a random cyclic '
+                  'permutation of 64-byte slots'),
+    'scan': Kind(64, 8, 'sequential passes summing every word'),
 }
 DEFAULT_WORKLOAD = 'gups'
-DEFAULT_TLB_SIZE = 256
-VICTIM_TLB_ENTRIES = 8
-PAGE_4K = 4096
-# The modes that need no direct segments, which upstream QEMU runs too.
-BASE_MODES = tuple(m.name for m in MODES if not m.segments)
-# The ratios between modes that the experiment reports (A / B), with the
-# targets of issue 11 where it sets one: VMM direct near native, dual
-# direct better than native.
-MODE_RATIOS = (
-    ('vmm-direct', 'base-native', 1.02),
-    ('dual-direct', 'native-direct', 1.02),
-    ('dual-direct', 'base-native', 1.0),
-    ('guest-direct', 'base-native', 1.05),
-    ('native-direct', 'base-native', None),
-    ('base-virtualised', 'base-native', None),
-)
-# The target of the fork's overhead with the feature off.
-FORK_BOUND = 1.01
-
 # The guest needs no timer.  Without PIT and HPET no asynchronous interrupt
 # kicks the vCPU (the firmware leaves the PIT ticking), and the counters of
 # a fixed-size TLB repeat exactly from run to run.
@@ -61,40 +72,6 @@ MACHINE = 'q35,pit=off,hpet=off'
 # How often the console is polled while a workload loop runs, in seconds.
 POLL_S = 0.001
 _CHECKSUM = re.compile(r'^experiment: checksum (0x[0-9a-f]+)$', re.M)
-
-
-class Emulator:
-    """One emulator configuration that runs the experiment guest."""
-
-    def __init__(self, name, label, qemu, cpu, tlb_size=None, counters=True):
-        self.name = name
-        self.label = label
-        self.qemu = qemu
-        self.cpu = cpu
-        self.tlb_size = tlb_size    # None: no -accel option at all
-        self.counters = counters    # has query-dseg
-
-    def args(self):
-        """Its accelerator options."""
-        if self.tlb_size is None:
-            return []
-        return ['-accel', f'tcg,tlb-size={self.tlb_size}']
-
-    def version(self):
-        """The first line of its --version."""
-        out = subprocess.run([self.qemu, '--version'], capture_output=True,
-                             text=True, check=True).stdout
-        return out.splitlines()[0]
-
-
-def tlb_geometry(tlb_size):
-    """The softmmu TLB geometry that -accel tcg,tlb-size=TLB_SIZE gives."""
-    if not tlb_size:
-        return (f"TLB: QEMU's dynamic sizing (tlb-size=0: resized with use), "
-                f"+ {VICTIM_TLB_ENTRIES}-entry victim")
-    return (f'TLB: {tlb_size} entries per MMU index, direct-mapped, '
-            f'+ {VICTIM_TLB_ENTRIES}-entry victim (reach '
-            f'{tlb_size * PAGE_4K // 1024} KiB of 4 KiB pages)')
 
 
 def guest_memory_mb(size_mb):
@@ -107,8 +84,7 @@ def run_once(emu, mode, kind, size_mb, iters, seed, guests_dir, log_dir,
              timeout=600, warn=None, attempts=3):
     """Run the workload once under MODE on EMU.
 
-    Returns {'wall_s', 'vcpu_s', 'counters' (None without query-dseg),
-    'checksum', 'console'}.  The times run from the resume that ends the
+    Returns a Run.  The times run from the resume that ends the
     "start" checkpoint to the "end" checkpoint, so they cover the workload
     loop (plus a VMRUN and a #VMEXIT in virtualised modes).  A run that
     fails before its loop started (for example because the emulator
@@ -170,15 +146,14 @@ def _serve(vm, emu, timeout, started):
     checksum = _CHECKSUM.search(console)
     if not checksum:
         vm.fail('the guest printed no checksum')
-    return {'wall_s': wall, 'vcpu_s': cpu, 'counters': counters,
-            'checksum': checksum.group(1), 'console': console}
+    return Run(wall, cpu, counters, checksum.group(1), console)
 
 
 class Experiment:
     """The runs of one invocation, with a progress line per run.
 
-    OPTS: the options of scripts/dseg-experiment.py (workload, size_mb,
-    iters, seed, tlb_size, runs, stat, modes, upstream, qemu,
+    OPTS: the options of scripts/dseg-experiment.py bare-metal (workload,
+    size_mb, iters, seed, tlb_size, runs, stat, modes, upstream, qemu,
     upstream_qemu, guests, out).
     """
 
@@ -204,17 +179,17 @@ class Experiment:
     def run(self, emu, mode, wl):
         """One run of workload WL under MODE on EMU, with its progress
         line."""
-        r = run_once(emu, mode, wl['kind'], wl['size_mb'], wl['iters'],
+        r = run_once(emu, mode, wl.kind, wl.size_mb, wl.iters,
                      self.opts.seed, self.opts.guests, self.log_dir,
                      warn=lambda msg: self.say(f'  warning: {mode.name} on '
                                                f'{emu.label}: {msg}'))
         self.done += 1
-        fills = (f"fills {stats.summarise(r['counters'])['fills']:>9}"
-                 if r['counters'] else f"{'':>15}")
-        cpu = f"vCPU {fmt(r['vcpu_s'], '7.3f')} s"
-        self.say(f'[{self.done:>3}/{self.total}] {wl["kind"]:<5} '
-                 f'{mode.name:<16} {emu.label:<26} loop {r["wall_s"]:7.3f} s'
-                 f'  {cpu}  {fills}  checksum {r["checksum"]}')
+        fills = (f"fills {stats.summarise(r.counters)['fills']:>9}"
+                 if r.counters else f"{'':>15}")
+        cpu = f"vCPU {fmt(r.vcpu_s, '7.3f')} s"
+        self.say(f'[{self.done:>3}/{self.total}] {wl.kind:<5} '
+                 f'{mode.name:<16} {emu.label:<26} loop {r.wall_s:7.3f} s'
+                 f'  {cpu}  {fills}  checksum {r.checksum}')
         return r
 
     def series(self, modes):
@@ -270,27 +245,25 @@ class Experiment:
 
     def collect(self, wl, modes, runs, overhead):
         """The results of workload WL from its RUNS ({mode: [run]})."""
-        checksums = {r['checksum'] for rs in runs.values() for r in rs}
+        checksums = {r.checksum for rs in runs.values() for r in rs}
         if len(checksums) != 1:
             raise AssertionError(
-                f'{wl["kind"]}: the workload checksum differs between modes '
+                f'{wl.kind}: the workload checksum differs between modes '
                 f'or emulators: ' + ', '.join(
-                    f'{k}={sorted({r["checksum"] for r in rs})}'
+                    f'{k}={sorted({r.checksum for r in rs})}'
                     for k, rs in runs.items()))
         rows = []
         for mode in modes:
             rs = runs[mode.name]
-            first = rs[0]['counters']
-            row = {'mode': mode.name, 'label': mode.label,
-                   'intended_path': mode.path}
-            row.update(stats.timing(rs, self.opts.stat))
-            row.update(stats.summarise(first))
-            row['counters'] = first
-            row['counters_identical_in_repeats'] = all(
-                r['counters'] == first for r in rs)
-            row['guest_lines'] = re.findall(r'^experiment: .*$',
-                                            rs[0]['console'], re.M)
-            rows.append(row)
+            first = rs[0].counters
+            rows.append(BareMetalRow(
+                mode=mode.name, label=mode.label, intended_path=mode.path,
+                **stats.timing(rs, self.opts.stat),
+                **stats.summarise(first), counters=first,
+                counters_identical_in_repeats=all(
+                    r.counters == first for r in rs),
+                guest_lines=re.findall(r'^experiment: .*$', rs[0].console,
+                                       re.M)))
         by_mode = stats.add_ratios_to_base_native(rows)
         native = by_mode.get('base-native')
         claims = {}
@@ -298,13 +271,13 @@ class Experiment:
             if native and name in by_mode:
                 row = by_mode[name]
                 claims[name] = {
-                    'wall_vs_base_native': row['wall_vs_base_native'],
-                    'vcpu_vs_base_native': row['vcpu_vs_base_native'],
-                    'arch_per_fill': row['arch_per_fill'],
-                    'base_native_arch_per_fill': native['arch_per_fill'],
+                    'wall_vs_base_native': row.wall_vs_base_native,
+                    'vcpu_vs_base_native': row.vcpu_vs_base_native,
+                    'arch_per_fill': row.arch_per_fill,
+                    'base_native_arch_per_fill': native.arch_per_fill,
                 }
-        return {'kind': wl['kind'], 'what': WORKLOADS[wl['kind']]['what'],
-                'size_mb': wl['size_mb'], 'iters': wl['iters'],
+        return {'kind': wl.kind, 'what': WORKLOADS[wl.kind].what,
+                'size_mb': wl.size_mb, 'iters': wl.iters,
                 'seed': self.opts.seed, 'checksum': checksums.pop(),
                 'modes': rows, 'overhead': overhead, 'claims': claims}
 
@@ -312,9 +285,8 @@ class Experiment:
         """The workloads to run, with their sizes and iterations."""
         kinds = list(WORKLOADS) if self.opts.workload == 'all' \
             else [self.opts.workload]
-        return [{'kind': k,
-                 'size_mb': self.opts.size_mb or WORKLOADS[k]['size_mb'],
-                 'iters': self.opts.iters.get(k, WORKLOADS[k]['iters'])}
+        return [Workload(k, self.opts.size_mb or WORKLOADS[k].size_mb,
+                         self.opts.iters.get(k, WORKLOADS[k].iters))
                 for k in kinds]
 
     def main(self):

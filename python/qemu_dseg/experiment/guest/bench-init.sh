@@ -1,0 +1,4 @@
+#!/bin/sh
+@prelude@
+echo "bench: $(uname -r) up"
+exec sleep 100000

@@ -1,0 +1,30 @@
+#!/bin/sh
+@prelude@
+ifconfig lo 127.0.0.1 up
+echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd
+# As redis asks: jemalloc then never remaps memory to decommit it.
+echo 1 > /proc/sys/vm/overcommit_memory
+region=0
+if grep -q @region_flag@ /proc/cmdline; then
+    region=1
+    insmod /lib/modules/dseg.ko pool_base=@pool_base@ \
+        pool_size=@pool_size@ || echo INSMOD-FAILED
+fi
+# run_in_region MB PROGRAM...: in the direct modes of the guest dimension,
+# PROGRAM's large allocations go to a primary region of MB MiB.
+run_in_region() {
+    mb=$1; shift
+    if [ $region = 1 ]; then
+        LD_PRELOAD=/lib/libdseg-preload.so DSEG_REGION_MB=$mb "$@"
+    else
+        "$@"
+    fi
+}
+# wait_for COMMAND...: until it succeeds, for at most 60 s.
+wait_for() {
+    for i in $(seq 300); do
+        "$@" > /dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    return 1
+}
