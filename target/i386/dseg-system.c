@@ -246,55 +246,54 @@ QEMU_BUILD_BUG_ON(DSEG_TRANSLATION_PATH_GUEST_DIRECT !=
 QEMU_BUILD_BUG_ON(DSEG_TRANSLATION_PATH_VMM_DIRECT != DSEG_PATH_VMM_DIRECT);
 QEMU_BUILD_BUG_ON(DSEG_TRANSLATION_PATH_DUAL_DIRECT != DSEG_PATH_DUAL_DIRECT);
 
-/*
- * A copy of a vCPU's counters.  The vCPU's thread is their only writer;
- * other threads read each one atomically.
- */
-static void dseg_read_counters(CPUState *cs, DSegCounters *out)
+/* The member of @c that holds the counters of @path. */
+static DsegPathCounters **dseg_path_member(DsegCounters *c,
+                                           DsegTranslationPath path)
 {
-    const DSegCounters *c = &X86_CPU(cs)->env.dseg.counters;
-
-    for (unsigned p = 0; p < DSEG_PATH__MAX; p++) {
-        out->path[p].fills = qatomic_read(&c->path[p].fills);
-        out->path[p].guest_refs = qatomic_read(&c->path[p].guest_refs);
-        out->path[p].nested_refs = qatomic_read(&c->path[p].nested_refs);
-        out->path[p].arch_refs = qatomic_read(&c->path[p].arch_refs);
+    switch (path) {
+    case DSEG_TRANSLATION_PATH_NATIVE_WALK:
+        return &c->native_walk;
+    case DSEG_TRANSLATION_PATH_NATIVE_DIRECT:
+        return &c->native_direct;
+    case DSEG_TRANSLATION_PATH_WALK_2D:
+        return &c->walk_2d;
+    case DSEG_TRANSLATION_PATH_GUEST_DIRECT:
+        return &c->guest_direct;
+    case DSEG_TRANSLATION_PATH_VMM_DIRECT:
+        return &c->vmm_direct;
+    case DSEG_TRANSLATION_PATH_DUAL_DIRECT:
+        return &c->dual_direct;
+    default:
+        g_assert_not_reached();
     }
-    out->guest_seg_hits = qatomic_read(&c->guest_seg_hits);
-    out->vmm_seg_hits = qatomic_read(&c->vmm_seg_hits);
-    out->filter_probes = qatomic_read(&c->filter_probes);
-    out->filter_hits = qatomic_read(&c->filter_hits);
 }
 
-static DsegPathCounters *dseg_path_info(const DSegCounters *c,
-                                        DsegTranslationPath path)
+/*
+ * The vCPU's thread is the only writer of its counters; other threads
+ * read each one atomically.
+ */
+static DsegPathCounters *dseg_path_info(const DSegPathCounters *c)
 {
     DsegPathCounters *p = g_new0(DsegPathCounters, 1);
 
-    p->fills = c->path[path].fills;
-    p->guest_refs = c->path[path].guest_refs;
-    p->nested_refs = c->path[path].nested_refs;
-    p->arch_refs = c->path[path].arch_refs;
+    p->fills = qatomic_read(&c->fills);
+    p->guest_refs = qatomic_read(&c->guest_refs);
+    p->nested_refs = qatomic_read(&c->nested_refs);
+    p->arch_refs = qatomic_read(&c->arch_refs);
     return p;
 }
 
-static DsegCounters *dseg_counters_info(CPUState *cs)
+static DsegCounters *dseg_counters_info(const DSegCounters *c)
 {
     DsegCounters *ci = g_new0(DsegCounters, 1);
-    DSegCounters c;
 
-    dseg_read_counters(cs, &c);
-    ci->native_walk = dseg_path_info(&c, DSEG_TRANSLATION_PATH_NATIVE_WALK);
-    ci->native_direct = dseg_path_info(&c,
-                                       DSEG_TRANSLATION_PATH_NATIVE_DIRECT);
-    ci->walk_2d = dseg_path_info(&c, DSEG_TRANSLATION_PATH_WALK_2D);
-    ci->guest_direct = dseg_path_info(&c, DSEG_TRANSLATION_PATH_GUEST_DIRECT);
-    ci->vmm_direct = dseg_path_info(&c, DSEG_TRANSLATION_PATH_VMM_DIRECT);
-    ci->dual_direct = dseg_path_info(&c, DSEG_TRANSLATION_PATH_DUAL_DIRECT);
-    ci->guest_segment_hits = c.guest_seg_hits;
-    ci->vmm_segment_hits = c.vmm_seg_hits;
-    ci->filter_probes = c.filter_probes;
-    ci->filter_hits = c.filter_hits;
+    for (int p = 0; p < DSEG_TRANSLATION_PATH__MAX; p++) {
+        *dseg_path_member(ci, p) = dseg_path_info(&c->path[p]);
+    }
+    ci->guest_segment_hits = qatomic_read(&c->guest_seg_hits);
+    ci->vmm_segment_hits = qatomic_read(&c->vmm_seg_hits);
+    ci->filter_probes = qatomic_read(&c->filter_probes);
+    ci->filter_hits = qatomic_read(&c->filter_hits);
     return ci;
 }
 
@@ -320,7 +319,7 @@ static DsegCpuInfo *dseg_cpu_info(CPUState *cs)
         QAPI_LIST_APPEND(tail, qatomic_read(&ds->filter.bits[w]));
     }
     info->filter = fi;
-    info->counters = dseg_counters_info(cs);
+    info->counters = dseg_counters_info(&ds->counters);
     return info;
 }
 
@@ -373,7 +372,7 @@ static void hmp_dseg_segment(Monitor *mon, const char *name,
 }
 
 static void hmp_dseg_path(Monitor *mon, const char *name,
-                          const DSegPathCounters *p)
+                          const DsegPathCounters *p)
 {
     monitor_printf(mon, "  %-14s %14" PRIu64 " %14" PRIu64 " %14" PRIu64
                    " %14" PRIu64, name, p->fills, p->guest_refs,
@@ -391,10 +390,9 @@ void hmp_info_dseg(Monitor *mon, const QDict *qdict)
 
     for (DsegCpuInfoList *e = list; e; e = e->next) {
         DsegCpuInfo *i = e->value;
-        DSegCounters c;
+        DsegCounters *c = i->counters;
         unsigned set = 0;
 
-        dseg_read_counters(qemu_get_cpu(i->cpu_index), &c);
         for (uint64List *w = i->filter->words; w; w = w->next) {
             set += ctpop64(w->value);
         }
@@ -414,11 +412,12 @@ void hmp_info_dseg(Monitor *mon, const QDict *qdict)
                        "fills", "guest-refs", "nested-refs", "arch-refs",
                        "arch/fill");
         for (int p = 0; p < DSEG_TRANSLATION_PATH__MAX; p++) {
-            hmp_dseg_path(mon, DsegTranslationPath_str(p), &c.path[p]);
+            hmp_dseg_path(mon, DsegTranslationPath_str(p),
+                          *dseg_path_member(c, p));
         }
         monitor_printf(mon, "  segment hits: guest %" PRIu64 ", VMM %" PRIu64
                        "; escape filter: %" PRIu64 " probes, %" PRIu64
-                       " hits\n", c.guest_seg_hits, c.vmm_seg_hits,
-                       c.filter_probes, c.filter_hits);
+                       " hits\n", c->guest_segment_hits, c->vmm_segment_hits,
+                       c->filter_probes, c->filter_hits);
     }
 }

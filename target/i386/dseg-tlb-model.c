@@ -14,7 +14,7 @@
 static const char *tlbm_array_error(const TlbmArrayGeom *a)
 {
     if (!a->entries) {
-        return NULL;
+        return a->sizes ? "an array of 0 entries holds no page size" : NULL;
     }
     if (!a->ways || a->ways > a->entries || a->entries % a->ways) {
         return "an array's ways must divide its entries";
@@ -125,7 +125,7 @@ static const char *tlbm_parse_sizes(uint8_t *sizes, const char *s,
         }
         *sizes |= TLBM_SIZE_MASK(sz);
         s += 2;
-        if (s < end && *s++ != '+') {
+        if (s < end && (*s++ != '+' || s == end)) {
             return "page sizes are 4k, 2m and 1g, each once, joined by '+'";
         }
     }
@@ -145,7 +145,7 @@ static const char *tlbm_parse_tlb(TlbmTlbGeom *t, const char *s)
         const char *colon = memchr(s, ':', end - s);
         const char *err;
 
-        if (end - s == 5 && !strncmp(s, "smash", 5) && n) {
+        if (end - s == 5 && !strncmp(s, "smash", 5) && n && !*end) {
             t->smash = true;
         } else if (n == TLBM_MAX_ARRAYS || !colon) {
             return "a TLB is up to 3 arrays ENTRIES[xWAYS]:SIZES joined by "
@@ -218,7 +218,7 @@ const char *tlbm_geom_parse(TlbmGeom *g, const char *words)
     TlbmGeom new = { 0 };
     char part[256];
 
-    while (*words) {
+    for (;;) {
         size_t len = strcspn(words, ",");
         char *eq;
         const char *err;
@@ -237,7 +237,10 @@ const char *tlbm_geom_parse(TlbmGeom *g, const char *words)
         if (err) {
             return err;
         }
-        words += len + !!words[len];
+        if (!words[len]) {
+            break;
+        }
+        words += len + 1;
     }
     if (tlbm_geom_error(&new)) {
         return tlbm_geom_error(&new);
@@ -434,7 +437,7 @@ static void tlbm_tlb_fill(TlbmModel *m, TlbmTlb *t, uint32_t ctx,
         for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {
             TlbmArray *a = &t->array[i];
 
-            if (a->geom.sizes & TLBM_SIZE_MASK(s)) {
+            if (a->sets && (a->geom.sizes & TLBM_SIZE_MASK(s))) {
                 tlbm_array_insert(m, a, addr >> tlbm_size_shift(s), s, ctx,
                                   global);
                 return;
@@ -491,11 +494,17 @@ bool tlbm_pwc_read(TlbmModel *m, uint32_t ctx, uint64_t pa)
     return false;
 }
 
+/* Nested translations belong to an ASID, whatever the guest's PCID. */
+static uint32_t tlbm_ntlb_ctx(uint32_t ctx)
+{
+    return TLBM_CTX(TLBM_CTX_ASID(ctx), 0);
+}
+
 bool tlbm_ntlb_lookup(TlbmModel *m, uint32_t ctx, uint64_t gpa)
 {
     for (TlbmSize s = 0; s < TLBM_NR_SIZES; s++) {
         TlbmEntry *e = tlbm_array_find(&m->ntlb, gpa >> tlbm_size_shift(s),
-                                       s, ctx, true);
+                                       s, tlbm_ntlb_ctx(ctx), true);
 
         if (e) {
             e->stamp = ++m->clock;
@@ -509,7 +518,7 @@ void tlbm_ntlb_fill(TlbmModel *m, uint32_t ctx, uint64_t gpa, TlbmSize size)
 {
     if (m->ntlb.sets) {
         tlbm_array_insert(m, &m->ntlb, gpa >> tlbm_size_shift(size), size,
-                          ctx, false);
+                          tlbm_ntlb_ctx(ctx), false);
     }
 }
 

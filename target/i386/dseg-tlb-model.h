@@ -186,20 +186,24 @@ void tlbm_fill(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr,
 bool tlbm_pwc_read(TlbmModel *m, uint32_t ctx, uint64_t pa);
 
 /*
- * The nested TLB: does it translate guest-physical @gpa for address space
- * @ctx?  Filling keeps the nested page of @size that holds it.
+ * The nested TLB: does it translate guest-physical @gpa for the ASID of
+ * @ctx (its PCID does not matter)?  Filling keeps the nested page of @size
+ * that holds it.
  */
 bool tlbm_ntlb_lookup(TlbmModel *m, uint32_t ctx, uint64_t gpa);
 void tlbm_ntlb_fill(TlbmModel *m, uint32_t ctx, uint64_t gpa, TlbmSize size);
 
 /*
- * Invalidations.  Each drops the TLB entries named, and the page walk
- * cache and nested TLB entries of the same address spaces.
- *   tlbm_flush_nonglobal: a CR3 write: @ctx's non-global entries;
+ * Invalidations:
+ *   tlbm_flush_nonglobal: a CR3 write: @ctx's non-global TLB entries and
+ *       its page walk cache entries;
  *   tlbm_flush_page: INVLPG: the TLB entries of @ctx (and the global ones
- *       of its ASID) that map @addr, of any size;
- *   tlbm_flush_asid: every entry of one ASID, global ones included;
+ *       of its ASID) that map @addr, of any size, and @ctx's page walk
+ *       cache entries;
+ *   tlbm_flush_asid: every entry of one ASID, global ones and the nested
+ *       TLB's included;
  *   tlbm_flush_all: everything.
+ * Neither a CR3 write nor INVLPG drops nested TLB entries.
  */
 void tlbm_flush_nonglobal(TlbmModel *m, uint32_t ctx);
 void tlbm_flush_page(TlbmModel *m, uint32_t ctx, uint64_t addr);

@@ -11,7 +11,7 @@ native-direct fills cost none.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-from qemu_dseg import model, testing
+from qemu_dseg import guests, model, testing
 from qemu_dseg.model import ANY, PAGE_1G, PAGE_2M, PAGE_4K
 
 PAGES = 16
@@ -58,6 +58,33 @@ class DsegNativeTest(testing.TestCase):
 
     def test_5level(self):
         self.check_windows(self.run_native('dseg_native-la57', 5), 5)
+
+    def test_info_dseg_rows_are_query_dseg(self):
+        # At each checkpoint (the vCPU halted, its counters still), the
+        # path rows of 'info dseg' print what query-dseg returns, path by
+        # path: the HMP command names each path's counters right.
+        seen = set()
+
+        def at_checkpoint(cp):
+            text = vm.cmd('human-monitor-command', command_line='info dseg')
+            counters = vm.cmd('query-dseg')[0]['counters']
+            rows = {line.split()[0]: [int(n) for n in line.split()[1:5]]
+                    for line in text.splitlines()
+                    if line.split() and line.split()[0] in model.PATHS}
+            self.assertEqual(set(rows), set(model.PATHS), text)
+            for path in model.PATHS:
+                self.assertEqual(rows[path],
+                                 [counters[path][f] for f in model.REF_FIELDS],
+                                 f'{cp} {path}')
+                if counters[path]['fills']:
+                    seen.add(path)
+
+        with self.machine(guests.args('dseg_native', f'pages={PAGES}',
+                                      cpu='max,+dseg'),
+                          name='dseg_native') as vm:
+            vm.launch()
+            vm.serve_checkpoints(at_checkpoint, 60)
+        self.assertEqual(seen, {'native-walk', 'native-direct'})
 
 
 if __name__ == '__main__':

@@ -89,6 +89,9 @@ static void test_geometry_errors(void)
     g = small;
     g.l2.array[0].sizes = 0;
     g_assert_nonnull(tlbm_geom_error(&g));
+    g = small;
+    g.l2.array[1].sizes = TLBM_SIZE_MASK(TLBM_1G);   /* 0 entries */
+    g_assert_nonnull(tlbm_geom_error(&g));
     g_assert_cmpuint(tlbm_entries(&small), ==, 16 + 4 + 8 + 64 + 8 + 8);
 }
 
@@ -208,6 +211,8 @@ static void test_asids(void)
     g_assert_cmpint(tlbm_lookup(&t.m, false, guest, 0x1000), ==,
                     TLBM_HIT_L1);
     g_assert_true(tlbm_ntlb_lookup(&t.m, guest, 0x123abc));
+    /* The nested TLB is per ASID: another PCID of the guest sees it. */
+    g_assert_true(tlbm_ntlb_lookup(&t.m, TLBM_CTX(1, 5), 0x123abc));
     g_assert_false(tlbm_ntlb_lookup(&t.m, host, 0x123abc));
     g_assert_true(tlbm_pwc_read(&t.m, guest, 0x9000));
 
@@ -298,7 +303,8 @@ static void test_geom_words(void)
         { "l1d", "8:4k/8:2m/8:1g/8:4k" }, { "l1d", "64x4:" },
         { "l1d", "2000000:4k" }, { "l1d", "64x4:4k/" }, { "l1d", "-1:4k" },
         { "pwc", "32x3" }, { "pwc", "32:4k" }, { "ntlb", "" },
-        { "l3", "64:4k" },
+        { "l3", "64:4k" }, { "l1d", "64:4k+" }, { "l1d", "64:4k/smash/32:2m" },
+        { "l1d", "64:4k/smash/smash" },
     };
 
     g_assert_null(tlbm_geom_set(&g, "l1d", "64x4:4k/32x4:2m/4:1g"));
@@ -336,6 +342,8 @@ static void test_geom_words(void)
     g_assert_nonnull(tlbm_geom_parse(&g, "l1d=64:4k,,l1i=8:4k"));
     g_assert_nonnull(tlbm_geom_parse(&g, "l1d=64:4k,l1i"));
     g_assert_nonnull(tlbm_geom_parse(&g, "l1d=64:4k"));
+    g_assert_nonnull(tlbm_geom_parse(&g, "l1d=64:4k,l1i=8:4k,"));
+    g_assert_nonnull(tlbm_geom_parse(&g, ""));
     g_assert_true(geom_equal(&g, &before));
     g_assert_null(tlbm_geom_parse(&g, "l1d=64:4k,l1i=8x2:4k,pwc=4"));
     g_assert_cmpuint(g.l2.array[0].entries, ==, 0);

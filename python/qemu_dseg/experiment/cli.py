@@ -227,7 +227,9 @@ def parser():
     ap = argparse.ArgumentParser(
         prog='dseg-experiment.py', description=DESCRIPTION,
         epilog='Without a subcommand, linux.  --bare-metal is the old '
-               'spelling of bare-metal.  See docs/devel/dseg-experiment.rst.')
+               'spelling of bare-metal.  Each subcommand lists its options: '
+               'linux --help, bare-metal --help.  See '
+               'docs/devel/dseg-experiment.rst.')
     sub = ap.add_subparsers(dest='command', metavar='COMMAND')
     _linux_args(sub.add_parser(
         'linux', help='the Linux experiment (default)',
