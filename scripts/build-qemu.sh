@@ -47,7 +47,7 @@ bld=$out/$flavour
 
 # Directories of ours that take their place in the QEMU tree; upstream
 # builds get only the build configuration (the device set).
-OVERLAY_DIRS="accel configs docs hw include qapi target"
+OVERLAY_DIRS="accel configs contrib/plugins docs hw include qapi target"
 series=$repo/patches/series
 case $flavour in
 qemu-upstream)
@@ -117,6 +117,7 @@ config_args=(
     --target-list=x86_64-softmmu
     --without-default-features
     --enable-tcg --disable-kvm --disable-xen
+    --enable-plugins
     --without-default-devices --with-devices-x86_64=qemu-dseg
     --disable-docs --disable-install-blobs
     --firmwarepath=/usr/share/seabios
@@ -137,9 +138,10 @@ fi
 
 # --- 5. build ---------------------------------------------------------------
 say "building qemu-system-x86_64 in $bld"
-# Only the emulator and the x86 option ROMs (linuxboot, multiboot, pvh),
-# not QEMU's own tests.
-{ ninja -C "$bld" qemu-system-x86_64 &&
+# Only the emulator, its TCG plugins (contrib/plugins: QEMU's and the TLB
+# model's) and the x86 option ROMs (linuxboot, multiboot, pvh), not QEMU's
+# own tests.
+{ ninja -C "$bld" qemu-system-x86_64 contrib-plugins &&
   make -C "$bld" --no-print-directory pc-bios/optionrom/all; } \
     > "$bld/build.log" 2>&1 ||
     { grep -E 'error|Error' "$bld/build.log" | head -n 30 >&2;

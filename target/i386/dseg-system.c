@@ -52,6 +52,7 @@ void dseg_reset(CPUX86State *env)
     ds->host_guest_saved = false;
     dseg_filter_clear(&ds->filter);
     ds->fill.active = false;
+    dseg_tlb_flush_all(env);
 }
 
 /* migration */
@@ -297,6 +298,41 @@ static DsegCounters *dseg_counters_info(const DSegCounters *c)
     return ci;
 }
 
+static DsegModelCounters *dseg_model_info(const DSegTlbCounters *c)
+{
+    DsegModelCounters *mi = g_new0(DsegModelCounters, 1);
+    DSegTlbCounters snap = {
+        .accesses = qatomic_read(&c->accesses),
+        .fetches = qatomic_read(&c->fetches),
+        .l1d_misses = qatomic_read(&c->l1d_misses),
+        .l1i_misses = qatomic_read(&c->l1i_misses),
+        .l2_hits = qatomic_read(&c->l2_hits),
+        .unmapped = qatomic_read(&c->unmapped),
+        .unmodelled = qatomic_read(&c->unmodelled),
+    };
+    DsegModelPathCountersList **tail = &mi->paths;
+
+    for (int p = 0; p < DSEG_PATH__MAX; p++) {
+        DsegModelPathCounters *pi = g_new0(DsegModelPathCounters, 1);
+
+        snap.path[p].misses = qatomic_read(&c->path[p].misses);
+        snap.path[p].refs = qatomic_read(&c->path[p].refs);
+        pi->path = p;
+        pi->misses = snap.path[p].misses;
+        pi->refs = snap.path[p].refs;
+        QAPI_LIST_APPEND(tail, pi);
+    }
+    mi->accesses = snap.accesses;
+    mi->fetches = snap.fetches;
+    mi->l1d_misses = snap.l1d_misses;
+    mi->l1i_misses = snap.l1i_misses;
+    mi->l2_hits = snap.l2_hits;
+    mi->unmapped = snap.unmapped;
+    mi->unmodelled = snap.unmodelled;
+    mi->cycles = dseg_tlb_cycles(&snap);
+    return mi;
+}
+
 static DsegCpuInfo *dseg_cpu_info(CPUState *cs)
 {
     X86CPU *cpu = X86_CPU(cs);
@@ -320,6 +356,12 @@ static DsegCpuInfo *dseg_cpu_info(CPUState *cs)
     }
     info->filter = fi;
     info->counters = dseg_counters_info(&ds->counters);
+    if (dseg_tlb_enabled()) {
+        static const DSegTlbCounters none;
+        const DSegTlbCounters *mc = dseg_tlb_counters(&cpu->env);
+
+        info->model = dseg_model_info(mc ? mc : &none);
+    }
     return info;
 }
 
@@ -334,10 +376,28 @@ DsegCpuInfoList *qmp_query_dseg(Error **errp)
     return list;
 }
 
+DsegModelInfo *qmp_query_dseg_model(Error **errp)
+{
+    DsegModelInfo *info;
+
+    if (!dseg_tlb_enabled()) {
+        error_setg(errp, "the modelled TLB hierarchy is off (load the "
+                   "dseg-tlb plugin: -plugin .../libdseg-tlb.so)");
+        return NULL;
+    }
+    info = g_new0(DsegModelInfo, 1);
+    info->preset = g_strdup(dseg_tlb_preset());
+    info->geometry = g_strdup(dseg_tlb_geometry());
+    info->l2_cycles = dseg_tlb_l2_cycles();
+    info->ref_cycles = dseg_tlb_ref_cycles();
+    return info;
+}
+
 /* Runs on the vCPU's thread, the only writer of its counters. */
 static void dseg_do_reset_counters(CPUState *cs, run_on_cpu_data data)
 {
     X86_CPU(cs)->env.dseg.counters = (DSegCounters) { 0 };
+    dseg_tlb_reset_counters(&X86_CPU(cs)->env);
 }
 
 void qmp_dseg_reset_counters(bool has_cpu_index, int64_t cpu_index,
@@ -384,6 +444,33 @@ static void hmp_dseg_path(Monitor *mon, const char *name,
     }
 }
 
+/* The modelled hierarchy's counters (query-dseg-model: its geometry). */
+static void hmp_dseg_model(Monitor *mon, const DsegModelCounters *m)
+{
+    monitor_printf(mon, "  model: %" PRIu64 " accesses, %" PRIu64
+                   " fetches; L1 misses: data %" PRIu64 ", instruction %"
+                   PRIu64 "; L2 hits %" PRIu64 "; %" PRIu64 " cycles\n",
+                   m->accesses, m->fetches, m->l1d_misses, m->l1i_misses,
+                   m->l2_hits, m->cycles);
+    if (m->unmapped || m->unmodelled) {
+        monitor_printf(mon, "  model: %" PRIu64 " unmapped, %" PRIu64
+                       " unmodelled\n", m->unmapped, m->unmodelled);
+    }
+    monitor_printf(mon, "  %-14s %14s %14s %10s\n", "model path", "misses",
+                   "refs", "refs/miss");
+    for (DsegModelPathCountersList *e = m->paths; e; e = e->next) {
+        DsegModelPathCounters *p = e->value;
+
+        monitor_printf(mon, "  %-14s %14" PRIu64 " %14" PRIu64,
+                       DsegTranslationPath_str(p->path), p->misses, p->refs);
+        if (p->misses) {
+            monitor_printf(mon, " %10.2f\n", (double)p->refs / p->misses);
+        } else {
+            monitor_printf(mon, " %10s\n", "-");
+        }
+    }
+}
+
 void hmp_info_dseg(Monitor *mon, const QDict *qdict)
 {
     g_autoptr(DsegCpuInfoList) list = qmp_query_dseg(NULL);
@@ -419,5 +506,8 @@ void hmp_info_dseg(Monitor *mon, const QDict *qdict)
                        "; escape filter: %" PRIu64 " probes, %" PRIu64
                        " hits\n", c->guest_segment_hits, c->vmm_segment_hits,
                        c->filter_probes, c->filter_hits);
+        if (i->model) {
+            hmp_dseg_model(mon, i->model);
+        }
     }
 }

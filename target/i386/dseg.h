@@ -11,6 +11,7 @@
 
 #include "dseg-core.h"
 #include "dseg-abi.h"
+#include "dseg-tlb.h"
 
 /* Has the CPU of @env the feature?  (A macro: CPUX86State comes later.) */
 #define dseg_has_feature(env) \
@@ -63,6 +64,13 @@ typedef struct DSegState {
      * until the VM runs again: it then takes no interrupt before it stops.
      */
     bool window_stopped;
+
+    /*
+     * The modelled translation hierarchy (dseg-tlb.c), made on first use
+     * while the dseg-tlb plugin has it on; kept across resets, not
+     * migrated.
+     */
+    DSegTlb *tlb;
 } DSegState;
 
 /*

@@ -198,6 +198,7 @@ static inline void cpuid(uint32_t leaf, uint32_t subleaf, uint32_t *a,
 #define EFER_SVME           (1 << 12)
 
 #define CR0_WP              (1u << 16)
+#define CR4_PGE             (1u << 7)
 #define CR4_LA57            (1u << 12)
 #define CR4_SMEP            (1u << 20)
 

@@ -33,7 +33,7 @@ uint64_t pool_alloc(struct page_pool *pool, uint64_t count, uint64_t align)
     return pa;
 }
 
-static struct page_pool *pool_default(void)
+struct page_pool *pool_default(void)
 {
     if (!default_pool.end) {
         pool_init(&default_pool, PAGE_POOL_START,

@@ -31,6 +31,7 @@
 #define PTE_A               (1ull << 5)
 #define PTE_D               (1ull << 6)
 #define PTE_PS              (1ull << 7)
+#define PTE_G               (1ull << 8)
 #define PTE_NX              (1ull << 63)
 #define PTE_ADDR_MASK       0x000ffffffffff000ull
 
@@ -48,6 +49,7 @@ void pool_init(struct page_pool *pool, uint64_t start, uint64_t size);
 uint64_t pool_alloc(struct page_pool *pool, uint64_t count, uint64_t align);
 
 /* The default pool: RAM from PAGE_POOL_START to guest_ram_end(). */
+struct page_pool *pool_default(void);     /* page_alloc's pool */
 uint64_t page_alloc(void);
 uint64_t pages_alloc(uint64_t count, uint64_t align);
 

@@ -121,6 +121,7 @@ void dseg_wrmsr(CPUX86State *env, uint32_t msr, uint64_t val, uintptr_t ra)
     trace_dseg_wrmsr(msr, val);
     /* No translation made under the old registers may survive. */
     tlb_flush(env_cpu(env));
+    dseg_tlb_flush_all(env);
 }
 
 uint64_t dseg_rdmsr(CPUX86State *env, uint32_t msr, uintptr_t ra)
@@ -164,6 +165,7 @@ void dseg_vmrun(CPUX86State *env, uintptr_t ra)
     DSegRange guest;
 
     if (!dseg_has_feature(env)) {
+        dseg_tlb_vmrun(env);
         return;
     }
     guest = (DSegRange) {
@@ -179,7 +181,12 @@ void dseg_vmrun(CPUX86State *env, uintptr_t ra)
     ds->host_guest = ds->guest;
     ds->host_guest_saved = true;
     ds->guest = guest;
+    /*
+     * QEMU's TLB has no ASIDs; the modelled one keeps each world's
+     * entries apart by ASID, as AMD's does, so TLB_CONTROL alone flushes.
+     */
     tlb_flush(cs);
+    dseg_tlb_vmrun(env);
 }
 
 void dseg_vmexit(CPUX86State *env)
@@ -210,4 +217,5 @@ void dseg_smm_switch(CPUX86State *env)
     if (dseg_has_feature(env)) {
         tlb_flush(env_cpu(env));
     }
+    dseg_tlb_flush_all(env);
 }

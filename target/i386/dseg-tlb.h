@@ -1,0 +1,71 @@
+/*
+ * The modelled translation hierarchy of qemu-dseg, on the CPU's side: what
+ * each vCPU's TLBs and walk caches (dseg-tlb-model.[ch]) see, how a miss
+ * is translated and counted, and the architectural events that invalidate.
+ * The accesses come from the dseg-tlb TCG plugin (contrib/plugins), which
+ * passes them to the entry points that include/qemu/qemu-plugin.h declares
+ * (qemu_plugin_dseg_tlb_*).  See docs/devel/dseg-tlb-model.rst.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef TARGET_I386_DSEG_TLB_H
+#define TARGET_I386_DSEG_TLB_H
+
+#include "dseg-core.h"
+
+/* Counters of one translation path, for the L1 misses that it served. */
+typedef struct DSegTlbPathCounters {
+    uint64_t misses;    /* L1 misses the L2 did not serve */
+    uint64_t refs;      /* memory references after the walk caches */
+} DSegTlbPathCounters;
+
+/* The counters of one vCPU's model; written by its thread alone. */
+typedef struct DSegTlbCounters {
+    uint64_t accesses;          /* data accesses (loads and stores) */
+    uint64_t fetches;           /* instruction fetches, one per page run */
+    uint64_t l1d_misses;
+    uint64_t l1i_misses;
+    uint64_t l2_hits;
+    uint64_t unmapped;          /* misses the model's walk found unmapped */
+    uint64_t unmodelled;        /* accesses under legacy (non-long) paging */
+    DSegTlbPathCounters path[DSEG_PATH__MAX];
+} DSegTlbCounters;
+
+typedef struct DSegTlb DSegTlb;
+
+/* Is the model on (the dseg-tlb plugin started it)? */
+bool dseg_tlb_enabled(void);
+
+/* Its geometry in words, and the costs of the linear cycle model. */
+const char *dseg_tlb_geometry(void);
+const char *dseg_tlb_preset(void);
+uint64_t dseg_tlb_l2_cycles(void);
+uint64_t dseg_tlb_ref_cycles(void);
+
+/* Cycles of @c by the linear model. */
+uint64_t dseg_tlb_cycles(const DSegTlbCounters *c);
+
+struct CPUArchState;
+
+/*
+ * The counters of the vCPU of @env, NULL while its model has seen nothing
+ * (or the model is off).  Read them from another thread with qatomic_read.
+ */
+const DSegTlbCounters *dseg_tlb_counters(struct CPUArchState *env);
+void dseg_tlb_reset_counters(struct CPUArchState *env);
+
+/*
+ * Architectural events, each a no-op while the model is off:
+ * a MOV to CR0, CR3 or CR4 of @val (before it takes effect), INVLPG,
+ * INVLPGA (@asid from ECX), a successful VMRUN (after its checks: the
+ * VMCB's ASID and TLB_CONTROL), and an event that invalidates the whole
+ * hierarchy (a DSEG MSR write, SMM entry and RSM, a reset).
+ */
+void dseg_tlb_write_cr(struct CPUArchState *env, int reg, uint64_t val);
+void dseg_tlb_invlpg(struct CPUArchState *env, uint64_t addr);
+void dseg_tlb_invlpga(struct CPUArchState *env, uint64_t addr,
+                      uint32_t asid);
+void dseg_tlb_vmrun(struct CPUArchState *env);
+void dseg_tlb_flush_all(struct CPUArchState *env);
+
+#endif /* TARGET_I386_DSEG_TLB_H */
