@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""The modelled TLB hierarchy in host mode, against predictions.
+"""The modelled TLB hierarchy against predictions stated before the run.
 
-The guest (tests/guest/tlb_model.c) runs six windows, each a CR3 write
-and then PASSES passes over the pages of one region, reading one word
-per page.  On the Skylake preset (L1 data TLB: 16 sets of 4 ways of
-4 KiB entries; L2: 128 sets of 12 ways) with a 32-entry page walk cache,
-and L the paging depth (4 or 5), the model must count, stated before
-the run:
+Both guests run windows, each a CR3 write (unless said otherwise) and
+then PASSES passes over the pages of one region, reading one word per
+page, with the code and stack in global pages; L is the paging depth (4
+or 5, the same in both dimensions).  The geometry is the Skylake preset
+(L1 data TLB: 16 sets of 4 ways of 4 KiB entries; L2: 128 sets of 12
+ways) with a 32-entry page walk cache and a 64-entry nested TLB, or
+with neither.
+
+Host mode (tests/guest/tlb_model.c):
 
   A  32 non-global pages, cold       32 walks of L + 31 references (the
                                      first walk reads every level, the
@@ -23,8 +26,46 @@ the run:
                                      pages of the four sets that hold 5
                                      of them (LRU), all in the L2
 
-with PASSES * pages accesses, no instruction-TLB miss (code is in global
-pages), no other path, and cycles = 7 per L1 miss + 20 per reference
+Nested paging and the segments (tests/guest/tlb_model_2d.c; region A
+of 32 pages, the guest tables in a 2 MiB region of their own, A's data
+in another, all on 4 KiB nested pages).  With the walk caches:
+
+  0  VMRUN flushed the ASID         2-D walks.  A's lower three guest
+                                     tables are its own, its upper L - 3
+                                     the image mapping's, whose nested
+                                     translations the VM's first fetch
+                                     left in the nested TLB.  The first
+                                     walk reads one upper entry that the
+                                     walk cache lacks (at L = 4 the root
+                                     entry; at L = 5 the root entry is
+                                     the image's, cached, and the next
+                                     one is new), then for each lower
+                                     level its entry and its table's
+                                     nested leaf (the upper nested levels
+                                     are cached), then the data's nested
+                                     PDE and leaf: 9; the others read
+                                     their guest leaf and the data's
+                                     nested leaf: 9 + 62 = 71 in all
+  2  a VMRUN that flushes nothing    no miss: the ASID kept A's entries
+                                     across #VMEXIT and VMRUN
+  4  A again                         the nested TLB holds every table
+                                     and data page: L + 31, as native
+  6  guest segment                   guest-direct, no reference
+  8  VMM segment (its WRMSR          vmm-direct: the first walk reads
+     invalidated everything, and     the L - 3 upper entries, and the
+     the CR3 write drops the guest   lower three with their tables'
+     walk cache)                     nested leaves: L + 3; the others
+                                     their guest leaf: L + 34 in all
+ 10  A again                         vmm-direct, L + 31
+ 12  both segments                   dual-direct, no reference
+ 14  host, guest segment             native-direct, no reference
+
+With no walk cache and no nested TLB every walk costs what the
+architecture says: a 2-D walk L^2 + 2L (24 at L = 4, 35 at L = 5), a
+guest-direct miss L, a VMM-direct one L^2 + L.
+
+Every window has PASSES x pages accesses and no instruction-TLB miss,
+no other path counts, and cycles = 7 per L1 miss + 20 per reference
 (the default costs).
 
 SPDX-License-Identifier: GPL-2.0-or-later
@@ -34,34 +75,60 @@ import sys
 
 from qemu_dseg import config, guests, testing
 
-PASSES = 3                  # tests/guest/tlb_model.c
+PASSES = 3                  # tests/guest/tlb_model*.c
 L2_CYCLES, REF_CYCLES = 7, 20
+CACHES = 'pwc=32,ntlb=64'
+NO_CACHES = 'pwc=0,ntlb=0'
 
 
-def predictions(levels):
-    """{opening mark: (pages, L1 data misses, L2 hits, walks, refs)}."""
+def native_predictions(levels):
+    """{opening mark: (pages, L1 misses, L2 hits, {path: (misses, refs)})}."""
     return {
-        0: (32, 32, 0, 32, levels + 31),
-        2: (32, 32, 0, 32, levels + 31),
-        4: (32, 32, 0, 32, levels + 31),
-        6: (32, 0, 0, 0, 0),
-        8: (32, 1, 0, 1, levels),
-        10: (68, 68 + 2 * 20, 2 * 20, 68, levels + 67),
+        0: (32, 32, 0, {'native-walk': (32, levels + 31)}),
+        2: (32, 32, 0, {'native-walk': (32, levels + 31)}),
+        4: (32, 32, 0, {'native-walk': (32, levels + 31)}),
+        6: (32, 0, 0, {}),
+        8: (32, 1, 0, {'native-walk': (1, levels)}),
+        10: (68, 68 + 2 * 20, 2 * 20, {'native-walk': (68, levels + 67)}),
+    }
+
+
+def nested_predictions(levels, caches):
+    n = 32
+    if caches:
+        refs = {'cold': 9 + 62, 'warm': levels + 31,
+                'guest-direct': 0, 'vmm-cold': levels + 34,
+                'vmm-warm': levels + 31}
+    else:
+        walk = levels * levels + 2 * levels
+        refs = {'cold': n * walk, 'warm': n * walk,
+                'guest-direct': n * levels,
+                'vmm-cold': n * (levels * levels + levels),
+                'vmm-warm': n * (levels * levels + levels)}
+    return {
+        0: (n, n, 0, {'walk-2d': (n, refs['cold'])}),
+        2: (n, 0, 0, {}),
+        4: (n, n, 0, {'walk-2d': (n, refs['warm'])}),
+        6: (n, n, 0, {'guest-direct': (n, refs['guest-direct'])}),
+        8: (n, n, 0, {'vmm-direct': (n, refs['vmm-cold'])}),
+        10: (n, n, 0, {'vmm-direct': (n, refs['vmm-warm'])}),
+        12: (n, n, 0, {'dual-direct': (n, 0)}),
+        14: (n, n, 0, {'native-direct': (n, 0)}),
     }
 
 
 class TlbModelTest(testing.TestCase):
 
-    def run_windows(self, name):
+    def run_windows(self, name, cpu, options, count):
         windows = {}
-        args = guests.args(name, cpu='max', extra_args=[
+        args = guests.args(name, cpu=cpu, extra_args=[
             '-device', 'isa-dseg-window',
-            '-plugin', f'{config.TLB_PLUGIN},preset=skylake,pwc=32'])
+            '-plugin', f'{config.TLB_PLUGIN},preset=skylake,{options}'])
         with self.machine(args, name=name) as vm:
             vm.launch()
             self.assertEqual(vm.cmd('query-dseg-model')['preset'],
                              'skylake')
-            for _ in range(len(predictions(4))):
+            for _ in range(count):
                 w = vm.serve_window(60)
                 windows[w.marks[0]] = w.info[0]['model']
             status = vm.wait_guest_exit(60)
@@ -69,28 +136,45 @@ class TlbModelTest(testing.TestCase):
         self.assert_guest_passed(status, console)
         return windows
 
-    def check(self, name, levels):
-        windows = self.run_windows(name)
+    def check(self, name, predictions, cpu='max', options=CACHES):
+        windows = self.run_windows(name, cpu, options, len(predictions))
         for mark, model in sorted(windows.items()):
-            print(f'# window {mark}: {model}', file=sys.stderr)
-        self.assertEqual(sorted(windows), sorted(predictions(levels)))
-        for mark, (pages, l1d, l2, walks, refs) in predictions(levels).items():
+            print(f'# {options} window {mark}: {model}', file=sys.stderr)
+        self.assertEqual(sorted(windows), sorted(predictions))
+        for mark, (pages, l1d, l2, paths) in predictions.items():
             m = windows[mark]
-            paths = {p['path']: (p['misses'], p['refs']) for p in m['paths']}
-            want_paths = {p: (0, 0) for p in paths}
-            want_paths['native-walk'] = (walks, refs)
+            got_paths = {p['path']: (p['misses'], p['refs'])
+                         for p in m['paths']}
+            want_paths = {p: paths.get(p, (0, 0)) for p in got_paths}
+            refs = sum(r for _, r in paths.values())
             got = (m['accesses'], m['l1d-misses'], m['l2-hits'],
-                   m['l1i-misses'], m['unmapped'], m['unmodelled'], paths,
-                   m['cycles'])
+                   m['l1i-misses'], m['unmapped'], m['unmodelled'],
+                   got_paths, m['cycles'])
             want = (PASSES * pages, l1d, l2, 0, 0, 0, want_paths,
                     L2_CYCLES * l1d + REF_CYCLES * refs)
-            self.assertEqual(got, want, f'window {mark}')
+            self.assertEqual(got, want, f'{name} {options}: window {mark}')
 
-    def test_4level(self):
-        self.check('tlb_model', 4)
+    def test_native_4level(self):
+        self.check('tlb_model', native_predictions(4))
 
-    def test_5level(self):
-        self.check('tlb_model-la57', 5)
+    def test_native_5level(self):
+        self.check('tlb_model-la57', native_predictions(5))
+
+    def test_nested_4level(self):
+        self.check('tlb_model_2d', nested_predictions(4, True),
+                   cpu='max,+dseg')
+
+    def test_nested_5level(self):
+        self.check('tlb_model_2d-la57', nested_predictions(5, True),
+                   cpu='max,+dseg')
+
+    def test_nested_no_walk_caches_4level(self):
+        self.check('tlb_model_2d', nested_predictions(4, False),
+                   cpu='max,+dseg', options=NO_CACHES)
+
+    def test_nested_no_walk_caches_5level(self):
+        self.check('tlb_model_2d-la57', nested_predictions(5, False),
+                   cpu='max,+dseg', options=NO_CACHES)
 
 
 if __name__ == '__main__':

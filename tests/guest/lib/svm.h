@@ -29,6 +29,7 @@
 #define VMCB_IOPM_BASE          0x040
 #define VMCB_MSRPM_BASE         0x048
 #define VMCB_ASID               0x058
+#define VMCB_TLB_CONTROL        0x05c   /* 8 bits: SVM_TLB_CONTROL_* */
 #define VMCB_INTR_CTRL          0x060   /* V_TPR, V_IRQ, V_INTR_MASKING... */
 #define VMCB_EXIT_CODE          0x070
 #define VMCB_EXIT_INFO1         0x078
@@ -74,6 +75,11 @@
 #define SVM_INTERCEPT_SHUTDOWN  (1ull << 31)
 #define SVM_INTERCEPT_VMRUN     (1ull << 32)
 #define SVM_INTERCEPT_VMMCALL   (1ull << 33)
+
+/* TLB_CONTROL values (AMD APM vol. 2, 15.16.1). */
+#define SVM_TLB_CONTROL_NONE        0
+#define SVM_TLB_CONTROL_FLUSH_ALL   1
+#define SVM_TLB_CONTROL_FLUSH_ASID  3
 
 /* Exit codes. */
 #define SVM_EXIT_EXCP(v)        (0x40 + (v))
