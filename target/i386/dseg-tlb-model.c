@@ -380,7 +380,8 @@ static TlbmEntry *tlbm_array_find(const TlbmArray *a, uint64_t key,
  * over the set's least recently used entry.
  */
 static void tlbm_array_insert(TlbmModel *m, TlbmArray *a, uint64_t key,
-                              TlbmSize size, uint32_t ctx, bool global)
+                              TlbmSize size, uint32_t ctx, bool global,
+                              bool direct)
 {
     TlbmEntry *e = tlbm_array_find(a, key, size, ctx, true);
 
@@ -396,7 +397,7 @@ static void tlbm_array_insert(TlbmModel *m, TlbmArray *a, uint64_t key,
     }
     *e = (TlbmEntry) {
         .key = key, .stamp = ++m->clock, .ctx = ctx, .size = size,
-        .global = global,
+        .global = global, .direct = direct,
     };
 }
 
@@ -431,7 +432,8 @@ static TlbmEntry *tlbm_tlb_find(TlbmModel *m, TlbmTlb *t, uint32_t ctx,
  * @t smashes) as the largest smaller size an array holds.
  */
 static void tlbm_tlb_fill(TlbmModel *m, TlbmTlb *t, uint32_t ctx,
-                          uint64_t addr, TlbmSize size, bool global)
+                          uint64_t addr, TlbmSize size, bool global,
+                          bool direct)
 {
     for (int s = size; s >= 0; s--) {
         for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {
@@ -439,7 +441,7 @@ static void tlbm_tlb_fill(TlbmModel *m, TlbmTlb *t, uint32_t ctx,
 
             if (a->sets && (a->geom.sizes & TLBM_SIZE_MASK(s))) {
                 tlbm_array_insert(m, a, addr >> tlbm_size_shift(s), s, ctx,
-                                  global);
+                                  global, direct);
                 return;
             }
         }
@@ -466,7 +468,7 @@ TlbmHit tlbm_lookup(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr)
     if (!e) {
         return TLBM_MISS;
     }
-    tlbm_tlb_fill(m, l1, e->ctx, addr, e->size, e->global);
+    tlbm_tlb_fill(m, l1, e->ctx, addr, e->size, e->global, false);
     return TLBM_HIT_L2;
 }
 
@@ -474,9 +476,10 @@ void tlbm_fill(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr,
                TlbmSize size, bool global, bool l2)
 {
     if (l2) {
-        tlbm_tlb_fill(m, tlbm_l2(m, fetch), ctx, addr, size, global);
+        tlbm_tlb_fill(m, tlbm_l2(m, fetch), ctx, addr, size, global, false);
     }
-    tlbm_tlb_fill(m, fetch ? &m->l1i : &m->l1d, ctx, addr, size, global);
+    tlbm_tlb_fill(m, fetch ? &m->l1i : &m->l1d, ctx, addr, size, global,
+                  !l2);
 }
 
 bool tlbm_pwc_read(TlbmModel *m, uint32_t ctx, uint64_t pa)
@@ -489,7 +492,7 @@ bool tlbm_pwc_read(TlbmModel *m, uint32_t ctx, uint64_t pa)
         return true;
     }
     if (m->pwc.sets) {
-        tlbm_array_insert(m, &m->pwc, key, TLBM_4K, ctx, false);
+        tlbm_array_insert(m, &m->pwc, key, TLBM_4K, ctx, false, false);
     }
     return false;
 }
@@ -518,7 +521,7 @@ void tlbm_ntlb_fill(TlbmModel *m, uint32_t ctx, uint64_t gpa, TlbmSize size)
 {
     if (m->ntlb.sets) {
         tlbm_array_insert(m, &m->ntlb, gpa >> tlbm_size_shift(size), size,
-                          tlbm_ntlb_ctx(ctx), false);
+                          tlbm_ntlb_ctx(ctx), false, false);
     }
 }
 
@@ -529,6 +532,7 @@ typedef enum TlbmDrop {
     TLBM_DROP_CTX,          /* @ctx's entries */
     TLBM_DROP_PAGE,         /* the entries that map @addr for @ctx */
     TLBM_DROP_ASID,         /* the entries of @ctx's ASID */
+    TLBM_DROP_DIRECT,       /* the entries a direct segment made */
     TLBM_DROP_ALL,
 } TlbmDrop;
 
@@ -545,6 +549,8 @@ static bool tlbm_drops(const TlbmEntry *e, TlbmDrop rule, uint32_t ctx,
                e->key == addr >> tlbm_size_shift(e->size);
     case TLBM_DROP_ASID:
         return TLBM_CTX_ASID(e->ctx) == TLBM_CTX_ASID(ctx);
+    case TLBM_DROP_DIRECT:
+        return e->direct;
     case TLBM_DROP_ALL:
         return true;
     default:
@@ -591,6 +597,11 @@ void tlbm_flush_asid(TlbmModel *m, uint32_t asid)
 {
     tlbm_drop(m, TLBM_DROP_ASID, TLBM_DROP_ASID, TLBM_DROP_ASID,
               TLBM_CTX(asid, 0), 0);
+}
+
+void tlbm_flush_direct(TlbmModel *m)
+{
+    tlbm_drop(m, TLBM_DROP_DIRECT, TLBM_DROP_NONE, TLBM_DROP_NONE, 0, 0);
 }
 
 void tlbm_flush_all(TlbmModel *m)

@@ -85,6 +85,7 @@ typedef struct TlbmEntry {
     uint32_t ctx;
     uint8_t size;
     bool global;
+    bool direct;        /* a direct segment's translation (L1 only) */
 } TlbmEntry;
 
 typedef struct TlbmArray {
@@ -202,12 +203,15 @@ void tlbm_ntlb_fill(TlbmModel *m, uint32_t ctx, uint64_t gpa, TlbmSize size);
  *       cache entries;
  *   tlbm_flush_asid: every entry of one ASID, global ones and the nested
  *       TLB's included;
+ *   tlbm_flush_direct: the translations a direct segment made (the fills
+ *       without @l2), of every address space;
  *   tlbm_flush_all: everything.
  * Neither a CR3 write nor INVLPG drops nested TLB entries.
  */
 void tlbm_flush_nonglobal(TlbmModel *m, uint32_t ctx);
 void tlbm_flush_page(TlbmModel *m, uint32_t ctx, uint64_t addr);
 void tlbm_flush_asid(TlbmModel *m, uint32_t asid);
+void tlbm_flush_direct(TlbmModel *m);
 void tlbm_flush_all(TlbmModel *m);
 
 #endif /* TARGET_I386_DSEG_TLB_MODEL_H */

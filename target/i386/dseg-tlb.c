@@ -467,6 +467,7 @@ void dseg_tlb_vmrun(CPUX86State *env)
     if (!t) {
         return;
     }
+    tlbm_flush_direct(&t->m);
     asid = x86_ldl_phys(cs, env->vm_vmcb + offsetof(struct vmcb,
                                                      control.asid));
     t->guest_asid = asid % (1u << DSEG_TLB_ASID_BITS);
@@ -482,6 +483,15 @@ void dseg_tlb_vmrun(CPUX86State *env)
         tlbm_flush_nonglobal(&t->m, TLBM_CTX(t->guest_asid,
                                              DSEG_TLB_GUEST_PCID));
         break;
+    }
+}
+
+void dseg_tlb_vmexit(CPUX86State *env)
+{
+    DSegTlb *t = dseg_tlb_invalidating(env);
+
+    if (t) {
+        tlbm_flush_direct(&t->m);
     }
 }
 

@@ -58,7 +58,8 @@ void dseg_tlb_reset_counters(struct CPUArchState *env);
  * Architectural events, each a no-op while the model is off:
  * a MOV to CR0, CR3 or CR4 of @val (before it takes effect), INVLPG,
  * INVLPGA (@asid from ECX), a successful VMRUN (after its checks: the
- * VMCB's ASID and TLB_CONTROL), and an event that invalidates the whole
+ * VMCB's ASID and TLB_CONTROL) and #VMEXIT, which both drop what the
+ * guest segment translated, and an event that invalidates the whole
  * hierarchy (a DSEG MSR write, SMM entry and RSM, a reset).
  */
 void dseg_tlb_write_cr(struct CPUArchState *env, int reg, uint64_t val);
@@ -66,6 +67,7 @@ void dseg_tlb_invlpg(struct CPUArchState *env, uint64_t addr);
 void dseg_tlb_invlpga(struct CPUArchState *env, uint64_t addr,
                       uint32_t asid);
 void dseg_tlb_vmrun(struct CPUArchState *env);
+void dseg_tlb_vmexit(struct CPUArchState *env);
 void dseg_tlb_flush_all(struct CPUArchState *env);
 
 #endif /* TARGET_I386_DSEG_TLB_H */

@@ -51,14 +51,17 @@ in another, all on 4 KiB nested pages).  With the walk caches:
   4  A again                         the nested TLB holds every table
                                      and data page: L + 31, as native
   6  guest segment                   guest-direct, no reference
-  8  VMM segment (its WRMSR          vmm-direct: the first walk reads
+  8  the same in another VMRUN,      guest-direct again: the world
+     no CR3 write                    switches dropped what the guest
+                                     segment had translated
+ 10  VMM segment (its WRMSR          vmm-direct: the first walk reads
      invalidated everything, and     the L - 3 upper entries, and the
      the CR3 write drops the guest   lower three with their tables'
      walk cache)                     nested leaves: L + 3; the others
                                      their guest leaf: L + 34 in all
- 10  A again                         vmm-direct, L + 31
- 12  both segments                   dual-direct, no reference
- 14  host, guest segment             native-direct, no reference
+ 12  A again                         vmm-direct, L + 31
+ 14  both segments                   dual-direct, no reference
+ 16  host, guest segment             native-direct, no reference
 
 With no walk cache and no nested TLB every walk costs what the
 architecture says: a 2-D walk L^2 + 2L (24 at L = 4, 35 at L = 5), a
@@ -110,10 +113,11 @@ def nested_predictions(levels, caches):
         2: (n, 0, 0, {}),
         4: (n, n, 0, {'walk-2d': (n, refs['warm'])}),
         6: (n, n, 0, {'guest-direct': (n, refs['guest-direct'])}),
-        8: (n, n, 0, {'vmm-direct': (n, refs['vmm-cold'])}),
-        10: (n, n, 0, {'vmm-direct': (n, refs['vmm-warm'])}),
-        12: (n, n, 0, {'dual-direct': (n, 0)}),
-        14: (n, n, 0, {'native-direct': (n, 0)}),
+        8: (n, n, 0, {'guest-direct': (n, refs['guest-direct'])}),
+        10: (n, n, 0, {'vmm-direct': (n, refs['vmm-cold'])}),
+        12: (n, n, 0, {'vmm-direct': (n, refs['vmm-warm'])}),
+        14: (n, n, 0, {'dual-direct': (n, 0)}),
+        16: (n, n, 0, {'native-direct': (n, 0)}),
     }
 
 

@@ -19,10 +19,11 @@
  *   2  another VMRUN that flushes nothing; no CR3 write
  *   4  A again
  *   6  the guest segment (VMCB) maps A to D
- *   8  the VMM segment (WRMSR) covers D, the guest segment is off
- *  10  A again
- *  12  both segments
- *  14  in the host: its guest segment (WRMSR) maps region H, no CR3 write
+ *   8  the same in another VMRUN; no CR3 write
+ *  10  the VMM segment (WRMSR) covers D, the guest segment is off
+ *  12  A again
+ *  14  both segments
+ *  16  in the host: its guest segment (WRMSR) maps region H, no CR3 write
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -133,18 +134,19 @@ int guest_main(const char *cmdline)
     vm_run_window(4, true, SVM_TLB_CONTROL_NONE);
     vmcb_set_dseg(&vm, A_VA, A_VA + PAGES * PAGE_4K, d_pa - A_VA);
     vm_run_window(6, true, SVM_TLB_CONTROL_NONE);
+    vm_run_window(8, false, SVM_TLB_CONTROL_NONE);
     vmcb_set_dseg(&vm, 0, 0, 0);
     ok(dseg_set(DSEG_V, d_pa, d_pa + PAGES * PAGE_4K, 0) == NO_EXCEPTION,
        "VMM segment over D");
-    vm_run_window(8, true, SVM_TLB_CONTROL_NONE);
     vm_run_window(10, true, SVM_TLB_CONTROL_NONE);
-    vmcb_set_dseg(&vm, A_VA, A_VA + PAGES * PAGE_4K, d_pa - A_VA);
     vm_run_window(12, true, SVM_TLB_CONTROL_NONE);
+    vmcb_set_dseg(&vm, A_VA, A_VA + PAGES * PAGE_4K, d_pa - A_VA);
+    vm_run_window(14, true, SVM_TLB_CONTROL_NONE);
     dseg_disarm(DSEG_V);
 
     ok(dseg_set(DSEG_G, H_VA, H_VA + PAGES * PAGE_4K, d_pa - H_VA) ==
        NO_EXCEPTION, "host's guest segment over H");
-    window(14, H_VA, false);
+    window(16, H_VA, false);
     dseg_disarm(DSEG_G);
     return tap_done();
 }

@@ -221,6 +221,19 @@ static void test_asids(void)
     g_assert_false(tlbm_pwc_read(&t.m, guest, 0x9000));
     g_assert_true(tlbm_ntlb_lookup(&t.m, guest, 0x123abc));
 
+    /*
+     * A world switch drops what a segment made (a fill without the L2),
+     * in every ASID, and keeps what walks made.
+     */
+    touch(&t, guest, 0x1000, TLBM_4K, false);
+    tlbm_fill(&t.m, false, guest, 0x5000, TLBM_4K, false, false);
+    tlbm_fill(&t.m, false, host, 0x6000, TLBM_4K, false, false);
+    tlbm_flush_direct(&t.m);
+    g_assert_cmpint(tlbm_lookup(&t.m, false, guest, 0x5000), ==, TLBM_MISS);
+    g_assert_cmpint(tlbm_lookup(&t.m, false, host, 0x6000), ==, TLBM_MISS);
+    g_assert_cmpint(tlbm_lookup(&t.m, false, guest, 0x1000), ==,
+                    TLBM_HIT_L1);
+
     touch(&t, host, 0x1000, TLBM_4K, true);
     tlbm_flush_asid(&t.m, 1);
     g_assert_cmpint(tlbm_lookup(&t.m, false, guest, 0x1000), ==, TLBM_MISS);
@@ -442,6 +455,7 @@ typedef struct RefEntry {
     uint32_t ctx;
     uint8_t size;
     bool global;
+    bool direct;
 } RefEntry;
 
 /* One array: per set, a list of its valid entries, most recent first. */
@@ -555,7 +569,7 @@ static void ref_insert(RefArray *a, RefEntry n)
 }
 
 static void ref_fill(Ref *r, int t, uint32_t ctx, uint64_t addr, int size,
-                     bool global)
+                     bool global, bool direct)
 {
     for (int s = size; s >= 0; s--) {
         for (int i = 0; i < TLBM_MAX_ARRAYS; i++) {
@@ -563,7 +577,7 @@ static void ref_fill(Ref *r, int t, uint32_t ctx, uint64_t addr, int size,
 
             if (a->g.entries && (a->g.sizes & (1u << s))) {
                 ref_insert(a, (RefEntry) { addr >> (12 + 9 * s), ctx, s,
-                                           global });
+                                           global, direct });
                 return;
             }
         }
@@ -586,7 +600,7 @@ static TlbmHit ref_lookup(Ref *r, bool fetch, uint32_t ctx, uint64_t addr)
     if (!e) {
         return TLBM_MISS;
     }
-    ref_fill(r, l1, e->ctx, addr, e->size, e->global);
+    ref_fill(r, l1, e->ctx, addr, e->size, e->global, false);
     return TLBM_HIT_L2;
 }
 
@@ -617,6 +631,12 @@ static bool ref_drop_nonglobal(const RefEntry *e, uint32_t ctx,
 static bool ref_drop_page(const RefEntry *e, uint32_t ctx, uint64_t a)
 {
     return ref_match(e, ctx) && e->key == a >> (12 + 9 * e->size);
+}
+
+static bool ref_drop_direct(const RefEntry *e, uint32_t ctx G_GNUC_UNUSED,
+                            uint64_t a G_GNUC_UNUSED)
+{
+    return e->direct;
 }
 
 static bool ref_drop_asid(const RefEntry *e, uint32_t ctx,
@@ -673,6 +693,10 @@ static void random_trace(const TlbmGeom *g, uint32_t seed)
             tlbm_flush_asid(&t.m, TLBM_CTX_ASID(ctx));
             ref_drop(&r, ref_drop_asid, ctx, 0);
             continue;
+        } else if (op < 9) {
+            tlbm_flush_direct(&t.m);
+            ref_drop(&r, ref_drop_direct, ctx, 0);
+            continue;
         }
         got = tlbm_lookup(&t.m, fetch, ctx, addr);
         want = ref_lookup(&r, fetch, ctx, addr);
@@ -685,10 +709,10 @@ static void random_trace(const TlbmGeom *g, uint32_t seed)
 
             size = size < 6 ? TLBM_4K : size < 7 ? TLBM_2M : TLBM_1G;
             tlbm_fill(&t.m, fetch, ctx, addr, size, global, l2);
-            ref_fill(&r, fetch ? 1 : 0, ctx, addr, size, global);
+            ref_fill(&r, fetch ? 1 : 0, ctx, addr, size, global, !l2);
             if (l2) {
                 ref_fill(&r, fetch && r.tlb[3][0].g.entries ? 3 : 2, ctx,
-                         addr, size, global);
+                         addr, size, global, false);
             }
         }
     }

@@ -194,6 +194,7 @@ void dseg_vmexit(CPUX86State *env)
     CPUState *cs = env_cpu(env);
     DSegState *ds = &env->dseg;
 
+    dseg_tlb_vmexit(env);
     if (!ds->host_guest_saved) {
         return;
     }
