@@ -32,6 +32,7 @@
 #include "svm.h"
 #include "dseg-tlb-model.h"
 #include "dseg-tlb.h"
+#include "trace.h"
 #ifdef CONFIG_PLUGIN
 #include "qemu/qemu-plugin.h"
 #endif
@@ -87,6 +88,7 @@ struct DSegTlb {
         uint32_t ctx;
     } last[2];
     uint64_t tb_pc;         /* linear address of the running TB */
+    int cpu;                /* the vCPU's index, for the trace events */
     TlbmEntry storage[];
 };
 
@@ -141,6 +143,7 @@ static DSegTlb *dseg_tlb_get(CPUX86State *env)
     t = g_malloc0(sizeof(*t) +
                   tlbm_entries(&dseg_tlb_config.geom) * sizeof(TlbmEntry));
     tlbm_init(&t->m, &dseg_tlb_config.geom, t->storage);
+    t->cpu = env_cpu(env)->cpu_index;
     t->last[0].ctx = t->last[1].ctx = DSEG_TLB_NO_CTX;
     qatomic_store_release(&env->dseg.tlb, t);
     return t;
@@ -160,6 +163,80 @@ void dseg_tlb_reset_counters(CPUX86State *env)
     if (t) {
         t->c = (DSegTlbCounters) { 0 };
     }
+}
+
+/*
+ * The model's operations, each with its trace event (dseg_tlb_*), so that
+ * a trace replays on another implementation
+ * (tests/functional/test_tlb_model.py).
+ */
+static TlbmHit dseg_tlb_lookup(DSegTlb *t, bool fetch, uint32_t ctx,
+                               uint64_t addr)
+{
+    TlbmHit hit = tlbm_lookup(&t->m, fetch, ctx, addr);
+
+    trace_dseg_tlb_lookup(t->cpu, fetch, ctx, addr, hit);
+    return hit;
+}
+
+static void dseg_tlb_fill(DSegTlb *t, bool fetch, uint32_t ctx,
+                          uint64_t addr, TlbmSize size, bool global, bool l2)
+{
+    trace_dseg_tlb_fill(t->cpu, fetch, ctx, addr, size, global, l2);
+    tlbm_fill(&t->m, fetch, ctx, addr, size, global, l2);
+}
+
+static bool dseg_tlb_pwc_read(DSegTlb *t, uint32_t ctx, uint64_t pa)
+{
+    bool hit = tlbm_pwc_read(&t->m, ctx, pa);
+
+    trace_dseg_tlb_pwc(t->cpu, ctx, pa, hit);
+    return hit;
+}
+
+static bool dseg_tlb_ntlb_lookup(DSegTlb *t, uint32_t ctx, uint64_t gpa)
+{
+    bool hit = tlbm_ntlb_lookup(&t->m, ctx, gpa);
+
+    trace_dseg_tlb_ntlb(t->cpu, ctx, gpa, hit);
+    return hit;
+}
+
+static void dseg_tlb_ntlb_fill(DSegTlb *t, uint32_t ctx, uint64_t gpa,
+                               TlbmSize size)
+{
+    trace_dseg_tlb_ntlb_fill(t->cpu, ctx, gpa, size);
+    tlbm_ntlb_fill(&t->m, ctx, gpa, size);
+}
+
+static void dseg_tlb_flush_nonglobal(DSegTlb *t, uint32_t ctx)
+{
+    trace_dseg_tlb_flush(t->cpu, "nonglobal", ctx, 0);
+    tlbm_flush_nonglobal(&t->m, ctx);
+}
+
+static void dseg_tlb_flush_page(DSegTlb *t, uint32_t ctx, uint64_t addr)
+{
+    trace_dseg_tlb_flush(t->cpu, "page", ctx, addr);
+    tlbm_flush_page(&t->m, ctx, addr);
+}
+
+static void dseg_tlb_flush_asid(DSegTlb *t, uint32_t asid)
+{
+    trace_dseg_tlb_flush(t->cpu, "asid", TLBM_CTX(asid, 0), 0);
+    tlbm_flush_asid(&t->m, asid);
+}
+
+static void dseg_tlb_flush_direct(DSegTlb *t)
+{
+    trace_dseg_tlb_flush(t->cpu, "direct", 0, 0);
+    tlbm_flush_direct(&t->m);
+}
+
+static void dseg_tlb_flush_everything(DSegTlb *t)
+{
+    trace_dseg_tlb_flush(t->cpu, "all", 0, 0);
+    tlbm_flush_all(&t->m);
 }
 
 static uint32_t dseg_tlb_asid(CPUX86State *env, DSegTlb *t)
@@ -251,7 +328,7 @@ static bool dseg_tlb_walk(CPUX86State *env, DSegTlb *t, uint64_t root,
         }
         leaf = shift == 12 ||
                ((shift == 21 || shift == 30) && (pte & PG_PSE_MASK));
-        if (charge && (leaf || !tlbm_pwc_read(&t->m, pwc_ctx, entry))) {
+        if (charge && (leaf || !dseg_tlb_pwc_read(t, pwc_ctx, entry))) {
             w->refs++;
         }
         if (leaf) {
@@ -296,7 +373,7 @@ static bool dseg_tlb_nested_step(CPUX86State *env, DSegTlb *t, uint32_t ctx,
         *size = TLBM_1G;
         return true;
     }
-    cached = tlbm_ntlb_lookup(&t->m, ctx, gpa);
+    cached = dseg_tlb_ntlb_lookup(t, ctx, gpa);
     if (!dseg_tlb_walk(env, t, env->nested_cr3,
                        dseg_tlb_levels(env->nested_pg_mode & PG_MODE_LA57),
                        false, ctx,
@@ -306,7 +383,7 @@ static bool dseg_tlb_nested_step(CPUX86State *env, DSegTlb *t, uint32_t ctx,
     }
     *hpa = dseg_tlb_phys(env, *hpa);
     if (!cached) {
-        tlbm_ntlb_fill(&t->m, ctx, gpa, nested.size);
+        dseg_tlb_ntlb_fill(t, ctx, gpa, nested.size);
     }
     *refs += nested.refs;
     *size = nested.size;
@@ -350,8 +427,8 @@ static void dseg_tlb_translate(CPUX86State *env, DSegTlb *t, bool fetch,
     p = &t->c.path[dseg_path(nested, guest_direct, w.final_direct)];
     p->misses++;
     p->refs += w.refs;
-    tlbm_fill(&t->m, fetch, ctx, addr, w.size, w.global && !guest_direct,
-              !guest_direct);
+    dseg_tlb_fill(t, fetch, ctx, addr, w.size, w.global && !guest_direct,
+                  !guest_direct);
 }
 
 /* One access (@fetch: an instruction fetch) to linear address @addr. */
@@ -380,7 +457,7 @@ static void dseg_tlb_access(CPUX86State *env, DSegTlb *t, bool fetch,
         return;
     }
     t->last[fetch].ctx = DSEG_TLB_NO_CTX;
-    switch (tlbm_lookup(&t->m, fetch, ctx, addr)) {
+    switch (dseg_tlb_lookup(t, fetch, ctx, addr)) {
     case TLBM_HIT_L1:
         t->last[fetch].page = page;
         t->last[fetch].ctx = ctx;
@@ -424,7 +501,7 @@ void dseg_tlb_write_cr(CPUX86State *env, int reg, uint64_t val)
         changed = (env->cr[0] ^ val) & (CR0_PG_MASK | CR0_WP_MASK);
         break;
     case 3:
-        tlbm_flush_nonglobal(&t->m, dseg_tlb_ctx(env, t));
+        dseg_tlb_flush_nonglobal(t, dseg_tlb_ctx(env, t));
         return;
     case 4:
         changed = (env->cr[4] ^ val) &
@@ -435,7 +512,7 @@ void dseg_tlb_write_cr(CPUX86State *env, int reg, uint64_t val)
         return;
     }
     if (changed) {
-        tlbm_flush_asid(&t->m, dseg_tlb_asid(env, t));
+        dseg_tlb_flush_asid(t, dseg_tlb_asid(env, t));
     }
 }
 
@@ -444,7 +521,7 @@ void dseg_tlb_invlpg(CPUX86State *env, uint64_t addr)
     DSegTlb *t = dseg_tlb_invalidating(env);
 
     if (t) {
-        tlbm_flush_page(&t->m, dseg_tlb_ctx(env, t), addr);
+        dseg_tlb_flush_page(t, dseg_tlb_ctx(env, t), addr);
     }
 }
 
@@ -453,7 +530,7 @@ void dseg_tlb_invlpga(CPUX86State *env, uint64_t addr, uint32_t asid)
     DSegTlb *t = dseg_tlb_invalidating(env);
 
     if (t) {
-        tlbm_flush_page(&t->m, TLBM_CTX(asid % (1u << DSEG_TLB_ASID_BITS),
+        dseg_tlb_flush_page(t, TLBM_CTX(asid % (1u << DSEG_TLB_ASID_BITS),
                                         DSEG_TLB_GUEST_PCID), addr);
     }
 }
@@ -467,20 +544,20 @@ void dseg_tlb_vmrun(CPUX86State *env)
     if (!t) {
         return;
     }
-    tlbm_flush_direct(&t->m);
+    dseg_tlb_flush_direct(t);
     asid = x86_ldl_phys(cs, env->vm_vmcb + offsetof(struct vmcb,
                                                      control.asid));
     t->guest_asid = asid % (1u << DSEG_TLB_ASID_BITS);
     switch (x86_ldub_phys(cs, env->vm_vmcb + offsetof(struct vmcb,
                                                        control.tlb_ctl))) {
     case DSEG_TLB_CONTROL_FLUSH_ALL:
-        tlbm_flush_all(&t->m);
+        dseg_tlb_flush_everything(t);
         break;
     case DSEG_TLB_CONTROL_FLUSH_ASID:
-        tlbm_flush_asid(&t->m, t->guest_asid);
+        dseg_tlb_flush_asid(t, t->guest_asid);
         break;
     case DSEG_TLB_CONTROL_FLUSH_ASID_LOCAL:
-        tlbm_flush_nonglobal(&t->m, TLBM_CTX(t->guest_asid,
+        dseg_tlb_flush_nonglobal(t, TLBM_CTX(t->guest_asid,
                                              DSEG_TLB_GUEST_PCID));
         break;
     }
@@ -491,7 +568,7 @@ void dseg_tlb_vmexit(CPUX86State *env)
     DSegTlb *t = dseg_tlb_invalidating(env);
 
     if (t) {
-        tlbm_flush_direct(&t->m);
+        dseg_tlb_flush_direct(t);
     }
 }
 
@@ -500,7 +577,7 @@ void dseg_tlb_flush_all(CPUX86State *env)
     DSegTlb *t = dseg_tlb_invalidating(env);
 
     if (t) {
-        tlbm_flush_all(&t->m);
+        dseg_tlb_flush_everything(t);
     }
 }
 

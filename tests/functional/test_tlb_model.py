@@ -71,12 +71,18 @@ Every window has PASSES x pages accesses and no instruction-TLB miss,
 no other path counts, and cycles = 7 per L1 miss + 20 per reference
 (the default costs).
 
+A replay: the nested guest runs again with every operation on its model
+traced (dseg_tlb_* trace events), and qemu_dseg.tlbreplay, written
+apart from the C model, replays the trace: every lookup, walk-cache read
+and nested-TLB lookup must have the outcome the fork recorded.
+
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import os
 import sys
 
-from qemu_dseg import config, guests, testing
+from qemu_dseg import config, guests, testing, tlbreplay
 
 PASSES = 3                  # tests/guest/tlb_model*.c
 L2_CYCLES, REF_CYCLES = 7, 20
@@ -123,15 +129,17 @@ def nested_predictions(levels, caches):
 
 class TlbModelTest(testing.TestCase):
 
-    def run_windows(self, name, cpu, options, count):
+    def run_windows(self, name, cpu, options, count, extra_args=()):
         windows = {}
         args = guests.args(name, cpu=cpu, extra_args=[
             '-device', 'isa-dseg-window',
-            '-plugin', f'{config.TLB_PLUGIN},preset=skylake,{options}'])
+            '-plugin', f'{config.TLB_PLUGIN},preset=skylake,{options}',
+            *extra_args])
         with self.machine(args, name=name) as vm:
             vm.launch()
-            self.assertEqual(vm.cmd('query-dseg-model')['preset'],
-                             'skylake')
+            model = vm.cmd('query-dseg-model')
+            self.assertEqual(model['preset'], 'skylake')
+            self.geometry = model['geometry']
             for _ in range(count):
                 w = vm.serve_window(60)
                 windows[w.marks[0]] = w.info[0]['model']
@@ -175,6 +183,31 @@ class TlbModelTest(testing.TestCase):
     def test_nested_no_walk_caches_4level(self):
         self.check('tlb_model_2d', nested_predictions(4, False),
                    cpu='max,+dseg', options=NO_CACHES)
+
+    def replay(self, name, cpu, count):
+        trace = os.path.join(self.logs, f'{name}.trace')
+        self.run_windows(name, cpu, CACHES, count,
+                         ['-trace', 'dseg_tlb_*', '-D', trace])
+        with open(trace) as f:
+            r = tlbreplay.replay(self.geometry, f)
+        print(f'# {name}: replayed {r.operations} operations: '
+              f'{r.outcomes}, invalidations {r.flushes}', file=sys.stderr)
+        self.assertEqual((r.mismatch_count, r.mismatches), (0, []))
+        return r
+
+    def test_trace_replays(self):
+        native = self.replay('tlb_model', 'max', len(native_predictions(4)))
+        nested = self.replay('tlb_model_2d', 'max,+dseg',
+                             len(nested_predictions(4, True)))
+        # The traces exercised every outcome and invalidation they can.
+        for outcome in [('lookup', tlbreplay.HIT_L1),
+                        ('lookup', tlbreplay.HIT_L2),
+                        ('lookup', tlbreplay.MISS), ('pwc', True),
+                        ('pwc', False), ('ntlb', True), ('ntlb', False)]:
+            self.assertGreater(nested.outcomes.get(outcome, 0), 0, outcome)
+        self.assertEqual(sorted(nested.flushes),
+                         ['all', 'asid', 'direct', 'nonglobal'])
+        self.assertIn('page', native.flushes)
 
     def test_nested_no_walk_caches_5level(self):
         self.check('tlb_model_2d-la57', nested_predictions(5, False),
