@@ -17,10 +17,15 @@ All other native-walk fills are of the image, which is mapped with 1 GiB
 pages: a 4-level walk reads 2 entries for those and 4 for a 4 KiB page, so
 the 4 KiB fills are (guest-refs - 2 * fills) / 2 exactly.
 
+The same run with the modelled TLB hierarchy on (the dseg-tlb plugin)
+must give the same counters, and each vCPU's model counts its own
+accesses: in "ap-only" cpu 0's model sees no segment translation and
+cpu 1's sees some, no more than its segment pages.
+
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-from qemu_dseg import guests, model, testing
+from qemu_dseg import config, guests, model, testing
 from qemu_dseg.model import MASK64, PAGE_1G, PAGE_4K
 
 GUEST = 'dseg_smp'
@@ -59,7 +64,7 @@ def walk_fills_4k(walk):
 
 class DsegSmpTest(testing.TestCase):
 
-    def run_smp(self):
+    def run_smp(self, extra_args=()):
         """Run the guest; return (status, console, windows, cpus)."""
         windows, cpus = {}, []
 
@@ -69,7 +74,7 @@ class DsegSmpTest(testing.TestCase):
             windows[name] = vm.counter_window()
 
         args = guests.args(GUEST, append=APPEND, cpu=CPU,
-                                  extra_args=SMP_ARGS)
+                           extra_args=SMP_ARGS + list(extra_args))
         with self.machine(args, name=GUEST) as vm:
             vm.launch()
             status = vm.serve_checkpoints(at_checkpoint, 60)
@@ -95,7 +100,19 @@ class DsegSmpTest(testing.TestCase):
             'guest-segment-hits': seg}, where)
 
     def test_two_vcpus(self):
-        status, console, windows, cpus = self.run_smp()
+        self.check_run(*self.run_smp())
+
+    def test_two_vcpus_with_model(self):
+        windows = self.check_run(*self.run_smp(
+            ['-plugin', f'{config.TLB_PLUGIN},preset=skylake']))
+        direct = [[p['misses'] for p in info['model']['paths']
+                   if p['path'] == 'native-direct'][0]
+                  for info in windows['ap-only']]
+        seg = WINDOWS['ap-only'][1][0]
+        self.assertEqual(direct[0], 0, windows['ap-only'][0]['model'])
+        self.assertTrue(0 < direct[1] <= seg, windows['ap-only'][1]['model'])
+
+    def check_run(self, status, console, windows, cpus):
         self.assert_guest_passed(status, console)
 
         # MTTCG: one host thread per vCPU.
@@ -110,6 +127,7 @@ class DsegSmpTest(testing.TestCase):
             self.assertEqual(len(infos), 2, name)
             for c, (seg, walk) in enumerate(plan):
                 self.check_cpu(infos[c], c, seg, walk, name)
+        return windows
 
 
 if __name__ == '__main__':
