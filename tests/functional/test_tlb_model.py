@@ -80,6 +80,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import os
+import subprocess
 import sys
 
 from qemu_dseg import config, guests, testing, tlbreplay
@@ -208,6 +209,36 @@ class TlbModelTest(testing.TestCase):
         self.assertEqual(sorted(nested.flushes),
                          ['all', 'asid', 'direct', 'nonglobal'])
         self.assertIn('page', native.flushes)
+
+    def test_bad_options(self):
+        """A wrong option stops QEMU at start with a message."""
+        for option, message in [
+                ('preset=nehalem', "dseg-tlb: preset 'nehalem' is not one "
+                                   "of sandy-bridge, skylake, zen"),
+                ('l2=64x3:4k', "dseg-tlb: l2=64x3:4k: an array's ways must "
+                               "divide its entries"),
+                ('l1d=0', 'the L1 TLBs need an array each'),
+                ('ref-cycles=-1', "dseg-tlb: ref-cycles: '-1' is not a "
+                                  "number of cycles"),
+                ('pwc', 'dseg-tlb: pwc=on: '),
+                ('colour=red', 'the parts of a geometry are l1d, l1i, l2, '
+                               'l2i, pwc and ntlb')]:
+            r = subprocess.run(
+                [config.QEMU, '-M', 'q35', '-display', 'none', '-S',
+                 '-nic', 'none', '-vga', 'none',
+                 '-plugin', f'{config.TLB_PLUGIN},{option}'],
+                stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                timeout=60, check=False)
+            self.assertNotEqual(r.returncode, 0, option)
+            self.assertIn(message, r.stderr, option)
+
+    def test_query_model_without_plugin(self):
+        with self.machine(['-M', 'q35', '-S']) as vm:
+            vm.launch()
+            r = vm.qmp('query-dseg-model')
+            self.assertIn('the modelled TLB hierarchy is off',
+                          r['error']['desc'])
+            self.assertNotIn('model', vm.cmd('query-dseg')[0])
 
     def test_nested_no_walk_caches_5level(self):
         self.check('tlb_model_2d-la57', nested_predictions(5, False),
