@@ -5,7 +5,7 @@
  * (target/i386/dseg-tlb.c), where the CPU state, the direct-segment
  * registers and the architectural events are at hand.  This plugin only
  * instruments: every memory access and, per translation block, the fetch
- * of each code page it runs on, passed to the emulator's entry points
+ * of each code page it reads, passed to the emulator's entry points
  * (qemu_plugin_dseg_tlb_*).  Its arguments are the model's options:
  *
  *   -plugin contrib/plugins/libdseg-tlb.so,preset=zen,l2=2048x16:4k+2m
@@ -36,13 +36,20 @@ static void dseg_tlb_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
                                          QEMU_PLUGIN_CB_NO_REGS, NULL);
     for (size_t i = 0; i < n; i++) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
-        uint64_t vaddr = qemu_plugin_insn_vaddr(insn);
+        uint64_t end = qemu_plugin_insn_vaddr(insn) +
+                       qemu_plugin_insn_size(insn) - 1;
 
-        if ((vaddr & DSEG_TLB_PAGE_MASK) != page) {
-            page = vaddr & DSEG_TLB_PAGE_MASK;
+        /*
+         * x86 ends a TB at a page boundary, so only an instruction that
+         * straddles one (its first) reaches the next page: its fetch of
+         * that page, at its distance from the TB's start, which the TB
+         * keeps wherever it runs (CF_PCREL).
+         */
+        if ((end & DSEG_TLB_PAGE_MASK) != page) {
+            page = end & DSEG_TLB_PAGE_MASK;
             qemu_plugin_register_vcpu_insn_exec_cb(
                 insn, qemu_plugin_dseg_tlb_page, QEMU_PLUGIN_CB_NO_REGS,
-                (void *)(uintptr_t)(vaddr - start));
+                (void *)(uintptr_t)(page - start));
         }
         qemu_plugin_register_vcpu_mem_cb(insn, qemu_plugin_dseg_tlb_mem,
                                          QEMU_PLUGIN_CB_NO_REGS,

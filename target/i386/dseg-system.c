@@ -187,6 +187,7 @@ int dseg_cpu_post_load(CPUX86State *env)
         error_report("dseg: incoming CPU state refused: %s", why);
         return -EINVAL;
     }
+    dseg_tlb_post_load(env);
     return 0;
 }
 

@@ -50,12 +50,22 @@ static const char *tlbm_tlb_error(const TlbmTlbGeom *t)
     return NULL;
 }
 
+static bool tlbm_holds_4k(const TlbmTlbGeom *t)
+{
+    for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {
+        if (t->array[i].sizes & TLBM_SIZE_MASK(TLBM_4K)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 const char *tlbm_geom_error(const TlbmGeom *g)
 {
     const TlbmTlbGeom *tlbs[] = { &g->l1d, &g->l1i, &g->l2, &g->l2i };
     const char *err;
 
-    for (unsigned i = 0; i < sizeof(tlbs) / sizeof(tlbs[0]); i++) {
+    for (unsigned i = 0; i < ARRAY_SIZE(tlbs); i++) {
         err = tlbm_tlb_error(tlbs[i]);
         if (err) {
             return err;
@@ -63,6 +73,9 @@ const char *tlbm_geom_error(const TlbmGeom *g)
     }
     if (!g->l1d.array[0].entries || !g->l1i.array[0].entries) {
         return "the L1 TLBs need an array each";
+    }
+    if (!tlbm_holds_4k(&g->l1d) || !tlbm_holds_4k(&g->l1i)) {
+        return "the L1 TLBs must hold 4 KiB pages (a segment fills them so)";
     }
     err = tlbm_array_error(&g->pwc);
     return err ? err : tlbm_array_error(&g->ntlb);
@@ -312,6 +325,7 @@ static TlbmEntry *tlbm_array_init(TlbmArray *a, const TlbmArrayGeom *g,
 {
     a->geom = *g;
     a->sets = g->entries ? g->entries / g->ways : 0;
+    a->set_mask = a->sets && !(a->sets & (a->sets - 1)) ? a->sets - 1 : 0;
     a->entry = g->entries ? storage : NULL;
     return storage + g->entries;
 }
@@ -326,6 +340,33 @@ static TlbmEntry *tlbm_tlb_init(TlbmTlb *t, const TlbmTlbGeom *g,
     return storage;
 }
 
+/*
+ * A front slot stands for the sets of the L1's 4 KiB array whose number
+ * folds onto it.  A lookup or fill that touches the set of key K (of any
+ * size: an array may hold several) in that array touches slot(K): it
+ * keeps its page there if it made that page's 4 KiB entry the set's most
+ * recently used, and forgets the slot otherwise.
+ */
+static void tlbm_front_clear(TlbmModel *m)
+{
+    for (int fetch = 0; fetch < 2; fetch++) {
+        for (unsigned i = 0; i < TLBM_FRONT_SLOTS; i++) {
+            m->front[fetch][i].page = TLBM_NO_PAGE;
+        }
+    }
+}
+
+/* Forget the slots of the sets that a translation of @size may touch. */
+static void tlbm_front_forget(TlbmModel *m, bool fetch, uint64_t addr,
+                              TlbmSize size)
+{
+    for (int s = 0; s <= size; s++) {
+        uint64_t key = addr >> tlbm_size_shift(s);
+
+        m->front[fetch][tlbm_front_slot(m, fetch, key)].page = TLBM_NO_PAGE;
+    }
+}
+
 void tlbm_init(TlbmModel *m, const TlbmGeom *g, TlbmEntry *storage)
 {
     memset(m, 0, sizeof(*m));
@@ -336,11 +377,28 @@ void tlbm_init(TlbmModel *m, const TlbmGeom *g, TlbmEntry *storage)
     storage = tlbm_tlb_init(&m->l2i, &g->l2i, storage);
     storage = tlbm_array_init(&m->pwc, &g->pwc, storage);
     tlbm_array_init(&m->ntlb, &g->ntlb, storage);
+    for (int fetch = 0; fetch < 2; fetch++) {
+        const TlbmTlb *l1 = fetch ? &m->l1i : &m->l1d;
+        uint32_t sets = 0;
+
+        for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {
+            if (l1->array[i].geom.sizes & TLBM_SIZE_MASK(TLBM_4K)) {
+                sets = l1->array[i].sets;
+            }
+        }
+        m->front_sets[fetch] = sets;
+        m->front_mask[fetch] = sets & (sets - 1) ? 0 :
+                               MIN(sets, TLBM_FRONT_SLOTS) - 1;
+    }
+    tlbm_front_clear(m);
 }
 
 static TlbmEntry *tlbm_set(const TlbmArray *a, uint64_t key)
 {
-    return &a->entry[(key % a->sets) * a->geom.ways];
+    uint64_t set = a->set_mask || a->sets == 1 ? key & a->set_mask
+                                                : key % a->sets;
+
+    return &a->entry[set * a->geom.ways];
 }
 
 static bool tlbm_ctx_match(const TlbmEntry *e, uint32_t ctx)
@@ -456,25 +514,45 @@ static TlbmTlb *tlbm_l2(TlbmModel *m, bool fetch)
     return fetch && m->l2i.array[0].sets ? &m->l2i : &m->l2;
 }
 
-TlbmHit tlbm_lookup(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr)
+TlbmHit tlbm_lookup_size(TlbmModel *m, bool fetch, uint32_t ctx,
+                         uint64_t addr, TlbmSize *l1_size)
 {
     TlbmTlb *l1 = fetch ? &m->l1i : &m->l1d;
-    TlbmEntry *e;
+    TlbmEntry *e = tlbm_tlb_find(m, l1, ctx, addr);
 
-    if (tlbm_tlb_find(m, l1, ctx, addr)) {
+    if (e) {
+        *l1_size = e->size;
+        if (e->size == TLBM_4K) {
+            uint64_t page = addr >> 12;
+
+            m->front[fetch][tlbm_front_slot(m, fetch, page)] =
+                (TlbmFront) { .page = page, .ctx = ctx };
+        } else {
+            tlbm_front_forget(m, fetch, addr, e->size);
+        }
         return TLBM_HIT_L1;
     }
     e = tlbm_tlb_find(m, tlbm_l2(m, fetch), ctx, addr);
     if (!e) {
         return TLBM_MISS;
     }
+    tlbm_front_forget(m, fetch, addr, e->size);
     tlbm_tlb_fill(m, l1, e->ctx, addr, e->size, e->global, false);
     return TLBM_HIT_L2;
 }
 
+TlbmHit tlbm_lookup(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr)
+{
+    TlbmSize size;
+
+    return tlbm_lookup_size(m, fetch, ctx, addr, &size);
+}
+
+
 void tlbm_fill(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr,
                TlbmSize size, bool global, bool l2)
 {
+    tlbm_front_forget(m, fetch, addr, size);
     if (l2) {
         tlbm_tlb_fill(m, tlbm_l2(m, fetch), ctx, addr, size, global, false);
     }
@@ -574,7 +652,10 @@ static void tlbm_drop(TlbmModel *m, TlbmDrop tlb, TlbmDrop pwc,
 {
     TlbmTlb *tlbs[] = { &m->l1d, &m->l1i, &m->l2, &m->l2i };
 
-    for (unsigned t = 0; t < sizeof(tlbs) / sizeof(tlbs[0]); t++) {
+    if (tlb != TLBM_DROP_NONE) {
+        tlbm_front_clear(m);
+    }
+    for (unsigned t = 0; t < ARRAY_SIZE(tlbs); t++) {
         for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {
             tlbm_array_drop(&tlbs[t]->array[i], tlb, ctx, addr);
         }

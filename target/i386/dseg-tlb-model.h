@@ -91,6 +91,7 @@ typedef struct TlbmEntry {
 typedef struct TlbmArray {
     TlbmArrayGeom geom;
     uint32_t sets;
+    uint32_t set_mask;  /* sets - 1 if a power of two, else 0 */
     TlbmEntry *entry;   /* sets * ways, set-major */
 } TlbmArray;
 
@@ -98,6 +99,21 @@ typedef struct TlbmTlb {
     TlbmArray array[TLBM_MAX_ARRAYS];
     bool smash;
 } TlbmTlb;
+
+/*
+ * The front of an L1: per set of its 4 KiB array (folded onto
+ * TLBM_FRONT_SLOTS slots), the page and address space of that set's most
+ * recently used entry, if the last change to the set made it so.  A
+ * lookup that finds its page there would find that entry and refresh it,
+ * which changes nothing: tlbm_front_hit() answers it without a lookup.
+ */
+#define TLBM_FRONT_SLOTS    64
+#define TLBM_NO_PAGE        UINT64_MAX
+
+typedef struct TlbmFront {
+    uint64_t page;
+    uint32_t ctx;
+} TlbmFront;
 
 typedef struct TlbmModel {
     TlbmTlb l1d;
@@ -107,7 +123,33 @@ typedef struct TlbmModel {
     TlbmArray pwc;
     TlbmArray ntlb;
     uint64_t clock;
+    /* [fetch]: the fronts of the L1D and the L1I, and how to index them */
+    TlbmFront front[2][TLBM_FRONT_SLOTS];
+    uint32_t front_sets[2];     /* sets of the 4 KiB array */
+    uint32_t front_mask[2];     /* slot = page & mask, if sets is 2^n */
 } TlbmModel;
+
+static inline unsigned tlbm_front_slot(const TlbmModel *m, bool fetch,
+                                       uint64_t page)
+{
+    if (m->front_mask[fetch] || m->front_sets[fetch] == 1) {
+        return page & m->front_mask[fetch];
+    }
+    return (page % m->front_sets[fetch]) % TLBM_FRONT_SLOTS;
+}
+
+/*
+ * Would tlbm_lookup() of @addr find it in the L1 and change nothing?  If
+ * so the caller may skip the lookup: the model's state is the same.
+ */
+static inline bool tlbm_front_hit(const TlbmModel *m, bool fetch,
+                                  uint32_t ctx, uint64_t addr)
+{
+    uint64_t page = addr >> 12;
+    const TlbmFront *f = &m->front[fetch][tlbm_front_slot(m, fetch, page)];
+
+    return f->page == page && f->ctx == ctx;
+}
 
 /* Where a lookup found its translation. */
 typedef enum TlbmHit {
@@ -170,6 +212,10 @@ void tlbm_init(TlbmModel *m, const TlbmGeom *g, TlbmEntry *storage);
  * address space @ctx: the L1, then the L2.  An L2 hit fills the L1.
  */
 TlbmHit tlbm_lookup(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr);
+
+/* The same, with the size of the L1 entry that hit in *@l1_size. */
+TlbmHit tlbm_lookup_size(TlbmModel *m, bool fetch, uint32_t ctx,
+                         uint64_t addr, TlbmSize *l1_size);
 
 /*
  * Keep the translation of @addr, a page of @size, after a miss: in the L1

@@ -34,6 +34,7 @@
 #include "dseg-tlb.h"
 #include "trace.h"
 #ifdef CONFIG_PLUGIN
+#include "exec/memopidx.h"
 #include "qemu/qemu-plugin.h"
 #endif
 
@@ -45,9 +46,6 @@
  */
 #define DSEG_TLB_GUEST_PCID     0
 #define DSEG_TLB_NESTED_PCID    1
-
-/* No address space: an ASID shifted by TLBM_PCID_BITS never makes it. */
-#define DSEG_TLB_NO_CTX         UINT32_MAX
 
 /* The VMCB's TLB_CONTROL values (AMD APM volume 2, 15.16.1). */
 #define DSEG_TLB_CONTROL_FLUSH_ALL          1
@@ -77,16 +75,6 @@ struct DSegTlb {
     TlbmModel m;
     DSegTlbCounters c;
     uint32_t guest_asid;    /* of the guest VMRUN entered last */
-    /*
-     * The page of each side's (data, fetch) last L1 hit, in its address
-     * space: its entry is the most recently used of its set, so another
-     * access to the page hits and changes nothing.  Cleared at every other
-     * outcome and every invalidation.
-     */
-    struct {
-        uint64_t page;
-        uint32_t ctx;
-    } last[2];
     uint64_t tb_pc;         /* linear address of the running TB */
     int cpu;                /* the vCPU's index, for the trace events */
     TlbmEntry storage[];
@@ -144,7 +132,6 @@ static DSegTlb *dseg_tlb_get(CPUX86State *env)
                   tlbm_entries(&dseg_tlb_config.geom) * sizeof(TlbmEntry));
     tlbm_init(&t->m, &dseg_tlb_config.geom, t->storage);
     t->cpu = env_cpu(env)->cpu_index;
-    t->last[0].ctx = t->last[1].ctx = DSEG_TLB_NO_CTX;
     qatomic_store_release(&env->dseg.tlb, t);
     return t;
 }
@@ -390,6 +377,27 @@ static bool dseg_tlb_nested_step(CPUX86State *env, DSegTlb *t, uint32_t ctx,
     return true;
 }
 
+/*
+ * The page that the VMM segment's translation of @gpa maps, within a guest
+ * page of @size: the guest page if the segment holds all of it and the
+ * escape filter is empty, else 4 KiB (the filter and the segment's bounds
+ * are 4 KiB-granular, so a larger entry could cover an escaped page or
+ * one outside the segment).
+ */
+static TlbmSize dseg_tlb_vmm_page(const DSegState *ds, uint64_t gpa,
+                                  TlbmSize size)
+{
+    uint64_t mask = (1ull << tlbm_size_shift(size)) - 1;
+    uint64_t first = gpa & ~mask;
+
+    if (size != TLBM_4K && ds->filter.empty &&
+        dseg_range_contains(&ds->vmm, first) &&
+        dseg_range_contains(&ds->vmm, first + mask)) {
+        return size;
+    }
+    return TLBM_4K;
+}
+
 /* An L2 miss, or an L1 miss that a segment may serve: translate and fill. */
 static void dseg_tlb_translate(CPUX86State *env, DSegTlb *t, bool fetch,
                                uint32_t ctx, uint64_t addr)
@@ -422,6 +430,9 @@ static void dseg_tlb_translate(CPUX86State *env, DSegTlb *t, bool fetch,
             t->c.unmapped++;
             return;
         }
+        if (w.final_direct) {
+            nested_size = dseg_tlb_vmm_page(&env->dseg, gpa, w.size);
+        }
         w.size = MIN(w.size, nested_size);
     }
     p = &t->c.path[dseg_path(nested, guest_direct, w.final_direct)];
@@ -435,7 +446,6 @@ static void dseg_tlb_translate(CPUX86State *env, DSegTlb *t, bool fetch,
 static void dseg_tlb_access(CPUX86State *env, DSegTlb *t, bool fetch,
                             uint64_t addr)
 {
-    uint64_t page = addr & TARGET_PAGE_MASK;
     uint32_t ctx;
 
     switch (dseg_tlb_mode(env)) {
@@ -453,14 +463,11 @@ static void dseg_tlb_access(CPUX86State *env, DSegTlb *t, bool fetch,
     } else {
         t->c.accesses++;
     }
-    if (t->last[fetch].ctx == ctx && t->last[fetch].page == page) {
-        return;
+    if (tlbm_front_hit(&t->m, fetch, ctx, addr)) {
+        return;     /* a lookup would change nothing: not traced either */
     }
-    t->last[fetch].ctx = DSEG_TLB_NO_CTX;
     switch (dseg_tlb_lookup(t, fetch, ctx, addr)) {
     case TLBM_HIT_L1:
-        t->last[fetch].page = page;
-        t->last[fetch].ctx = ctx;
         return;
     case TLBM_HIT_L2:
         t->c.l2_hits++;
@@ -478,19 +485,9 @@ static void dseg_tlb_access(CPUX86State *env, DSegTlb *t, bool fetch,
 
 /* Invalidations */
 
-static DSegTlb *dseg_tlb_invalidating(CPUX86State *env)
-{
-    DSegTlb *t = dseg_tlb_get(env);
-
-    if (t) {
-        t->last[0].ctx = t->last[1].ctx = DSEG_TLB_NO_CTX;
-    }
-    return t;
-}
-
 void dseg_tlb_write_cr(CPUX86State *env, int reg, uint64_t val)
 {
-    DSegTlb *t = dseg_tlb_invalidating(env);
+    DSegTlb *t = dseg_tlb_get(env);
     uint64_t changed;
 
     if (!t) {
@@ -518,7 +515,7 @@ void dseg_tlb_write_cr(CPUX86State *env, int reg, uint64_t val)
 
 void dseg_tlb_invlpg(CPUX86State *env, uint64_t addr)
 {
-    DSegTlb *t = dseg_tlb_invalidating(env);
+    DSegTlb *t = dseg_tlb_get(env);
 
     if (t) {
         dseg_tlb_flush_page(t, dseg_tlb_ctx(env, t), addr);
@@ -527,7 +524,7 @@ void dseg_tlb_invlpg(CPUX86State *env, uint64_t addr)
 
 void dseg_tlb_invlpga(CPUX86State *env, uint64_t addr, uint32_t asid)
 {
-    DSegTlb *t = dseg_tlb_invalidating(env);
+    DSegTlb *t = dseg_tlb_get(env);
 
     if (t) {
         dseg_tlb_flush_page(t, TLBM_CTX(asid % (1u << DSEG_TLB_ASID_BITS),
@@ -535,19 +532,26 @@ void dseg_tlb_invlpga(CPUX86State *env, uint64_t addr, uint32_t asid)
     }
 }
 
+/* The running VM's ASID, from its VMCB. */
+static uint32_t dseg_tlb_vmcb_asid(CPUX86State *env)
+{
+    uint32_t asid = x86_ldl_phys(env_cpu(env),
+                                 env->vm_vmcb + offsetof(struct vmcb,
+                                                         control.asid));
+
+    return asid % (1u << DSEG_TLB_ASID_BITS);
+}
+
 void dseg_tlb_vmrun(CPUX86State *env)
 {
-    DSegTlb *t = dseg_tlb_invalidating(env);
+    DSegTlb *t = dseg_tlb_get(env);
     CPUState *cs = env_cpu(env);
-    uint32_t asid;
 
     if (!t) {
         return;
     }
     dseg_tlb_flush_direct(t);
-    asid = x86_ldl_phys(cs, env->vm_vmcb + offsetof(struct vmcb,
-                                                     control.asid));
-    t->guest_asid = asid % (1u << DSEG_TLB_ASID_BITS);
+    t->guest_asid = dseg_tlb_vmcb_asid(env);
     switch (x86_ldub_phys(cs, env->vm_vmcb + offsetof(struct vmcb,
                                                        control.tlb_ctl))) {
     case DSEG_TLB_CONTROL_FLUSH_ALL:
@@ -565,16 +569,28 @@ void dseg_tlb_vmrun(CPUX86State *env)
 
 void dseg_tlb_vmexit(CPUX86State *env)
 {
-    DSegTlb *t = dseg_tlb_invalidating(env);
+    DSegTlb *t = dseg_tlb_get(env);
 
     if (t) {
         dseg_tlb_flush_direct(t);
     }
 }
 
+void dseg_tlb_post_load(CPUX86State *env)
+{
+    DSegTlb *t = dseg_tlb_get(env);
+
+    if (t) {
+        dseg_tlb_flush_everything(t);
+        if (env->hflags & HF_GUEST_MASK) {
+            t->guest_asid = dseg_tlb_vmcb_asid(env);
+        }
+    }
+}
+
 void dseg_tlb_flush_all(CPUX86State *env)
 {
-    DSegTlb *t = dseg_tlb_invalidating(env);
+    DSegTlb *t = dseg_tlb_get(env);
 
     if (t) {
         dseg_tlb_flush_everything(t);
@@ -678,14 +694,24 @@ char *qemu_plugin_dseg_tlb_start(const char *options)
     return dseg_tlb_configure(options);
 }
 
+/*
+ * An access of a helper through a physical MMU index (VMRUN's and
+ * #VMEXIT's VMCB and host save area, VMLOAD, VMSAVE) translates nothing:
+ * the model does not see it.
+ */
 void qemu_plugin_dseg_tlb_mem(unsigned int vcpu_index,
                               qemu_plugin_meminfo_t info, uint64_t vaddr,
                               void *userdata)
 {
     CPUX86State *env = cpu_env(current_cpu);
     DSegTlb *t = dseg_tlb_get(env);
-    uint64_t last = vaddr + (1u << qemu_plugin_mem_size_shift(info)) - 1;
+    unsigned mmu_idx = get_mmuidx(info);
+    uint64_t last = vaddr + memop_size(get_memop(info)) - 1;
 
+    if (unlikely(!t || mmu_idx == MMU_PHYS_IDX ||
+                 mmu_idx == MMU_NESTED_IDX)) {
+        return;
+    }
     dseg_tlb_access(env, t, false, vaddr);
     if (unlikely((vaddr ^ last) & TARGET_PAGE_MASK)) {
         dseg_tlb_access(env, t, false, last);
@@ -697,8 +723,15 @@ void qemu_plugin_dseg_tlb_tb(unsigned int vcpu_index, void *userdata)
     CPUX86State *env = cpu_env(current_cpu);
     DSegTlb *t = dseg_tlb_get(env);
 
-    /* With CF_PCREL, EIP is up to date at the start of every TB. */
-    t->tb_pc = env->segs[R_CS].base + env->eip;
+    if (unlikely(!t)) {
+        return;
+    }
+    /*
+     * With CF_PCREL, EIP is up to date at the start of every TB; the
+     * linear address as cpu_get_tb_cpu_state() makes it.
+     */
+    t->tb_pc = env->hflags & HF_CS64_MASK ? env->eip :
+               (uint32_t)(env->segs[R_CS].base + env->eip);
     dseg_tlb_access(env, t, true, t->tb_pc);
 }
 
@@ -707,6 +740,8 @@ void qemu_plugin_dseg_tlb_page(unsigned int vcpu_index, void *userdata)
     CPUX86State *env = cpu_env(current_cpu);
     DSegTlb *t = dseg_tlb_get(env);
 
-    dseg_tlb_access(env, t, true, t->tb_pc + (uintptr_t)userdata);
+    if (likely(t)) {
+        dseg_tlb_access(env, t, true, t->tb_pc + (uintptr_t)userdata);
+    }
 }
 #endif

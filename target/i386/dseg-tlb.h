@@ -60,7 +60,9 @@ void dseg_tlb_reset_counters(struct CPUArchState *env);
  * INVLPGA (@asid from ECX), a successful VMRUN (after its checks: the
  * VMCB's ASID and TLB_CONTROL) and #VMEXIT, which both drop what the
  * guest segment translated, and an event that invalidates the whole
- * hierarchy (a DSEG MSR write, SMM entry and RSM, a reset).
+ * hierarchy (a DSEG MSR write, SMM entry and RSM, a reset).  After a
+ * migration or loadvm (dseg_tlb_post_load) the model starts empty, in the
+ * loaded VM's ASID.
  */
 void dseg_tlb_write_cr(struct CPUArchState *env, int reg, uint64_t val);
 void dseg_tlb_invlpg(struct CPUArchState *env, uint64_t addr);
@@ -69,5 +71,6 @@ void dseg_tlb_invlpga(struct CPUArchState *env, uint64_t addr,
 void dseg_tlb_vmrun(struct CPUArchState *env);
 void dseg_tlb_vmexit(struct CPUArchState *env);
 void dseg_tlb_flush_all(struct CPUArchState *env);
+void dseg_tlb_post_load(struct CPUArchState *env);
 
 #endif /* TARGET_I386_DSEG_TLB_H */

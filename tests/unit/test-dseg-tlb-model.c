@@ -92,6 +92,11 @@ static void test_geometry_errors(void)
     g = small;
     g.l2.array[1].sizes = TLBM_SIZE_MASK(TLBM_1G);   /* 0 entries */
     g_assert_nonnull(tlbm_geom_error(&g));
+    g = small;
+    g.l1i.array[0].sizes = TLBM_SIZE_MASK(TLBM_2M);  /* no 4 KiB */
+    g_assert_cmpstr(tlbm_geom_error(&g), ==,
+                    "the L1 TLBs must hold 4 KiB pages (a segment fills "
+                    "them so)");
     g_assert_cmpuint(tlbm_entries(&small), ==, 16 + 4 + 8 + 64 + 8 + 8);
 }
 
@@ -725,6 +730,84 @@ static void random_trace(const TlbmGeom *g, uint32_t seed)
     g_rand_free(rnd);
 }
 
+/*
+ * The front changes nothing: the same random trace on two models, one of
+ * which answers from tlbm_front_hit() whenever it can, gives the same
+ * outcome at every lookup, and the front answers often.
+ */
+static void front_trace(const TlbmGeom *g, uint32_t seed)
+{
+    GRand *rnd = g_rand_new_with_seed(seed);
+    unsigned front_hits = 0;
+    uint64_t page = 0;
+    uint32_t ctx = 0;
+    bool fetch = false;
+    Model a, b;
+
+    model_init(&a, g);
+    model_init(&b, g);
+    for (int i = 0; i < 200000; i++) {
+        /* Runs on a page, as code and stacks make them, then another. */
+        uint64_t addr;
+        int op = g_rand_int_range(rnd, 0, 1000);
+        TlbmHit got, want;
+
+        if (g_rand_int_range(rnd, 0, 4) == 0) {
+            page = (uint64_t)g_rand_int_range(rnd, 0, 40) * K4 +
+                   (uint64_t)g_rand_int_range(rnd, 0, 2) * G1;
+            ctx = TLBM_CTX(g_rand_int_range(rnd, 0, 2),
+                           g_rand_int_range(rnd, 0, 2));
+            fetch = g_rand_int_range(rnd, 0, 4) == 0;
+        }
+        addr = page + (uint64_t)g_rand_int_range(rnd, 0, 512) * 8;
+        if (op < 3) {
+            tlbm_flush_nonglobal(&a.m, ctx);
+            tlbm_flush_nonglobal(&b.m, ctx);
+            continue;
+        } else if (op < 5) {
+            tlbm_flush_page(&a.m, ctx, addr);
+            tlbm_flush_page(&b.m, ctx, addr);
+            continue;
+        } else if (op < 6) {
+            tlbm_flush_direct(&a.m);
+            tlbm_flush_direct(&b.m);
+            continue;
+        }
+        if (tlbm_front_hit(&a.m, fetch, ctx, addr)) {
+            got = TLBM_HIT_L1;
+            front_hits++;
+        } else {
+            got = tlbm_lookup(&a.m, fetch, ctx, addr);
+        }
+        want = tlbm_lookup(&b.m, fetch, ctx, addr);
+        g_assert_cmpint(got, ==, want);
+        if (got == TLBM_MISS) {
+            int size = g_rand_int_range(rnd, 0, 8);
+            bool global = g_rand_int_range(rnd, 0, 8) == 0;
+            bool l2 = g_rand_int_range(rnd, 0, 4) != 0;
+
+            size = size < 6 ? TLBM_4K : size < 7 ? TLBM_2M : TLBM_1G;
+            tlbm_fill(&a.m, fetch, ctx, addr, size, global, l2);
+            tlbm_fill(&b.m, fetch, ctx, addr, size, global, l2);
+        }
+    }
+    g_assert_cmpuint(front_hits, >, 10000);
+    model_free(&a);
+    model_free(&b);
+    g_rand_free(rnd);
+}
+
+static void test_front_changes_nothing(void)
+{
+    const TlbmPreset *zen = tlbm_preset("zen");
+    TlbmGeom g;
+
+    front_trace(&small, 3);
+    front_trace(&split, 4);
+    g_assert_null(tlbm_geom_parse(&g, zen->geom));
+    front_trace(&g, 5);
+}
+
 static void test_random_small(void)
 {
     random_trace(&small, 1);
@@ -751,6 +834,8 @@ int main(int argc, char **argv)
     g_test_add_func("/tlb-model/skylake-random-rate",
                     test_skylake_random_rate);
     g_test_add_func("/tlb-model/random-small", test_random_small);
+    g_test_add_func("/tlb-model/front-changes-nothing",
+                    test_front_changes_nothing);
     g_test_add_func("/tlb-model/random-split", test_random_split);
     return g_test_run();
 }

@@ -1,9 +1,9 @@
 /*
  * Stand-in for QEMU's qemu/osdep.h in the unit-test build of
- * target/i386/dseg-core.c.
+ * target/i386/dseg-core.c and dseg-tlb-model.c.
  *
  * QEMU's style makes qemu/osdep.h the first include of every .c file, and
- * dseg-core.c follows it; outside the QEMU tree, this header gives it the
+ * those follow it; outside the QEMU tree, this header gives it the
  * few standard headers it needs instead.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -15,5 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+/* The two macros of QEMU's osdep.h that our QEMU-independent code uses. */
+#define ARRAY_SIZE(x)   (sizeof(x) / sizeof((x)[0]))
+#define MIN(a, b)       ((a) < (b) ? (a) : (b))
 
 #endif
