@@ -28,9 +28,17 @@ BUILD = _env('QEMU_DSEG_BUILD', os.path.join(REPO, 'build'))
 
 QEMU = _env('QEMU_DSEG_QEMU', os.path.join(BUILD, 'qemu',
                                            'qemu-system-x86_64'))
+
+
+def plugin(name, qemu=QEMU):
+    """The TCG plugin libNAME.so built beside the emulator QEMU (its
+    build's contrib/plugins/): the fork's own and QEMU's."""
+    return os.path.join(os.path.dirname(qemu), 'contrib', 'plugins',
+                        f'lib{name}.so')
+
+
 # The modelled TLB hierarchy's plugin, built beside the fork.
-TLB_PLUGIN = os.path.join(os.path.dirname(QEMU), 'contrib', 'plugins',
-                          'libdseg-tlb.so')
+TLB_PLUGIN = plugin('dseg-tlb')
 QEMU_SRC = _env('QEMU_DSEG_SRC', os.path.join(BUILD, 'qemu-src'))
 GUESTS = _env('QEMU_DSEG_GUESTS', os.path.join(BUILD, 'tests', 'guest'))
 CACHE = _env('QEMU_DSEG_CACHE', os.path.expanduser('~/.cache/qemu-dseg'))

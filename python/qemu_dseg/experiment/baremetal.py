@@ -50,12 +50,17 @@ class Workload:
 @dataclass
 class Run:
     """One run (run_once()): the loop's times, the counters (None
-    without query-dseg), the checksum and the console."""
+    without query-dseg), the checksum and the console; with the dseg-tlb
+    plugin loaded, the model's configuration and its counters of the loop
+    (model_of()); and what QEMU itself printed (a plugin's report at its
+    exit, for one)."""
     wall_s: float
     vcpu_s: Optional[float]
     counters: Optional[dict]
     checksum: str
     console: str
+    model: Optional[dict] = None
+    output: str = ''
 
 
 WORKLOADS = {
@@ -117,6 +122,17 @@ def run_once(emu, mode, kind, size_mb, iters, seed, guests_dir, log_dir,
             time.sleep(2)
 
 
+def model_of(vm, info):
+    """The modelled hierarchy of VM, with INFO its query-dseg: None when
+    the model is off (no dseg-tlb plugin), else {'preset', 'geometry',
+    'l2-cycles', 'ref-cycles'} (query-dseg-model) and 'counters', the
+    model's counters of each vCPU (query-dseg's 'model')."""
+    if not any('model' in cpu for cpu in info):
+        return None
+    return {**vm.cmd('query-dseg-model'),
+            'counters': [cpu.get('model') for cpu in info]}
+
+
 def _serve(vm, emu, timeout, started):
     """Launch VM, serve its two checkpoints and wait for its exit.
 
@@ -137,7 +153,9 @@ def _serve(vm, emu, timeout, started):
     cpu = vm.vcpu_cpu_s()
     cpu = cpu - cpu_start if cpu is not None and cpu_start is not None \
         else None
-    counters = vm.cmd('query-dseg')[0]['counters'] if emu.counters else None
+    info = vm.cmd('query-dseg') if emu.counters else None
+    counters = info[0]['counters'] if info else None
+    model = model_of(vm, info) if info else None
     vm.resume()
     status = vm.wait_guest_exit(timeout)
     console = vm.console()
@@ -146,7 +164,8 @@ def _serve(vm, emu, timeout, started):
     checksum = _CHECKSUM.search(console)
     if not checksum:
         vm.fail('the guest printed no checksum')
-    return Run(wall, cpu, counters, checksum.group(1), console)
+    return Run(wall, cpu, counters, checksum.group(1), console, model,
+               vm.output())
 
 
 class Experiment:
@@ -329,7 +348,8 @@ class Experiment:
                 'emulators': {e.name: {'label': e.label, 'binary': e.qemu,
                                        'version': e.version(),
                                        'cpu': e.cpu,
-                                       'accel': e.args()} for e in emus},
+                                       'accel': e.accel_args()}
+                                  for e in emus},
                 'host': {'machine': platform.machine(),
                          'cpus': os.cpu_count(),
                          'load_average_before': load_before,

@@ -67,19 +67,25 @@ def qemu_version(qemu):
 class Emulator:
     """One emulator configuration that runs the experiment guest."""
 
-    def __init__(self, name, label, qemu, cpu, tlb_size=None, counters=True):
+    def __init__(self, name, label, qemu, cpu, tlb_size=None, counters=True,
+                 plugin_args=()):
         self.name = name
         self.label = label
         self.qemu = qemu
         self.cpu = cpu
         self.tlb_size = tlb_size    # None: no -accel option at all
         self.counters = counters    # has query-dseg
+        self.plugin_args = list(plugin_args)   # -plugin and its options
 
-    def args(self):
+    def accel_args(self):
         """Its accelerator options."""
         if self.tlb_size is None:
             return []
         return ['-accel', f'tcg,tlb-size={self.tlb_size}']
+
+    def args(self):
+        """Its accelerator options, then its plugin's (if any)."""
+        return self.accel_args() + self.plugin_args
 
     def version(self):
         """The first line of its --version."""
