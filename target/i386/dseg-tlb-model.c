@@ -340,33 +340,6 @@ static TlbmEntry *tlbm_tlb_init(TlbmTlb *t, const TlbmTlbGeom *g,
     return storage;
 }
 
-/*
- * A front slot stands for the sets of the L1's 4 KiB array whose number
- * folds onto it.  A lookup or fill that touches the set of key K (of any
- * size: an array may hold several) in that array touches slot(K): it
- * keeps its page there if it made that page's 4 KiB entry the set's most
- * recently used, and forgets the slot otherwise.
- */
-static void tlbm_front_clear(TlbmModel *m)
-{
-    for (int fetch = 0; fetch < 2; fetch++) {
-        for (unsigned i = 0; i < TLBM_FRONT_SLOTS; i++) {
-            m->front[fetch][i].page = TLBM_NO_PAGE;
-        }
-    }
-}
-
-/* Forget the slots of the sets that a translation of @size may touch. */
-static void tlbm_front_forget(TlbmModel *m, bool fetch, uint64_t addr,
-                              TlbmSize size)
-{
-    for (int s = 0; s <= size; s++) {
-        uint64_t key = addr >> tlbm_size_shift(s);
-
-        m->front[fetch][tlbm_front_slot(m, fetch, key)].page = TLBM_NO_PAGE;
-    }
-}
-
 void tlbm_init(TlbmModel *m, const TlbmGeom *g, TlbmEntry *storage)
 {
     memset(m, 0, sizeof(*m));
@@ -377,20 +350,7 @@ void tlbm_init(TlbmModel *m, const TlbmGeom *g, TlbmEntry *storage)
     storage = tlbm_tlb_init(&m->l2i, &g->l2i, storage);
     storage = tlbm_array_init(&m->pwc, &g->pwc, storage);
     tlbm_array_init(&m->ntlb, &g->ntlb, storage);
-    for (int fetch = 0; fetch < 2; fetch++) {
-        const TlbmTlb *l1 = fetch ? &m->l1i : &m->l1d;
-        uint32_t sets = 0;
-
-        for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {
-            if (l1->array[i].geom.sizes & TLBM_SIZE_MASK(TLBM_4K)) {
-                sets = l1->array[i].sets;
-            }
-        }
-        m->front_sets[fetch] = sets;
-        m->front_mask[fetch] = sets & (sets - 1) ? 0 :
-                               MIN(sets, TLBM_FRONT_SLOTS) - 1;
-    }
-    tlbm_front_clear(m);
+    m->gen = 1;
 }
 
 static TlbmEntry *tlbm_set(const TlbmArray *a, uint64_t key)
@@ -464,7 +424,7 @@ static void tlbm_array_insert(TlbmModel *m, TlbmArray *a, uint64_t key,
  * @addr for @ctx, its LRU refreshed, or NULL.
  */
 static TlbmEntry *tlbm_tlb_find(TlbmModel *m, TlbmTlb *t, uint32_t ctx,
-                                uint64_t addr)
+                                uint64_t addr, TlbmArray **found)
 {
     for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {
         TlbmArray *a = &t->array[i];
@@ -478,6 +438,7 @@ static TlbmEntry *tlbm_tlb_find(TlbmModel *m, TlbmTlb *t, uint32_t ctx,
             e = tlbm_array_find(a, addr >> tlbm_size_shift(s), s, ctx, false);
             if (e) {
                 e->stamp = ++m->clock;
+                *found = a;
                 return e;
             }
         }
@@ -493,6 +454,7 @@ static void tlbm_tlb_fill(TlbmModel *m, TlbmTlb *t, uint32_t ctx,
                           uint64_t addr, TlbmSize size, bool global,
                           bool direct)
 {
+    m->gen++;
     for (int s = size; s >= 0; s--) {
         for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {
             TlbmArray *a = &t->array[i];
@@ -518,25 +480,23 @@ TlbmHit tlbm_lookup_size(TlbmModel *m, bool fetch, uint32_t ctx,
                          uint64_t addr, TlbmSize *l1_size)
 {
     TlbmTlb *l1 = fetch ? &m->l1i : &m->l1d;
-    TlbmEntry *e = tlbm_tlb_find(m, l1, ctx, addr);
+    TlbmArray *a;
+    TlbmEntry *e = tlbm_tlb_find(m, l1, ctx, addr, &a);
 
     if (e) {
-        *l1_size = e->size;
-        if (e->size == TLBM_4K) {
-            uint64_t page = addr >> 12;
+        uint64_t page = addr >> 12;
 
-            m->front[fetch][tlbm_front_slot(m, fetch, page)] =
-                (TlbmFront) { .page = page, .ctx = ctx };
-        } else {
-            tlbm_front_forget(m, fetch, addr, e->size);
-        }
+        *l1_size = e->size;
+        m->front[fetch][page % TLBM_FRONT_SLOTS] = (TlbmFront) {
+            .page = page, .ctx = ctx, .gen = m->gen, .entry = e,
+            .set = tlbm_set(a, e->key), .ways = a->geom.ways,
+        };
         return TLBM_HIT_L1;
     }
-    e = tlbm_tlb_find(m, tlbm_l2(m, fetch), ctx, addr);
+    e = tlbm_tlb_find(m, tlbm_l2(m, fetch), ctx, addr, &a);
     if (!e) {
         return TLBM_MISS;
     }
-    tlbm_front_forget(m, fetch, addr, e->size);
     tlbm_tlb_fill(m, l1, e->ctx, addr, e->size, e->global, false);
     return TLBM_HIT_L2;
 }
@@ -552,7 +512,6 @@ TlbmHit tlbm_lookup(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr)
 void tlbm_fill(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr,
                TlbmSize size, bool global, bool l2)
 {
-    tlbm_front_forget(m, fetch, addr, size);
     if (l2) {
         tlbm_tlb_fill(m, tlbm_l2(m, fetch), ctx, addr, size, global, false);
     }
@@ -653,7 +612,7 @@ static void tlbm_drop(TlbmModel *m, TlbmDrop tlb, TlbmDrop pwc,
     TlbmTlb *tlbs[] = { &m->l1d, &m->l1i, &m->l2, &m->l2i };
 
     if (tlb != TLBM_DROP_NONE) {
-        tlbm_front_clear(m);
+        m->gen++;
     }
     for (unsigned t = 0; t < ARRAY_SIZE(tlbs); t++) {
         for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {

@@ -101,18 +101,22 @@ typedef struct TlbmTlb {
 } TlbmTlb;
 
 /*
- * The front of an L1: per set of its 4 KiB array (folded onto
- * TLBM_FRONT_SLOTS slots), the page and address space of that set's most
- * recently used entry, if the last change to the set made it so.  A
- * lookup that finds its page there would find that entry and refresh it,
- * which changes nothing: tlbm_front_hit() answers it without a lookup.
+ * The front of an L1: per 4 KiB page (folded onto TLBM_FRONT_SLOTS slots)
+ * and address space, the entry that the last lookup of that page found
+ * there, with the set it is in.  It is what a lookup would find again as
+ * long as no TLB has changed since but for refreshed entries (the model's
+ * generation); if it is also its set's most recently used, the lookup
+ * would change nothing, and tlbm_front_hit() answers it without one.
  */
 #define TLBM_FRONT_SLOTS    64
-#define TLBM_NO_PAGE        UINT64_MAX
 
 typedef struct TlbmFront {
     uint64_t page;
     uint32_t ctx;
+    uint32_t ways;
+    uint64_t gen;
+    const struct TlbmEntry *entry;
+    const struct TlbmEntry *set;
 } TlbmFront;
 
 typedef struct TlbmModel {
@@ -123,20 +127,10 @@ typedef struct TlbmModel {
     TlbmArray pwc;
     TlbmArray ntlb;
     uint64_t clock;
-    /* [fetch]: the fronts of the L1D and the L1I, and how to index them */
-    TlbmFront front[2][TLBM_FRONT_SLOTS];
-    uint32_t front_sets[2];     /* sets of the 4 KiB array */
-    uint32_t front_mask[2];     /* slot = page & mask, if sets is 2^n */
+    /* counts fills and invalidations of TLBs; a slot of gen 0 is empty */
+    uint64_t gen;
+    TlbmFront front[2][TLBM_FRONT_SLOTS];   /* [fetch] */
 } TlbmModel;
-
-static inline unsigned tlbm_front_slot(const TlbmModel *m, bool fetch,
-                                       uint64_t page)
-{
-    if (m->front_mask[fetch] || m->front_sets[fetch] == 1) {
-        return page & m->front_mask[fetch];
-    }
-    return (page % m->front_sets[fetch]) % TLBM_FRONT_SLOTS;
-}
 
 /*
  * Would tlbm_lookup() of @addr find it in the L1 and change nothing?  If
@@ -146,9 +140,17 @@ static inline bool tlbm_front_hit(const TlbmModel *m, bool fetch,
                                   uint32_t ctx, uint64_t addr)
 {
     uint64_t page = addr >> 12;
-    const TlbmFront *f = &m->front[fetch][tlbm_front_slot(m, fetch, page)];
+    const TlbmFront *f = &m->front[fetch][page % TLBM_FRONT_SLOTS];
 
-    return f->page == page && f->ctx == ctx;
+    if (f->page != page || f->ctx != ctx || f->gen != m->gen) {
+        return false;
+    }
+    for (uint32_t w = 0; w < f->ways; w++) {
+        if (f->set[w].stamp > f->entry->stamp) {
+            return false;
+        }
+    }
+    return true;
 }
 
 /* Where a lookup found its translation. */
