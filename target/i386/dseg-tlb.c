@@ -121,12 +121,13 @@ uint64_t dseg_tlb_cycles(const DSegTlbCounters *c)
 }
 
 /* The vCPU's model, made on first use; NULL while the model is off. */
-static DSegTlb *dseg_tlb_get(CPUX86State *env)
+static __attribute__((noinline))
+DSegTlb *dseg_tlb_make(CPUX86State *env)
 {
-    DSegTlb *t = qatomic_load_acquire(&env->dseg.tlb);
+    DSegTlb *t;
 
-    if (likely(t) || !dseg_tlb_config.enabled) {
-        return t;
+    if (!dseg_tlb_config.enabled) {
+        return NULL;
     }
     t = g_malloc0(sizeof(*t) +
                   tlbm_entries(&dseg_tlb_config.geom) * sizeof(TlbmEntry));
@@ -134,6 +135,13 @@ static DSegTlb *dseg_tlb_get(CPUX86State *env)
     t->cpu = env_cpu(env)->cpu_index;
     qatomic_store_release(&env->dseg.tlb, t);
     return t;
+}
+
+static inline DSegTlb *dseg_tlb_get(CPUX86State *env)
+{
+    DSegTlb *t = qatomic_load_acquire(&env->dseg.tlb);
+
+    return likely(t) ? t : dseg_tlb_make(env);
 }
 
 const DSegTlbCounters *dseg_tlb_counters(CPUX86State *env)
@@ -442,9 +450,34 @@ static void dseg_tlb_translate(CPUX86State *env, DSegTlb *t, bool fetch,
                   !guest_direct);
 }
 
-/* One access (@fetch: an instruction fetch) to linear address @addr. */
-static void dseg_tlb_access(CPUX86State *env, DSegTlb *t, bool fetch,
-                            uint64_t addr)
+/* An access that the L1's front did not answer: look it up. */
+static __attribute__((noinline))
+void dseg_tlb_lookup_access(CPUX86State *env, DSegTlb *t, bool fetch,
+                            uint32_t ctx, uint64_t addr)
+{
+    switch (dseg_tlb_lookup(t, fetch, ctx, addr)) {
+    case TLBM_HIT_L1:
+        return;
+    case TLBM_HIT_L2:
+        t->c.l2_hits++;
+        break;
+    case TLBM_MISS:
+        dseg_tlb_translate(env, t, fetch, ctx, addr);
+        break;
+    }
+    if (fetch) {
+        t->c.l1i_misses++;
+    } else {
+        t->c.l1d_misses++;
+    }
+}
+
+/*
+ * One access (@fetch: an instruction fetch) to linear address @addr: the
+ * path every access takes, inlined into the plugin's callbacks.
+ */
+static inline void dseg_tlb_access(CPUX86State *env, DSegTlb *t, bool fetch,
+                                   uint64_t addr)
 {
     uint32_t ctx;
 
@@ -463,23 +496,8 @@ static void dseg_tlb_access(CPUX86State *env, DSegTlb *t, bool fetch,
     } else {
         t->c.accesses++;
     }
-    if (tlbm_front_hit(&t->m, fetch, ctx, addr)) {
-        return;     /* a lookup would change nothing: not traced either */
-    }
-    switch (dseg_tlb_lookup(t, fetch, ctx, addr)) {
-    case TLBM_HIT_L1:
-        return;
-    case TLBM_HIT_L2:
-        t->c.l2_hits++;
-        break;
-    case TLBM_MISS:
-        dseg_tlb_translate(env, t, fetch, ctx, addr);
-        break;
-    }
-    if (fetch) {
-        t->c.l1i_misses++;
-    } else {
-        t->c.l1d_misses++;
+    if (!tlbm_front_hit(&t->m, fetch, ctx, addr)) {
+        dseg_tlb_lookup_access(env, t, fetch, ctx, addr);
     }
 }
 
