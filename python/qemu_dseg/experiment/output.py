@@ -134,7 +134,7 @@ def format_model(rows, unit, model_cfg):
              f"{model_cfg['ref_cycles']} x walk references); a miss is an "
              f"L1 TLB miss that the L2 TLB did not hold:", '']
     hdr = (f"{'mode':<17}{'L1 miss/' + unit:>16}{'L2 hit':>8}"
-           f"{'refs/miss':>10}{'g-seg':>8}{'v-seg':>8}"
+           f"{'refs/miss':>11}{'g-seg':>8}{'v-seg':>8}"
            f"{'refs/' + unit:>14}{'cycles/' + unit:>16}{'x nat':>7}")
     lines.append(hdr)
     lines.append('-' * len(hdr))
@@ -145,17 +145,18 @@ def format_model(rows, unit, model_cfg):
         vs_native = stats.ratio(m.cycles_per_op, native)
         lines.append(
             f"{r.label:<17}{m.l1_misses_per_op:>16.3f}"
-            f"{pct(m.l2_hit_share, '%'):>8}{fmt(m.refs_per_miss, '.2f'):>10}"
+            f"{pct(m.l2_hit_share, '%'):>8}{fmt(m.refs_per_miss, '.2f'):>11}"
             f"{pct(m.guest_segment_share, '%'):>8}"
             f"{pct(m.vmm_segment_share, '%'):>8}{m.refs_per_op:>14.3f}"
             f"{m.cycles_per_op:>16.2f}{fmt(vs_native, '.2f'):>7}")
-    odd = [f'{r.label} {r.model.unmapped} unmapped, {r.model.unmodelled} '
-           f'unmodelled' for r in rows
-           if r.model.unmapped or r.model.unmodelled]
-    if odd:
-        lines.append('Note: L1 misses the model found unmapped, and '
-                     'accesses it did not model (legacy paging): '
-                     + '; '.join(odd))
+    for field, what in (('unmapped', 'L1 misses whose walk found no '
+                         'mapping (in no path)'),
+                        ('unmodelled', 'accesses with legacy paging, not '
+                         'modelled')):
+        odd = [f'{r.label} {getattr(r.model, field)}' for r in rows
+               if getattr(r.model, field)]
+        if odd:
+            lines.append(f"Note: {what}: {', '.join(odd)}")
     lines.append('')
     lines.append('Share of modelled misses by path (%):')
     lines.append(f"{'mode':<17}" + ''.join(f'{p:>14}' for p in PATHS))
