@@ -30,14 +30,14 @@ def _model_refs(ax, wl, names):
     _bars(ax, refs, [f'{v:.2f}' for v in refs], 0.6, 0,
           label='walk references per miss (after the walk caches)',
           color='#4c72b0')
-    top = max(refs) * 1.25 + 0.5
-    for i, r in enumerate(modes):
+    top = max(refs) * 1.4 + 0.5
+    for i, (r, v) in enumerate(zip(modes, refs)):
         segs = [f'{k} {100 * s:.0f}%' for k, s in
                 (('g-seg', r.model.guest_segment_share),
                  ('v-seg', r.model.vmm_segment_share)) if s]
         if segs:
-            ax.text(i, top * 0.55, '\n'.join(segs), ha='center',
-                    fontsize=7.5, color='#333333')
+            ax.text(i, v + top * 0.07, '\n'.join(segs), ha='center',
+                    va='bottom', fontsize=7.5, color='#333333')
     ax.set_xticks(list(range(len(modes))), names, fontsize=9)
     ax.set_ylabel('memory references per modelled miss')
     ax.set_title(f"{wl['kind']}, {wl['size_mb']} MiB: TLB model, "
