@@ -161,7 +161,7 @@ class LinuxExperiment:
         figures = stats.summarise(counters)
         model = None
         if self.model_options:
-            model = tlbmodel.combine(w.info)
+            model = tlbmodel.combine([c.get('model') for c in w.info])
             if model is None:
                 raise AssertionError(f'{mode.name}: {wl.name}: query-dseg '
                                      f'has no model counters')

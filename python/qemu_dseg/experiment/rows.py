@@ -34,6 +34,7 @@ class ModelFigures:
     cycles_per_op: float
     paths: dict             # path: {misses, refs, share, refs_per_miss}
     counters: dict          # query-dseg's model, all vCPUs added up
+                            # (tlbmodel.combine())
 
 
 @dataclass(kw_only=True)

@@ -105,22 +105,21 @@ def describe(rec):
             f"{rec['ref_cycles']} per walk reference")
 
 
-def combine(infos):
-    """The model's counters of all vCPUs of a query-dseg answer INFOS,
-    added up, in query-dseg's shape; None if a vCPU has none."""
-    total = {}
-    paths = {p: {'misses': 0, 'refs': 0} for p in PATHS}
-    for cpu in infos:
-        model = cpu.get('model')
-        if model is None:
-            return None
-        for key, val in model.items():
+def combine(models):
+    """The model's counters MODELS (query-dseg's 'model' of each vCPU)
+    added up: the numbers, and 'paths' {path: {'misses', 'refs'}} of
+    every path; None if a vCPU has none (the model is off)."""
+    if not models or None in models:
+        return None
+    total = {'paths': {p: {'misses': 0, 'refs': 0} for p in PATHS}}
+    for cpu in models:
+        for key, value in cpu.items():
             if key != 'paths':
-                total[key] = total.get(key, 0) + val
-        for p in model['paths']:
-            paths[p['path']]['misses'] += p['misses']
-            paths[p['path']]['refs'] += p['refs']
-    total['paths'] = [{'path': p, **c} for p, c in paths.items()]
+                total[key] = total.get(key, 0) + value
+        for p in cpu['paths']:
+            t = total['paths'][p['path']]
+            t['misses'] += p['misses']
+            t['refs'] += p['refs']
     return total
 
 
@@ -129,9 +128,9 @@ def _share(part, whole):
 
 
 def summarise(counters, ops):
-    """The figures (rows.ModelFigures) of the model's COUNTERS of a
-    window that did OPS operations."""
-    paths = {p['path']: p for p in counters['paths']}
+    """The figures (rows.ModelFigures) of the model's COUNTERS (combine())
+    of a window that did OPS operations."""
+    paths = counters['paths']
     l1 = counters['l1d-misses'] + counters['l1i-misses']
     misses = sum(p['misses'] for p in paths.values())
     refs = sum(p['refs'] for p in paths.values())
