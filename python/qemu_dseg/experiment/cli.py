@@ -135,20 +135,21 @@ def _linux_args(ap):
     ap.add_argument('--timeout', type=_positive, default=900,
                     help='seconds to wait for each step of a boot '
                          '(default: 900)')
-    _tlb_model_args(ap)
+    _tlb_model_args(ap, tlbmodel.DEFAULT_PRESET)
     _common_args(ap)
     ap.set_defaults(check=_check_linux, experiment=linux.LinuxExperiment,
                     format=output.format_linux)
 
 
-def _tlb_model_args(ap):
-    """The options of the modelled TLB hierarchy (tlbmodel.py)."""
-    ap.add_argument('--tlb-model', metavar='PRESET',
-                    default=tlbmodel.DEFAULT_PRESET,
+def _tlb_model_args(ap, default, why_off=''):
+    """The options of the modelled TLB hierarchy (tlbmodel.py): on with
+    the preset DEFAULT, or off (None) by default, for the reason
+    WHY_OFF."""
+    ap.add_argument('--tlb-model', metavar='PRESET', default=default,
                     help="model a CPU's TLBs and walk caches with the "
                          "fork's dseg-tlb plugin, starting from this preset "
                          '(one of those of docs/devel/dseg-tlb-model.rst; '
-                         f'default: {tlbmodel.DEFAULT_PRESET})')
+                         'default: ' + (default or f'off, {why_off}') + ')')
     ap.add_argument('--tlb-model-options', default='', metavar='PARTS',
                     help="more of the plugin's options, PART=VALUE joined "
                          "by ',', which override the preset's parts, e.g. "
@@ -227,6 +228,8 @@ def _bare_metal_args(ap):
                     help='skip the comparison with the upstream build')
     ap.add_argument('--upstream-qemu', help='the upstream build (default: '
                     'BUILD/qemu-upstream/qemu-system-x86_64)')
+    _tlb_model_args(ap, None, 'so that the times are the emulator\'s '
+                    'alone')
     _common_args(ap)
     ap.set_defaults(check=_check_bare_metal,
                     experiment=baremetal.Experiment,
@@ -235,6 +238,7 @@ def _bare_metal_args(ap):
 
 def _check_bare_metal(opts, ap):
     """Check the bare-metal experiment's OPTS together; fill in paths."""
+    _check_tlb_model(opts, ap)
     if opts.seed <= 0:
         ap.error('--seed must be positive')
     if opts.runs < 1:

@@ -184,12 +184,7 @@ class LinuxExperiment:
         self.say(tlb_geometry(o.tlb_size))
         model = None
         if self.model_options:
-            try:
-                model = tlbmodel.record(
-                    tlbmodel.query_model(o.qemu, self.model_options),
-                    o.qemu, self.model_options)
-            except tlbmodel.ModelError as e:
-                sys.exit(f'experiment: {e}')
+            model = tlbmodel.start(o.qemu, self.model_options)
             self.say(tlbmodel.describe(model))
         else:
             self.say('TLB model: off')

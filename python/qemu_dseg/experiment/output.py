@@ -40,6 +40,10 @@ def format_bare_metal(res):
     lines.append(f"{fork['version']}; -cpu {fork['cpu']} "
                  f"{' '.join(fork['accel'])}")
     lines.append(cfg['tlb_geometry'])
+    model_cfg = cfg.get('tlb_model')
+    if model_cfg:
+        lines.append(tlbmodel.describe(model_cfg) + '; the mode runs load '
+                     'it, and their times include its work')
     lines.append(f"Paging: {cfg['paging']}; one vCPU; times: "
                  f"{stat_text(cfg)} of the workload loop alone")
     host = cfg['host']
@@ -80,6 +84,9 @@ def format_bare_metal(res):
                 s = r.paths[p]['share']
                 cells.append(f'{100 * s:>8.2f}' if s else f"{'-':>8}")
             lines.append(f"{r.label:<17}" + ''.join(cells))
+        if model_cfg:
+            lines.append('')
+            lines += format_model(wl['modes'], wl['unit'], model_cfg)
         if wl['overhead']:
             lines.append('')
             lines.append('Overhead of the fork against upstream QEMU (same '
@@ -115,7 +122,11 @@ def format_bare_metal(res):
                     f"{fmt(c['wall_vs_base_native'], '.2f')}x, vCPU "
                     f"{fmt(c['vcpu_vs_base_native'], '.2f')}x base native; "
                     f"{c['arch_per_fill']:.2f} vs "
-                    f"{c['base_native_arch_per_fill']:.2f} arch refs/fill")
+                    f"{c['base_native_arch_per_fill']:.2f} arch refs/fill"
+                    + (f"; {c['cycles_per_op']:.2f} vs "
+                       f"{c['base_native_cycles_per_op']:.2f} modelled "
+                       f"cycles/{wl['unit']}" if 'cycles_per_op' in c
+                       else ''))
     return '\n'.join(lines)
 
 

@@ -24,6 +24,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 
 import json
 import subprocess
+import sys
 
 from .. import config
 from ..model import MODES, PATHS
@@ -96,6 +97,16 @@ def record(info, qemu, options):
             'l2_cycles': info['l2-cycles'],
             'ref_cycles': info['ref-cycles'],
             'plugin': plugin(qemu), 'plugin_options': options}
+
+
+def start(qemu, options):
+    """The model's configuration (record()) of the fork QEMU with the
+    plugin's OPTIONS, checked before an experiment's runs: SystemExit
+    with the plugin's message when it refuses them."""
+    try:
+        return record(query_model(qemu, options), qemu, options)
+    except ModelError as e:
+        sys.exit(f'experiment: {e}')
 
 
 def describe(rec):
