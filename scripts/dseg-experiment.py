@@ -13,7 +13,10 @@ also with the feature off and QEMU's dynamic TLB, on the fork and on
 the unpatched upstream build of the same source, for the fork's
 overhead.  For each mode it reports TLB fills, page-table references per
 fill (and per operation), the share of fills per path, escape-filter
-hits and the time of the measured part.
+hits and the time of the measured part; linux also, unless
+--no-tlb-model, what the fork's model of a CPU's TLBs and walk caches
+counts (L1 misses, walk references and cycles per operation, the
+segments' share of its misses).
 
 Outputs: a table on stdout, the results as JSON and a chart (PNG).  The
 command line of the package qemu_dseg.experiment; run it through

@@ -12,6 +12,14 @@ across modes and with an independent model of the workloads written here,
 and that a fixed-size TLB makes the counters repeatable.  Wall times are
 not checked.
 
+GUPS runs once more with the TLB model (--tlb-model, which the bare-metal
+experiment leaves off by default): its configuration is named, and in
+every mode the L1 misses are the L2 hits, the misses of the paths and the
+unmapped ones, the cycles are l2-cycles per L1 miss plus ref-cycles per
+reference, a native-direct or dual-direct miss reads nothing, and the
+guest segment (native, guest and dual direct) and the VMM segment (dual
+direct) translate at least 99% of the misses.
+
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
@@ -21,7 +29,7 @@ import math
 import os
 
 from qemu_dseg import config, testing
-from qemu_dseg.experiment import cli
+from qemu_dseg.experiment import cli, tlbmodel
 from qemu_dseg.model import MASK64
 
 SIZE_MB = 4
@@ -97,6 +105,17 @@ class ExperimentTest(testing.TestCase):
             cls.text[kind] = text.getvalue()
             with open(os.path.join(out, 'results.json')) as f:
                 cls.results[kind] = json.load(f)
+        out = os.path.join(cls.outdir, 'gups-model')
+        text = io.StringIO()
+        cli.main(['bare-metal', '--workload', 'gups', '--size-mb',
+                  str(SIZE_MB), '--iters', str(ITERS['gups']), '--seed',
+                  str(SEED), '--tlb-size', str(TLB_SIZE), '--runs', '1',
+                  '--no-upstream', '--tlb-model', tlbmodel.DEFAULT_PRESET,
+                  '--qemu', config.QEMU, '--guests', config.GUESTS,
+                  '--out', out, '--no-chart'], out=text)
+        cls.model_text = text.getvalue()
+        with open(os.path.join(out, 'results.json')) as f:
+            cls.model_res = json.load(f)
 
     def workload(self, kind):
         res = self.results[kind]
@@ -224,6 +243,38 @@ class ExperimentTest(testing.TestCase):
         with open(os.path.join(self.outdir, 'gups', 'modes.png'),
                   'rb') as f:
             self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+
+    def test_model(self):
+        cfg = self.model_res['config']['tlb_model']
+        self.assertEqual(cfg['preset'], tlbmodel.DEFAULT_PRESET)
+        self.assertIn(f"TLB model: preset {cfg['preset']}", self.model_text)
+        self.assertIn('Modelled TLBs (', self.model_text)
+        for kind in ITERS:
+            self.assertIsNone(self.results[kind]['config']['tlb_model'])
+            for row in self.workload(kind)['modes']:
+                self.assertIsNone(row['model'], row['mode'])
+        wl = self.model_res['workloads'][0]
+        for row in wl['modes']:
+            m = row['model']
+            c = m['counters']
+            paths = c['paths']
+            l1 = c['l1d-misses'] + c['l1i-misses']
+            misses = sum(p['misses'] for p in paths.values())
+            refs = sum(p['refs'] for p in paths.values())
+            with self.subTest(mode=row['mode']):
+                self.assertGreater(l1, ITERS['gups'] // 2)
+                self.assertEqual(l1, c['l2-hits'] + misses + c['unmapped'])
+                self.assertEqual(c['cycles'], cfg['l2_cycles'] * l1 +
+                                 cfg['ref_cycles'] * refs)
+                self.assertEqual((m['l1_misses'], m['misses'], m['refs']),
+                                 (l1, misses, refs))
+                self.assertEqual(paths['native-direct']['refs'], 0)
+                self.assertEqual(paths['dual-direct']['refs'], 0)
+                if row['mode'] in ('native-direct', 'guest-direct',
+                                   'dual-direct'):
+                    self.assertGreaterEqual(m['guest_segment_share'], 0.99)
+                if row['mode'] == 'dual-direct':
+                    self.assertGreaterEqual(m['vmm_segment_share'], 0.99)
 
 
 if __name__ == '__main__':

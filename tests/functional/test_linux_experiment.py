@@ -23,16 +23,40 @@ Checks:
 * memcached's slabs and redis's heap are in a primary region there
   (dual-direct fills).
 
+The TLB model is on, as by default, and names its preset.  Per window,
+recomputed from the raw model counters of each vCPU:
+
+* the L1 misses are the L2 hits, the misses of the paths and the
+  unmapped ones; the cycles are l2-cycles per L1 miss plus ref-cycles
+  per reference (query-dseg-model's costs, in results.json); and the
+  figures of the row are these sums;
+* no segment path walks: native-direct and dual-direct misses cost no
+  reference; a native-walk or vmm-direct miss reads at least its leaf;
+* GUPS and the chase miss the L1 about once per operation in base
+  native; at least 99% of their misses are translated by the guest
+  segment in native direct, guest direct and dual direct, and by the VMM
+  segment in VMM direct and dual direct; a 2D walk costs more
+  references per miss than a native one; dual direct's walk references
+  are below 1% of base virtualised's, its cycles below base native's;
+* memcached's and redis's dual-direct windows have guest-segment
+  misses, and at least 95% of VMM direct's misses took the VMM segment;
+* the paper's claims are printed from the model.
+
+And without a run: the model's options on the command line, and the
+plugin's own check of its options (query-dseg-model of an emulator that
+runs no machine).
+
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import contextlib
 import io
 import json
 import os
 import re
 
 from qemu_dseg import config, model, testing
-from qemu_dseg.experiment import cli
+from qemu_dseg.experiment import cli, tlbmodel
 
 
 class LinuxExperimentTest(testing.TestCase):
@@ -107,6 +131,119 @@ class LinuxExperimentTest(testing.TestCase):
             c = self.row(kind, 'dual-direct')['counters']
             with self.subTest(workload=kind):
                 self.assertGreater(c['dual-direct']['fills'], 0)
+
+    def model(self, kind, mode):
+        return self.row(kind, mode)['model']
+
+    def test_model_named(self):
+        cfg = self.res['config']['tlb_model']
+        self.assertEqual(cfg['preset'], tlbmodel.DEFAULT_PRESET)
+        self.assertEqual(cfg['plugin_options'],
+                         f'preset={tlbmodel.DEFAULT_PRESET}')
+        self.assertIn(f"TLB model: preset {cfg['preset']}, "
+                      f"{cfg['geometry']}", self.text)
+        self.assertIn(f"Modelled TLBs ({cfg['preset']} preset", self.text)
+        self.assertEqual(self.text.count("The paper's claims, by the TLB "
+                                         "model"), len(self.wls))
+
+    def test_model_identities(self):
+        cfg = self.res['config']['tlb_model']
+        for kind, wl in self.wls.items():
+            for r in wl['modes']:
+                cpus = r['per_cpu_model']
+                paths = [p for c in cpus for p in c['paths']]
+                l1 = sum(c['l1d-misses'] + c['l1i-misses'] for c in cpus)
+                misses = sum(p['misses'] for p in paths)
+                refs = sum(p['refs'] for p in paths)
+                cycles = sum(c['cycles'] for c in cpus)
+                m = r['model']
+                with self.subTest(workload=kind, mode=r['mode']):
+                    self.assertEqual(len(cpus), 2)
+                    self.assertEqual(
+                        l1, misses + sum(c['l2-hits'] + c['unmapped']
+                                         for c in cpus))
+                    self.assertEqual(cycles, cfg['l2_cycles'] * l1 +
+                                     cfg['ref_cycles'] * refs)
+                    self.assertEqual(
+                        (m['l1_misses'], m['misses'], m['refs'],
+                         m['cycles']), (l1, misses, refs, cycles))
+                    self.assertAlmostEqual(m['cycles_per_op'],
+                                           cycles / wl['iters'])
+                    by_path = {}
+                    for p in paths:
+                        n, k = by_path.get(p['path'], (0, 0))
+                        by_path[p['path']] = (n + p['misses'], k + p['refs'])
+                    self.assertEqual(by_path['native-direct'][1], 0)
+                    self.assertEqual(by_path['dual-direct'][1], 0)
+                    for path in ('native-walk', 'vmm-direct'):
+                        n, k = by_path[path]
+                        self.assertGreaterEqual(k, n, path)
+
+    def test_model_tables(self):
+        for kind in ('gups', 'chase'):
+            native = self.model(kind, 'base-native')
+            virt = self.model(kind, 'base-virtualised')
+            dual = self.model(kind, 'dual-direct')
+            with self.subTest(workload=kind):
+                self.assertGreater(native['l1_misses_per_op'], 0.9)
+                self.assertGreater(virt['refs_per_miss'],
+                                   native['refs_per_miss'])
+                self.assertLess(dual['refs_per_op'],
+                                0.01 * virt['refs_per_op'])
+                self.assertLess(dual['cycles_per_op'],
+                                native['cycles_per_op'])
+            for mode in ('native-direct', 'guest-direct', 'dual-direct'):
+                with self.subTest(workload=kind, mode=mode):
+                    self.assertGreaterEqual(
+                        self.model(kind, mode)['guest_segment_share'], 0.99)
+            for mode in ('vmm-direct', 'dual-direct'):
+                with self.subTest(workload=kind, mode=mode):
+                    self.assertGreaterEqual(
+                        self.model(kind, mode)['vmm_segment_share'], 0.99)
+        for kind in ('memcached', 'redis'):
+            with self.subTest(workload=kind):
+                self.assertGreater(self.model(kind, 'dual-direct')
+                                   ['paths']['dual-direct']['misses'], 0)
+                self.assertGreaterEqual(self.model(kind, 'vmm-direct')
+                                        ['vmm_segment_share'], 0.95)
+        for kind, wl in self.wls.items():
+            with self.subTest(workload=kind):
+                self.assertEqual(sorted(wl['model_claims']),
+                                 ['dual-direct', 'guest-direct',
+                                  'vmm-direct'])
+
+
+class TlbModelOptionsTest(testing.TestCase):
+    """The TLB model's options, without a run of the experiment."""
+
+    def test_command_line(self):
+        base = ['--qemu', config.QEMU, '--guests', config.GUESTS]
+        opts = cli.parse_args(base)
+        self.assertEqual((opts.tlb_model, opts.tlb_model_options),
+                         (tlbmodel.DEFAULT_PRESET, ''))
+        self.assertIsNone(cli.parse_args(base + ['--no-tlb-model'])
+                          .tlb_model)
+        opts = cli.parse_args(base + ['--tlb-model', 'zen',
+                                      '--tlb-model-options', 'pwc=64'])
+        self.assertEqual(tlbmodel.plugin_options(opts.tlb_model,
+                                                 opts.tlb_model_options),
+                         'preset=zen,pwc=64')
+        for bad in (['--tlb-model-options', 'preset=zen'],
+                    ['--no-tlb-model', '--tlb-model-options', 'pwc=64']):
+            with self.subTest(args=bad), self.assertRaises(SystemExit), \
+                    contextlib.redirect_stderr(io.StringIO()):
+                cli.parse_args(base + bad)
+
+    def test_plugin_checks_options(self):
+        info = tlbmodel.query_model(config.QEMU, 'preset=zen,pwc=64')
+        self.assertEqual(info['preset'], 'zen')
+        self.assertTrue(info['geometry'].endswith(',pwc=64'),
+                        info['geometry'])
+        for options, word in (('preset=no-such-core', 'no-such-core'),
+                              ('preset=skylake,l2=lots', 'l2=lots')):
+            with self.subTest(options=options):
+                with self.assertRaisesRegex(tlbmodel.ModelError, word):
+                    tlbmodel.query_model(config.QEMU, options)
 
 
 if __name__ == '__main__':

@@ -11,6 +11,8 @@
   overhead   the overhead benchmark: the fork against upstream QEMU
   common     what they share: the TLB size and geometry, the emulators,
              the ratios between modes
+  tlbmodel   the fork's modelled TLB hierarchy (the dseg-tlb plugin): its
+             options, its configuration, the figures of its counters
   compare    interleaved rounds, ratios with intervals, the stop rule
   stats      derived counter figures, times of repeats, ratios
   output     the tables for people, of both experiments

@@ -20,8 +20,7 @@ from typing import Optional
 from .. import guests
 from ..machine import Machine, MachineError
 from ..model import MODE_BY_NAME
-from . import stats
-from . import compare
+from . import compare, stats, tlbmodel
 from .common import (BASE_MODES, FORK_BOUND, MODE_RATIOS, Emulator,
                      tlb_geometry)
 from .compare import Ratio
@@ -33,10 +32,12 @@ from .rows import BareMetalRow
 @dataclass(frozen=True)
 class Kind:
     """A workload of tests/guest/experiment.c: its default table size
-    (MiB) and loop iterations, and what it does."""
+    (MiB) and loop iterations, what it does, and what one iteration
+    is."""
     size_mb: int
     iters: int
     what: str
+    unit: str
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,11 @@ class Run:
 
 
 WORKLOADS = {
-    'gups': Kind(64, 2 << 20, 'random read-modify-write of 8-byte words'),
+    'gups': Kind(64, 2 << 20, 'random read-modify-write of 8-byte words',
+                 'update'),
     'chase': Kind(64, 2 << 20, 'pointer chase over a random cyclic '
-                  'permutation of 64-byte slots'),
-    'scan': Kind(64, 8, 'sequential passes summing every word'),
+                  'permutation of 64-byte slots', 'step'),
+    'scan': Kind(64, 8, 'sequential passes summing every word', 'pass'),
 }
 DEFAULT_WORKLOAD = 'gups'
 # The guest needs no timer.  Without PIT and HPET no asynchronous interrupt
@@ -173,7 +175,8 @@ class Experiment:
 
     OPTS: the options of scripts/dseg-experiment.py bare-metal (workload,
     size_mb, iters, seed, tlb_size, runs, stat, modes, upstream, qemu,
-    upstream_qemu, guests, out).
+    upstream_qemu, guests, out, tlb_model, tlb_model_options).  With
+    the TLB model, the mode runs load its plugin.
     """
 
     def __init__(self, opts, out=sys.stdout):
@@ -182,9 +185,15 @@ class Experiment:
         self.log_dir = os.path.join(opts.out, 'logs')
         self.done = 0
         self.total = 0
-        self.fork = Emulator('fork-dseg', f'fork +dseg tlb-size='
-                             f'{opts.tlb_size}', opts.qemu, 'max,+dseg',
-                             tlb_size=opts.tlb_size)
+        # The TLB model's plugin options, or None: the model is off.
+        self.model_options = opts.tlb_model and tlbmodel.plugin_options(
+            opts.tlb_model, opts.tlb_model_options)
+        self.fork = Emulator(
+            'fork-dseg', f'fork +dseg tlb-size={opts.tlb_size}' +
+            (' +model' if self.model_options else ''), opts.qemu,
+            'max,+dseg', tlb_size=opts.tlb_size,
+            plugin_args=tlbmodel.plugin_args(opts.qemu, self.model_options)
+            if self.model_options else ())
         self.fork_off = Emulator('fork-off', 'fork dseg off, dynamic TLB',
                                  opts.qemu, 'max', counters=False)
         self.upstream = Emulator('upstream', 'upstream, dynamic TLB',
@@ -275,12 +284,15 @@ class Experiment:
         for mode in modes:
             rs = runs[mode.name]
             first = rs[0].counters
+            model = rs[0].model and tlbmodel.combine(
+                rs[0].model['counters'])
             rows.append(BareMetalRow(
                 mode=mode.name, label=mode.label, intended_path=mode.path,
                 **stats.timing(rs, self.opts.stat),
                 **stats.summarise(first), counters=first,
                 counters_identical_in_repeats=all(
                     r.counters == first for r in rs),
+                model=model and tlbmodel.summarise(model, wl.iters),
                 guest_lines=re.findall(r'^experiment: .*$', rs[0].console,
                                        re.M)))
         by_mode = stats.add_ratios_to_base_native(rows)
@@ -295,7 +307,12 @@ class Experiment:
                     'arch_per_fill': row.arch_per_fill,
                     'base_native_arch_per_fill': native.arch_per_fill,
                 }
+                if row.model and native.model:
+                    claims[name].update(
+                        cycles_per_op=row.model.cycles_per_op,
+                        base_native_cycles_per_op=native.model.cycles_per_op)
         return {'kind': wl.kind, 'what': WORKLOADS[wl.kind].what,
+                'unit': WORKLOADS[wl.kind].unit,
                 'size_mb': wl.size_mb, 'iters': wl.iters,
                 'seed': self.opts.seed, 'checksum': checksums.pop(),
                 'modes': rows, 'overhead': overhead, 'claims': claims}
@@ -322,6 +339,11 @@ class Experiment:
                 sys.exit(f'experiment: {emu.label} emulator {emu.qemu} is '
                          f'not built')
         self.say(tlb_geometry(self.opts.tlb_size))
+        model = None
+        if self.model_options:
+            model = tlbmodel.start(self.opts.qemu, self.model_options)
+            self.say(tlbmodel.describe(model) + '; the mode runs load it, '
+                     'and their times include its work')
         o = self.opts
         rounds = (f'{o.runs} round(s)' if o.runs == o.max_runs else
                   f'{o.runs} to {o.max_runs} rounds (until every ratio is '
@@ -338,6 +360,7 @@ class Experiment:
             'config': {
                 'tlb_size': self.opts.tlb_size,
                 'tlb_geometry': tlb_geometry(self.opts.tlb_size),
+                'tlb_model': model,
                 'runs': self.opts.runs,
                 'max_runs': self.opts.max_runs,
                 'target_percent': self.opts.target,

@@ -15,7 +15,7 @@ import sys
 
 from .. import boot, config
 from ..model import MODE_BY_NAME
-from . import baremetal, chart, linux, output, rows, workloads
+from . import baremetal, chart, linux, output, rows, tlbmodel, workloads
 from .baremetal import DEFAULT_WORKLOAD, WORKLOADS
 from .common import DEFAULT_TLB_SIZE, tlb_size_type
 
@@ -135,13 +135,43 @@ def _linux_args(ap):
     ap.add_argument('--timeout', type=_positive, default=900,
                     help='seconds to wait for each step of a boot '
                          '(default: 900)')
+    _tlb_model_args(ap, tlbmodel.DEFAULT_PRESET)
     _common_args(ap)
     ap.set_defaults(check=_check_linux, experiment=linux.LinuxExperiment,
                     format=output.format_linux)
 
 
+def _tlb_model_args(ap, default, why_off=''):
+    """The options of the modelled TLB hierarchy (tlbmodel.py): on with
+    the preset DEFAULT, or off (None) by default, for the reason
+    WHY_OFF."""
+    ap.add_argument('--tlb-model', metavar='PRESET', default=default,
+                    help="model a CPU's TLBs and walk caches with the "
+                         "fork's dseg-tlb plugin, starting from this preset "
+                         '(one of those of docs/devel/dseg-tlb-model.rst; '
+                         'default: ' + (default or f'off, {why_off}') + ')')
+    ap.add_argument('--tlb-model-options', default='', metavar='PARTS',
+                    help="more of the plugin's options, PART=VALUE joined "
+                         "by ',', which override the preset's parts, e.g. "
+                         "l2=2048x16:4k+2m,pwc=64,ref-cycles=30 (see "
+                         'docs/devel/dseg-tlb-model.rst)')
+    ap.add_argument('--no-tlb-model', dest='tlb_model',
+                    action='store_const', const=None,
+                    help='no TLB model: only the softmmu TLB\'s fills')
+
+
+def _check_tlb_model(opts, ap):
+    """Check the TLB model's options of OPTS."""
+    parts = [p for p in opts.tlb_model_options.split(',') if p]
+    if opts.tlb_model is None and parts:
+        ap.error('--tlb-model-options with --no-tlb-model')
+    if any(p.startswith('preset=') for p in parts):
+        ap.error('--tlb-model-options: name the preset with --tlb-model')
+
+
 def _check_linux(opts, ap):
     """Check the Linux experiment's OPTS together; fill in paths."""
+    _check_tlb_model(opts, ap)
     if opts.guest_mb < 512:
         ap.error('--guest-mb must be at least 512')
     if opts.vcpus > 4:
@@ -198,6 +228,8 @@ def _bare_metal_args(ap):
                     help='skip the comparison with the upstream build')
     ap.add_argument('--upstream-qemu', help='the upstream build (default: '
                     'BUILD/qemu-upstream/qemu-system-x86_64)')
+    _tlb_model_args(ap, None, 'so that the times are the emulator\'s '
+                    'alone')
     _common_args(ap)
     ap.set_defaults(check=_check_bare_metal,
                     experiment=baremetal.Experiment,
@@ -206,6 +238,7 @@ def _bare_metal_args(ap):
 
 def _check_bare_metal(opts, ap):
     """Check the bare-metal experiment's OPTS together; fill in paths."""
+    _check_tlb_model(opts, ap)
     if opts.seed <= 0:
         ap.error('--seed must be positive')
     if opts.runs < 1:

@@ -15,6 +15,9 @@ servers get their large allocations there through libdseg-preload.so.
 Every page table is built of 4 KiB pages: Linux runs with 4-level paging,
 without transparent huge pages, and thinvmm maps its guest with 4 KiB
 nested pages.  The softmmu TLB has a fixed size (-accel tcg,tlb-size).
+Unless the options turn it off, the fork's dseg-tlb plugin models a
+CPU's TLBs and walk caches (tlbmodel.py), and every window has the
+model's counters beside those of the softmmu TLB's fills.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -30,7 +33,7 @@ from typing import Optional
 from .. import assets, boot, guests
 from ..machine import Machine
 from ..model import MODE_BY_NAME
-from . import stats, workloads
+from . import stats, tlbmodel, workloads
 from .common import MIB, MODE_RATIOS, qemu_version, tlb_geometry
 from .rows import LinuxRow
 
@@ -39,6 +42,8 @@ LINUX_CMDLINE = 'no5lvl nokaslr transparent_hugepage=never'
 # The guest module's pool: RAM above 4 GiB both when Linux boots directly
 # (q35 puts RAM beyond 2 GiB there) and under thinvmm (its high RAM).
 POOL_BASE = 5 << 30
+# The modes of the paper's claims, each compared with base virtualised.
+CLAIM_MODES = ('guest-direct', 'vmm-direct', 'dual-direct')
 # thinvmm's line on the guest RAM and the share under its VMM segment.
 _LAYOUT = re.compile(r'^THINVMM-LAYOUT (.*)$', re.M)
 
@@ -81,6 +86,9 @@ class LinuxExperiment:
         regions = [w.region_mb() for w in self.workloads]
         self.pool_size = (max(regions) + 64) * MIB
         self.done = 0
+        # The TLB model's plugin options, or None: the model is off.
+        self.model_options = opts.tlb_model and tlbmodel.plugin_options(
+            opts.tlb_model, opts.tlb_model_options)
 
     def say(self, text):
         print(text, file=self.out, flush=True)
@@ -108,11 +116,14 @@ class LinuxExperiment:
     def qemu_args(self, mode, image):
         """QEMU's arguments for MODE."""
         o = self.opts
+        extra = ['-device', 'isa-dseg-window']
+        if self.model_options:
+            extra += tlbmodel.plugin_args(o.qemu, self.model_options)
         return boot.linux_args(
             image, mode, memory_mb=boot.Q35_LOW_RAM_MB + o.guest_mb,
             vcpus=o.vcpus, tlb_size=o.tlb_size, cmdline=LINUX_CMDLINE,
             pool=(POOL_BASE, self.pool_size), guest_mb=o.guest_mb,
-            guests_dir=o.guests, extra_args=['-device', 'isa-dseg-window'])
+            guests_dir=o.guests, extra_args=extra)
 
     def run_mode(self, mode, image):
         """Boot Linux in MODE and serve one window per workload; returns
@@ -148,13 +159,21 @@ class LinuxExperiment:
         b = text.find(f'WORKLOAD-END {wl.name}', a)
         ok, detail, checksum = wl.check(text[a:b])
         figures = stats.summarise(counters)
+        model = None
+        if self.model_options:
+            model = tlbmodel.combine([c.get('model') for c in w.info])
+            if model is None:
+                raise AssertionError(f'{mode.name}: {wl.name}: query-dseg '
+                                     f'has no model counters')
+            model = tlbmodel.summarise(model, wl.ops())
         return LinuxRow(
             mode=mode.name, label=mode.label, intended_path=mode.path,
             ok=ok, result=detail, checksum=checksum, wall_time_s=w.wall_s,
             vcpu_time_s=w.vcpu_s, ops=wl.ops(), **figures,
             arch_refs_per_op=figures['arch_refs'] / wl.ops(),
             fills_per_op=figures['fills'] / wl.ops(), counters=counters,
-            per_cpu_counters=[c['counters'] for c in w.info])
+            per_cpu_counters=[c['counters'] for c in w.info], model=model,
+            per_cpu_model=model and [c['model'] for c in w.info])
 
     def main(self):
         o = self.opts
@@ -163,6 +182,12 @@ class LinuxExperiment:
                  f"({', '.join(w.name for w in self.workloads)}), one boot "
                  f'per mode; {o.guest_mb} MiB guest RAM, {o.vcpus} vCPU(s)')
         self.say(tlb_geometry(o.tlb_size))
+        model = None
+        if self.model_options:
+            model = tlbmodel.start(o.qemu, self.model_options)
+            self.say(tlbmodel.describe(model))
+        else:
+            self.say('TLB model: off')
         start = time.monotonic()
         self.say('building the initramfs (Debian packages, the guest '
                  'module)...')
@@ -178,7 +203,9 @@ class LinuxExperiment:
             for wl in self.workloads:
                 r = self.row(mode, wl, run)
                 cells.append(f"{wl.name} {'ok' if r.ok else 'FAILED'} "
-                             f'{r.wall_time_s:.1f} s {r.fills} fills')
+                             f'{r.wall_time_s:.1f} s {r.fills} fills' +
+                             (f' {r.model.l1_misses} L1 misses' if r.model
+                              else ''))
             self.say(f'[{i}/{len(self.modes)}] {mode.name:<16} boot '
                      f'{run.boot_s:5.1f} s; ' + '; '.join(cells))
         results = []
@@ -190,6 +217,7 @@ class LinuxExperiment:
             'config': {
                 'tlb_size': o.tlb_size,
                 'tlb_geometry': tlb_geometry(o.tlb_size),
+                'tlb_model': model,
                 'runs': 1, 'time_statistic': 'min',
                 'seed': o.seed, 'guest_mb': o.guest_mb, 'vcpus': o.vcpus,
                 'linux_cmdline': boot.kernel_cmdline(extra=LINUX_CMDLINE),
@@ -214,12 +242,29 @@ class LinuxExperiment:
 
     def collect(self, wl, rows):
         """The results of workload WL: its rows, with ratios to base
-        native and the paper's claims as measured ratios."""
+        native and the paper's claims as measured ratios: 'claims' from
+        the softmmu TLB's fills, 'model_claims' from the TLB model's
+        counters (when it is on)."""
         by_mode = stats.add_ratios_to_base_native(rows)
         claims = {}
+        model_claims = {}
         base = by_mode.get('base-virtualised')
-        for name in ('guest-direct', 'vmm-direct', 'dual-direct'):
+        native = by_mode.get('base-native')
+        for name in CLAIM_MODES:
             r = by_mode.get(name)
+            if r and r.model and base:
+                model_claims[name] = {
+                    'refs_per_op': r.model.refs_per_op,
+                    'base_virtualised_refs_per_op': base.model.refs_per_op,
+                    'refs_saved_vs_base_virtualised': 1 - stats.ratio(
+                        r.model.refs_per_op, base.model.refs_per_op),
+                    'cycles_per_op': r.model.cycles_per_op,
+                    'base_native_cycles_per_op':
+                        native and native.model.cycles_per_op,
+                    'cycles_vs_base_native': stats.ratio(
+                        r.model.cycles_per_op,
+                        native and native.model.cycles_per_op),
+                }
             if r and base:
                 claims[name] = {
                     'arch_refs_per_op': r.arch_refs_per_op,
@@ -242,4 +287,4 @@ class LinuxExperiment:
                 'checksum': checksums.pop() if len(checksums) == 1 else None,
                 'all_ok': all(r.ok for r in rows),
                 'modes': rows, 'overhead': [], 'claims': claims,
-                'time_ratios': time_ratios}
+                'model_claims': model_claims, 'time_ratios': time_ratios}

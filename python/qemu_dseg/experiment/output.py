@@ -5,6 +5,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 from ..model import MODE_BY_NAME, PATHS
+from . import stats, tlbmodel
 from .compare import format_ratios
 
 # Short path names for the share table.
@@ -39,6 +40,10 @@ def format_bare_metal(res):
     lines.append(f"{fork['version']}; -cpu {fork['cpu']} "
                  f"{' '.join(fork['accel'])}")
     lines.append(cfg['tlb_geometry'])
+    model_cfg = cfg.get('tlb_model')
+    if model_cfg:
+        lines.append(tlbmodel.describe(model_cfg) + '; the mode runs load '
+                     'it, and their times include its work')
     lines.append(f"Paging: {cfg['paging']}; one vCPU; times: "
                  f"{stat_text(cfg)} of the workload loop alone")
     host = cfg['host']
@@ -79,6 +84,9 @@ def format_bare_metal(res):
                 s = r.paths[p]['share']
                 cells.append(f'{100 * s:>8.2f}' if s else f"{'-':>8}")
             lines.append(f"{r.label:<17}" + ''.join(cells))
+        if model_cfg:
+            lines.append('')
+            lines += format_model(wl['modes'], wl['unit'], model_cfg)
         if wl['overhead']:
             lines.append('')
             lines.append('Overhead of the fork against upstream QEMU (same '
@@ -114,15 +122,69 @@ def format_bare_metal(res):
                     f"{fmt(c['wall_vs_base_native'], '.2f')}x, vCPU "
                     f"{fmt(c['vcpu_vs_base_native'], '.2f')}x base native; "
                     f"{c['arch_per_fill']:.2f} vs "
-                    f"{c['base_native_arch_per_fill']:.2f} arch refs/fill")
+                    f"{c['base_native_arch_per_fill']:.2f} arch refs/fill"
+                    + (f"; {c['cycles_per_op']:.2f} vs "
+                       f"{c['base_native_cycles_per_op']:.2f} modelled "
+                       f"cycles/{wl['unit']}" if 'cycles_per_op' in c
+                       else ''))
     return '\n'.join(lines)
+
+
+def pct(share, sign=''):
+    """A share as a percentage (followed by SIGN), or '-' when it is
+    exactly zero."""
+    return f'{100 * share:.2f}{sign}' if share else '-'
+
+
+def format_model(rows, unit, model_cfg):
+    """The lines of the TLB model's tables of ROWS (rows.ModeRow with
+    their model figures), with operations of UNIT, by the model of
+    configuration MODEL_CFG (tlbmodel.record())."""
+    lines = [f"Modelled TLBs ({model_cfg['preset']} preset; cycles = "
+             f"{model_cfg['l2_cycles']} x L1 misses + "
+             f"{model_cfg['ref_cycles']} x walk references); a miss is an "
+             f"L1 TLB miss that the L2 TLB did not hold:", '']
+    hdr = (f"{'mode':<17}{'L1 miss/' + unit:>16}{'L2 hit':>8}"
+           f"{'refs/miss':>11}{'g-seg':>8}{'v-seg':>8}"
+           f"{'refs/' + unit:>14}{'cycles/' + unit:>16}{'x nat':>7}")
+    lines.append(hdr)
+    lines.append('-' * len(hdr))
+    native = next((r.model.cycles_per_op for r in rows
+                   if r.mode == 'base-native'), None)
+    for r in rows:
+        m = r.model
+        vs_native = stats.ratio(m.cycles_per_op, native)
+        lines.append(
+            f"{r.label:<17}{m.l1_misses_per_op:>16.3f}"
+            f"{pct(m.l2_hit_share, '%'):>8}{fmt(m.refs_per_miss, '.2f'):>11}"
+            f"{pct(m.guest_segment_share, '%'):>8}"
+            f"{pct(m.vmm_segment_share, '%'):>8}{m.refs_per_op:>14.3f}"
+            f"{m.cycles_per_op:>16.2f}{fmt(vs_native, '.2f'):>7}")
+    for field, what in (('unmapped', 'L1 misses whose walk found no '
+                         'mapping (in no path)'),
+                        ('unmodelled', 'accesses with legacy paging, not '
+                         'modelled')):
+        odd = [f'{r.label} {getattr(r.model, field)}' for r in rows
+               if getattr(r.model, field)]
+        if odd:
+            lines.append(f"Note: {what}: {', '.join(odd)}")
+    lines.append('')
+    lines.append('Share of modelled misses by path (%):')
+    lines.append(f"{'mode':<17}" + ''.join(f'{p:>14}' for p in PATHS))
+    for r in rows:
+        lines.append(f"{r.label:<17}" + ''.join(
+            f"{pct(r.model.paths[p]['share']):>14}" for p in PATHS))
+    return lines
 
 
 def format_linux(res):
     """The human-readable tables of the Linux experiment's results RES."""
     cfg = res['config']
+    model_cfg = cfg.get('tlb_model')
     lines = [f"{cfg['emulator']['version']}; -cpu max,+dseg; "
              f"{cfg['tlb_geometry']}",
+             tlbmodel.describe(model_cfg) if model_cfg else
+             'TLB model: off (--no-tlb-model)',
              f"Linux: {cfg['guest_mb']} MiB of guest RAM, "
              f"{cfg['vcpus']} vCPU(s), {cfg['paging']}; "
              + ', '.join(f"{p['package']} {p['version']}"
@@ -145,6 +207,13 @@ def format_linux(res):
                                       'memory in every mode)'))
         lines.append('')
         unit = wl['unit']
+        if model_cfg:
+            lines += format_model(wl['modes'], unit, model_cfg)
+            lines.append('')
+            lines.append("The emulator's own view, its softmmu TLB's fills "
+                         "(QEMU's cache, flushed at every CR3 write: not a "
+                         "CPU's TLB):")
+            lines.append('')
         hdr = (f"{'mode':<17}{'path':<14}{'fills':>9}{'arch/fill':>10}"
                f"{'perf/fill':>10}{'on path':>9}{'filter':>7}"
                f"{'refs/' + unit:>13}{'wall s':>8}{'x nat':>7}"
@@ -168,7 +237,26 @@ def format_linux(res):
                      if r.paths[p]['share'] else f"{'-':>14}"
                      for p in PATHS]
             lines.append(f"{r.label:<17}" + ''.join(cells))
-        if wl['claims']:
+        if wl.get('model_claims'):
+            lines.append('')
+            lines.append("The paper's claims, by the TLB model (walk "
+                         f"references per {unit} against base virtualised, "
+                         f"translation cycles per {unit} against base "
+                         "native; no pass/fail):")
+            for name, c in wl['model_claims'].items():
+                saved = c['refs_saved_vs_base_virtualised']
+                lines.append(
+                    f"  {MODE_BY_NAME[name].label}: "
+                    f"{c['refs_per_op']:.3f} vs "
+                    f"{c['base_virtualised_refs_per_op']:.3f} refs/{unit} "
+                    f"({100 * abs(saved):.1f}% "
+                    f"{'fewer' if saved >= 0 else 'more'}); "
+                    f"{c['cycles_per_op']:.2f} vs "
+                    f"{fmt(c['base_native_cycles_per_op'], '.2f')} "
+                    f"cycles/{unit}, "
+                    f"{fmt(c['cycles_vs_base_native'], '.2f')}x base "
+                    f"native")
+        elif wl['claims']:
             lines.append('')
             lines.append("The paper's claims, as measured (page-walk "
                          f"references per {unit} against base "
@@ -185,7 +273,9 @@ def format_linux(res):
         if wl['time_ratios']:
             lines.append('Time ratios (vCPU time, one run each, so no '
                          'interval; --bare-metal --max-runs gives them '
-                         'with one):')
+                         'with one' + ('; with the TLB model\'s plugin, '
+                                       'which slows every mode'
+                                       if model_cfg else '') + '):')
             lines.append('  ' + '; '.join(
                 f"{MODE_BY_NAME[t['a']].label} / "
                 f"{MODE_BY_NAME[t['b']].label} "

@@ -56,7 +56,7 @@ from typing import Optional
 from .. import assets, boot, config
 from ..machine import Machine
 from ..model import MODE_BY_NAME
-from . import compare
+from . import compare, tlbmodel
 from .baremetal import WORKLOADS, model_of, run_once
 from .common import FORK_BOUND, Emulator, tlb_size_type
 from .compare import Measurement, Ratio
@@ -114,22 +114,6 @@ def cache_report(output):
         return None
     return dict(zip(('data_accesses', 'data_misses', 'insn_accesses',
                      'insn_misses'), map(int, row)))
-
-
-def model_totals(model):
-    """The model's counters of MODEL (a BenchRun's), added up over its
-    vCPUs: the numbers, and 'paths' {path: {'misses', 'refs'}}."""
-    total = {'paths': {}}
-    for cpu in model['counters']:
-        for key, value in cpu.items():
-            if key != 'paths':
-                total[key] = total.get(key, 0) + value
-        for p in cpu['paths']:
-            t = total['paths'].setdefault(p['path'],
-                                          {'misses': 0, 'refs': 0})
-            t['misses'] += p['misses']
-            t['refs'] += p['refs']
-    return total
 
 
 def emulators(build, tlb_size=None, qemu=None):
@@ -237,7 +221,7 @@ def plugin_lines(runs):
     lines = []
     if runs.get(MODEL):
         first = runs[MODEL][0].model
-        c = model_totals(first)
+        c = tlbmodel.combine(first['counters'])
         same = all(m.model['counters'] == first['counters']
                    for m in runs[MODEL])
         walked = sum(p['misses'] for p in c['paths'].values())

@@ -12,6 +12,32 @@ from typing import Optional
 
 
 @dataclass(kw_only=True)
+class ModelFigures:
+    """The figures of the modelled translation hierarchy's counters of a
+    window (tlbmodel.summarise()).  A 'miss' is an L1 TLB miss that the
+    L2 TLB did not hold, which a segment or a page walk translated (the
+    'misses' of query-dseg's model paths)."""
+    l1_misses: int          # data and instruction L1 TLB misses
+    l2_hits: int
+    l2_hit_share: float     # of the L1 misses
+    misses: int
+    refs: int               # walk references, after the walk caches
+    cycles: int             # by the model's linear cycle model
+    unmapped: int
+    unmodelled: int
+    refs_per_miss: Optional[float]
+    guest_segment_share: float  # of the misses: tlbmodel.GUEST_SEGMENT_PATHS
+    vmm_segment_share: float    # of the misses: tlbmodel.VMM_SEGMENT_PATHS
+    l1_misses_per_op: float
+    misses_per_op: float
+    refs_per_op: float
+    cycles_per_op: float
+    paths: dict             # path: {misses, refs, share, refs_per_miss}
+    counters: dict          # query-dseg's model, all vCPUs added up
+                            # (tlbmodel.combine())
+
+
+@dataclass(kw_only=True)
 class ModeRow:
     """What both experiments report of a workload in a mode: its times
     and the figures of its counters (stats.summarise())."""
@@ -32,6 +58,8 @@ class ModeRow:
     guest_segment_hits: int
     vmm_segment_hits: int
     counters: dict          # query-dseg's counters
+    # The modelled hierarchy's figures, when the model is on.
+    model: Optional[ModelFigures] = None
     # Set by stats.add_ratios_to_base_native().
     wall_vs_base_native: Optional[float] = None
     vcpu_vs_base_native: Optional[float] = None
@@ -62,6 +90,7 @@ class LinuxRow(ModeRow):
     arch_refs_per_op: float
     fills_per_op: float
     per_cpu_counters: list
+    per_cpu_model: Optional[list] = None    # query-dseg's model per vCPU
 
 
 def json_default(obj):
