@@ -188,7 +188,7 @@ class Hierarchy:
                 for s in a.sets:
                     s[:] = [e for e in s if not rule(e)]
 
-    def flush(self, what, ctx, addr):
+    def flush(self, what, ctx, addr, end):
         if what == 'nonglobal':
             self.drop(lambda e: e.ctx == ctx and not e.glob,
                       lambda e: e.ctx == ctx, None)
@@ -202,6 +202,15 @@ class Hierarchy:
             self.drop(same, same, same)
         elif what == 'direct':
             self.drop(lambda e: e.direct, None, None)
+        elif what == 'segment':
+            # A guest segment's change: what it made, and what the
+            # address space's ASID maps in its new range [addr, end).
+            def segment(e):
+                first = e.key << size_shift(e.size)
+                last = first + (1 << size_shift(e.size)) - 1
+                return e.direct or (asid(e.ctx) == asid(ctx) and
+                                    first < end and last >= addr)
+            self.drop(segment, None, None)
         elif what == 'all':
             self.drop(lambda e: True, lambda e: True, lambda e: True)
         else:
@@ -253,7 +262,7 @@ def replay(words, lines, keep=10):
             continue
         elif op == 'flush':
             what = rest.split()[0]
-            h.flush(what, f['ctx'], f['addr'])
+            h.flush(what, f['ctx'], f['addr'], f['end'])
             r.flushes[what] = r.flushes.get(what, 0) + 1
             continue
         else:

@@ -570,11 +570,21 @@ typedef enum TlbmDrop {
     TLBM_DROP_PAGE,         /* the entries that map @addr for @ctx */
     TLBM_DROP_ASID,         /* the entries of @ctx's ASID */
     TLBM_DROP_DIRECT,       /* the entries a direct segment made */
+    TLBM_DROP_SEGMENT,      /* those, and @ctx's ASID's in [@addr, @end) */
     TLBM_DROP_ALL,
 } TlbmDrop;
 
+/* Whether @e maps a linear address in [@addr, @end). */
+static bool tlbm_entry_in(const TlbmEntry *e, uint64_t addr, uint64_t end)
+{
+    uint64_t first = e->key << tlbm_size_shift(e->size);
+    uint64_t last = first | ((UINT64_C(1) << tlbm_size_shift(e->size)) - 1);
+
+    return first < end && last >= addr;
+}
+
 static bool tlbm_drops(const TlbmEntry *e, TlbmDrop rule, uint32_t ctx,
-                       uint64_t addr)
+                       uint64_t addr, uint64_t end)
 {
     switch (rule) {
     case TLBM_DROP_NONGLOBAL:
@@ -588,6 +598,10 @@ static bool tlbm_drops(const TlbmEntry *e, TlbmDrop rule, uint32_t ctx,
         return TLBM_CTX_ASID(e->ctx) == TLBM_CTX_ASID(ctx);
     case TLBM_DROP_DIRECT:
         return e->direct;
+    case TLBM_DROP_SEGMENT:
+        return e->direct ||
+               (TLBM_CTX_ASID(e->ctx) == TLBM_CTX_ASID(ctx) &&
+                tlbm_entry_in(e, addr, end));
     case TLBM_DROP_ALL:
         return true;
     default:
@@ -596,10 +610,11 @@ static bool tlbm_drops(const TlbmEntry *e, TlbmDrop rule, uint32_t ctx,
 }
 
 static void tlbm_array_drop(TlbmArray *a, TlbmDrop rule, uint32_t ctx,
-                            uint64_t addr)
+                            uint64_t addr, uint64_t end)
 {
     for (uint32_t i = 0; i < a->geom.entries; i++) {
-        if (a->entry[i].stamp && tlbm_drops(&a->entry[i], rule, ctx, addr)) {
+        if (a->entry[i].stamp &&
+            tlbm_drops(&a->entry[i], rule, ctx, addr, end)) {
             a->entry[i].stamp = 0;
         }
     }
@@ -607,7 +622,8 @@ static void tlbm_array_drop(TlbmArray *a, TlbmDrop rule, uint32_t ctx,
 
 /* Drop by @tlb in the TLBs, by @pwc in the PWC and by @ntlb in the NTLB. */
 static void tlbm_drop(TlbmModel *m, TlbmDrop tlb, TlbmDrop pwc,
-                      TlbmDrop ntlb, uint32_t ctx, uint64_t addr)
+                      TlbmDrop ntlb, uint32_t ctx, uint64_t addr,
+                      uint64_t end)
 {
     TlbmTlb *tlbs[] = { &m->l1d, &m->l1i, &m->l2, &m->l2i };
 
@@ -616,35 +632,44 @@ static void tlbm_drop(TlbmModel *m, TlbmDrop tlb, TlbmDrop pwc,
     }
     for (unsigned t = 0; t < ARRAY_SIZE(tlbs); t++) {
         for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {
-            tlbm_array_drop(&tlbs[t]->array[i], tlb, ctx, addr);
+            tlbm_array_drop(&tlbs[t]->array[i], tlb, ctx, addr, end);
         }
     }
-    tlbm_array_drop(&m->pwc, pwc, ctx, addr);
-    tlbm_array_drop(&m->ntlb, ntlb, ctx, addr);
+    tlbm_array_drop(&m->pwc, pwc, ctx, addr, end);
+    tlbm_array_drop(&m->ntlb, ntlb, ctx, addr, end);
 }
 
 void tlbm_flush_nonglobal(TlbmModel *m, uint32_t ctx)
 {
-    tlbm_drop(m, TLBM_DROP_NONGLOBAL, TLBM_DROP_CTX, TLBM_DROP_NONE, ctx, 0);
+    tlbm_drop(m, TLBM_DROP_NONGLOBAL, TLBM_DROP_CTX, TLBM_DROP_NONE,
+              ctx, 0, 0);
 }
 
 void tlbm_flush_page(TlbmModel *m, uint32_t ctx, uint64_t addr)
 {
-    tlbm_drop(m, TLBM_DROP_PAGE, TLBM_DROP_CTX, TLBM_DROP_NONE, ctx, addr);
+    tlbm_drop(m, TLBM_DROP_PAGE, TLBM_DROP_CTX, TLBM_DROP_NONE,
+              ctx, addr, 0);
 }
 
 void tlbm_flush_asid(TlbmModel *m, uint32_t asid)
 {
     tlbm_drop(m, TLBM_DROP_ASID, TLBM_DROP_ASID, TLBM_DROP_ASID,
-              TLBM_CTX(asid, 0), 0);
+              TLBM_CTX(asid, 0), 0, 0);
 }
 
 void tlbm_flush_direct(TlbmModel *m)
 {
-    tlbm_drop(m, TLBM_DROP_DIRECT, TLBM_DROP_NONE, TLBM_DROP_NONE, 0, 0);
+    tlbm_drop(m, TLBM_DROP_DIRECT, TLBM_DROP_NONE, TLBM_DROP_NONE, 0, 0, 0);
+}
+
+void tlbm_flush_segment(TlbmModel *m, uint32_t asid, uint64_t base,
+                        uint64_t limit)
+{
+    tlbm_drop(m, TLBM_DROP_SEGMENT, TLBM_DROP_NONE, TLBM_DROP_NONE,
+              TLBM_CTX(asid, 0), base, limit);
 }
 
 void tlbm_flush_all(TlbmModel *m)
 {
-    tlbm_drop(m, TLBM_DROP_ALL, TLBM_DROP_ALL, TLBM_DROP_ALL, 0, 0);
+    tlbm_drop(m, TLBM_DROP_ALL, TLBM_DROP_ALL, TLBM_DROP_ALL, 0, 0, 0);
 }

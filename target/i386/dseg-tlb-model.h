@@ -253,6 +253,8 @@ void tlbm_ntlb_fill(TlbmModel *m, uint32_t ctx, uint64_t gpa, TlbmSize size);
  *       TLB's included;
  *   tlbm_flush_direct: the translations a direct segment made (the fills
  *       without @l2), of every address space;
+ *   tlbm_flush_segment: a guest segment's change: those, and the TLB
+ *       entries of @asid that map a linear address in [@base, @limit);
  *   tlbm_flush_all: everything.
  * Neither a CR3 write nor INVLPG drops nested TLB entries.
  */
@@ -260,6 +262,8 @@ void tlbm_flush_nonglobal(TlbmModel *m, uint32_t ctx);
 void tlbm_flush_page(TlbmModel *m, uint32_t ctx, uint64_t addr);
 void tlbm_flush_asid(TlbmModel *m, uint32_t asid);
 void tlbm_flush_direct(TlbmModel *m);
+void tlbm_flush_segment(TlbmModel *m, uint32_t asid, uint64_t base,
+                        uint64_t limit);
 void tlbm_flush_all(TlbmModel *m);
 
 #endif /* TARGET_I386_DSEG_TLB_MODEL_H */

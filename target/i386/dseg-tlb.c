@@ -206,31 +206,39 @@ static void dseg_tlb_ntlb_fill(DSegTlb *t, uint32_t ctx, uint64_t gpa,
 
 static void dseg_tlb_flush_nonglobal(DSegTlb *t, uint32_t ctx)
 {
-    trace_dseg_tlb_flush(t->cpu, "nonglobal", ctx, 0);
+    trace_dseg_tlb_flush(t->cpu, "nonglobal", ctx, 0, 0);
     tlbm_flush_nonglobal(&t->m, ctx);
 }
 
 static void dseg_tlb_flush_page(DSegTlb *t, uint32_t ctx, uint64_t addr)
 {
-    trace_dseg_tlb_flush(t->cpu, "page", ctx, addr);
+    trace_dseg_tlb_flush(t->cpu, "page", ctx, addr, 0);
     tlbm_flush_page(&t->m, ctx, addr);
 }
 
 static void dseg_tlb_flush_asid(DSegTlb *t, uint32_t asid)
 {
-    trace_dseg_tlb_flush(t->cpu, "asid", TLBM_CTX(asid, 0), 0);
+    trace_dseg_tlb_flush(t->cpu, "asid", TLBM_CTX(asid, 0), 0, 0);
     tlbm_flush_asid(&t->m, asid);
 }
 
 static void dseg_tlb_flush_direct(DSegTlb *t)
 {
-    trace_dseg_tlb_flush(t->cpu, "direct", 0, 0);
+    trace_dseg_tlb_flush(t->cpu, "direct", 0, 0, 0);
     tlbm_flush_direct(&t->m);
+}
+
+static void dseg_tlb_flush_segment(DSegTlb *t, uint32_t asid,
+                                   const DSegRange *guest)
+{
+    trace_dseg_tlb_flush(t->cpu, "segment", TLBM_CTX(asid, 0), guest->base,
+                         guest->limit);
+    tlbm_flush_segment(&t->m, asid, guest->base, guest->limit);
 }
 
 static void dseg_tlb_flush_everything(DSegTlb *t)
 {
-    trace_dseg_tlb_flush(t->cpu, "all", 0, 0);
+    trace_dseg_tlb_flush(t->cpu, "all", 0, 0, 0);
     tlbm_flush_all(&t->m);
 }
 
@@ -568,8 +576,9 @@ void dseg_tlb_vmrun(CPUX86State *env)
     if (!t) {
         return;
     }
-    dseg_tlb_flush_direct(t);
     t->guest_asid = dseg_tlb_vmcb_asid(env);
+    /* The guest copy just loaded may differ from the VM's last one. */
+    dseg_tlb_flush_segment(t, t->guest_asid, &env->dseg.guest);
     switch (x86_ldub_phys(cs, env->vm_vmcb + offsetof(struct vmcb,
                                                        control.tlb_ctl))) {
     case DSEG_TLB_CONTROL_FLUSH_ALL:
@@ -603,6 +612,15 @@ void dseg_tlb_post_load(CPUX86State *env)
         if (env->hflags & HF_GUEST_MASK) {
             t->guest_asid = dseg_tlb_vmcb_asid(env);
         }
+    }
+}
+
+void dseg_tlb_guest_segment_write(CPUX86State *env)
+{
+    DSegTlb *t = dseg_tlb_get(env);
+
+    if (t) {
+        dseg_tlb_flush_segment(t, dseg_tlb_asid(env, t), &env->dseg.guest);
     }
 }
 

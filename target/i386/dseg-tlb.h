@@ -57,10 +57,12 @@ void dseg_tlb_reset_counters(struct CPUArchState *env);
 /*
  * Architectural events, each a no-op while the model is off:
  * a MOV to CR0, CR3 or CR4 of @val (before it takes effect), INVLPG,
- * INVLPGA (@asid from ECX), a successful VMRUN (after its checks: the
- * VMCB's ASID and TLB_CONTROL) and #VMEXIT, which both drop what the
- * guest segment translated, and an event that invalidates the whole
- * hierarchy (a DSEG MSR write, SMM entry and RSM, a reset).  After a
+ * INVLPGA (@asid from ECX), a successful VMRUN (after its checks, with
+ * the guest copy of the guest segment loaded: the VMCB's ASID and
+ * TLB_CONTROL) and #VMEXIT, which both drop what the guest segment
+ * translated, an accepted WRMSR to a guest-segment register (after it
+ * takes effect), and an event that invalidates the whole hierarchy (a
+ * WRMSR to the other DSEG MSRs, SMM entry and RSM, a reset).  After a
  * migration or loadvm (dseg_tlb_post_load) the model starts empty, in the
  * loaded VM's ASID.
  */
@@ -70,6 +72,7 @@ void dseg_tlb_invlpga(struct CPUArchState *env, uint64_t addr,
                       uint32_t asid);
 void dseg_tlb_vmrun(struct CPUArchState *env);
 void dseg_tlb_vmexit(struct CPUArchState *env);
+void dseg_tlb_guest_segment_write(struct CPUArchState *env);
 void dseg_tlb_flush_all(struct CPUArchState *env);
 void dseg_tlb_post_load(struct CPUArchState *env);
 

@@ -50,7 +50,10 @@ in another, all on 4 KiB nested pages).  With the walk caches:
                                      across #VMEXIT and VMRUN
   4  A again                         the nested TLB holds every table
                                      and data page: L + 31, as native
-  6  guest segment                   guest-direct, no reference
+  6  guest segment (VMCB), no CR3    guest-direct, no reference: the
+     write                           VMRUN that loaded the segment
+                                     dropped the VM's entries in its
+                                     range, those of window 4
   8  the same in another VMRUN,      guest-direct again: the world
      no CR3 write                    switches dropped what the guest
                                      segment had translated
@@ -61,7 +64,20 @@ in another, all on 4 KiB nested pages).  With the walk caches:
                                      their guest leaf: L + 34 in all
  12  A again                         vmm-direct, L + 31
  14  both segments                   dual-direct, no reference
- 16  host, guest segment             native-direct, no reference
+
+and in the host, over region H (32 non-global pages) with no CR3 write:
+
+ 16  guest segment over H            native-direct, no reference
+ 18  the segment off: its WRMSR      32 native walks; the first reads
+     dropped what it translated      the entries that the walk cache
+                                     lacks, which are 4 (at L = 5 the
+                                     root entry is the host's image's),
+                                     the others their leaf: 4 + 31
+ 20  the segment over a range        no miss: a guest-segment WRMSR
+     beside H                        drops only what the segment made
+                                     and what maps its new range
+ 22  the segment over H again        native-direct: the WRMSRs dropped
+                                     the walked entries of H
 
 With no walk cache and no nested TLB every walk costs what the
 architecture says: a 2-D walk L^2 + 2L (24 at L = 4, 35 at L = 5), a
@@ -108,13 +124,14 @@ def nested_predictions(levels, caches):
     if caches:
         refs = {'cold': 9 + 62, 'warm': levels + 31,
                 'guest-direct': 0, 'vmm-cold': levels + 34,
-                'vmm-warm': levels + 31}
+                'vmm-warm': levels + 31, 'native': 4 + 31}
     else:
         walk = levels * levels + 2 * levels
         refs = {'cold': n * walk, 'warm': n * walk,
                 'guest-direct': n * levels,
                 'vmm-cold': n * (levels * levels + levels),
-                'vmm-warm': n * (levels * levels + levels)}
+                'vmm-warm': n * (levels * levels + levels),
+                'native': n * levels}
     return {
         0: (n, n, 0, {'walk-2d': (n, refs['cold'])}),
         2: (n, 0, 0, {}),
@@ -125,6 +142,9 @@ def nested_predictions(levels, caches):
         12: (n, n, 0, {'vmm-direct': (n, refs['vmm-warm'])}),
         14: (n, n, 0, {'dual-direct': (n, 0)}),
         16: (n, n, 0, {'native-direct': (n, 0)}),
+        18: (n, n, 0, {'native-walk': (n, refs['native'])}),
+        20: (n, 0, 0, {}),
+        22: (n, n, 0, {'native-direct': (n, 0)}),
     }
 
 
@@ -207,7 +227,7 @@ class TlbModelTest(testing.TestCase):
                         ('pwc', False), ('ntlb', True), ('ntlb', False)]:
             self.assertGreater(nested.outcomes.get(outcome, 0), 0, outcome)
         self.assertEqual(sorted(nested.flushes),
-                         ['all', 'asid', 'direct', 'nonglobal'])
+                         ['all', 'asid', 'direct', 'nonglobal', 'segment'])
         self.assertIn('page', native.flushes)
 
     def test_bad_options(self):

@@ -18,12 +18,17 @@
  *   0  VMRUN flushes the VM's ASID (TLB_CONTROL); no CR3 write
  *   2  another VMRUN that flushes nothing; no CR3 write
  *   4  A again
- *   6  the guest segment (VMCB) maps A to D
+ *   6  the guest segment (VMCB) maps A to D; no CR3 write
  *   8  the same in another VMRUN; no CR3 write
  *  10  the VMM segment (WRMSR) covers D, the guest segment is off
  *  12  A again
  *  14  both segments
- *  16  in the host: its guest segment (WRMSR) maps region H, no CR3 write
+ * and then in the host, whose tables map region H to D with non-global
+ * 4 KiB pages, without CR3 writes:
+ *  16  its guest segment (WRMSR) maps H
+ *  18  the segment off again
+ *  20  the segment maps a range beside H
+ *  22  the segment maps H again
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -37,7 +42,8 @@
 #define PASSES          3
 #define PAGES           32
 #define A_VA            0x8000000000ull /* a guest PML4 entry of its own */
-#define H_VA            0x8000000000ull /* the host's segment range */
+#define H_VA            0x8000000000ull /* the host's region */
+#define BESIDE_VA       0x8040000000ull /* a range of the host's beside it */
 #define POOL_PAGES      64
 
 static struct svm_vm vm;
@@ -114,6 +120,7 @@ int guest_main(const char *cmdline)
 
     pool_pa = pages_alloc(POOL_PAGES, PAGE_2M);
     d_pa = pages_alloc(PAGES, PAGE_2M);
+    pt_map_range(&hpt, H_VA, d_pa, PAGES * PAGE_4K, PAGE_4K, PTE_RW);
     pool_init(&gpt_pool, pool_pa, POOL_PAGES * PAGE_4K);
     pt_init(&gpt, levels, &gpt_pool, 0);
     pt_map_range(&gpt, 0, 0, SVM_IMAGE_REGION, PAGE_2M, PTE_RW | PTE_G);
@@ -133,7 +140,7 @@ int guest_main(const char *cmdline)
     vm_run_window(2, false, SVM_TLB_CONTROL_NONE);
     vm_run_window(4, true, SVM_TLB_CONTROL_NONE);
     vmcb_set_dseg(&vm, A_VA, A_VA + PAGES * PAGE_4K, d_pa - A_VA);
-    vm_run_window(6, true, SVM_TLB_CONTROL_NONE);
+    vm_run_window(6, false, SVM_TLB_CONTROL_NONE);
     vm_run_window(8, false, SVM_TLB_CONTROL_NONE);
     vmcb_set_dseg(&vm, 0, 0, 0);
     ok(dseg_set(DSEG_V, d_pa, d_pa + PAGES * PAGE_4K, 0) == NO_EXCEPTION,
@@ -147,6 +154,15 @@ int guest_main(const char *cmdline)
     ok(dseg_set(DSEG_G, H_VA, H_VA + PAGES * PAGE_4K, d_pa - H_VA) ==
        NO_EXCEPTION, "host's guest segment over H");
     window(16, H_VA, false);
+    dseg_disarm(DSEG_G);
+    window(18, H_VA, false);
+    ok(dseg_set(DSEG_G, BESIDE_VA, BESIDE_VA + PAGES * PAGE_4K,
+                d_pa - BESIDE_VA) == NO_EXCEPTION,
+       "host's guest segment beside H");
+    window(20, H_VA, false);
+    ok(dseg_set(DSEG_G, H_VA, H_VA + PAGES * PAGE_4K, d_pa - H_VA) ==
+       NO_EXCEPTION, "host's guest segment over H again");
+    window(22, H_VA, false);
     dseg_disarm(DSEG_G);
     return tap_done();
 }

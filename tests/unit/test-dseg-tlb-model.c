@@ -239,6 +239,28 @@ static void test_asids(void)
     g_assert_cmpint(tlbm_lookup(&t.m, false, guest, 0x1000), ==,
                     TLBM_HIT_L1);
 
+    /*
+     * A guest segment's change drops those too, and the TLB entries of
+     * the ASID that map its new range, of any size, global ones
+     * included; nothing else.
+     */
+    tlbm_fill(&t.m, false, guest, 0x5000, TLBM_4K, false, false);
+    tlbm_fill(&t.m, false, host, 0x400000, TLBM_2M, true, true);
+    tlbm_fill(&t.m, false, host, 0x900000, TLBM_4K, false, true);
+    tlbm_fill(&t.m, false, guest, 0x900000, TLBM_4K, false, true);
+    touch(&t, host, 0x1000, TLBM_4K, false);
+    tlbm_flush_segment(&t.m, 0, 0x5ff000, 0x901000);
+    g_assert_cmpint(tlbm_lookup(&t.m, false, guest, 0x5000), ==, TLBM_MISS);
+    g_assert_cmpint(tlbm_lookup(&t.m, false, host, 0x400000), ==,
+                    TLBM_MISS);
+    g_assert_cmpint(tlbm_lookup(&t.m, false, host, 0x900000), ==,
+                    TLBM_MISS);
+    g_assert_cmpint(tlbm_lookup(&t.m, false, guest, 0x900000), ==,
+                    TLBM_HIT_L1);
+    g_assert_cmpint(tlbm_lookup(&t.m, false, host, 0x1000), ==, TLBM_HIT_L1);
+    tlbm_flush_segment(&t.m, 0, 0x901000, 0x901000);
+    g_assert_cmpint(tlbm_lookup(&t.m, false, host, 0x1000), ==, TLBM_HIT_L1);
+
     touch(&t, host, 0x1000, TLBM_4K, true);
     tlbm_flush_asid(&t.m, 1);
     g_assert_cmpint(tlbm_lookup(&t.m, false, guest, 0x1000), ==, TLBM_MISS);
@@ -611,14 +633,14 @@ static TlbmHit ref_lookup(Ref *r, bool fetch, uint32_t ctx, uint64_t addr)
 
 /* Drop from every TLB the entries @drop names. */
 static void ref_drop(Ref *r, bool (*drop)(const RefEntry *, uint32_t,
-                                          uint64_t),
-                     uint32_t ctx, uint64_t addr)
+                                          uint64_t, uint64_t),
+                     uint32_t ctx, uint64_t addr, uint64_t end)
 {
     for (int t = 0; t < 4; t++) {
         for (int i = 0; i < TLBM_MAX_ARRAYS; i++) {
             for (GArray **s = r->tlb[t][i].sets; *s; s++) {
                 for (guint k = (*s)->len; k-- > 0;) {
-                    if (drop(&g_array_index(*s, RefEntry, k), ctx, addr)) {
+                    if (drop(&g_array_index(*s, RefEntry, k), ctx, addr, end)) {
                         g_array_remove_index(*s, k);
                     }
                 }
@@ -628,26 +650,41 @@ static void ref_drop(Ref *r, bool (*drop)(const RefEntry *, uint32_t,
 }
 
 static bool ref_drop_nonglobal(const RefEntry *e, uint32_t ctx,
-                               uint64_t a G_GNUC_UNUSED)
+                               uint64_t a G_GNUC_UNUSED,
+                               uint64_t end G_GNUC_UNUSED)
 {
     return e->ctx == ctx && !e->global;
 }
 
-static bool ref_drop_page(const RefEntry *e, uint32_t ctx, uint64_t a)
+static bool ref_drop_page(const RefEntry *e, uint32_t ctx, uint64_t a,
+                          uint64_t end G_GNUC_UNUSED)
 {
     return ref_match(e, ctx) && e->key == a >> (12 + 9 * e->size);
 }
 
 static bool ref_drop_direct(const RefEntry *e, uint32_t ctx G_GNUC_UNUSED,
-                            uint64_t a G_GNUC_UNUSED)
+                            uint64_t a G_GNUC_UNUSED,
+                            uint64_t end G_GNUC_UNUSED)
 {
     return e->direct;
 }
 
 static bool ref_drop_asid(const RefEntry *e, uint32_t ctx,
-                          uint64_t a G_GNUC_UNUSED)
+                          uint64_t a G_GNUC_UNUSED,
+                          uint64_t end G_GNUC_UNUSED)
 {
     return (e->ctx >> TLBM_PCID_BITS) == (ctx >> TLBM_PCID_BITS);
+}
+
+/* A guest segment's change: its entries, and @ctx's ASID's in [a, end). */
+static bool ref_drop_segment(const RefEntry *e, uint32_t ctx, uint64_t a,
+                             uint64_t end)
+{
+    uint64_t first = e->key << (12 + 9 * e->size);
+    uint64_t bytes = 1ull << (12 + 9 * e->size);
+
+    return e->direct ||
+           (ref_drop_asid(e, ctx, 0, 0) && first < end && a < first + bytes);
 }
 
 /* Geometries of the random test: the small one, and a split-L2, fully
@@ -688,19 +725,26 @@ static void random_trace(const TlbmGeom *g, uint32_t seed)
 
         if (op < 3) {
             tlbm_flush_nonglobal(&t.m, ctx);
-            ref_drop(&r, ref_drop_nonglobal, ctx, 0);
+            ref_drop(&r, ref_drop_nonglobal, ctx, 0, 0);
             continue;
         } else if (op < 6) {
             tlbm_flush_page(&t.m, ctx, addr);
-            ref_drop(&r, ref_drop_page, ctx, addr);
+            ref_drop(&r, ref_drop_page, ctx, addr, 0);
             continue;
         } else if (op < 7) {
             tlbm_flush_asid(&t.m, TLBM_CTX_ASID(ctx));
-            ref_drop(&r, ref_drop_asid, ctx, 0);
+            ref_drop(&r, ref_drop_asid, ctx, 0, 0);
             continue;
         } else if (op < 9) {
             tlbm_flush_direct(&t.m);
-            ref_drop(&r, ref_drop_direct, ctx, 0);
+            ref_drop(&r, ref_drop_direct, ctx, 0, 0);
+            continue;
+        } else if (op < 11) {
+            uint64_t end = addr + (uint64_t)g_rand_int_range(rnd, 0, 1024) *
+                           K4;
+
+            tlbm_flush_segment(&t.m, TLBM_CTX_ASID(ctx), addr, end);
+            ref_drop(&r, ref_drop_segment, ctx, addr, end);
             continue;
         }
         got = tlbm_lookup(&t.m, fetch, ctx, addr);

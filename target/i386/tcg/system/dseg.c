@@ -119,9 +119,17 @@ void dseg_wrmsr(CPUX86State *env, uint32_t msr, uint64_t val, uintptr_t ra)
         dseg_msr_fault(env, msr, val, true, ra);
     }
     trace_dseg_wrmsr(msr, val);
-    /* No translation made under the old registers may survive. */
+    /*
+     * No translation made under the old registers may survive: QEMU's TLB
+     * does not know which translations a segment made, so it is flushed
+     * whole; the model drops what the spec names.
+     */
     tlb_flush(env_cpu(env));
-    dseg_tlb_flush_all(env);
+    if (linear) {
+        dseg_tlb_guest_segment_write(env);
+    } else {
+        dseg_tlb_flush_all(env);
+    }
 }
 
 uint64_t dseg_rdmsr(CPUX86State *env, uint32_t msr, uintptr_t ra)
