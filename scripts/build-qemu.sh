@@ -124,7 +124,11 @@ config_args=(
     "--with-pkgversion=$pkgversion, Debian $deb_version"
 )
 if [ "$flavour" = qemu-sanitize ]; then
-    config_args+=(--enable-asan --enable-ubsan)
+    # -O1 with line tables and frame pointers, as the sanitizers' own
+    # documentation advises: reports keep their file:line stacks, and
+    # the build takes about half the time of -O2 -g.
+    config_args+=(--enable-asan --enable-ubsan
+                  '--extra-cflags=-O1 -g1 -fno-omit-frame-pointer')
 fi
 config_id=$(printf '%s\n' "$tree_id" "${config_args[@]}" | sha256sum | cut -c1-16)
 export PATH=/usr/lib/ccache:$PATH
