@@ -75,15 +75,8 @@ def format_bare_metal(res):
                 f"{fmt(r.vcpu_time_s, '.3f'):>8}"
                 f"{fmt(r.vcpu_vs_base_native, '.2f'):>7}")
         lines.append('')
-        lines.append('Share of fills by path (%):')
-        lines.append(f"{'mode':<17}" + ''.join(f'{PATH_ABBREV[p]:>8}'
-                                               for p in PATHS))
-        for r in wl['modes']:
-            cells = []
-            for p in PATHS:
-                s = r.paths[p]['share']
-                cells.append(f'{100 * s:>8.2f}' if s else f"{'-':>8}")
-            lines.append(f"{r.label:<17}" + ''.join(cells))
+        lines += path_shares('Share of fills by path (%):', wl['modes'],
+                             lambda r: r.paths, short=True)
         if model_cfg:
             lines.append('')
             lines += format_model(wl['modes'], wl['unit'], model_cfg)
@@ -169,11 +162,21 @@ def format_model(rows, unit, model_cfg):
         if odd:
             lines.append(f"Note: {what}: {', '.join(odd)}")
     lines.append('')
-    lines.append('Share of modelled misses by path (%):')
-    lines.append(f"{'mode':<17}" + ''.join(f'{p:>14}' for p in PATHS))
+    lines += path_shares('Share of modelled misses by path (%):', rows,
+                         lambda r: r.model.paths)
+    return lines
+
+
+def path_shares(title, rows, paths_of, short=False):
+    """TITLE, then a line per row of ROWS: its shares by path, in
+    percent, of the paths PATHS_OF(row) gives; SHORT: under the paths'
+    short names."""
+    width = 8 if short else 14
+    lines = [title, f"{'mode':<17}" + ''.join(
+        f'{PATH_ABBREV[p] if short else p:>{width}}' for p in PATHS)]
     for r in rows:
         lines.append(f"{r.label:<17}" + ''.join(
-            f"{pct(r.model.paths[p]['share']):>14}" for p in PATHS))
+            f"{pct(paths_of(r)[p]['share']):>{width}}" for p in PATHS))
     return lines
 
 
@@ -230,13 +233,8 @@ def format_linux(res):
                 f"{fmt(r.wall_vs_base_native, '.2f'):>7}"
                 f"{fmt(r.vcpu_time_s, '.2f'):>8}")
         lines.append('')
-        lines.append('Share of fills by path (%):')
-        lines.append(f"{'mode':<17}" + ''.join(f'{p:>14}' for p in PATHS))
-        for r in wl['modes']:
-            cells = [f"{100 * r.paths[p]['share']:>14.2f}"
-                     if r.paths[p]['share'] else f"{'-':>14}"
-                     for p in PATHS]
-            lines.append(f"{r.label:<17}" + ''.join(cells))
+        lines += path_shares('Share of fills by path (%):', wl['modes'],
+                             lambda r: r.paths)
         if wl.get('model_claims'):
             lines.append('')
             lines.append("The paper's claims, by the TLB model (walk "
