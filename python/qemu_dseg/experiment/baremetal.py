@@ -185,15 +185,14 @@ class Experiment:
         self.log_dir = os.path.join(opts.out, 'logs')
         self.done = 0
         self.total = 0
-        # The TLB model's plugin options, or None: the model is off.
-        self.model_options = opts.tlb_model and tlbmodel.plugin_options(
-            opts.tlb_model, opts.tlb_model_options)
+        self.model_options = tlbmodel.options_of(opts)
+        model = self.model_options is not None
         self.fork = Emulator(
             'fork-dseg', f'fork +dseg tlb-size={opts.tlb_size}' +
-            (' +model' if self.model_options else ''), opts.qemu,
+            (' +model' if model else ''), opts.qemu,
             'max,+dseg', tlb_size=opts.tlb_size,
             plugin_args=tlbmodel.plugin_args(opts.qemu, self.model_options)
-            if self.model_options else ())
+            if model else ())
         self.fork_off = Emulator('fork-off', 'fork dseg off, dynamic TLB',
                                  opts.qemu, 'max', counters=False)
         self.upstream = Emulator('upstream', 'upstream, dynamic TLB',
@@ -340,7 +339,7 @@ class Experiment:
                          f'not built')
         self.say(tlb_geometry(self.opts.tlb_size))
         model = None
-        if self.model_options:
+        if self.model_options is not None:
             model = tlbmodel.start(self.opts.qemu, self.model_options)
             self.say(tlbmodel.describe(model) + '; the mode runs load it, '
                      'and their times include its work')

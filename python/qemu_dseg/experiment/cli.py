@@ -135,21 +135,23 @@ def _linux_args(ap):
     ap.add_argument('--timeout', type=_positive, default=900,
                     help='seconds to wait for each step of a boot '
                          '(default: 900)')
-    _tlb_model_args(ap, tlbmodel.DEFAULT_PRESET)
+    _tlb_model_args(ap, '')
     _common_args(ap)
     ap.set_defaults(check=_check_linux, experiment=linux.LinuxExperiment,
                     format=output.format_linux)
 
 
 def _tlb_model_args(ap, default, why_off=''):
-    """The options of the modelled TLB hierarchy (tlbmodel.py): on with
-    the preset DEFAULT, or off (None) by default, for the reason
-    WHY_OFF."""
+    """The options of the modelled TLB hierarchy (tlbmodel.py): on by
+    default with the plugin's default preset (DEFAULT ''), or off (None)
+    by default, for the reason WHY_OFF."""
     ap.add_argument('--tlb-model', metavar='PRESET', default=default,
                     help="model a CPU's TLBs and walk caches with the "
                          "fork's dseg-tlb plugin, starting from this preset "
                          '(one of those of docs/devel/dseg-tlb-model.rst; '
-                         'default: ' + (default or f'off, {why_off}') + ')')
+                         'default: ' + ("the plugin's default, named in "
+                                        'the output' if default == ''
+                                        else f'off, {why_off}') + ')')
     ap.add_argument('--tlb-model-options', default='', metavar='PARTS',
                     help="more of the plugin's options, PART=VALUE joined "
                          "by ',', which override the preset's parts, e.g. "

@@ -86,9 +86,7 @@ class LinuxExperiment:
         regions = [w.region_mb() for w in self.workloads]
         self.pool_size = (max(regions) + 64) * MIB
         self.done = 0
-        # The TLB model's plugin options, or None: the model is off.
-        self.model_options = opts.tlb_model and tlbmodel.plugin_options(
-            opts.tlb_model, opts.tlb_model_options)
+        self.model_options = tlbmodel.options_of(opts)
 
     def say(self, text):
         print(text, file=self.out, flush=True)
@@ -117,7 +115,7 @@ class LinuxExperiment:
         """QEMU's arguments for MODE."""
         o = self.opts
         extra = ['-device', 'isa-dseg-window']
-        if self.model_options:
+        if self.model_options is not None:
             extra += tlbmodel.plugin_args(o.qemu, self.model_options)
         return boot.linux_args(
             image, mode, memory_mb=boot.Q35_LOW_RAM_MB + o.guest_mb,
@@ -160,7 +158,7 @@ class LinuxExperiment:
         ok, detail, checksum = wl.check(text[a:b])
         figures = stats.summarise(counters)
         model = None
-        if self.model_options:
+        if self.model_options is not None:
             model = tlbmodel.combine([c.get('model') for c in w.info])
             if model is None:
                 raise AssertionError(f'{mode.name}: {wl.name}: query-dseg '
@@ -183,7 +181,7 @@ class LinuxExperiment:
                  f'per mode; {o.guest_mb} MiB guest RAM, {o.vcpus} vCPU(s)')
         self.say(tlb_geometry(o.tlb_size))
         model = None
-        if self.model_options:
+        if self.model_options is not None:
             model = tlbmodel.start(o.qemu, self.model_options)
             self.say(tlbmodel.describe(model))
         else:

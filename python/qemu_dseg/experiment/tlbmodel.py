@@ -30,8 +30,6 @@ from .. import config
 from ..model import MODES, PATHS
 from .rows import ModelFigures
 
-# The preset the experiment names when its options name none.
-DEFAULT_PRESET = 'skylake'
 # The paths on which the segment of the guest dimension translated the
 # linear address (the guest segment of a primary region, or the native
 # one), and those on which the VMM segment translated the final gPA.
@@ -44,9 +42,19 @@ class ModelError(Exception):
 
 
 def plugin_options(preset, extra=''):
-    """The plugin's options: PRESET, then EXTRA (PART=VALUE joined by
-    ',', as docs/devel/dseg-tlb-model.rst gives them)."""
-    return ','.join(o for o in (f'preset={preset}', extra) if o)
+    """The plugin's options: PRESET (none: the plugin's default, which
+    query-dseg-model names), then EXTRA (PART=VALUE joined by ',', as
+    docs/devel/dseg-tlb-model.rst gives them)."""
+    return ','.join(o for o in (preset and f'preset={preset}', extra) if o)
+
+
+def options_of(opts):
+    """The plugin's options of an experiment's OPTS (tlb_model: a preset,
+    '' for the plugin's default or None for no model; tlb_model_options),
+    or None when the model is off."""
+    if opts.tlb_model is None:
+        return None
+    return plugin_options(opts.tlb_model, opts.tlb_model_options)
 
 
 def plugin(qemu):
@@ -57,7 +65,7 @@ def plugin(qemu):
 def plugin_args(qemu, options):
     """QEMU's arguments that load the plugin of the fork QEMU with
     OPTIONS (plugin_options())."""
-    return ['-plugin', f'{plugin(qemu)},{options}']
+    return ['-plugin', ','.join(o for o in (plugin(qemu), options) if o)]
 
 
 def query_model(qemu, options, timeout=60):
