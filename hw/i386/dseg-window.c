@@ -25,8 +25,6 @@
 #define TYPE_DSEG_WINDOW "isa-dseg-window"
 OBJECT_DECLARE_SIMPLE_TYPE(DsegWindowState, DSEG_WINDOW)
 
-/* The default port: free on the PC machines. */
-#define DSEG_WINDOW_IOBASE 0x5d0
 
 struct DsegWindowState {
     ISADevice parent_obj;
@@ -100,7 +98,7 @@ static void dseg_window_realize(DeviceState *dev, Error **errp)
 
 static const Property dseg_window_properties[] = {
     DEFINE_PROP_UINT32("iobase", DsegWindowState, iobase,
-                       DSEG_WINDOW_IOBASE),
+                       DSEG_WINDOW_PORT),
 };
 
 static void dseg_window_class_init(ObjectClass *klass, void *data)

@@ -4,7 +4,7 @@
  *
  * Constants only, no types and no includes, so that every side uses this
  * one file: QEMU (target/i386/dseg.h), the test guests
- * (tests/guest/lib/dseg.h) and the Linux modules (contrib/linux).
+ * (tests/guest/lib/dseg.h), the Linux modules and libdseg (contrib/linux).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -34,5 +34,11 @@
 #define VMCB_DSEG_BASE_G            0xc00
 #define VMCB_DSEG_LIMIT_G           0xc08
 #define VMCB_DSEG_OFFSET_G          0xc10
+
+/*
+ * The default port of the counter-window device (-device isa-dseg-window,
+ * "Measurement windows"): a 32-bit write of a mark opens or closes one.
+ */
+#define DSEG_WINDOW_PORT            0x5d0
 
 #endif /* TARGET_I386_DSEG_ABI_H */

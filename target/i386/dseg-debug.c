@@ -1,5 +1,6 @@
 /*
- * Direct-segment translation for x86 (qemu-dseg): the debugger's view.
+ * Direct-segment translation for x86 (qemu-dseg): the debugger's view,
+ * and the walker that it and the TLB model (dseg-tlb.c) share.
  *
  * gdbstub and the monitor (x, memsave, gva2gpa...) translate a virtual
  * address through cpu_get_phys_page_attrs_debug().  With the feature on,
@@ -26,10 +27,47 @@ static int dseg_debug_levels(bool la57)
 static bool dseg_debug_nested_step(CPUX86State *env, uint64_t gpa,
                                    uint64_t *hpa);
 
-/* A physical address as the CPU uses it: through the A20 gate. */
-static uint64_t dseg_debug_phys(CPUX86State *env, uint64_t pa)
+uint64_t dseg_phys(CPUX86State *env, uint64_t pa)
 {
     return pa & (uint64_t)(int64_t)x86_get_a20_mask(env);
+}
+
+bool dseg_walk(CPUX86State *env, const DSegWalker *w, uint64_t root,
+               int levels, uint64_t addr, DSegWalkLeaf *leaf)
+{
+    uint64_t table = root & PG_ADDRESS_MASK;
+
+    for (int shift = 12 + 9 * (levels - 1); shift >= 12; shift -= 9) {
+        uint64_t entry = table + (((addr >> shift) & 0x1ff) << 3);
+        uint64_t pte;
+        bool is_leaf;
+
+        if (!w->entry_pa) {
+            entry = dseg_phys(env, entry);
+        } else if (!w->entry_pa(env, w->opaque, entry, &entry)) {
+            return false;
+        }
+        pte = x86_ldq_phys(env_cpu(env), entry);
+        if (!(pte & PG_PRESENT_MASK)) {
+            return false;
+        }
+        is_leaf = shift == 12 ||
+                  ((shift == 21 || shift == 30) && (pte & PG_PSE_MASK));
+        if (w->read) {
+            w->read(env, w->opaque, entry, is_leaf);
+        }
+        if (is_leaf) {
+            uint64_t page_mask = (1ull << shift) - 1;
+
+            leaf->out = (pte & PG_ADDRESS_MASK & ~page_mask) |
+                        (addr & page_mask);
+            leaf->pte = pte;
+            leaf->shift = shift;
+            return true;
+        }
+        table = pte & PG_ADDRESS_MASK;
+    }
+    g_assert_not_reached();
 }
 
 /*
@@ -43,49 +81,34 @@ static bool dseg_debug_canonical(CPUX86State *env, uint64_t addr)
     return sext == 0 || sext == -1;
 }
 
+static bool dseg_debug_entry_pa(CPUX86State *env, void *opaque,
+                                uint64_t gpa, uint64_t *hpa)
+{
+    return dseg_debug_nested_step(env, gpa, hpa);
+}
+
 /*
- * Walk long-mode tables of @levels levels rooted at @root for @addr,
- * ignoring permissions.  A guest walk (@guest) translates a linear address
- * and the address of each of its entries is a gPA, which goes through the
- * nested step; the nested walk translates a gPA, as a fill's does from the
- * bits its tables index (a gPA may be wider when MAXPHYADDR is above 48),
- * and reads its entries at their hPA.  False when @addr is not mapped.
+ * Walk long-mode tables of @levels levels rooted at @root for @addr.  A
+ * guest walk (@guest) translates a linear address and the address of each
+ * of its entries is a gPA, which goes through the nested step; the nested
+ * walk translates a gPA, as a fill's does from the bits its tables index
+ * (a gPA may be wider when MAXPHYADDR is above 48), and reads its entries
+ * at their hPA.  False when @addr is not mapped.
  */
 static bool dseg_debug_walk(CPUX86State *env, uint64_t root, int levels,
                             bool guest, uint64_t addr, uint64_t *out)
 {
-    uint64_t table = root & PG_ADDRESS_MASK;
-    int shift = 12 + 9 * (levels - 1);
+    const DSegWalker w = { .entry_pa = guest ? dseg_debug_entry_pa : NULL };
+    DSegWalkLeaf leaf;
 
     if (guest && !dseg_debug_canonical(env, addr)) {
         return false;
     }
-    for (; shift >= 12; shift -= 9) {
-        uint64_t entry = table + (((addr >> shift) & 0x1ff) << 3);
-        uint64_t pte;
-
-        if (!guest) {
-            entry = dseg_debug_phys(env, entry);
-        } else if (!dseg_debug_nested_step(env, entry, &entry)) {
-            return false;
-        }
-        pte = x86_ldq_phys(env_cpu(env), entry);
-        if (!(pte & PG_PRESENT_MASK)) {
-            return false;
-        }
-        if (shift == 12 || ((shift == 21 || shift == 30) &&
-                            (pte & PG_PSE_MASK))) {
-            uint64_t page_mask = (1ull << shift) - 1;
-
-            *out = (pte & PG_ADDRESS_MASK & ~page_mask) | (addr & page_mask);
-            if (!guest) {
-                *out = dseg_debug_phys(env, *out);
-            }
-            return true;
-        }
-        table = pte & PG_ADDRESS_MASK;
+    if (!dseg_walk(env, &w, root, levels, addr, &leaf)) {
+        return false;
     }
-    g_assert_not_reached();
+    *out = guest ? leaf.out : dseg_phys(env, leaf.out);
+    return true;
 }
 
 /* The hPA of @gpa, as a fill's nested step makes it. */
@@ -95,7 +118,7 @@ static bool dseg_debug_nested_step(CPUX86State *env, uint64_t gpa,
     DSegState *ds = &env->dseg;
 
     if (dseg_vmm_step(ds, env->hflags & HF_SMM_MASK, gpa) == DSEG_VMM_HIT) {
-        *hpa = dseg_debug_phys(env, gpa + ds->vmm.offset);
+        *hpa = dseg_phys(env, gpa + ds->vmm.offset);
         return true;
     }
     return dseg_debug_walk(env, env->nested_cr3,
@@ -131,7 +154,7 @@ bool dseg_debug_translate(CPUX86State *env, vaddr addr, hwaddr *paddr)
         if (!dseg_debug_guest_segment(env, addr, &pa)) {
             return false;
         }
-        *paddr = dseg_debug_phys(env, pa) & TARGET_PAGE_MASK;
+        *paddr = dseg_phys(env, pa) & TARGET_PAGE_MASK;
         return true;
     }
     if (!(env->hflags2 & HF2_NPT_MASK)) {

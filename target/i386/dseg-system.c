@@ -307,35 +307,26 @@ static DsegCounters *dseg_counters_info(const DSegCounters *c)
 static DsegModelCounters *dseg_model_info(const DSegTlbCounters *c)
 {
     DsegModelCounters *mi = g_new0(DsegModelCounters, 1);
-    DSegTlbCounters snap = {
-        .accesses = qatomic_read(&c->accesses),
-        .fetches = qatomic_read(&c->fetches),
-        .l1d_misses = qatomic_read(&c->l1d_misses),
-        .l1i_misses = qatomic_read(&c->l1i_misses),
-        .l2_hits = qatomic_read(&c->l2_hits),
-        .unmapped = qatomic_read(&c->unmapped),
-        .unmodelled = qatomic_read(&c->unmodelled),
-    };
     DsegModelPathCountersList **tail = &mi->paths;
+    uint64_t refs = 0;
 
+    mi->accesses = qatomic_read(&c->accesses);
+    mi->fetches = qatomic_read(&c->fetches);
+    mi->l1d_misses = qatomic_read(&c->l1d_misses);
+    mi->l1i_misses = qatomic_read(&c->l1i_misses);
+    mi->l2_hits = qatomic_read(&c->l2_hits);
+    mi->unmapped = qatomic_read(&c->unmapped);
+    mi->unmodelled = qatomic_read(&c->unmodelled);
     for (int p = 0; p < DSEG_PATH__MAX; p++) {
         DsegModelPathCounters *pi = g_new0(DsegModelPathCounters, 1);
 
-        snap.path[p].misses = qatomic_read(&c->path[p].misses);
-        snap.path[p].refs = qatomic_read(&c->path[p].refs);
         pi->path = p;
-        pi->misses = snap.path[p].misses;
-        pi->refs = snap.path[p].refs;
+        pi->misses = qatomic_read(&c->path[p].misses);
+        pi->refs = qatomic_read(&c->path[p].refs);
+        refs += pi->refs;
         QAPI_LIST_APPEND(tail, pi);
     }
-    mi->accesses = snap.accesses;
-    mi->fetches = snap.fetches;
-    mi->l1d_misses = snap.l1d_misses;
-    mi->l1i_misses = snap.l1i_misses;
-    mi->l2_hits = snap.l2_hits;
-    mi->unmapped = snap.unmapped;
-    mi->unmodelled = snap.unmodelled;
-    mi->cycles = dseg_tlb_cycles(&snap);
+    mi->cycles = dseg_tlb_cycles(mi->l1d_misses + mi->l1i_misses, refs);
     return mi;
 }
 

@@ -109,14 +109,9 @@ uint64_t dseg_tlb_ref_cycles(void)
  * The linear model: every L1 miss pays the L2 lookup (which the segments
  * are checked beside), every walk reference its memory access.
  */
-uint64_t dseg_tlb_cycles(const DSegTlbCounters *c)
+uint64_t dseg_tlb_cycles(uint64_t l1_misses, uint64_t refs)
 {
-    uint64_t refs = 0;
-
-    for (int p = 0; p < DSEG_PATH__MAX; p++) {
-        refs += c->path[p].refs;
-    }
-    return (c->l1d_misses + c->l1i_misses) * dseg_tlb_config.l2_cycles +
+    return l1_misses * dseg_tlb_config.l2_cycles +
            refs * dseg_tlb_config.ref_cycles;
 }
 
@@ -281,11 +276,6 @@ static DSegTlbMode dseg_tlb_mode(CPUX86State *env)
                                      : DSEG_TLB_UNMODELLED;
 }
 
-static uint64_t dseg_tlb_phys(CPUX86State *env, uint64_t pa)
-{
-    return pa & (uint64_t)(int64_t)x86_get_a20_mask(env);
-}
-
 /* What a translation has found and cost so far. */
 typedef struct DSegTlbWalk {
     TlbmSize size;      /* the smallest page on the way */
@@ -298,55 +288,67 @@ static bool dseg_tlb_nested_step(CPUX86State *env, DSegTlb *t, uint32_t ctx,
                                  uint64_t gpa, uint64_t *hpa, bool *direct,
                                  TlbmSize *size, uint32_t *refs);
 
+/* One dimension's walk as dseg_walk() runs it for the model. */
+typedef struct DSegTlbWalker {
+    DSegTlb *t;
+    uint32_t ctx;       /* the translation's address space */
+    uint32_t pwc_ctx;   /* the walk cache's tag of this dimension */
+    bool charge;
+    DSegTlbWalk *w;
+} DSegTlbWalker;
+
+/* A guest entry's gPA takes its nested step, which charges its own. */
+static bool dseg_tlb_entry_pa(CPUX86State *env, void *opaque, uint64_t gpa,
+                              uint64_t *hpa)
+{
+    DSegTlbWalker *k = opaque;
+    TlbmSize size;
+    bool direct;
+
+    return dseg_tlb_nested_step(env, k->t, k->ctx, gpa, hpa, &direct, &size,
+                                &k->w->refs);
+}
+
+/* Each entry read costs a reference, unless the walk cache holds it. */
+static void dseg_tlb_entry_read(CPUX86State *env, void *opaque, uint64_t pa,
+                                bool leaf)
+{
+    DSegTlbWalker *k = opaque;
+
+    if (k->charge && (leaf || !dseg_tlb_pwc_read(k->t, k->pwc_ctx, pa))) {
+        k->w->refs++;
+    }
+}
+
 /*
- * Walk the long-mode tables of @levels levels at @root for @addr, reading
- * them as the CPU would and setting no accessed or dirty bit.  In a guest
- * walk of a two-dimensional translation (@guest2d) every entry's address
- * is a gPA that takes its nested step first.  With @charge, each entry read
- * costs a reference unless it is a non-leaf entry that the page walk cache
- * holds for @pwc_ctx.  False when @addr is not mapped.
+ * Walk the long-mode tables of @levels levels at @root for @addr.  In a
+ * guest walk of a two-dimensional translation (@guest2d) every entry's
+ * address is a gPA that takes its nested step first.  With @charge, each
+ * entry read costs a reference unless it is a non-leaf entry that the page
+ * walk cache holds for @pwc_ctx.  False when @addr is not mapped.
  */
 static bool dseg_tlb_walk(CPUX86State *env, DSegTlb *t, uint64_t root,
                           int levels, bool guest2d, uint32_t ctx,
                           uint32_t pwc_ctx, bool charge, uint64_t addr,
                           uint64_t *out, DSegTlbWalk *w)
 {
-    uint64_t table = root & PG_ADDRESS_MASK;
+    DSegTlbWalker k = {
+        .t = t, .ctx = ctx, .pwc_ctx = pwc_ctx, .charge = charge, .w = w,
+    };
+    const DSegWalker walker = {
+        .entry_pa = guest2d ? dseg_tlb_entry_pa : NULL,
+        .read = dseg_tlb_entry_read,
+        .opaque = &k,
+    };
+    DSegWalkLeaf leaf;
 
-    for (int shift = 12 + 9 * (levels - 1); shift >= 12; shift -= 9) {
-        uint64_t entry = table + (((addr >> shift) & 0x1ff) << 3);
-        uint64_t pte;
-        bool leaf, direct;
-        TlbmSize table_size;
-
-        if (!guest2d) {
-            entry = dseg_tlb_phys(env, entry);
-        } else if (!dseg_tlb_nested_step(env, t, ctx, entry, &entry, &direct,
-                                         &table_size, &w->refs)) {
-            return false;
-        }
-        pte = x86_ldq_phys(env_cpu(env), entry);
-        if (!(pte & PG_PRESENT_MASK)) {
-            return false;
-        }
-        leaf = shift == 12 ||
-               ((shift == 21 || shift == 30) && (pte & PG_PSE_MASK));
-        if (charge && (leaf || !dseg_tlb_pwc_read(t, pwc_ctx, entry))) {
-            w->refs++;
-        }
-        if (leaf) {
-            uint64_t page_mask = (1ull << shift) - 1;
-            TlbmSize size = (shift - 12) / 9;
-
-            *out = (pte & PG_ADDRESS_MASK & ~page_mask) | (addr & page_mask);
-            w->size = MIN(w->size, size);
-            w->global = (pte & PG_GLOBAL_MASK) &&
-                        (env->cr[4] & CR4_PGE_MASK);
-            return true;
-        }
-        table = pte & PG_ADDRESS_MASK;
+    if (!dseg_walk(env, &walker, root, levels, addr, &leaf)) {
+        return false;
     }
-    g_assert_not_reached();
+    *out = leaf.out;
+    w->size = MIN(w->size, (TlbmSize)((leaf.shift - 12) / 9));
+    w->global = (leaf.pte & PG_GLOBAL_MASK) && (env->cr[4] & CR4_PGE_MASK);
+    return true;
 }
 
 static int dseg_tlb_levels(bool la57)
@@ -372,7 +374,7 @@ static bool dseg_tlb_nested_step(CPUX86State *env, DSegTlb *t, uint32_t ctx,
               dseg_vmm_step(ds, env->hflags & HF_SMM_MASK, gpa) ==
               DSEG_VMM_HIT;
     if (*direct) {
-        *hpa = dseg_tlb_phys(env, gpa + ds->vmm.offset);
+        *hpa = dseg_phys(env, gpa + ds->vmm.offset);
         *size = TLBM_1G;
         return true;
     }
@@ -384,7 +386,7 @@ static bool dseg_tlb_nested_step(CPUX86State *env, DSegTlb *t, uint32_t ctx,
                        !cached, gpa, hpa, &nested)) {
         return false;
     }
-    *hpa = dseg_tlb_phys(env, *hpa);
+    *hpa = dseg_phys(env, *hpa);
     if (!cached) {
         dseg_tlb_ntlb_fill(t, ctx, gpa, nested.size);
     }

@@ -42,8 +42,8 @@ const char *dseg_tlb_preset(void);
 uint64_t dseg_tlb_l2_cycles(void);
 uint64_t dseg_tlb_ref_cycles(void);
 
-/* Cycles of @c by the linear model. */
-uint64_t dseg_tlb_cycles(const DSegTlbCounters *c);
+/* Cycles of @l1_misses L1 misses and @refs walk references. */
+uint64_t dseg_tlb_cycles(uint64_t l1_misses, uint64_t refs);
 
 struct CPUArchState;
 

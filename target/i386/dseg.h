@@ -130,6 +130,35 @@ bool dseg_guest_segment_applies(struct CPUArchState *env);
 bool dseg_debug_translate(struct CPUArchState *env, vaddr addr,
                           hwaddr *paddr);
 
+/*
+ * One walk of long-mode tables of @levels levels rooted at @root for
+ * @addr, as a fill reads them, ignoring permissions and setting no
+ * accessed or dirty bit: the walker that the debugger's view and the TLB
+ * model share.  Each entry's address goes through @entry_pa (a 2-D walk's
+ * nested step, which may fail) or, without it, the A20 gate; @read, if
+ * any, sees every entry read at its final address.  On success, the
+ * leaf's output address (before the A20 gate), entry and page shift.
+ */
+typedef struct DSegWalker {
+    bool (*entry_pa)(struct CPUArchState *env, void *opaque, uint64_t gpa,
+                     uint64_t *pa);
+    void (*read)(struct CPUArchState *env, void *opaque, uint64_t pa,
+                 bool leaf);
+    void *opaque;
+} DSegWalker;
+
+typedef struct DSegWalkLeaf {
+    uint64_t out;
+    uint64_t pte;
+    unsigned shift;
+} DSegWalkLeaf;
+
+bool dseg_walk(struct CPUArchState *env, const DSegWalker *w, uint64_t root,
+               int levels, uint64_t addr, DSegWalkLeaf *leaf);
+
+/* A physical address as the CPU uses it: through the A20 gate. */
+uint64_t dseg_phys(struct CPUArchState *env, uint64_t pa);
+
 /* SVM world switches. */
 void dseg_vmrun(struct CPUArchState *env, uintptr_t ra);
 void dseg_vmexit(struct CPUArchState *env);

@@ -14,10 +14,10 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "libguest.h"
+#include "dseg.h"
 #include "smp.h"
 #include "tap.h"
 
-#define WINDOW_PORT     0x5d0           /* isa-dseg-window's default */
 #define ROUNDS          2               /* without, then with the interrupt */
 
 int guest_main(const char *cmdline)
@@ -30,13 +30,13 @@ int guest_main(const char *cmdline)
         if (irq) {
             self_irq_send();
         }
-        outl(WINDOW_PORT, 2 * round);               /* opens */
+        outl(DSEG_WINDOW_PORT, 2 * round);          /* opens */
         asm volatile("mov %%cr3, %%rcx\n"
                      "mov %%rcx, %%cr3\n"
                      "sti\n"
                      "outl %%eax, %%dx\n"           /* closes */
                      "cli"
-                     : : "a"(2 * round + 1), "d"(WINDOW_PORT)
+                     : : "a"(2 * round + 1), "d"(DSEG_WINDOW_PORT)
                      : "rcx", "memory");
         ok(self_irq_count == (irq ? 1 : 0), "round %u: %lu interrupts taken",
            round, self_irq_count);

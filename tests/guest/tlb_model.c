@@ -18,10 +18,10 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "libguest.h"
+#include "dseg.h"
 #include "paging.h"
 #include "tap.h"
 
-#define WINDOW_PORT     0x5d0           /* isa-dseg-window's default */
 #define PASSES          3
 #define A_VA            0x8000000000ull /* 512 GiB: a PML4 entry of its own */
 #define B_VA            0x8040000000ull
@@ -37,29 +37,7 @@ static struct pt gpt;
 static void window(uint32_t mark, uint64_t va, uint64_t pages,
                    uint64_t flush)
 {
-    uint64_t passes = PASSES, scratch;
-
-    asm volatile("outl %%eax, %%dx\n"           /* opens */
-                 "mov %%cr3, %%rcx\n"
-                 "mov %%rcx, %%cr3\n"
-                 "test %[flush], %[flush]\n"
-                 "jz 1f\n"
-                 "invlpg (%[flush])\n"
-                 "1: mov %[va], %%rsi\n"
-                 "mov %[pages], %%rcx\n"
-                 "2: mov (%%rsi), %%rax\n"
-                 "add $4096, %%rsi\n"
-                 "dec %%rcx\n"
-                 "jnz 2b\n"
-                 "dec %[passes]\n"
-                 "jnz 1b\n"
-                 "mov %[close], %%eax\n"
-                 "outl %%eax, %%dx\n"           /* closes */
-                 : [passes] "+r"(passes), "=&S"(scratch)
-                 : "a"(mark), "d"(WINDOW_PORT), [va] "r"(va),
-                   [pages] "r"(pages), [flush] "r"(flush),
-                   [close] "r"(mark + 1)
-                 : "rcx", "memory");
+    dseg_page_window(mark, va, pages, PASSES, true, flush);
 }
 
 int guest_main(const char *cmdline)

@@ -38,7 +38,6 @@
 #include "svm.h"
 #include "tap.h"
 
-#define WINDOW_PORT     0x5d0           /* isa-dseg-window's default */
 #define PASSES          3
 #define PAGES           32
 #define A_VA            0x8000000000ull /* a guest PML4 entry of its own */
@@ -54,28 +53,7 @@ static uint64_t d_pa;
 /* One window over PAGES pages at @va; a CR3 write first if @cr3. */
 static void window(uint32_t mark, uint64_t va, bool cr3)
 {
-    uint64_t passes = PASSES, scratch;
-
-    asm volatile("outl %%eax, %%dx\n"           /* opens */
-                 "test %[cr3], %[cr3]\n"
-                 "jz 1f\n"
-                 "mov %%cr3, %%rcx\n"
-                 "mov %%rcx, %%cr3\n"
-                 "1: mov %[va], %%rsi\n"
-                 "mov %[pages], %%rcx\n"
-                 "2: mov (%%rsi), %%rax\n"
-                 "add $4096, %%rsi\n"
-                 "dec %%rcx\n"
-                 "jnz 2b\n"
-                 "dec %[passes]\n"
-                 "jnz 1b\n"
-                 "mov %[close], %%eax\n"
-                 "outl %%eax, %%dx\n"           /* closes */
-                 : [passes] "+r"(passes), "=&S"(scratch)
-                 : "a"(mark), "d"(WINDOW_PORT), [va] "r"(va),
-                   [pages] "r"((uint64_t)PAGES), [cr3] "r"((uint64_t)cr3),
-                   [close] "r"(mark + 1)
-                 : "rcx", "memory");
+    dseg_page_window(mark, va, PAGES, PASSES, cr3, 0);
 }
 
 /* VM: @arg is the mark, with bit 31 set for a window without CR3 write. */
@@ -99,7 +77,7 @@ static void iopm_allow_window(void)
 {
     uint8_t *iopm = (uint8_t *)(uintptr_t)vm.iopm;
 
-    for (unsigned port = WINDOW_PORT; port < WINDOW_PORT + 4; port++) {
+    for (unsigned port = DSEG_WINDOW_PORT; port < DSEG_WINDOW_PORT + 4; port++) {
         iopm[port / 8] &= ~(1u << (port % 8));
     }
 }

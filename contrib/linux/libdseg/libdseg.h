@@ -23,11 +23,8 @@ void *dseg_region_alloc(size_t size);
 /* The calling process's primary region: 0, or -1 and errno (ENOENT). */
 int dseg_region_info(struct dseg_region_info *info);
 
-/*
- * The port of qemu-dseg's counter-window device (-device
- * isa-dseg-window, docs/specs/direct-segments.rst).
- */
-#define DSEG_WINDOW_PORT        0x5d0
+/* DSEG_WINDOW_PORT: the counter-window device's port. */
+#include "dseg_abi.h"
 
 /*
  * Mark the start or the end of a counter window: write MARK to the

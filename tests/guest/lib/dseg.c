@@ -115,3 +115,33 @@ bool dseg_model_reports(const struct dseg_filter_model *m, uint64_t addr)
     }
     return true;
 }
+
+void dseg_page_window(uint32_t mark, uint64_t va, uint64_t pages,
+                      uint64_t passes, bool cr3, uint64_t invlpg)
+{
+    uint64_t scratch;
+
+    asm volatile("outl %%eax, %%dx\n"           /* opens */
+                 "test %[cr3], %[cr3]\n"
+                 "jz 1f\n"
+                 "mov %%cr3, %%rcx\n"
+                 "mov %%rcx, %%cr3\n"
+                 "1: test %[invlpg], %[invlpg]\n"
+                 "jz 2f\n"
+                 "invlpg (%[invlpg])\n"
+                 "2: mov %[va], %%rsi\n"
+                 "mov %[pages], %%rcx\n"
+                 "3: mov (%%rsi), %%rax\n"
+                 "add $4096, %%rsi\n"
+                 "dec %%rcx\n"
+                 "jnz 3b\n"
+                 "dec %[passes]\n"
+                 "jnz 2b\n"
+                 "mov %[close], %%eax\n"
+                 "outl %%eax, %%dx\n"           /* closes */
+                 : [passes] "+r"(passes), "=&S"(scratch)
+                 : "a"(mark), "d"(DSEG_WINDOW_PORT), [va] "r"(va),
+                   [pages] "r"(pages), [cr3] "r"((uint64_t)cr3),
+                   [invlpg] "r"(invlpg), [close] "r"(mark + 1)
+                 : "rcx", "memory");
+}

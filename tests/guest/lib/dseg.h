@@ -74,4 +74,14 @@ void dseg_model_init(struct dseg_filter_model *m,
 void dseg_model_insert(struct dseg_filter_model *m, uint64_t addr);
 bool dseg_model_reports(const struct dseg_filter_model *m, uint64_t addr);
 
+/*
+ * One counter window (DSEG_WINDOW_PORT) over pages, in one block of
+ * assembly that touches no other data: the opening mark @mark, a CR3
+ * write (the same root) if @cr3, INVLPG of @invlpg unless it is 0, @passes
+ * passes reading one word of each of the @pages pages at @va, and the
+ * closing mark @mark + 1.
+ */
+void dseg_page_window(uint32_t mark, uint64_t va, uint64_t pages,
+                      uint64_t passes, bool cr3, uint64_t invlpg);
+
 #endif /* DSEG_H */
