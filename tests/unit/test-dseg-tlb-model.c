@@ -705,6 +705,25 @@ static const TlbmGeom split = {
     } },
 };
 
+/* A random trace's fill: mostly 4 KiB, now and then global or L1-only. */
+typedef struct RandomFill {
+    TlbmSize size;
+    bool global;
+    bool l2;
+} RandomFill;
+
+static RandomFill random_fill(GRand *rnd)
+{
+    int size = g_rand_int_range(rnd, 0, 8);
+    RandomFill f = {
+        .size = size < 6 ? TLBM_4K : size < 7 ? TLBM_2M : TLBM_1G,
+    };
+
+    f.global = g_rand_int_range(rnd, 0, 8) == 0;
+    f.l2 = g_rand_int_range(rnd, 0, 4) != 0;
+    return f;
+}
+
 static void random_trace(const TlbmGeom *g, uint32_t seed)
 {
     GRand *rnd = g_rand_new_with_seed(seed);
@@ -752,16 +771,13 @@ static void random_trace(const TlbmGeom *g, uint32_t seed)
         g_assert_cmpint(got, ==, want);
         hits[got]++;
         if (got == TLBM_MISS) {
-            int size = g_rand_int_range(rnd, 0, 8);
-            bool global = g_rand_int_range(rnd, 0, 8) == 0;
-            bool l2 = g_rand_int_range(rnd, 0, 4) != 0;
+            RandomFill f = random_fill(rnd);
 
-            size = size < 6 ? TLBM_4K : size < 7 ? TLBM_2M : TLBM_1G;
-            tlbm_fill(&t.m, fetch, ctx, addr, size, global, l2);
-            ref_fill(&r, fetch ? 1 : 0, ctx, addr, size, global, !l2);
-            if (l2) {
+            tlbm_fill(&t.m, fetch, ctx, addr, f.size, f.global, f.l2);
+            ref_fill(&r, fetch ? 1 : 0, ctx, addr, f.size, f.global, !f.l2);
+            if (f.l2) {
                 ref_fill(&r, fetch && r.tlb[3][0].g.entries ? 3 : 2, ctx,
-                         addr, size, global, false);
+                         addr, f.size, f.global, false);
             }
         }
     }
@@ -816,6 +832,10 @@ static void front_trace(const TlbmGeom *g, uint32_t seed)
             tlbm_flush_direct(&a.m);
             tlbm_flush_direct(&b.m);
             continue;
+        } else if (op < 7) {
+            tlbm_flush_segment(&a.m, TLBM_CTX_ASID(ctx), page, page + 8 * K4);
+            tlbm_flush_segment(&b.m, TLBM_CTX_ASID(ctx), page, page + 8 * K4);
+            continue;
         }
         if (tlbm_front_hit(&a.m, fetch, ctx, addr)) {
             got = TLBM_HIT_L1;
@@ -826,13 +846,10 @@ static void front_trace(const TlbmGeom *g, uint32_t seed)
         want = tlbm_lookup(&b.m, fetch, ctx, addr);
         g_assert_cmpint(got, ==, want);
         if (got == TLBM_MISS) {
-            int size = g_rand_int_range(rnd, 0, 8);
-            bool global = g_rand_int_range(rnd, 0, 8) == 0;
-            bool l2 = g_rand_int_range(rnd, 0, 4) != 0;
+            RandomFill f = random_fill(rnd);
 
-            size = size < 6 ? TLBM_4K : size < 7 ? TLBM_2M : TLBM_1G;
-            tlbm_fill(&a.m, fetch, ctx, addr, size, global, l2);
-            tlbm_fill(&b.m, fetch, ctx, addr, size, global, l2);
+            tlbm_fill(&a.m, fetch, ctx, addr, f.size, f.global, f.l2);
+            tlbm_fill(&b.m, fetch, ctx, addr, f.size, f.global, f.l2);
         }
     }
     g_assert_cmpuint(front_hits, >, 10000);
