@@ -11,6 +11,8 @@ NAME.log (QEMU's own output) there.  setUpClass work logs to
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -68,6 +70,23 @@ class TestCase(unittest.TestCase):
         super().setUpClass()
         cls.logs = log_dir(_test_file(cls), cls.__name__)
         cls._names = set()
+
+    @classmethod
+    def run_bench(cls, argv):
+        """The overhead benchmark (qemu_dseg.experiment.overhead) with ARGV
+        and the fork and guests under test, writing into the class's logs:
+        what it printed (shown as TAP comments too) and its results."""
+        from .experiment import overhead
+
+        out = os.path.join(cls.logs, 'bench')
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text):
+            overhead.main([*argv, '--qemu', config.QEMU,
+                           '--guests', config.GUESTS, '--out', out])
+        print(''.join(f'# {line}\n' for line in
+                      text.getvalue().splitlines()))
+        with open(os.path.join(out, 'results.json')) as f:
+            return text.getvalue(), json.load(f)
 
     def setUp(self):
         super().setUp()

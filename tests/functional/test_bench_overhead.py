@@ -25,14 +25,10 @@ translation.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import contextlib
-import io
-import json
 import math
-import os
 
 from qemu_dseg import config, testing
-from qemu_dseg.experiment import compare, overhead
+from qemu_dseg.experiment import compare
 
 SIZE_MB = 4
 PAGES = SIZE_MB << 8
@@ -45,20 +41,11 @@ class BenchOverheadTest(testing.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        out = os.path.join(cls.logs, 'bench')
-        text = io.StringIO()
-        with contextlib.redirect_stdout(text):
-            overhead.main([
-                '--workloads', 'gups', '--no-upstream',
-                '--size-mb', str(SIZE_MB), '--iters', str(ITERS),
-                '--min-rounds', '2', '--max-rounds', '2',
-                '--plugin-max-rounds', '2',
-                '--qemu', config.QEMU, '--guests', config.GUESTS,
-                '--out', out])
-        cls.text = text.getvalue()
-        print(''.join(f'# {line}\n' for line in cls.text.splitlines()))
-        with open(os.path.join(out, 'results.json')) as f:
-            cls.res = json.load(f)
+        cls.text, cls.res = cls.run_bench([
+            '--workloads', 'gups', '--no-upstream',
+            '--size-mb', str(SIZE_MB), '--iters', str(ITERS),
+            '--min-rounds', '2', '--max-rounds', '2',
+            '--plugin-max-rounds', '2'])
         cls.model = cls.res['workloads'][MODEL_TITLE]
 
     def test_comparisons(self):

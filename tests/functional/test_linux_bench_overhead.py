@@ -13,13 +13,7 @@ booted kernel in every mode.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import contextlib
-import io
-import json
-import os
-
-from qemu_dseg import config, testing
-from qemu_dseg.experiment import overhead
+from qemu_dseg import testing
 
 
 class LinuxBenchOverheadTest(testing.TestCase):
@@ -27,18 +21,9 @@ class LinuxBenchOverheadTest(testing.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        out = os.path.join(cls.logs, 'bench')
-        text = io.StringIO()
-        with contextlib.redirect_stdout(text):
-            overhead.main([
-                '--workloads', 'linux', '--plugin-workloads',
-                '--no-upstream', '--min-rounds', '2', '--max-rounds', '2',
-                '--qemu', config.QEMU, '--guests', config.GUESTS,
-                '--out', out])
-        cls.text = text.getvalue()
-        print(''.join(f'# {line}\n' for line in cls.text.splitlines()))
-        with open(os.path.join(out, 'results.json')) as f:
-            cls.res = json.load(f)
+        cls.text, cls.res = cls.run_bench([
+            '--workloads', 'linux', '--plugin-workloads', '--no-upstream',
+            '--min-rounds', '2', '--max-rounds', '2'])
 
     def test_boots(self):
         wls = self.res['workloads']
