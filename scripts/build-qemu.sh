@@ -117,7 +117,7 @@ config_args=(
     --target-list=x86_64-softmmu
     --without-default-features
     --enable-tcg --disable-kvm --disable-xen
-    --enable-plugins
+    --enable-plugins --enable-slirp
     --without-default-devices --with-devices-x86_64=qemu-dseg
     --disable-docs --disable-install-blobs
     --firmwarepath=/usr/share/seabios

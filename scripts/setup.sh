@@ -17,7 +17,8 @@ BASE_PKGS=(
     libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev
     python3 python3-venv flex bison
     dpkg-dev seabios cpio kmod xz-utils zstd gdb clang
-    python3-matplotlib python3-sphinx
+    python3-matplotlib python3-sphinx libslirp-dev
+    libmemcached-tools redis-tools
 )
 # Packages taken from backports where the base suite's are too old.
 BACKPORT_PKGS=(meson python3-pycotap)

@@ -27,6 +27,13 @@ REGION_FLAG = 'dseg_region=1'
 # keeps it, and more RAM goes above 4 GiB.
 Q35_LOW_RAM_MB = 2048
 NATIVE = MODE_BY_NAME['base-native']
+# The guest's address on QEMU's user network (its first DHCP address),
+# which host forwards reach; /init sets it on eth0.
+GUEST_IP = '10.0.2.15'
+# The IOMMU with which thinvmm translates its guest's DMA through the
+# nested page tables (tests/guest/thinvmm/iommu.c): 4-level tables, no
+# interrupt remapping.
+THINVMM_IOMMU = 'intel-iommu,aw-bits=48,intremap=off'
 
 
 def kernel_cmdline(mode=NATIVE, extra='', quiet=True, pool=None):
@@ -51,6 +58,23 @@ def thinvmm_options(mode, guest_mb=None, extra=''):
     if extra:
         words.append(extra)
     return ' '.join(words)
+
+
+def nic_args(mode, forwards):
+    """QEMU's arguments of the guest's NIC in MODE: a virtio-net device
+    (its driver is the module virtio_net) on QEMU's user network,
+    isolated from the host's (restrict=on) but for FORWARDS, {host port:
+    guest port}, from 127.0.0.1 to GUEST_IP.  The device does its DMA
+    through the platform's IOMMU, if any (VIRTIO_F_ACCESS_PLATFORM), the
+    same in every mode; in the virtualised modes the machine has the
+    IOMMU that thinvmm keeps for itself (THINVMM_IOMMU), before the
+    device as QEMU requires."""
+    fwd = ''.join(f',hostfwd=tcp:127.0.0.1:{h}-{GUEST_IP}:{g}'
+                  for h, g in forwards.items())
+    args = ['-device', THINVMM_IOMMU] if mode.virtualised else []
+    return args + ['-netdev', f'user,id=net0,restrict=on{fwd}',
+                   '-device', 'virtio-net-pci,netdev=net0,'
+                   'disable-legacy=on,iommu_platform=on,romfile=']
 
 
 def linux_args(image, mode=NATIVE, *, memory_mb, cpu='max,+dseg',

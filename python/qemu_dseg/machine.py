@@ -280,6 +280,30 @@ class Machine(QEMUMachine):
         return Window(marks, info, wall,
                       None if cpu is None or end is None else end - cpu)
 
+    def window_around(self, action):
+        """A counter window around ACTION(), which a program outside the
+        guest does (a load generator on the host): stop the VM, reset
+        the counters, resume it, call ACTION(), stop the VM, read the
+        counters, resume it.  Returns a Window without marks, whose
+        times are from the resume to the second stop, and ACTION's
+        result."""
+        self.cmd('stop')
+        self.cmd('dseg-reset-counters')
+        cpu = self.vcpu_cpu_s()
+        start = time.perf_counter()
+        self.cmd('cont')
+        try:
+            result = action()
+        finally:
+            self.cmd('stop')
+        wall = time.perf_counter() - start
+        end = self.vcpu_cpu_s()
+        info = self.cmd('query-dseg')
+        self.cmd('cont')
+        return Window([], info, wall,
+                      None if cpu is None or end is None else end - cpu), \
+            result
+
     def serve_checkpoints(self, at_checkpoint, timeout):
         """Serve the guest's checkpoints until it exits.
 
@@ -325,11 +349,20 @@ class ControlLine:
 
 
 class Window(NamedTuple):
-    """A counter window that guest software marked (serve_window())."""
-    marks: list             # [first mark, second mark]
+    """A counter window that guest software marked (serve_window()), or
+    that the host drew around an action of its own (window_around())."""
+    marks: list             # [first mark, second mark], or []
     info: list              # query-dseg at the second mark
     wall_s: float           # from the resume at the first mark
     vcpu_s: Optional[float]  # CPU time of all vCPU threads, if known
+
+
+def free_tcp_port():
+    """A TCP port of 127.0.0.1 that is free now (the kernel's pick), for
+    a host forward of QEMU's user network (boot.nic_args())."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def debug_exit_status(returncode):

@@ -126,9 +126,10 @@ echo DONE
 # the resident pages of its anonymous mappings and heap (smaps).  Then a
 # BGSAVE, whose forked child writes the data set from its copy of the
 # region, and a second redis, without the library, that loads the dump.
-REDIS_PROGRAMS = {p: PROGRAMS[p] for p in ('/bin/redis-server',
-                                           '/bin/redis-benchmark',
-                                           '/bin/redis-cli')}
+REDIS_PROGRAMS = {'/bin/redis-server': PROGRAMS['/bin/redis-server'],
+                  '/bin/redis-benchmark': ('redis-tools',
+                                           'usr/bin/redis-benchmark'),
+                  '/bin/redis-cli': ('redis-tools', 'usr/bin/redis-cli')}
 REDIS_KEYS = 32768
 REDIS_REGION_MB = 224
 INIT_REDIS = f"""#!/bin/sh

@@ -13,6 +13,9 @@ Checks:
   chase each the same checksum everywhere; memcached every get a hit, the items it was given,
   and a 512 KiB value read back as it was set; redis-benchmark exits 0
   with both summaries and no error, and a key set afterwards reads back;
+* the servers' load generators ran on the host, through the guest's
+  NIC; under thinvmm its DMA went through the IOMMU, which the guest
+  never saw (no DMAR line on its console);
 * thinvmm laid the guest out with at least 99% of its RAM under the VMM
   segment, and ran 2 vCPUs;
 * VMM direct: at least 95% of the guest's fills in every window, on all
@@ -115,6 +118,26 @@ class LinuxExperimentTest(testing.TestCase):
         self.assertGreaterEqual(float(m.group(1)), 99.0)
         for r in self.wls['gups']['modes']:
             self.assertEqual(len(r['per_cpu_counters']), 2, r['mode'])
+
+    def test_clients_outside(self):
+        """The servers' clients ran on the host, through the guest's NIC:
+        their output is in the client logs, and under thinvmm the NIC's
+        DMA went through the IOMMU, which the guest never saw."""
+        logs = os.path.join(self.logs, 'experiment', 'logs')
+        for mode in model.MODE_BY_NAME.values():
+            with open(os.path.join(logs, f'{mode.name}-console.log'),
+                      errors='replace') as f:
+                console = f.read()
+            with self.subTest(mode=mode.name):
+                self.assertNotIn('NO-NIC', console)
+                self.assertEqual(mode.virtualised, 'THINVMM: IOMMU at '
+                                 '0xfed90000 translates DMA with the NPT'
+                                 in console)
+                self.assertNotIn('DMAR', console)
+                for kind in ('memcached', 'redis'):
+                    path = os.path.join(logs, f'{mode.name}-{kind}'
+                                        f'-client.log')
+                    self.assertGreater(os.path.getsize(path), 0, path)
 
     def test_vmm_direct_share(self):
         for kind in self.wls:

@@ -4,3 +4,8 @@
 CONFIG_Q35=y
 CONFIG_I440FX=y
 CONFIG_ISA_DEBUG=y
+# The Linux experiment's network path: a virtio NIC, and under the thin
+# hypervisor the IOMMU that translates its DMA with the nested page tables.
+CONFIG_VIRTIO_PCI=y
+CONFIG_VIRTIO_NET=y
+CONFIG_VTD=y

@@ -11,6 +11,8 @@ modes of the guest dimension (native direct, guest direct, dual direct)
 the guest module contrib/linux/dseg gives the measured program its
 memory in a primary region: GUPS asks for it (libdseg), the unmodified
 servers get their large allocations there through libdseg-preload.so.
+The servers' load generators run on the host, through the guest's
+virtio NIC on QEMU's user network (workloads.ServerWorkload).
 
 Every page table is built of 4 KiB pages: Linux runs with 4-level paging,
 without transparent huge pages, and thinvmm maps its guest with 4 KiB
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .. import assets, boot, guests
-from ..machine import Machine
+from ..machine import Machine, free_tcp_port
 from ..model import MODE_BY_NAME
 from . import stats, tlbmodel, workloads
 from .common import MIB, MODE_RATIOS, qemu_version, tlb_geometry
@@ -42,6 +44,8 @@ LINUX_CMDLINE = 'no5lvl nokaslr transparent_hugepage=never'
 # The guest module's pool: RAM above 4 GiB both when Linux boots directly
 # (q35 puts RAM beyond 2 GiB there) and under thinvmm (its high RAM).
 POOL_BASE = 5 << 30
+# The guest's NIC's driver (boot.nic_args()), with what it needs.
+NIC_MODULES = ('virtio_net', 'virtio_pci')
 # The modes of the paper's claims, each compared with base virtualised.
 CLAIM_MODES = ('guest-direct', 'vmm-direct', 'dual-direct')
 # thinvmm's line on the guest RAM and the share under its VMM segment.
@@ -51,10 +55,12 @@ _LAYOUT = re.compile(r'^THINVMM-LAYOUT (.*)$', re.M)
 class ModeRun:
     """One boot in a mode (LinuxExperiment.run_mode()): the time to the
     first workload and in all, each workload's window (machine.Window),
-    the console, and thinvmm's layout line, if any."""
+    the console, each workload's (ok, detail, checksum) and thinvmm's
+    layout line, if any."""
     boot_s: float
     total_s: float
     windows: dict
+    checks: dict
     console: str
     layout: Optional[str]
 
@@ -109,12 +115,15 @@ class LinuxExperiment:
         return assets.linux_guest(
             workloads.init_script(self.workloads, POOL_BASE,
                                   self.pool_size), extra_files=data,
-            modules=(), programs=workloads.PROGRAMS)
+            modules=NIC_MODULES, programs=workloads.PROGRAMS)
 
-    def qemu_args(self, mode, image):
-        """QEMU's arguments for MODE."""
+    def qemu_args(self, mode, image, ports):
+        """QEMU's arguments for MODE, with the host's PORTS {workload
+        name: port} forwarded to the servers' ports."""
         o = self.opts
-        extra = ['-device', 'isa-dseg-window']
+        extra = ['-device', 'isa-dseg-window', *boot.nic_args(
+            mode, {ports[w.name]: w.port for w in self.workloads
+                   if w.name in ports})]
         if self.model_options is not None:
             extra += tlbmodel.plugin_args(o.qemu, self.model_options)
         return boot.linux_args(
@@ -123,39 +132,68 @@ class LinuxExperiment:
             pool=(POOL_BASE, self.pool_size), guest_mb=o.guest_mb,
             guests_dir=o.guests, extra_args=extra)
 
+    def serve(self, vm, mode, wl, port, ctl):
+        """The window of server workload WL, whose guest port the host's
+        PORT reaches: its load generator on the host; the server's checks
+        after it.  Returns (window, (ok, detail, checksum))."""
+        o = self.opts
+        vm.wait_console(rf'^SERVE {wl.name}\r?$', o.timeout)
+        try:
+            wl.prepare(port, o.timeout)
+            w, out = vm.window_around(lambda: workloads.run_tool(
+                wl.client(port), o.timeout, check=False))
+            with open(os.path.join(self.log_dir, f'{mode.name}-{wl.name}'
+                                   f'-client.log'), 'w') as f:
+                f.write(out.stdout)
+            check = wl.check_run(port, out, o.timeout)
+        except workloads.ClientError as e:
+            vm.fail(f'{wl.name}: {e}')
+        ctl.go()
+        return w, check
+
     def run_mode(self, mode, image):
         """Boot Linux in MODE and serve one window per workload; returns
         its ModeRun."""
         o = self.opts
-        windows = {}
+        windows, checks = {}, {}
+        ports = {w.name: free_tcp_port() for w in self.workloads
+                 if isinstance(w, workloads.ServerWorkload)}
         start = time.monotonic()
-        with Machine(self.qemu_args(mode, image), name=mode.name,
+        with Machine(self.qemu_args(mode, image, ports), name=mode.name,
                      binary=o.qemu, log_dir=self.log_dir) as vm:
+            ctl = vm.control_line()
             vm.launch()
+            ctl.connect()
             for wl in self.workloads:
                 vm.wait_console(rf'^WORKLOAD-BEGIN {wl.name}\r?$',
                                 o.timeout)
                 if not windows:
                     boot = time.monotonic() - start
-                w = vm.serve_window(o.timeout)
-                if w.marks != [1, 2]:
-                    vm.fail(f'{wl.name}: window marks {w.marks}')
+                if wl.name in ports:
+                    w, checks[wl.name] = self.serve(vm, mode, wl,
+                                                    ports[wl.name], ctl)
+                else:
+                    w = vm.serve_window(o.timeout)
+                    if w.marks != [1, 2]:
+                        vm.fail(f'{wl.name}: window marks {w.marks}')
                 windows[wl.name] = w
             vm.wait_console(r'^LINUX-EXPERIMENT-DONE\r?$', o.timeout)
             vm.wait_exit(120)
             console = vm.console()
+        for wl in self.workloads:
+            if wl.name not in checks:
+                a = console.find(f'WORKLOAD-BEGIN {wl.name}')
+                b = console.find(f'WORKLOAD-END {wl.name}', a)
+                checks[wl.name] = wl.check(console[a:b])
         layout = _LAYOUT.search(console)
-        return ModeRun(boot, time.monotonic() - start, windows, console,
-                       layout and layout.group(1).strip())
+        return ModeRun(boot, time.monotonic() - start, windows, checks,
+                       console, layout and layout.group(1).strip())
 
     def row(self, mode, wl, run):
         """The row of workload WL in MODE."""
         w = run.windows[wl.name]
         counters = combine(w.info)
-        text = run.console
-        a = text.find(f'WORKLOAD-BEGIN {wl.name}')
-        b = text.find(f'WORKLOAD-END {wl.name}', a)
-        ok, detail, checksum = wl.check(text[a:b])
+        ok, detail, checksum = run.checks[wl.name]
         figures = stats.summarise(counters)
         model = None
         if self.model_options is not None:

@@ -2,15 +2,26 @@
 
 Each workload is a snippet of the guest's /init, a real shell script in
 guest/ (package data) with @NAME@ placeholders that guest_script() fills
-in: its measured part between dseg-window marks 1 and 2, then a line
-'NAME-RESULT ok|failed ...' that check() reads.  linux-init.sh is the
-head of /init (the guest module, run_in_region, wait_for), and
-bench-init.sh the /init of the overhead benchmark's Linux boot.
+in.  A table workload (GUPS, the chase) is one of our programs whose
+loop is the window, between dseg-window marks 1 and 2, followed by a
+line 'NAME-RESULT ok|failed ...' that check() reads.  A server workload
+(memcached, redis) starts an unmodified server in the guest and waits
+(server.sh); its load generator runs on the host, at native speed,
+through a host forward of QEMU's user network, and the window is drawn
+around it (Machine.window_around()), so that it holds the server's work,
+the guest kernel's networking and interrupts, and nothing of the client.
+linux-init.sh is the head of /init (the guest module, the NIC,
+run_in_region, serve), and bench-init.sh the /init of the overhead
+benchmark's Linux boot.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import os
 import re
+import shutil
+import subprocess
+import time
 from importlib import resources
 
 from .. import assets, boot
@@ -43,17 +54,43 @@ def guest_script(script, **values):
     return text
 
 
+# The servers, unmodified programs from Debian's packages, in the guest.
 PROGRAMS = {
     '/bin/memcached': ('memcached', 'usr/bin/memcached'),
-    '/bin/memcslap': ('libmemcached-tools', 'usr/bin/memcslap'),
-    '/bin/memccp': ('libmemcached-tools', 'usr/bin/memccp'),
-    '/bin/memccat': ('libmemcached-tools', 'usr/bin/memccat'),
-    '/bin/memcstat': ('libmemcached-tools', 'usr/bin/memcstat'),
     # redis-server is redis-check-rdb under another name.
     '/bin/redis-server': ('redis-tools', 'usr/bin/redis-check-rdb'),
-    '/bin/redis-benchmark': ('redis-tools', 'usr/bin/redis-benchmark'),
-    '/bin/redis-cli': ('redis-tools', 'usr/bin/redis-cli'),
 }
+# How long a server may take to answer once the guest started it.
+READY_TIMEOUT = 60
+
+
+def host_tool(name, package):
+    """The path of a client program on the host, from Debian's PACKAGE
+    (scripts/setup.sh installs it); ClientError if it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        raise ClientError(f'{name} is not installed on the host: '
+                          f'scripts/setup.sh installs {package}')
+    return path
+
+
+class ClientError(RuntimeError):
+    """A host-side client could not run or its server did not answer."""
+
+
+def run_tool(argv, timeout, check=True):
+    """Run ARGV on the host; its CompletedProcess (text, stdout and
+    stderr together).  With CHECK, ClientError when it fails."""
+    try:
+        p = subprocess.run(argv, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise ClientError(f'{argv[0]} timed out after {timeout} s') from e
+    if check and p.returncode:
+        raise ClientError(f'{" ".join(argv)}: exit {p.returncode}: '
+                          f'{p.stdout.strip()[-500:]}')
+    return p
 
 
 class Workload:
@@ -88,9 +125,8 @@ class Workload:
         raise NotImplementedError
 
     def script(self):
-        """Its /init snippet: $region is 1 in the direct modes of the
-        guest dimension; it brackets the measured part with dseg-window
-        marks 1 and 2 and ends with a line 'NAME-RESULT ok|failed ...'."""
+        """Its /init snippet, in which $region is 1 in the direct modes
+        of the guest dimension."""
         return guest_script(self.script_file, **self.script_values())
 
     def describe(self):
@@ -106,7 +142,9 @@ class Workload:
 
 
 class TableWorkload(Workload):
-    """One of our programs over a table: its loop is the window."""
+    """One of our programs over a table: its loop is the window, which
+    its snippet brackets with dseg-window marks 1 and 2; then a line
+    'NAME-RESULT ok|failed ...'."""
 
     unit = ''
     unit_plural = ''
@@ -151,13 +189,57 @@ class Chase(TableWorkload):
     unit, unit_plural = 'step', 'steps'
 
 
-class Memcached(Workload):
+class ServerWorkload(Workload):
+    """A server in the guest, driven by a load generator on the host."""
+
+    script_file = 'server.sh'
+    # The port it listens on in the guest.
+    port = 0
+
+    def command(self):
+        """The server's command line in the guest."""
+        raise NotImplementedError
+
+    def script_values(self):
+        return {'region_mb': self.region_mb(), 'command': self.command(),
+                'name': self.name}
+
+    def answers(self, port):
+        """Whether the server answers on the host's PORT."""
+        raise NotImplementedError
+
+    def prepare(self, port, timeout):
+        """What the host does before the window: wait until the server
+        answers on PORT, for at most READY_TIMEOUT s."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not self.answers(port):
+            if time.monotonic() > deadline:
+                raise ClientError(f'{self.name} did not answer on port '
+                                  f'{port} within {READY_TIMEOUT} s')
+            time.sleep(0.2)
+
+    def client(self, port):
+        """The load generator's command line: the window's work."""
+        raise NotImplementedError
+
+    def check_run(self, port, out, timeout):
+        """(ok, detail, None) from the load generator's
+        CompletedProcess OUT and the server's state after it."""
+        raise NotImplementedError
+
+    def check(self, text):
+        raise TypeError(f'{self.name} is checked on the host (check_run)')
+
+
+class Memcached(ServerWorkload):
     name = 'memcached'
-    what = ('memcached 1 thread, driven by memcslap over loopback: '
+    what = ('memcached 1 thread, driven from the host by memcslap: '
             'N sets, then N gets of random keys')
     unit = 'request'
     region_how = "memcached's slabs, through libdseg-preload.so"
-    script_file = 'memcached.sh'
+    port = 11211
+    # One value that the host sets before the window and reads after it.
+    ITEM = 'qemu-dseg-item'
 
     def size_mb(self):
         # memcslap's values average about 2.6 KiB.
@@ -172,22 +254,67 @@ class Memcached(Workload):
     def describe(self):
         o = self.opts
         return (f'memcached ({o.memcached_mb} MiB cache, 1 thread), '
-                f'memcslap: {o.memcached_keys} sets then '
+                f'memcslap on the host: {o.memcached_keys} sets then '
                 f'{o.memcached_keys} gets')
 
-    def script_values(self):
-        o = self.opts
-        return {'region_mb': self.region_mb(), 'cache_mb': o.memcached_mb,
-                'keys': o.memcached_keys, 'items': o.memcached_keys + 1}
+    def command(self):
+        return (f'/bin/memcached -u root -m {self.opts.memcached_mb} '
+                f'-l 0.0.0.0 -p {self.port} -t 1')
+
+    @staticmethod
+    def servers(port):
+        return f'--servers=127.0.0.1:{port}'
+
+    def answers(self, port):
+        return run_tool([host_tool('memcstat', 'libmemcached-tools'),
+                         self.servers(port)], 10, check=False
+                        ).returncode == 0
+
+    def item(self):
+        return bytes(range(256)) * 2048
+
+    def prepare(self, port, timeout):
+        super().prepare(port, timeout)
+        path = os.path.join(self.opts.out, self.ITEM)
+        os.makedirs(self.opts.out, exist_ok=True)
+        with open(path, 'wb') as f:
+            f.write(self.item())
+        run_tool([host_tool('memccp', 'libmemcached-tools'),
+                  self.servers(port), path], timeout)
+
+    def client(self, port):
+        n = self.opts.memcached_keys
+        return [host_tool('memcslap', 'libmemcached-tools'),
+                self.servers(port), '--test=get', f'--initial-load={n}',
+                f'--execute-number={n}', '--concurrency=1']
+
+    def check_run(self, port, out, timeout):
+        got = subprocess.run(
+            [host_tool('memccat', 'libmemcached-tools'), self.servers(port),
+             self.ITEM], stdout=subprocess.PIPE, timeout=timeout).stdout
+        stat = run_tool([host_tool('memcstat', 'libmemcached-tools'),
+                         self.servers(port)], timeout).stdout
+        figures = {k: int(v) for k, v in re.findall(
+            r'^\s*(get_hits|get_misses|curr_items): (\d+)$', stat, re.M)}
+        items = self.opts.memcached_keys + 1
+        # memccat ends the value with a newline of its own.
+        ok = (out.returncode == 0 and got == self.item() + b'\n' and
+              figures.get('get_hits') == items and
+              figures.get('get_misses') == 0 and
+              figures.get('curr_items') == items)
+        return ok, (f'status {out.returncode} ' +
+                    ' '.join(f'{k} {v}' for k, v in figures.items()) +
+                    ('' if got == self.item() + b'\n'
+                     else ' item: not what was set')), None
 
 
-class Redis(Workload):
+class Redis(ServerWorkload):
     name = 'redis'
-    what = 'redis-server, driven by redis-benchmark over loopback'
+    what = 'redis-server, driven from the host by redis-benchmark'
     unit = 'request'
     region_how = ("redis-server's heap: jemalloc's extents, through "
                   "libdseg-preload.so")
-    script_file = 'redis.sh'
+    port = 6379
 
     def size_mb(self):
         return self.opts.redis_keys * self.opts.redis_value // MIB
@@ -205,15 +332,44 @@ class Redis(Workload):
 
     def describe(self):
         o = self.opts
-        return (f'redis-server (no persistence), redis-benchmark SET then '
-                f'GET, {o.redis_requests} requests each, {o.redis_keys} '
-                f'random keys, {o.redis_value}-byte values, pipeline 16')
+        return (f'redis-server (no persistence), redis-benchmark on the '
+                f'host: SET then GET, {o.redis_requests} requests each, '
+                f'{o.redis_keys} random keys, {o.redis_value}-byte values, '
+                f'pipeline 16')
 
-    def script_values(self):
+    def command(self):
+        return (f"/bin/redis-server --port {self.port} --bind 0.0.0.0 "
+                f"--protected-mode no --save '' --appendonly no "
+                f"--logfile /tmp/redis.log")
+
+    @staticmethod
+    def cli(port, *args):
+        return [host_tool('redis-cli', 'redis-tools'), '-h', '127.0.0.1',
+                '-p', str(port), *args]
+
+    def answers(self, port):
+        p = run_tool(self.cli(port, 'ping'), 10, check=False)
+        return p.returncode == 0 and p.stdout.strip() == 'PONG'
+
+    def client(self, port):
         o = self.opts
-        return {'region_mb': self.region_mb(),
-                'requests': o.redis_requests, 'keys': o.redis_keys,
-                'value': o.redis_value}
+        return [host_tool('redis-benchmark', 'redis-tools'),
+                '-h', '127.0.0.1', '-p', str(port), '-q', '-t', 'set,get',
+                '-n', str(o.redis_requests), '-r', str(o.redis_keys),
+                '-d', str(o.redis_value), '-P', '16']
+
+    def check_run(self, port, out, timeout):
+        text = out.stdout.replace('\r', '\n')
+        rates = re.findall(r'^(SET|GET): ([0-9.]+) requests', text, re.M)
+        run_tool(self.cli(port, 'set', 'qemu-dseg-check', '42'), timeout)
+        got = run_tool(self.cli(port, 'get', 'qemu-dseg-check'),
+                       timeout).stdout.strip()
+        keys = run_tool(self.cli(port, 'dbsize'), timeout).stdout.strip()
+        ok = (out.returncode == 0 and [r[0] for r in rates] ==
+              ['SET', 'GET'] and 'error' not in text.lower() and
+              got == '42')
+        return ok, (f'status {out.returncode} keys {keys} ' + ' '.join(
+            f'{c} {r}/s' for c, r in rates)), None
 
 
 WORKLOADS = {w.name: w for w in (Gups, Chase, Memcached, Redis)}
@@ -224,6 +380,7 @@ def init_script(workloads, pool_base, pool_size):
     the guest module's pool at POOL_BASE of POOL_SIZE bytes."""
     parts = [guest_script('linux-init.sh', prelude=assets.INIT_PRELUDE,
                           region_flag=boot.REGION_FLAG,
+                          guest_ip=boot.GUEST_IP,
                           pool_base=f'{pool_base:#x}',
                           pool_size=f'{pool_size:#x}')]
     for wl in workloads:

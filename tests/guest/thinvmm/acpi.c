@@ -1,6 +1,6 @@
 /*
- * thinvmm: ACPI for SMP.  The guest's tables (build_acpi()) and the count
- * of the CPUs that become vCPUs.
+ * thinvmm: ACPI.  The guest's tables (build_acpi()), the count of the
+ * CPUs that become vCPUs, and the firmware's tables by signature.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -80,31 +80,49 @@ static const uint8_t *acpi_entry(const struct acpi_root *r, unsigned i)
     return hptr(a);
 }
 
+/* The firmware's table with signature SIG, or NULL. */
+const uint8_t *acpi_table(const char *sig)
+{
+    struct acpi_root r = acpi_root();
+
+    for (unsigned i = 0; i < r.n; i++) {
+        const uint8_t *t = acpi_entry(&r, i);
+
+        if (!memcmp(t, sig, 4)) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
 /*
- * The guest's ACPI tables for SMP: the firmware's RSDT (or XSDT) entries
- * in a new RSDT, with the MADT replaced by a copy that ends with a
- * Multiprocessor Wakeup Structure for the mailbox at GPA_MAILBOX; returns
- * the new RSDP's gPA.
+ * The guest's ACPI tables, for SMP or when the hypervisor keeps an IOMMU:
+ * the firmware's RSDT (or XSDT) entries in a new RSDT, without the DMAR
+ * table (the IOMMU is the hypervisor's, iommu.c), with the MADT replaced
+ * by a copy that ends with a Multiprocessor Wakeup Structure for the
+ * mailbox at GPA_MAILBOX; returns the new RSDP's gPA.
  */
 uint64_t build_acpi(void)
 {
     struct acpi_root r = acpi_root();
     const uint8_t *rsdp = r.rsdp, *sdt = r.sdt;
-    unsigned n = r.n;
+    unsigned n = 0;
     uint8_t *new_rsdp = gptr(GPA_ACPI);
     uint8_t *rsdt = new_rsdp + 32;
     bool have_madt = false;
 
-    if (36 + 4 * n > PAGE_4K - 32) {
-        panic("too many ACPI tables (%u)", n);
+    if (36 + 4 * r.n > PAGE_4K - 32) {
+        panic("too many ACPI tables (%u)", r.n);
     }
     memcpy(rsdt, sdt, 36);
     memcpy(rsdt, "RSDT", 4);
-    wr32(rsdt, 4, 36 + 4 * n);
-    for (unsigned i = 0; i < n; i++) {
+    for (unsigned i = 0; i < r.n; i++) {
         const uint8_t *t = acpi_entry(&r, i);
         uint64_t a = (uintptr_t)t;
 
+        if (!memcmp(t, "DMAR", 4)) {
+            continue;
+        }
         if (!memcmp(t, "APIC", 4)) {
             a = copy_madt(t);
             have_madt = true;
@@ -112,8 +130,9 @@ uint64_t build_acpi(void)
         if (a >> 32) {
             panic("ACPI table above 4 GiB");
         }
-        wr32(rsdt, 36 + 4 * i, (uint32_t)a);
+        wr32(rsdt, 36 + 4 * n++, (uint32_t)a);
     }
+    wr32(rsdt, 4, 36 + 4 * n);
     if (!have_madt) {
         panic("no MADT among the ACPI tables");
     }

@@ -153,6 +153,7 @@ int guest_main(const char *cmdline)
     read_host_e820(mbi);
     nbad_req = parse_options(cmdline);
     ncpus = count_cpus();
+    find_iommu();
     print_layout();
     map_host_high_ram();
     lb.cmdline = linux_cmdline(cmdline);
@@ -160,7 +161,7 @@ int guest_main(const char *cmdline)
     load_linux(&lb);
     build_zero_page(&lb);
     build_gdt();
-    if (ncpus > 1) {
+    if (ncpus > 1 || iommu_regs) {
         zero_page_set_acpi_rsdp(build_acpi());
     }
     printf("THINVMM: kernel at gPA 0x%lx (hPA 0x%lx), initramfs at gPA "
@@ -179,6 +180,7 @@ int guest_main(const char *cmdline)
         setup_bad_pages(nbad_req, lb.kernel_gpa);
         arm_vmm_segment();
     }
+    enable_iommu();
     start_aps();
     check_pool();
     printf("THINVMM: VMM segment %s: gPA [0x%lx, 0x%lx) -> +0x%lx\n",

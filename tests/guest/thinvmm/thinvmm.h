@@ -106,6 +106,13 @@ uint64_t build_boot_page_tables(void);
 /* --- acpi.c ---------------------------------------------------------- */
 uint64_t build_acpi(void);
 unsigned count_cpus(void);
+const uint8_t *acpi_table(const char *sig);
+
+/* --- iommu.c --------------------------------------------------------- */
+extern uint64_t iommu_regs;     /* VT-d register base, 0 if none */
+
+void find_iommu(void);
+void enable_iommu(void);
 
 /* --- vcpu.c ---------------------------------------------------------- */
 extern unsigned ncpus;

@@ -1,6 +1,10 @@
 #!/bin/sh
 @prelude@
 ifconfig lo 127.0.0.1 up
+# The NIC (boot.nic_args()) on QEMU's user network, and the control line.
+load_modules
+ifconfig eth0 @guest_ip@ netmask 255.255.255.0 up || echo NO-NIC
+exec 3</dev/ttyS1
 echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd
 # As redis asks: jemalloc then never remaps memory to decommit it.
 echo 1 > /proc/sys/vm/overcommit_memory
@@ -27,4 +31,10 @@ wait_for() {
         sleep 0.2
     done
     return 1
+}
+# serve NAME: the server NAME is started; the host measures its load
+# generator against it and checks the answers, then sends a line.
+serve() {
+    echo "SERVE $1"
+    read -r go <&3
 }
