@@ -4,8 +4,9 @@
 Runs scripts/dseg-experiment.py's Linux experiment (python/qemu_dseg/
 experiment/linux.py) with a 4 GiB guest on 2 vCPUs and small workloads:
 GUPS and the pointer chase over 256 MiB, memcached with 256 keys and
-redis with 1024 requests of each kind.  In each mode one boot of
-Debian's kernel runs the four in turn, each in an exact counter window.
+redis with 1024 requests of each kind.  In each of two rounds, one boot of
+Debian's kernel per mode runs the four in turn, each in an exact
+counter window.
 
 Checks:
 
@@ -43,7 +44,12 @@ recomputed from the raw model counters of each vCPU:
   are below 1% of base virtualised's, its cycles below base native's;
 * memcached's and redis's dual-direct windows have guest-segment
   misses, and at least 95% of VMM direct's misses took the VMM segment;
-* the paper's claims are printed from the model.
+* the paper's claims are printed from the model;
+* two rounds by default: every time ratio of every workload has an
+  interval from both;
+* one's own workload (--command): a host file (a script) that runs a
+  Debian package's program in every mode, with the preload library in
+  the direct modes of the guest dimension; its digest is right.
 
 And without a run: the model's options on the command line, and the
 plugin's own check of its options (query-dseg-model of an emulator that
@@ -53,6 +59,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -60,8 +67,15 @@ import re
 
 from qemu_dseg import config, model, testing
 from qemu_dseg.experiment import cli, tlbmodel
+from qemu_dseg.experiment.common import MODE_RATIOS
 
 MEMCACHED_KEYS = 256
+# One's own workload (--command): a host file, a shell script that runs a
+# Debian package's dynamically linked program.
+OWN_INPUT = 'qemu-dseg own workload'
+OWN_SCRIPT = f"""#!/bin/sh
+printf '{OWN_INPUT}' | sha256sum | sed 's/^/OWN-WORK /'
+"""
 
 
 class LinuxExperimentTest(testing.TestCase):
@@ -71,7 +85,14 @@ class LinuxExperimentTest(testing.TestCase):
         super().setUpClass()
         out = os.path.join(cls.logs, 'experiment')
         text = io.StringIO()
+        os.makedirs(out, exist_ok=True)
+        script = os.path.join(out, 'own-work')
+        with open(script, 'w') as f:
+            f.write(OWN_SCRIPT)
         cli.main(['--guest-mb', '4096', '--vcpus', '2',
+                  '--command', 'own-work', '--command-file', script,
+                  '--command-package', 'coreutils:usr/bin/sha256sum',
+                  '--command-region-mb', '64',
                   '--gups-mb', '256', '--gups-updates', str(1 << 18),
                   '--chase-mb', '256', '--chase-steps', str(1 << 18),
                   '--memcached-keys', str(MEMCACHED_KEYS),
@@ -91,7 +112,7 @@ class LinuxExperimentTest(testing.TestCase):
 
     def test_all_modes_all_workloads(self):
         self.assertEqual(sorted(self.wls),
-                         ['chase', 'gups', 'memcached', 'redis'])
+                         ['chase', 'command', 'gups', 'memcached', 'redis'])
         for wl in self.wls.values():
             self.assertEqual([r['mode'] for r in wl['modes']],
                              list(model.MODE_BY_NAME))
@@ -138,6 +159,37 @@ class LinuxExperimentTest(testing.TestCase):
                     path = os.path.join(logs, f'{mode.name}-{kind}'
                                         f'-client.log')
                     self.assertGreater(os.path.getsize(path), 0, path)
+
+    def test_own_command(self):
+        """--command ran in every mode with its files and the package's
+        program, which printed the right digest."""
+        digest = hashlib.sha256(OWN_INPUT.encode()).hexdigest()
+        logs = os.path.join(self.logs, 'experiment', 'logs')
+        for mode in model.MODE_BY_NAME.values():
+            with open(os.path.join(logs, f'{mode.name}-console.log'),
+                      errors='replace') as f:
+                console = f.read()
+            with self.subTest(mode=mode.name):
+                self.assertIn(f'OWN-WORK {digest}  -', console)
+                self.assertTrue(self.row('command', mode.name)['ok'])
+
+    def test_time_ratios(self):
+        """Two rounds by default, each booting every mode: every pair of
+        common.MODE_RATIOS has a ratio with an interval per workload, and
+        the experiment booted twelve times."""
+        self.assertEqual(self.res['run_count'], 12)
+        pairs = [(a, b) for a, b, _ in MODE_RATIOS]
+        for kind, wl in self.wls.items():
+            with self.subTest(workload=kind):
+                self.assertEqual(wl['rounds']['rounds'], 2)
+                got = wl['rounds']['ratios']
+                self.assertEqual([(r['a'], r['b']) for r in got], pairs)
+                for r in got:
+                    iv = r['vcpu']
+                    self.assertEqual(iv['rounds'], 2)
+                    self.assertLessEqual(iv['low'], iv['ratio'])
+                    self.assertLessEqual(iv['ratio'], iv['high'])
+        self.assertIn('Time ratios', self.text)
 
     def test_vmm_direct_share(self):
         for kind in self.wls:

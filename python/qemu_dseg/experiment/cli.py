@@ -46,6 +46,32 @@ def _iters_arg(text):
     return iters
 
 
+# The Linux experiment's sizes, by default (about 10 minutes on two
+# cores after the builds) and with --paper.
+SIZES = {
+    'default': dict(guest_mb=8192, vcpus=2, gups_mb=512,
+                    gups_updates=1 << 20, chase_mb=512, chase_steps=1 << 20,
+                    memcached_keys=2048, memcached_mb=256,
+                    redis_requests=8192, redis_keys=65536, runs=2),
+    'paper': dict(guest_mb=16384, vcpus=2, gups_mb=8192,
+                  gups_updates=1 << 24, chase_mb=8192, chase_steps=1 << 24,
+                  memcached_keys=1 << 18, memcached_mb=4096,
+                  redis_requests=1 << 18, redis_keys=1 << 20, runs=3),
+}
+# What each size is (the options --NAME).
+SIZE_OPTIONS = {
+    'guest_mb': "the guest's RAM in MiB; QEMU gets "
+                f'{boot.Q35_LOW_RAM_MB} more, its RAM below 4 GiB',
+    'vcpus': 'vCPUs, at most 4; memcached runs a thread per vCPU',
+    'gups_mb': 'GUPS table in MiB',
+    'gups_updates': 'GUPS updates in the window',
+    'chase_mb': 'pointer-chase table in MiB',
+    'chase_steps': 'pointer-chase loads in the window',
+    'memcached_keys': 'memcslap keys: as many sets, then gets',
+    'memcached_mb': "memcached's cache in MiB",
+    'redis_requests': 'redis-benchmark requests per command, SET and GET',
+    'redis_keys': 'redis-benchmark random key space',
+}
 LINUX_DESCRIPTION = ('qemu-dseg translation experiment under Linux: real '
                      'programs under every translation mode.')
 
@@ -87,44 +113,52 @@ def _common_args(ap):
 def _linux_args(ap):
     """The Linux experiment's options."""
     ap.add_argument('--workloads', nargs='+',
-                    choices=list(workloads.WORKLOADS),
-                    default=list(workloads.WORKLOADS), metavar='WORKLOAD',
-                    help='workloads, run in this order in each boot '
-                         '(default: all: ' +
-                         ', '.join(workloads.WORKLOADS) + ')')
+                    choices=list(workloads.WORKLOADS), metavar='WORKLOAD',
+                    help='workloads, run in this order in each boot, of ' +
+                         ', '.join(workloads.WORKLOADS) + ' (default: ' +
+                         ', '.join(workloads.DEFAULT_WORKLOADS) +
+                         ', and command with --command)')
+    ap.add_argument('--command', dest='command_line', metavar='COMMAND',
+                    help="one's own workload, the workload 'command': a "
+                         "shell command line that the guest runs in a "
+                         'window of its own in every mode, after the '
+                         'others; it must exit 0')
+    ap.add_argument('--command-file', action='append', default=[],
+                    metavar='HOST[:GUEST]',
+                    help="a host file for the command, at GUEST in the "
+                         "guest (default: /bin/ and its name); a dynamic "
+                         "program gets the libraries it needs from "
+                         "Debian's packages (repeatable)")
+    ap.add_argument('--command-package', action='append', default=[],
+                    metavar='PACKAGE:PATH',
+                    help="a program of a Debian package for the command, "
+                         "at /bin/ and its name (repeatable)")
+    ap.add_argument('--command-region-mb', type=int, default=0,
+                    metavar='MB',
+                    help='in the direct modes of the guest dimension, run '
+                         'the command with libdseg-preload.so and a '
+                         'primary region of MB MiB (default: 0, without)')
     ap.add_argument('--modes', nargs='+', choices=list(MODE_BY_NAME),
                     default=list(MODE_BY_NAME), metavar='MODE',
                     help='translation modes (default: all six: ' +
                          ', '.join(MODE_BY_NAME) + ')')
-    ap.add_argument('--guest-mb', type=_positive, default=8192,
-                    help="the guest's RAM in MiB (default: 8192); QEMU "
-                         f'gets {boot.Q35_LOW_RAM_MB} more, its RAM below '
-                         '4 GiB')
-    ap.add_argument('--vcpus', type=_positive, default=1,
-                    help='vCPUs (default: 1)')
-    ap.add_argument('--gups-mb', type=_positive, default=1024,
-                    help='GUPS table in MiB (default: 1024)')
-    ap.add_argument('--gups-updates', type=_positive, default=1 << 20,
-                    help='GUPS updates in the window (default: 1048576)')
-    ap.add_argument('--chase-mb', type=_positive, default=1024,
-                    help='pointer-chase table in MiB (default: 1024)')
-    ap.add_argument('--chase-steps', type=_positive, default=1 << 20,
-                    help='pointer-chase loads in the window (default: '
-                         '1048576)')
-    ap.add_argument('--memcached-keys', type=_positive, default=8192,
-                    help='memcslap keys: as many sets, then gets '
-                         '(default: 8192)')
-    ap.add_argument('--memcached-mb', type=_positive, default=256,
-                    help="memcached's cache in MiB (default: 256)")
-    ap.add_argument('--redis-requests', type=_positive, default=32768,
-                    help='redis-benchmark requests per command, SET and '
-                         'GET (default: 32768)')
-    ap.add_argument('--redis-keys', type=_positive, default=65536,
-                    help='redis-benchmark random key space (default: '
-                         '65536)')
+    ap.add_argument('--paper', action='store_true',
+                    help="the paper's scale as far as this emulator and a "
+                         'host of 24 GiB allow: GiB data sets, 3 rounds '
+                         '(hours; docs/devel/dseg-experiment.rst); the '
+                         'options below override its parts')
+    for name, help_text in SIZE_OPTIONS.items():
+        ap.add_argument('--' + name.replace('_', '-'), type=_positive,
+                        help=f'{help_text} (default: '
+                             f'{SIZES["default"][name]}; --paper: '
+                             f'{SIZES["paper"][name]})')
     ap.add_argument('--redis-value', type=_positive, default=4096,
                     help='redis-benchmark value size in bytes (default: '
                          '4096)')
+    ap.add_argument('--redis-clients', type=_positive, default=4,
+                    help='redis-benchmark connections (default: 4; with '
+                         "its own default of 50, QEMU's user network "
+                         'resets connections under the default load)')
     ap.add_argument('--seed', type=_positive, default=1,
                     help='seed of GUPS and the chase (default: 1)')
     ap.add_argument('--tlb-size', type=tlb_size_type(),
@@ -135,10 +169,40 @@ def _linux_args(ap):
     ap.add_argument('--timeout', type=_positive, default=900,
                     help='seconds to wait for each step of a boot '
                          '(default: 900)')
+    _rounds_args(ap, 'one boot per mode', None, 5.0)
     _tlb_model_args(ap, '')
     _common_args(ap)
     ap.set_defaults(check=_check_linux, experiment=linux.LinuxExperiment,
                     format=output.format_linux)
+
+
+def _rounds_args(ap, what, runs, target):
+    """The options of interleaved rounds (compare.run_rounds()), in which
+    WHAT is repeated: RUNS rounds and a TARGET half-width in percent by
+    default."""
+    ap.add_argument('--runs', type=int, default=runs,
+                    help=f'rounds: {what} repeated, interleaved with the '
+                         f'others (default: {runs or SIZES["default"]["runs"]}'
+                         + ('' if runs else
+                            f'; --paper: {SIZES["paper"]["runs"]}') + ')')
+    ap.add_argument('--max-runs', type=int,
+                    help='go on past --runs, up to this many rounds, until '
+                         'every ratio\'s 95%% confidence interval is within '
+                         '+-TARGET (default: --runs, no stop rule)')
+    ap.add_argument('--target', type=float, default=target,
+                    help='the stop rule\'s half-width of the intervals, in '
+                         f'percent (default: {target:g})')
+
+
+def _check_rounds(opts, ap):
+    """Check the options of _rounds_args(); fill in --max-runs."""
+    if opts.runs < 1:
+        ap.error('--runs must be at least 1')
+    opts.max_runs = opts.max_runs or opts.runs
+    if opts.max_runs < opts.runs:
+        ap.error('--max-runs must be at least --runs')
+    if opts.target <= 0:
+        ap.error('--target must be positive')
 
 
 def _tlb_model_args(ap, default, why_off=''):
@@ -172,8 +236,32 @@ def _check_tlb_model(opts, ap):
 
 
 def _check_linux(opts, ap):
-    """Check the Linux experiment's OPTS together; fill in paths."""
+    """Check the Linux experiment's OPTS together; fill in the sizes
+    (SIZES) and paths."""
+    for name, value in SIZES['paper' if opts.paper else 'default'].items():
+        if getattr(opts, name) is None:
+            setattr(opts, name, value)
     _check_tlb_model(opts, ap)
+    _check_rounds(opts, ap)
+    if opts.workloads is None:
+        opts.workloads = list(workloads.DEFAULT_WORKLOADS)
+        if opts.command_line:
+            opts.workloads.append('command')
+    if ('command' in opts.workloads) != bool(opts.command_line):
+        ap.error('the workload command needs --command, and --command '
+                 'the workload command')
+    if opts.command_region_mb < 0:
+        ap.error('--command-region-mb must not be negative')
+    for spec in opts.command_file:
+        src, _, dst = spec.partition(':')
+        if not os.path.isfile(src):
+            ap.error(f'--command-file {spec}: no file {src}')
+        if dst and not dst.startswith('/'):
+            ap.error(f'--command-file {spec}: {dst} is not absolute')
+    for spec in opts.command_package:
+        package, _, path = spec.partition(':')
+        if not package or not path:
+            ap.error(f'--command-package {spec}: use PACKAGE:PATH')
     if opts.guest_mb < 512:
         ap.error('--guest-mb must be at least 512')
     if opts.vcpus > 4:
@@ -208,16 +296,7 @@ def _bare_metal_args(ap):
                     help='softmmu TLB entries per MMU index for the mode '
                          'runs, a power of two from 64 to 65536, or 0 for '
                          f"QEMU's dynamic TLB (default: {DEFAULT_TLB_SIZE})")
-    ap.add_argument('--runs', type=int, default=5,
-                    help='rounds: every run repeated, interleaved with the '
-                         'others (default: 5)')
-    ap.add_argument('--max-runs', type=int,
-                    help='go on past --runs, up to this many rounds, until '
-                         'every ratio\'s 95%% confidence interval is within '
-                         '+-TARGET (default: --runs, no stop rule)')
-    ap.add_argument('--target', type=float, default=1.0,
-                    help='the stop rule\'s half-width of the intervals, in '
-                         'percent (default: 1)')
+    _rounds_args(ap, 'every run', 5, 1.0)
     ap.add_argument('--stat', choices=('min', 'median'), default='min',
                     help='which time of the repeats to report: the '
                          'fastest (default; interference on the host only '
@@ -241,15 +320,9 @@ def _bare_metal_args(ap):
 def _check_bare_metal(opts, ap):
     """Check the bare-metal experiment's OPTS together; fill in paths."""
     _check_tlb_model(opts, ap)
+    _check_rounds(opts, ap)
     if opts.seed <= 0:
         ap.error('--seed must be positive')
-    if opts.runs < 1:
-        ap.error('--runs must be at least 1')
-    opts.max_runs = opts.max_runs or opts.runs
-    if opts.max_runs < opts.runs:
-        ap.error('--max-runs must be at least --runs')
-    if opts.target <= 0:
-        ap.error('--target must be positive')
     if opts.size_mb is not None and not 1 <= opts.size_mb <= 1024:
         ap.error('--size-mb must be 1 to 1024')
     build = _paths(opts, ap)

@@ -89,13 +89,17 @@ def verdict(r, bound):
 
 class Ratio:
     """A compared pair: series A over series B, with an optional bound
-    (the ratio should be at most BOUND) and a label for people."""
+    (the ratio should be at most BOUND) and a label for people.  With
+    PART, a run of a series measures several parts (a boot that runs
+    several workloads): the times compared are those of its
+    windows[PART]."""
 
-    def __init__(self, label, a, b, bound=None):
+    def __init__(self, label, a, b, bound=None, part=None):
         self.label = label
         self.a = a
         self.b = b
         self.bound = bound
+        self.part = part
 
 
 def default_metric():
@@ -128,9 +132,9 @@ def run_rounds(series, run, ratios, min_rounds, max_rounds, target,
     for i in range(max_rounds):
         for name in rotation(list(series), i):
             runs[name].append(run(name))
-        widths = [ratio_interval(_times(runs[r.a], metric),
-                                 _times(runs[r.b], metric))['half_width']
-                  for r in ratios]
+        widths = [ratio_interval(_times(runs[r.a], metric, r.part),
+                                 _times(runs[r.b], metric, r.part)
+                                 )['half_width'] for r in ratios]
         known = [w for w in widths if w is not None]
         widest = max(known) if known else None
         if progress:
@@ -139,7 +143,7 @@ def run_rounds(series, run, ratios, min_rounds, max_rounds, target,
             progress(f'round {i + 1}/{max_rounds}: {width} '
                      f'({time.monotonic() - start:.0f} s)')
         if (i + 1 >= min_rounds and len(known) == len(widths)
-                and widest <= target):
+                and (widest is None or widest <= target)):
             stopped = 'target'
             break
     return {'runs': runs, 'rounds': i + 1, 'stopped': stopped,
@@ -147,7 +151,9 @@ def run_rounds(series, run, ratios, min_rounds, max_rounds, target,
             'ratios': [summarise_ratio(r, runs) for r in ratios]}
 
 
-def _times(measurements, metric):
+def _times(measurements, metric, part=None):
+    if part is not None:
+        measurements = [m.windows[part] for m in measurements]
     times = [getattr(m, metric) for m in measurements]
     if None in times:
         raise ValueError(f'{metric} is unknown for some runs')
@@ -156,11 +162,12 @@ def _times(measurements, metric):
 
 def summarise_ratio(r, runs):
     """The JSON-ready figures of ratio R from RUNS, for both metrics."""
-    out = {'label': r.label, 'a': r.a, 'b': r.b, 'bound': r.bound}
+    out = {'label': r.label, 'a': r.a, 'b': r.b, 'bound': r.bound,
+           'part': r.part}
     for metric in ('wall_s', 'vcpu_s'):
         try:
-            iv = ratio_interval(_times(runs[r.a], metric),
-                                _times(runs[r.b], metric))
+            iv = ratio_interval(_times(runs[r.a], metric, r.part),
+                                _times(runs[r.b], metric, r.part))
         except ValueError:
             iv = None
         if iv:

@@ -35,7 +35,7 @@ from typing import Optional
 from .. import assets, boot, guests
 from ..machine import Machine, free_tcp_port
 from ..model import MODE_BY_NAME
-from . import stats, tlbmodel, workloads
+from . import compare, stats, tlbmodel, workloads
 from .common import MIB, MODE_RATIOS, qemu_version, tlb_geometry
 from .rows import LinuxRow
 
@@ -112,10 +112,15 @@ class LinuxExperiment:
                 data[dst] = f.read()
         with open(assets.dseg_module(), 'rb') as f:
             data['/lib/modules/dseg.ko'] = f.read()
+        programs = dict(workloads.PROGRAMS)
+        for wl in self.workloads:
+            more_data, more_programs = wl.files()
+            data.update(more_data)
+            programs.update(more_programs)
         return assets.linux_guest(
             workloads.init_script(self.workloads, POOL_BASE,
                                   self.pool_size), extra_files=data,
-            modules=NIC_MODULES, programs=workloads.PROGRAMS)
+            modules=NIC_MODULES, programs=programs)
 
     def qemu_args(self, mode, image, ports):
         """QEMU's arguments for MODE, with the host's PORTS {workload
@@ -189,11 +194,19 @@ class LinuxExperiment:
         return ModeRun(boot, time.monotonic() - start, windows, checks,
                        console, layout and layout.group(1).strip())
 
-    def row(self, mode, wl, run):
-        """The row of workload WL in MODE."""
-        w = run.windows[wl.name]
+    def row(self, mode, wl, runs):
+        """The row of workload WL in MODE from its RUNS (one per round):
+        the counters of the first, the fastest times, and correct only
+        when every run was, with the same checksum."""
+        w = runs[0].windows[wl.name]
         counters = combine(w.info)
-        ok, detail, checksum = run.checks[wl.name]
+        checks = [r.checks[wl.name] for r in runs]
+        ok, detail, checksum = next((c for c in checks if not c[0]),
+                                    checks[0])
+        if len({c[2] for c in checks}) > 1:
+            ok, detail = False, ('checksums differ between rounds: ' +
+                                 ', '.join(str(c[2]) for c in checks))
+        vcpu = [r.windows[wl.name].vcpu_s for r in runs]
         figures = stats.summarise(counters)
         model = None
         if self.model_options is not None:
@@ -204,19 +217,48 @@ class LinuxExperiment:
             model = tlbmodel.summarise(model, wl.ops())
         return LinuxRow(
             mode=mode.name, label=mode.label, intended_path=mode.path,
-            ok=ok, result=detail, checksum=checksum, wall_time_s=w.wall_s,
-            vcpu_time_s=w.vcpu_s, ops=wl.ops(), **figures,
+            ok=ok, result=detail, checksum=checksum,
+            wall_time_s=min(r.windows[wl.name].wall_s for r in runs),
+            vcpu_time_s=None if None in vcpu else min(vcpu),
+            ops=wl.ops(), **figures,
             arch_refs_per_op=figures['arch_refs'] / wl.ops(),
             fills_per_op=figures['fills'] / wl.ops(), counters=counters,
             per_cpu_counters=[c['counters'] for c in w.info], model=model,
             per_cpu_model=model and [c['model'] for c in w.info])
+
+    def ratios(self):
+        """The time ratios of every workload (common.MODE_RATIOS of the
+        modes that run), each on that workload's windows."""
+        names = [m.name for m in self.modes]
+        return [compare.Ratio(f'{MODE_BY_NAME[a].label} / '
+                              f'{MODE_BY_NAME[b].label}', a, b, bound,
+                              part=wl.name)
+                for wl in self.workloads for a, b, bound in MODE_RATIOS
+                if a in names and b in names]
+
+    def run_and_report(self, name, image):
+        """Boot mode NAME (run_mode()) and print its line."""
+        mode = MODE_BY_NAME[name]
+        run = self.run_mode(mode, image)
+        self.boots += 1
+        cells = []
+        for wl in self.workloads:
+            ok = run.checks[wl.name][0]
+            w = run.windows[wl.name]
+            cells.append(f"{wl.name} {'ok' if ok else 'FAILED'} "
+                         f'{w.wall_s:.1f} s')
+        self.say(f'[boot {self.boots}] {mode.name:<16} boot '
+                 f'{run.boot_s:5.1f} s, in all {run.total_s:5.1f} s; ' +
+                 '; '.join(cells))
+        return run
 
     def main(self):
         o = self.opts
         self.say(f'Linux experiment: {len(self.modes)} modes x '
                  f'{len(self.workloads)} workloads '
                  f"({', '.join(w.name for w in self.workloads)}), one boot "
-                 f'per mode; {o.guest_mb} MiB guest RAM, {o.vcpus} vCPU(s)')
+                 f'per mode and round; {o.guest_mb} MiB guest RAM, '
+                 f'{o.vcpus} vCPU(s)')
         self.say(tlb_geometry(o.tlb_size))
         model = None
         if self.model_options is not None:
@@ -231,30 +273,34 @@ class LinuxExperiment:
         self.say('packages: ' + ', '.join(f'{p.name} {p.version}'
                                           for p in image.packages))
         load_before = os.getloadavg()
-        runs = {}
-        for i, mode in enumerate(self.modes, 1):
-            run = self.run_mode(mode, image)
-            runs[mode.name] = run
-            cells = []
-            for wl in self.workloads:
-                r = self.row(mode, wl, run)
-                cells.append(f"{wl.name} {'ok' if r.ok else 'FAILED'} "
-                             f'{r.wall_time_s:.1f} s {r.fills} fills' +
-                             (f' {r.model.l1_misses} L1 misses' if r.model
-                              else ''))
-            self.say(f'[{i}/{len(self.modes)}] {mode.name:<16} boot '
-                     f'{run.boot_s:5.1f} s; ' + '; '.join(cells))
+        self.boots = 0
+        o_rounds = (f'{o.runs} round(s)' if o.runs == o.max_runs else
+                    f'{o.runs} to {o.max_runs} rounds, until every time '
+                    f'ratio is within +-{o.target:g}%')
+        self.say(f'{o_rounds} of one boot per mode, in rotated order')
+        rounds = compare.run_rounds(
+            [m.name for m in self.modes],
+            lambda name: self.run_and_report(name, image), self.ratios(),
+            o.runs, o.max_runs, o.target / 100, compare.default_metric(),
+            progress=lambda text: self.say(f'  {text}'))
+        runs = rounds['runs']
         results = []
         for wl in self.workloads:
             rows = [self.row(m, wl, runs[m.name]) for m in self.modes]
-            results.append(self.collect(wl, rows))
+            res = self.collect(wl, rows)
+            res['rounds'] = dict(
+                {k: rounds[k] for k in ('rounds', 'stopped', 'metric',
+                                         'target')},
+                ratios=[r for r in rounds['ratios']
+                        if r['part'] == wl.name])
+            results.append(res)
         return {
             'experiment': 'linux',
             'config': {
                 'tlb_size': o.tlb_size,
                 'tlb_geometry': tlb_geometry(o.tlb_size),
                 'tlb_model': model,
-                'runs': 1, 'time_statistic': 'min',
+                'runs': rounds['rounds'], 'time_statistic': 'min',
                 'seed': o.seed, 'guest_mb': o.guest_mb, 'vcpus': o.vcpus,
                 'linux_cmdline': boot.kernel_cmdline(extra=LINUX_CMDLINE),
                 'paging': '4-level, 4 KiB pages (guest, nested and native)',
@@ -262,17 +308,18 @@ class LinuxExperiment:
                 'emulator': {'binary': o.qemu,
                              'version': qemu_version(o.qemu)},
                 'thinvmm_layout': next(
-                    (r.layout for m, r in sorted(
+                    (rs[0].layout for m, rs in sorted(
                         runs.items(), key=lambda i: 'vmm' not in i[0])
-                     if r.layout), None),
-                'boot_s': {m: r.boot_s for m, r in runs.items()},
+                     if rs[0].layout), None),
+                'boot_s': {m: min(r.boot_s for r in rs)
+                           for m, rs in runs.items()},
                 'host': {'machine': platform.machine(),
                          'cpus': os.cpu_count(),
                          'load_average_before': load_before,
                          'load_average_after': os.getloadavg()},
             },
             'workloads': results,
-            'run_count': len(runs),
+            'run_count': self.boots,
             'elapsed_s': time.monotonic() - start,
         }
 
@@ -310,11 +357,6 @@ class LinuxExperiment:
                         r.arch_refs_per_op, base.arch_refs_per_op),
                     'wall_vs_base_native': r.wall_vs_base_native,
                 }
-        time_ratios = [
-            {'a': a, 'b': b, 'bound': bound,
-             'vcpu_ratio': stats.ratio(by_mode[a].vcpu_time_s,
-                                       by_mode[b].vcpu_time_s)}
-            for a, b, bound in MODE_RATIOS if a in by_mode and b in by_mode]
         checksums = {r.checksum for r in rows}
         return {'kind': wl.name, 'what': wl.describe(), 'unit': wl.unit,
                 'primary_region': wl.region_how,
@@ -323,4 +365,4 @@ class LinuxExperiment:
                 'checksum': checksums.pop() if len(checksums) == 1 else None,
                 'all_ok': all(r.ok for r in rows),
                 'modes': rows, 'overhead': [], 'claims': claims,
-                'model_claims': model_claims, 'time_ratios': time_ratios}
+                'model_claims': model_claims}

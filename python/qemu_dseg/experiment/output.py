@@ -268,17 +268,8 @@ def format_linux(res):
                     f"{unit} ({100 * abs(saved):.1f}% "
                     f"{'fewer' if saved >= 0 else 'more'}); wall "
                     f"{fmt(c['wall_vs_base_native'], '.2f')}x base native")
-        if wl['time_ratios']:
-            lines.append('Time ratios (vCPU time, one run each, so no '
-                         'interval; --bare-metal --max-runs gives them '
-                         'with one' + ('; with the TLB model\'s plugin, '
-                                       'which slows every mode'
-                                       if model_cfg else '') + '):')
-            lines.append('  ' + '; '.join(
-                f"{MODE_BY_NAME[t['a']].label} / "
-                f"{MODE_BY_NAME[t['b']].label} "
-                f"{fmt(t['vcpu_ratio'], '.3f')}"
-                + (f" (target <= {t['bound']:g})" if t['bound'] is not None
-                   else '')
-                for t in wl['time_ratios']))
+        lines.append('')
+        lines += format_ratios(wl['rounds'], 'Time ratios' + (
+            " (with the TLB model's plugin, which slows every mode)"
+            if model_cfg else ''))
     return '\n'.join(lines)

@@ -132,6 +132,11 @@ class Workload:
     def describe(self):
         raise NotImplementedError
 
+    def files(self):
+        """What it adds to the guest's image: ({guest path: bytes},
+        {guest path: (Debian package, path in it)})."""
+        return {}, {}
+
     def check(self, text):
         """(ok, detail, checksum or None) from the workload's console
         output TEXT."""
@@ -233,8 +238,8 @@ class ServerWorkload(Workload):
 
 class Memcached(ServerWorkload):
     name = 'memcached'
-    what = ('memcached 1 thread, driven from the host by memcslap: '
-            'N sets, then N gets of random keys')
+    what = ('memcached, a thread per vCPU, driven from the host by '
+            'memcslap: N sets, then N gets of random keys')
     unit = 'request'
     region_how = "memcached's slabs, through libdseg-preload.so"
     port = 11211
@@ -253,13 +258,14 @@ class Memcached(ServerWorkload):
 
     def describe(self):
         o = self.opts
-        return (f'memcached ({o.memcached_mb} MiB cache, 1 thread), '
+        return (f'memcached ({o.memcached_mb} MiB cache, {o.vcpus} '
+                f'thread(s)), '
                 f'memcslap on the host: {o.memcached_keys} sets then '
                 f'{o.memcached_keys} gets')
 
     def command(self):
         return (f'/bin/memcached -u root -m {self.opts.memcached_mb} '
-                f'-l 0.0.0.0 -p {self.port} -t 1')
+                f'-l 0.0.0.0 -p {self.port} -t {self.opts.vcpus}')
 
     @staticmethod
     def servers(port):
@@ -335,7 +341,7 @@ class Redis(ServerWorkload):
         return (f'redis-server (no persistence), redis-benchmark on the '
                 f'host: SET then GET, {o.redis_requests} requests each, '
                 f'{o.redis_keys} random keys, {o.redis_value}-byte values, '
-                f'pipeline 16')
+                f'{o.redis_clients} connections, pipeline 16')
 
     def command(self):
         return (f"/bin/redis-server --port {self.port} --bind 0.0.0.0 "
@@ -356,7 +362,8 @@ class Redis(ServerWorkload):
         return [host_tool('redis-benchmark', 'redis-tools'),
                 '-h', '127.0.0.1', '-p', str(port), '-q', '-t', 'set,get',
                 '-n', str(o.redis_requests), '-r', str(o.redis_keys),
-                '-d', str(o.redis_value), '-P', '16']
+                '-d', str(o.redis_value), '-P', '16',
+                '-c', str(o.redis_clients)]
 
     def check_run(self, port, out, timeout):
         text = out.stdout.replace('\r', '\n')
@@ -372,7 +379,57 @@ class Redis(ServerWorkload):
             f'{c} {r}/s' for c, r in rates)), None
 
 
-WORKLOADS = {w.name: w for w in (Gups, Chase, Memcached, Redis)}
+class Command(Workload):
+    """A researcher's own command line (--command), run by the guest's
+    shell; the whole run, its start included, is the window, and it must
+    exit 0.  Its programs come from the host (--command-file) or from
+    Debian's packages (--command-package), with the shared libraries they
+    need; with --command-region-mb, in the direct modes of the guest
+    dimension its large allocations go to a primary region through
+    libdseg-preload.so."""
+
+    name = 'command'
+    unit = 'run'
+    script_file = 'command.sh'
+
+    @property
+    def region_how(self):
+        return ('its large allocations, through libdseg-preload.so'
+                if self.opts.command_region_mb else None)
+
+    def size_mb(self):
+        return self.opts.command_region_mb
+
+    def region_mb(self):
+        return self.opts.command_region_mb
+
+    def ops(self):
+        return 1
+
+    def describe(self):
+        return f'the command {self.opts.command_line!r}'
+
+    def script_values(self):
+        mb = self.opts.command_region_mb
+        return {'command': self.opts.command_line,
+                'runner': f'run_in_region {mb}' if mb else ''}
+
+    def files(self):
+        data, programs = {}, {}
+        for spec in self.opts.command_file:
+            src, _, dst = spec.partition(':')
+            with open(src, 'rb') as f:
+                data[dst or '/bin/' + os.path.basename(src)] = f.read()
+        for spec in self.opts.command_package:
+            package, _, path = spec.partition(':')
+            programs['/bin/' + os.path.basename(path)] = (
+                package, path.lstrip('/'))
+        return data, programs
+
+
+WORKLOADS = {w.name: w for w in (Gups, Chase, Memcached, Redis, Command)}
+# The workloads that run unless --workloads names others.
+DEFAULT_WORKLOADS = ('gups', 'chase', 'memcached', 'redis')
 
 
 def init_script(workloads, pool_base, pool_size):
