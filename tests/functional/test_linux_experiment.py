@@ -106,6 +106,7 @@ class LinuxExperimentTest(testing.TestCase):
         with open(os.path.join(out, 'results.json')) as f:
             cls.res = json.load(f)
         cls.wls = {w['kind']: w for w in cls.res['workloads']}
+        cls.run_logs = os.path.join(out, 'logs')
 
     def row(self, kind, mode):
         return next(r for r in self.wls[kind]['modes'] if r['mode'] == mode)
@@ -140,15 +141,18 @@ class LinuxExperimentTest(testing.TestCase):
         for r in self.wls['gups']['modes']:
             self.assertEqual(len(r['per_cpu_counters']), 2, r['mode'])
 
+    def consoles(self):
+        """(mode, its last boot's console) of every mode."""
+        for mode in model.MODE_BY_NAME.values():
+            with open(os.path.join(self.run_logs, f'{mode.name}-console.log'),
+                      errors='replace') as f:
+                yield mode, f.read()
+
     def test_clients_outside(self):
         """The servers' clients ran on the host, through the guest's NIC:
         their output is in the client logs, and under thinvmm the NIC's
         DMA went through the IOMMU, which the guest never saw."""
-        logs = os.path.join(self.logs, 'experiment', 'logs')
-        for mode in model.MODE_BY_NAME.values():
-            with open(os.path.join(logs, f'{mode.name}-console.log'),
-                      errors='replace') as f:
-                console = f.read()
+        for mode, console in self.consoles():
             with self.subTest(mode=mode.name):
                 self.assertNotIn('NO-NIC', console)
                 self.assertEqual(mode.virtualised, 'THINVMM: IOMMU at '
@@ -156,19 +160,15 @@ class LinuxExperimentTest(testing.TestCase):
                                  in console)
                 self.assertNotIn('DMAR', console)
                 for kind in ('memcached', 'redis'):
-                    path = os.path.join(logs, f'{mode.name}-{kind}'
-                                        f'-client.log')
+                    path = os.path.join(self.run_logs, f'{mode.name}-'
+                                        f'{kind}-client.log')
                     self.assertGreater(os.path.getsize(path), 0, path)
 
     def test_own_command(self):
         """--command ran in every mode with its files and the package's
         program, which printed the right digest."""
         digest = hashlib.sha256(OWN_INPUT.encode()).hexdigest()
-        logs = os.path.join(self.logs, 'experiment', 'logs')
-        for mode in model.MODE_BY_NAME.values():
-            with open(os.path.join(logs, f'{mode.name}-console.log'),
-                      errors='replace') as f:
-                console = f.read()
+        for mode, console in self.consoles():
             with self.subTest(mode=mode.name):
                 self.assertIn(f'OWN-WORK {digest}  -', console)
                 self.assertTrue(self.row('command', mode.name)['ok'])
@@ -309,8 +309,25 @@ class TlbModelOptionsTest(testing.TestCase):
         self.assertEqual(tlbmodel.plugin_options(opts.tlb_model,
                                                  opts.tlb_model_options),
                          'preset=zen,pwc=64')
+        # The sizes: the defaults, --paper, and an option over --paper.
+        opts = cli.parse_args(base)
+        self.assertEqual((opts.vcpus, opts.gups_mb, opts.runs), (2, 512, 2))
+        self.assertEqual(opts.workloads, ['gups', 'chase', 'memcached',
+                                          'redis'])
+        opts = cli.parse_args(base + ['--paper', '--gups-mb', '1024'])
+        self.assertEqual((opts.guest_mb, opts.gups_mb, opts.chase_mb,
+                          opts.runs), (16384, 1024, 8192, 3))
+        opts = cli.parse_args(base + ['--command', 'true'])
+        self.assertEqual(opts.workloads[-1], 'command')
         for bad in (['--tlb-model-options', 'preset=zen'],
-                    ['--no-tlb-model', '--tlb-model-options', 'pwc=64']):
+                    ['--no-tlb-model', '--tlb-model-options', 'pwc=64'],
+                    ['--runs', '3', '--max-runs', '2'],
+                    ['--workloads', 'command'],
+                    ['--command-package', 'coreutils:usr/bin/true'],
+                    ['--command', 'x', '--command-package', 'coreutils'],
+                    ['--command', 'x', '--command-file', '/nonexistent'],
+                    ['--command', 'x', '--command-region-mb', '-1'],
+                    ['--nested-page', '1g']):
             with self.subTest(args=bad), self.assertRaises(SystemExit), \
                     contextlib.redirect_stderr(io.StringIO()):
                 cli.parse_args(base + bad)

@@ -53,7 +53,7 @@ def linux_guest(init_script, extra_files=None, modules=('kvm-amd',),
     /lib/modules/load-order), INIT_SCRIPT as /init, EXTRA_FILES
     (path -> bytes; executable under /bin and /lib) and PROGRAMS (path ->
     (Debian package, path in it)), unmodified programs from Debian's
-    packages.  Every dynamically linked file among them gets the shared
+    packages; a file at an applet's path replaces the applet.  Every dynamically linked file among them gets the shared
     libraries it needs, from libc6 and the library packages that the
     programs' packages depend on, and the dynamic loader.  Built once per
     content.
@@ -106,6 +106,7 @@ def linux_guest(init_script, extra_files=None, modules=('kvm-amd',),
     files.update({p: (0o755 if p.startswith(('/bin/', '/lib')) else 0o644,
                       d) for p, d in extra_files.items()})
     write_initramfs(initrd, files,
-                    links={f'/bin/{a}': 'busybox' for a in APPLETS},
+                    links={f'/bin/{a}': 'busybox' for a in APPLETS
+                           if f'/bin/{a}' not in files},
                     dirs=('/proc', '/sys', '/dev', '/tmp', '/etc'))
     return image(initrd)

@@ -152,6 +152,11 @@ def _linux_args(ap):
                         help=f'{help_text} (default: '
                              f'{SIZES["default"][name]}; --paper: '
                              f'{SIZES["paper"][name]})')
+    ap.add_argument('--nested-page', choices=list(linux.NESTED_PAGES),
+                    default='4k',
+                    help="thinvmm's nested page size for the guest's RAM "
+                         'above 4 GiB (default: 4k; 2m keeps the guest '
+                         "kernel's large pages whole)")
     ap.add_argument('--redis-value', type=_positive, default=4096,
                     help='redis-benchmark value size in bytes (default: '
                          '4096)')
@@ -250,6 +255,10 @@ def _check_linux(opts, ap):
     if ('command' in opts.workloads) != bool(opts.command_line):
         ap.error('the workload command needs --command, and --command '
                  'the workload command')
+    if not opts.command_line and (opts.command_file or opts.command_package
+                                  or opts.command_region_mb):
+        ap.error('--command-file, --command-package and --command-region-mb '
+                 'go with --command')
     if opts.command_region_mb < 0:
         ap.error('--command-region-mb must not be negative')
     for spec in opts.command_file:

@@ -14,10 +14,11 @@ servers get their large allocations there through libdseg-preload.so.
 The servers' load generators run on the host, through the guest's
 virtio NIC on QEMU's user network (workloads.ServerWorkload).
 
-Every page table is built of 4 KiB pages: Linux runs with 4-level paging,
-without transparent huge pages, and thinvmm maps its guest with 4 KiB
-nested pages.  The softmmu TLB has a fixed size (-accel tcg,tlb-size).
-Unless the options turn it off, the fork's dseg-tlb plugin models a
+Linux runs with 4-level paging, without transparent huge pages, so its
+programs' memory is in 4 KiB pages (its kernel maps its own memory with
+large pages); thinvmm maps its guest with 4 KiB nested pages, or 2 MiB
+ones with --nested-page 2m.  The softmmu TLB has a fixed size
+(-accel tcg,tlb-size).  Unless the options turn it off, the fork's dseg-tlb plugin models a
 CPU's TLBs and walk caches (tlbmodel.py), and every window has the
 model's counters beside those of the softmmu TLB's fills.
 
@@ -39,11 +40,13 @@ from . import compare, stats, tlbmodel, workloads
 from .common import MIB, MODE_RATIOS, qemu_version, tlb_geometry
 from .rows import LinuxRow
 
-# Linux's command line in every mode: 4 KiB pages everywhere.
+# Linux's command line in every mode: 4 KiB pages for its programs.
 LINUX_CMDLINE = 'no5lvl nokaslr transparent_hugepage=never'
 # The guest module's pool: RAM above 4 GiB both when Linux boots directly
 # (q35 puts RAM beyond 2 GiB there) and under thinvmm (its high RAM).
 POOL_BASE = 5 << 30
+# thinvmm's nested page sizes (its npt_page=), as people read them.
+NESTED_PAGES = {'4k': '4 KiB', '2m': '2 MiB'}
 # The guest's NIC's driver (boot.nic_args()), with what it needs.
 NIC_MODULES = ('virtio_net', 'virtio_pci')
 # The modes of the paper's claims, each compared with base virtualised.
@@ -135,7 +138,8 @@ class LinuxExperiment:
             image, mode, memory_mb=boot.Q35_LOW_RAM_MB + o.guest_mb,
             vcpus=o.vcpus, tlb_size=o.tlb_size, cmdline=LINUX_CMDLINE,
             pool=(POOL_BASE, self.pool_size), guest_mb=o.guest_mb,
-            guests_dir=o.guests, extra_args=extra)
+            thinvmm=f'npt_page={o.nested_page}', guests_dir=o.guests,
+            extra_args=extra)
 
     def serve(self, vm, mode, wl, port, ctl):
         """The window of server workload WL, whose guest port the host's
@@ -303,7 +307,8 @@ class LinuxExperiment:
                 'runs': rounds['rounds'], 'time_statistic': 'min',
                 'seed': o.seed, 'guest_mb': o.guest_mb, 'vcpus': o.vcpus,
                 'linux_cmdline': boot.kernel_cmdline(extra=LINUX_CMDLINE),
-                'paging': '4-level, 4 KiB pages (guest, nested and native)',
+                'paging': ('4-level, 4 KiB pages (guest and native), '
+                           f'{NESTED_PAGES[o.nested_page]} nested pages'),
                 'packages': image.records(),
                 'emulator': {'binary': o.qemu,
                              'version': qemu_version(o.qemu)},

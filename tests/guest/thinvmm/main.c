@@ -6,7 +6,7 @@
  *
  *   -kernel thinvmm.bin -initrd "bzImage,initramfs.cpio.gz"
  *   -append "mode=vmm [bad_pages=N] [guest_mb=N] [guest_dseg=1]
- *            -- LINUX COMMAND LINE"
+ *            [npt_page=4k|2m] -- LINUX COMMAND LINE"
  *
  * The two multiboot modules are the Linux kernel and its initramfs.  The
  * hypervisor loads the kernel above 4 GiB through the 64-bit Linux boot
@@ -42,7 +42,12 @@
  * at start ("THINVMM-LAYOUT").  The hypervisor's memory (its image, page
  * pool, spare pages and the rest of host RAM) is neither in the guest's
  * e820 map nor in its NPT.  Every nested page is 4 KiB, so a nested walk
- * always reads 4 entries.
+ * always reads 4 entries, unless npt_page=2m maps the high RAM with 2 MiB
+ * nested pages (a 2 MiB page that holds a faulty page is split), as a
+ * hypervisor that backs its guests with huge pages does: the guest's own
+ * large pages are then not splintered into 4 KiB TLB entries.
+ *
+ * Devices that do DMA: see iommu.c.
  *
  * SMP: every CPU that QEMU gives (-smp N, N <= 4) is a vCPU of the guest,
  * vCPU i running on CPU i with its own VMCB, the same NPT, and the same
@@ -106,27 +111,35 @@ static void print_layout(void)
     bp = use_segment ? high_size * 10000 / total : 0;
     printf("THINVMM-LAYOUT guest RAM %lu KiB: below 1 MiB %lu KiB "
            "(identity); low [0x%lx, 0x%lx) at hPA +0x%lx; high [0x%lx, "
-           "0x%lx) at hPA +0x%lx; VMM segment %s, %lu.%02lu%% of guest RAM; "
-           "%u vCPU%s\n",
+           "0x%lx) at hPA +0x%lx in %s nested pages; VMM segment %s, "
+           "%lu.%02lu%% of guest RAM; %u vCPU%s\n",
            total >> 10, below_1m >> 10, LOW_END, LOW_RAM_END, LOW_OFFSET,
            HIGH_START, HIGH_START + high_size, high_offset,
-           use_segment ? "over high RAM" : "off", bp / 100, bp % 100,
+           npt_page == PAGE_2M ? "2 MiB" : "4 KiB", use_segment ? "over high RAM" : "off", bp / 100, bp % 100,
            ncpus, ncpus > 1 ? "s" : "");
 }
 
 /*
- * mode=, bad_pages=, guest_mb= and guest_dseg=: sets use_segment and the
- * RAM layout and returns the number of bad pages asked for.
+ * mode=, bad_pages=, guest_mb=, guest_dseg= and npt_page=: sets
+ * use_segment, the RAM layout and its nested page size and returns the
+ * number of bad pages asked for.
  */
 static unsigned parse_options(const char *cmdline)
 {
     char mode[16] = "vmm";
+    char page[8] = "4k";
     unsigned nbad_req;
 
     cmdline_get(cmdline, "mode", mode, sizeof(mode));
     nbad_req = cmdline_get_u64(cmdline, "bad_pages", 0);
     lay_out_ram(cmdline_get_u64(cmdline, "guest_mb", 0));
     guest_dseg = cmdline_get_u64(cmdline, "guest_dseg", 0);
+    cmdline_get(cmdline, "npt_page", page, sizeof(page));
+    if (!strncmp(page, "2m", 3)) {
+        npt_page = PAGE_2M;
+    } else if (strncmp(page, "4k", 3)) {
+        panic("npt_page=%s: use 4k or 2m", page);
+    }
     if (guest_dseg && !dseg_available()) {
         panic("guest_dseg=1 needs -cpu ...,+dseg");
     }

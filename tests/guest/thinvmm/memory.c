@@ -11,6 +11,7 @@
 
 uint64_t high_size;
 uint64_t high_offset;
+uint64_t npt_page = PAGE_4K;
 struct pt npt;
 struct host_e820_entry hmap[HMAP_MAX];
 unsigned nhmap;
@@ -108,13 +109,16 @@ static void npt_identity(uint64_t start, uint64_t end)
 void build_npt(void)
 {
     uint64_t ram_end = host_low_ram_end();
+    uint64_t big = high_size & ~(npt_page - 1);     /* in npt_page pages */
 
     npt_init(&npt, paging_levels());
     npt_map_range(&npt, 0, 0, LOW_END, PAGE_4K);
     npt_map_range(&npt, LOW_END, LOW_END + LOW_OFFSET, FIRMWARE_END - LOW_END,
                   PAGE_4K);
-    npt_map_range(&npt, HIGH_START, HIGH_START + high_offset, high_size,
-                  PAGE_4K);
+    npt_map_range(&npt, HIGH_START, HIGH_START + high_offset, big,
+                  npt_page);
+    npt_map_range(&npt, HIGH_START + big, HIGH_START + high_offset + big,
+                  high_size - big, PAGE_4K);
     for (unsigned i = 0; i < nhmap; i++) {
         if (hmap[i].type != E820_RAM && hmap[i].addr >= LOW_END &&
             hmap[i].addr < HOST_RAM_LIMIT) {
@@ -123,6 +127,26 @@ void build_npt(void)
     }
     /* Device space: everything from the end of low RAM up to 4 GiB. */
     npt_identity((ram_end + PAGE_2M - 1) & ~(PAGE_2M - 1), HOST_RAM_LIMIT);
+}
+
+/* The NPT entry of GPA's 4 KiB page, splitting a 2 MiB page that maps it. */
+static uint64_t *npt_entry_4k(uint64_t gpa)
+{
+    uint64_t size, *e = pt_lookup(&npt, gpa, &size);
+
+    if (e && size == PAGE_2M) {
+        uint64_t table = page_alloc();
+        uint64_t *t = (uint64_t *)hptr(table);
+        uint64_t base = *e & PTE_ADDR_MASK & ~(PAGE_2M - 1);
+
+        for (unsigned i = 0; i < 512; i++) {
+            t[i] = (base + i * PAGE_4K) | PTE_P | PTE_RW | PTE_US | PTE_A |
+                   PTE_D;
+        }
+        *e = table | PTE_P | PTE_RW | PTE_US | PTE_A;
+        e = pt_lookup(&npt, gpa, &size);
+    }
+    return e && size == PAGE_4K ? e : NULL;
 }
 
 /*
@@ -140,7 +164,7 @@ void setup_bad_pages(unsigned n, uint64_t kernel_gpa)
     }
     for (unsigned i = 0; i < n; i++) {
         uint64_t gpa = kernel_gpa + (i + 1) * PAGE_2M + 0x3000;
-        uint64_t *e = pt_lookup(&npt, gpa, NULL);
+        uint64_t *e = npt_entry_4k(gpa);
         uint64_t *b;
 
         if (!e || spare + PAGE_4K > host_low_ram_end()) {

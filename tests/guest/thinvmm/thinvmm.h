@@ -68,6 +68,7 @@ extern struct host_e820_entry hmap[HMAP_MAX];
 extern unsigned nhmap;
 extern uint64_t high_size;              /* RAM at [HIGH_START, ...) */
 extern uint64_t high_offset;            /* its backing: hPA - gPA */
+extern uint64_t npt_page;               /* its nested page size */
 extern struct pt npt;
 extern unsigned nbad;                   /* faulty pages */
 
