@@ -155,6 +155,7 @@ class LinuxExperiment:
                                    f'-client.log'), 'w') as f:
                 f.write(out.stdout)
             check = wl.check_run(port, out, o.timeout)
+            wl.stop(port, o.timeout)
         except workloads.ClientError as e:
             vm.fail(f'{wl.name}: {e}')
         ctl.go()
@@ -190,10 +191,13 @@ class LinuxExperiment:
             vm.wait_exit(120)
             console = vm.console()
         for wl in self.workloads:
+            a = console.find(f'WORKLOAD-BEGIN {wl.name}')
+            b = console.find(f'WORKLOAD-END {wl.name}', a)
             if wl.name not in checks:
-                a = console.find(f'WORKLOAD-BEGIN {wl.name}')
-                b = console.find(f'WORKLOAD-END {wl.name}', a)
                 checks[wl.name] = wl.check(console[a:b])
+            if mode.guest_segment:
+                checks[wl.name] = workloads.check_preloaded(
+                    wl, console[a:b], checks[wl.name])
         layout = _LAYOUT.search(console)
         return ModeRun(boot, time.monotonic() - start, windows, checks,
                        console, layout and layout.group(1).strip())

@@ -20,6 +20,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 from importlib import resources
@@ -102,6 +103,9 @@ class Workload:
     unit = ''
     # How its measured memory gets into a primary region, or None.
     region_how = None
+    # Whether that is libdseg-preload.so (run_in_region), which says on
+    # the console whether it got the region.
+    preloaded = False
     # Its /init snippet in guest/.
     script_file = ''
 
@@ -198,6 +202,7 @@ class ServerWorkload(Workload):
     """A server in the guest, driven by a load generator on the host."""
 
     script_file = 'server.sh'
+    preloaded = True
     # The port it listens on in the guest.
     port = 0
 
@@ -230,6 +235,12 @@ class ServerWorkload(Workload):
     def check_run(self, port, out, timeout):
         """(ok, detail, None) from the load generator's
         CompletedProcess OUT and the server's state after it."""
+        raise NotImplementedError
+
+    def stop(self, port, timeout):
+        """Ask the server on PORT to exit, as its own protocol allows (so
+        that the program, not just the shell that started it, ends and
+        frees its primary region)."""
         raise NotImplementedError
 
     def check(self, text):
@@ -265,7 +276,18 @@ class Memcached(ServerWorkload):
 
     def command(self):
         return (f'/bin/memcached -u root -m {self.opts.memcached_mb} '
-                f'-l 0.0.0.0 -p {self.port} -t {self.opts.vcpus}')
+                f'-l 0.0.0.0 -p {self.port} -t {self.opts.vcpus} '
+                f'--enable-shutdown')
+
+    def stop(self, port, timeout):
+        try:
+            with socket.create_connection(('127.0.0.1', port),
+                                          timeout=timeout) as s:
+                s.sendall(b'shutdown\r\n')
+                while s.recv(4096):
+                    pass
+        except OSError as e:
+            raise ClientError(f'memcached did not shut down: {e}') from e
 
     @staticmethod
     def servers(port):
@@ -357,6 +379,9 @@ class Redis(ServerWorkload):
         p = run_tool(self.cli(port, 'ping'), 10, check=False)
         return p.returncode == 0 and p.stdout.strip() == 'PONG'
 
+    def stop(self, port, timeout):
+        run_tool(self.cli(port, 'shutdown', 'nosave'), timeout, check=False)
+
     def client(self, port):
         o = self.opts
         return [host_tool('redis-benchmark', 'redis-tools'),
@@ -393,6 +418,10 @@ class Command(Workload):
     script_file = 'command.sh'
 
     @property
+    def preloaded(self):
+        return self.opts.command_region_mb > 0
+
+    @property
     def region_how(self):
         return ('its large allocations, through libdseg-preload.so'
                 if self.opts.command_region_mb else None)
@@ -425,6 +454,24 @@ class Command(Workload):
             programs['/bin/' + os.path.basename(path)] = (
                 package, path.lstrip('/'))
         return data, programs
+
+
+# What libdseg-preload.so says when it got its primary region.
+PRELOAD_REGION = re.compile(r'^libdseg-preload: primary region of \d+ MiB',
+                            re.M)
+
+
+def check_preloaded(wl, text, check):
+    """CHECK, the (ok, detail, checksum) of workload WL, failed when WL
+    runs with libdseg-preload.so and its console output TEXT does not
+    show that the library got its primary region."""
+    if not wl.preloaded or PRELOAD_REGION.search(text):
+        return check
+    ok, detail, checksum = check
+    why = re.search(r'^libdseg-preload: no primary region.*$', text, re.M)
+    return False, (f'{detail}; ' if detail else '') + (
+        why.group(0) if why else 'libdseg-preload said nothing of its '
+        'primary region'), checksum
 
 
 WORKLOADS = {w.name: w for w in (Gups, Chase, Memcached, Redis, Command)}

@@ -15,11 +15,13 @@ if grep -q @region_flag@ /proc/cmdline; then
         pool_size=@pool_size@ || echo INSMOD-FAILED
 fi
 # run_in_region MB PROGRAM...: in the direct modes of the guest dimension,
-# PROGRAM's large allocations go to a primary region of MB MiB.
+# PROGRAM's large allocations go to a primary region of MB MiB; the
+# library says on stderr whether it got the region.
 run_in_region() {
     mb=$1; shift
     if [ $region = 1 ]; then
-        LD_PRELOAD=/lib/libdseg-preload.so DSEG_REGION_MB=$mb "$@"
+        LD_PRELOAD=/lib/libdseg-preload.so DSEG_REGION_MB=$mb \
+            DSEG_VERBOSE=1 "$@"
     else
         "$@"
     fi
