@@ -51,10 +51,12 @@ def _iters_arg(text):
 SIZES = {
     'default': dict(guest_mb=8192, vcpus=2, gups_mb=512,
                     gups_updates=1 << 20, chase_mb=512, chase_steps=1 << 20,
+                    bfs_mb=32, bfs_searches=2, cg_mb=32, cg_iterations=4,
                     memcached_keys=2048, memcached_mb=256,
                     redis_requests=8192, redis_keys=65536, runs=2),
     'paper': dict(guest_mb=16384, vcpus=2, gups_mb=8192,
                   gups_updates=1 << 24, chase_mb=8192, chase_steps=1 << 24,
+                  bfs_mb=8192, bfs_searches=8, cg_mb=8192, cg_iterations=75,
                   memcached_keys=1 << 18, memcached_mb=4096,
                   redis_requests=1 << 18, redis_keys=1 << 20, runs=3),
 }
@@ -67,6 +69,10 @@ SIZE_OPTIONS = {
     'gups_updates': 'GUPS updates in the window',
     'chase_mb': 'pointer-chase table in MiB',
     'chase_steps': 'pointer-chase loads in the window',
+    'bfs_mb': 'BFS table in MiB: the largest Kronecker graph that fits',
+    'bfs_searches': 'BFS searches in the window',
+    'cg_mb': 'CG table in MiB: the most rows whose matrix fits',
+    'cg_iterations': 'CG iterations in the window, in solves of 25',
     'memcached_keys': 'memcslap keys: as many sets, then gets',
     'memcached_mb': "memcached's cache in MiB",
     'redis_requests': 'redis-benchmark requests per command, SET and GET',
@@ -165,7 +171,7 @@ def _linux_args(ap):
                          "its own default of 50, QEMU's user network "
                          'resets connections under the default load)')
     ap.add_argument('--seed', type=_positive, default=1,
-                    help='seed of GUPS and the chase (default: 1)')
+                    help='seed of the table workloads (default: 1)')
     ap.add_argument('--tlb-size', type=tlb_size_type(),
                     default=DEFAULT_TLB_SIZE,
                     help='softmmu TLB entries per MMU index, a power of '

@@ -103,9 +103,7 @@ class LinuxExperiment:
     def image(self):
         """The kernel and initramfs: busybox, the workloads' programs
         with their libraries, ours, and the guest module."""
-        files = {'/bin/gups': guests.path('gups', self.opts.guests),
-                 '/bin/chase': guests.path('chase', self.opts.guests),
-                 '/bin/dseg-window': guests.path('dseg_window',
+        files = {'/bin/dseg-window': guests.path('dseg_window',
                                                  self.opts.guests),
                  '/lib/libdseg-preload.so': guests.path(
                      'libdseg-preload.so', self.opts.guests)}

@@ -2,9 +2,10 @@
 
 Each workload is a snippet of the guest's /init, a real shell script in
 guest/ (package data) with @NAME@ placeholders that guest_script() fills
-in.  A table workload (GUPS, the chase) is one of our programs whose
-loop is the window, between dseg-window marks 1 and 2, followed by a
-line 'NAME-RESULT ok|failed ...' that check() reads.  A server workload
+in.  A table workload (GUPS, the chase, BFS, CG) is one of our programs
+(tests/guest/linux/NAME.c) whose loop is the window, between dseg-window
+marks 1 and 2, followed by a line 'NAME-RESULT ok|failed ...' that
+check() reads; the program checks its own result after the window.  A server workload
 (memcached, redis) starts an unmodified server in the guest and waits
 (server.sh); its load generator runs on the host, at native speed,
 through a host forward of QEMU's user network, and the window is drawn
@@ -25,7 +26,7 @@ import subprocess
 import time
 from importlib import resources
 
-from .. import assets, boot
+from .. import assets, boot, guests
 from .common import MIB
 
 # A placeholder of a guest-side script: @NAME@.
@@ -174,6 +175,10 @@ class TableWorkload(Workload):
                 f'{self.size_mb()} MiB table, {self.ops()} '
                 f'{self.unit_plural}, seed {self.opts.seed}')
 
+    def files(self):
+        with open(guests.path(self.name, self.opts.guests), 'rb') as f:
+            return {f'/bin/{self.name}': f.read()}, {}
+
     def script_values(self):
         return {'name': self.name, 'tag': self.name.upper(),
                 'size_mb': self.size_mb(), 'ops': self.ops(),
@@ -196,6 +201,20 @@ class Chase(TableWorkload):
     name = 'chase'
     what = 'pointer chase over one random cycle of 64-byte slots'
     unit, unit_plural = 'step', 'steps'
+
+
+class Bfs(TableWorkload):
+    name = 'bfs'
+    what = ("Graph500's breadth-first search of a Kronecker graph, each "
+            'tree validated')
+    unit, unit_plural = 'search', 'searches'
+
+
+class Cg(TableWorkload):
+    name = 'cg'
+    what = ('NPB-style conjugate gradient on a random sparse SPD matrix, '
+            "each solve checked against CG's bounds")
+    unit, unit_plural = 'iteration', 'iterations'
 
 
 class ServerWorkload(Workload):
@@ -474,9 +493,10 @@ def check_preloaded(wl, text, check):
         'primary region'), checksum
 
 
-WORKLOADS = {w.name: w for w in (Gups, Chase, Memcached, Redis, Command)}
+WORKLOADS = {w.name: w for w in (Gups, Chase, Bfs, Cg, Memcached, Redis,
+                                  Command)}
 # The workloads that run unless --workloads names others.
-DEFAULT_WORKLOADS = ('gups', 'chase', 'memcached', 'redis')
+DEFAULT_WORKLOADS = ('gups', 'chase', 'bfs', 'cg', 'memcached', 'redis')
 
 
 def init_script(workloads, pool_base, pool_size):

@@ -1,7 +1,9 @@
 /*
- * The table of the Linux workload programs (gups.c, chase.c), which run
- * the kernels of ../lib/kernels.h: in a primary region or in anonymous
- * memory kept off huge pages, so that both are mapped with 4 KiB pages.
+ * The table of the Linux workload programs (gups.c and chase.c, which run
+ * the kernels of ../lib/kernels.h, bfs.c and cg.c): in a primary region or
+ * in anonymous memory kept off huge pages, so that both are mapped with
+ * 4 KiB pages.  A program that needs several arrays carves them out of
+ * its one table (a process has at most one primary region).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -31,6 +33,15 @@ static inline uint64_t *table_alloc(size_t size, int region)
         return NULL;
     }
     madvise(p, size, MADV_NOHUGEPAGE);
+    return p;
+}
+
+/* The next SIZE bytes at *AT, which moves past them (8-byte aligned). */
+static inline void *table_carve(char **at, uint64_t size)
+{
+    void *p = *at;
+
+    *at += (size + 7) & ~(uint64_t)7;
     return p;
 }
 
