@@ -1,7 +1,8 @@
 #!/bin/bash
 # qemu-dseg main job, with all set-up, on a fresh Debian 12 machine: build
 # the fork and its test guests, then run the translation experiment under
-# Linux: Debian's kernel and real programs (GUPS, memcached, redis) in
+# Linux: Debian's kernel and real programs (GUPS, a pointer chase,
+# Graph500's BFS, an NPB-style CG, memcached, redis) in
 # every translation mode, with tables on stdout, build/experiment/
 # results.json and build/experiment/modes.png.  Arguments go to
 # scripts/dseg-experiment.py (see docs/devel/dseg-experiment.rst);

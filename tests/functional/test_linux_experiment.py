@@ -3,7 +3,8 @@
 
 Runs scripts/dseg-experiment.py's Linux experiment (python/qemu_dseg/
 experiment/linux.py) with a 4 GiB guest on 2 vCPUs and small workloads:
-GUPS and the pointer chase over 256 MiB, a BFS and CG over 16 MiB,
+GUPS over 128 MiB, the pointer chase over 64 MiB, a BFS and CG over
+16 MiB,
 memcached with 256 keys and redis with 1024 requests of each kind.  In
 each of two rounds, one boot of Debian's kernel per mode runs them in
 turn, each in an exact counter window.
@@ -11,8 +12,9 @@ turn, each in an exact counter window.
 Checks:
 
 * the applications give correct results in every mode: GUPS, the
-  chase, BFS and CG each the same checksum everywhere, BFS's trees
-  validated and CG's solves within CG's bounds; memcached every get a hit, the items it was given,
+  chase, BFS and CG each the same checksum everywhere, and the same as
+  the same program's run on the host, BFS's trees validated and CG's
+  solves within CG's bounds; memcached every get a hit, the items it was given,
   and a 512 KiB value read back as it was set; redis-benchmark exits 0
   with both summaries and no error, and a key set afterwards reads back;
 * the servers' load generators ran on the host, through the guest's
@@ -22,11 +24,11 @@ Checks:
   segment, and ran 2 vCPUs;
 * VMM direct: at least 95% of the guest's fills in every window, on all
   vCPUs together, took the vmm-direct path;
-* the table workloads, whose tables are primary regions in the direct
-  modes of the guest dimension, take that mode's path for at least 99%
+* GUPS and the chase, whose tables are primary regions in the direct
+  modes of the guest dimension, take that mode's path for at least 98%
   of its window's fills in native direct, guest direct and dual direct
-  (GUPS and the chase; 95% for BFS and CG, whose windows hold more of
-  the rest of the program and of the kernel);
+  (BFS's and CG's windows fill the softmmu TLB too seldom for a share of
+  its fills to say much: the model's misses below);
 * memcached's slabs and redis's heap are in a primary region there
   (dual-direct fills).
 
@@ -39,13 +41,13 @@ recomputed from the raw model counters of each vCPU:
   figures of the row are these sums;
 * no segment path walks: native-direct and dual-direct misses cost no
   reference; a native-walk or vmm-direct miss reads at least its leaf;
-* GUPS and the chase miss the L1 about once per operation in base
-  native; for every table workload, at least 99% of the misses are
-  translated by the guest
-  segment in native direct, guest direct and dual direct, and by the VMM
-  segment in VMM direct and dual direct; a 2D walk costs more
-  references per miss than a native one; dual direct's walk references
-  are below 1% of base virtualised's, its cycles below base native's;
+* for every table workload, at least 99% of the misses are translated
+  by the guest segment in native direct, guest direct and dual direct,
+  and by the VMM segment in VMM direct and dual direct; a 2D walk costs
+  more references per miss than a native one; dual direct's walk
+  references are below 1% of base virtualised's; GUPS and the chase
+  miss the L1 about once per operation in base native, and dual
+  direct's cycles are below base native's;
 * memcached's and redis's dual-direct windows have guest-segment
   misses, and at least 95% of VMM direct's misses took the VMM segment;
 * the paper's claims are printed from the model;
@@ -68,18 +70,20 @@ import io
 import json
 import os
 import re
+import subprocess
 
 from qemu_dseg import config, model, testing
 from qemu_dseg.experiment import cli, tlbmodel
 from qemu_dseg.experiment.common import MODE_RATIOS
 
 MEMCACHED_KEYS = 256
-# The workloads that are our programs over a table, with the least share
-# of their window's fills that their mode's path takes in the direct modes
-# of the guest dimension, and the least number of those fills (GUPS and
-# the chase: half their operations).
-TABLE_PATHS = {'gups': (0.99, 1 << 17), 'chase': (0.99, 1 << 17),
-               'bfs': (0.95, 1 << 14), 'cg': (0.95, 1 << 14)}
+# The workloads that are our programs over a table, and their sizes:
+# (MiB, the option of their operations, how many).
+TABLE_SIZES = {'gups': (128, 'updates', 1 << 18),
+               'chase': (64, 'steps', 1 << 18),
+               'bfs': (16, 'searches', 1), 'cg': (16, 'iterations', 2)}
+# The seed of the table workloads, the experiment's default.
+SEED = 1
 # One's own workload (--command): a host file, a shell script that runs a
 # Debian package's dynamically linked program.
 OWN_INPUT = 'qemu-dseg own workload'
@@ -103,10 +107,8 @@ class LinuxExperimentTest(testing.TestCase):
                   '--command', 'own-work', '--command-file', script,
                   '--command-package', 'coreutils:usr/bin/sha256sum',
                   '--command-region-mb', '64',
-                  '--gups-mb', '256', '--gups-updates', str(1 << 18),
-                  '--chase-mb', '256', '--chase-steps', str(1 << 18),
-                  '--bfs-mb', '16', '--bfs-searches', '1',
-                  '--cg-mb', '16', '--cg-iterations', '2',
+                  *[arg for kind, (mb, unit, n) in TABLE_SIZES.items()
+                    for arg in (f'--{kind}-mb={mb}', f'--{kind}-{unit}={n}')],
                   '--memcached-keys', str(MEMCACHED_KEYS),
                   '--redis-requests', '1024',
                   '--redis-keys', '16384',
@@ -125,7 +127,7 @@ class LinuxExperimentTest(testing.TestCase):
 
     def test_all_modes_all_workloads(self):
         self.assertEqual(sorted(self.wls),
-                         sorted([*TABLE_PATHS, 'command', 'memcached',
+                         sorted([*TABLE_SIZES, 'command', 'memcached',
                                  'redis']))
         for wl in self.wls.values():
             self.assertEqual([r['mode'] for r in wl['modes']],
@@ -136,13 +138,28 @@ class LinuxExperimentTest(testing.TestCase):
             for r in wl['modes']:
                 with self.subTest(workload=kind, mode=r['mode']):
                     self.assertTrue(r['ok'], r['result'])
-        for kind in TABLE_PATHS:
+        for kind in TABLE_SIZES:
             self.assertIsNotNone(self.wls[kind]['checksum'], kind)
         for r in self.wls['memcached']['modes']:
             # The keys and the 512 KiB value.
             items = MEMCACHED_KEYS + 1
             self.assertIn(f'get_hits {items} get_misses 0 '
                           f'curr_items {items}', r['result'])
+
+    def test_checksums_as_on_host(self):
+        """Each table workload's program, a static Linux program, run on
+        the host with the same size, operations and seed (in ordinary
+        memory, with no window), prints the checksum that every mode
+        agreed on."""
+        for kind, (mb, _, n) in TABLE_SIZES.items():
+            out = subprocess.run(
+                [os.path.join(config.GUESTS, kind), str(mb), str(n),
+                 str(SEED)],
+                stdout=subprocess.PIPE, text=True, check=True).stdout
+            with self.subTest(workload=kind):
+                m = re.search(r' checksum (0x[0-9a-f]+)', out)
+                self.assertIsNotNone(m, out)
+                self.assertEqual(m.group(1), self.wls[kind]['checksum'])
 
     def test_layout_and_vcpus(self):
         cfg = self.res['config']
@@ -214,13 +231,15 @@ class LinuxExperimentTest(testing.TestCase):
                 self.assertGreaterEqual(vd, 0.95 * guest, c)
 
     def test_primary_region_paths(self):
-        for kind, mode in [(k, m) for k in TABLE_PATHS for m in
+        for kind, mode in [(k, m) for k in ('gups', 'chase') for m in
                            ('native-direct', 'guest-direct', 'dual-direct')]:
             r = self.row(kind, mode)
             with self.subTest(workload=kind, mode=mode):
-                share, fills = TABLE_PATHS[kind]
-                self.assertGreaterEqual(r['paths'][mode]['share'], share)
-                self.assertGreaterEqual(r['paths'][mode]['fills'], fills)
+                # The rest: the kernel's work on both vCPUs in the window,
+                # up to about 1% of it (0.3% in the main job's longer
+                # windows).
+                self.assertGreaterEqual(r['paths'][mode]['share'], 0.98)
+                self.assertGreaterEqual(r['paths'][mode]['fills'], 1 << 17)
         for kind in ('memcached', 'redis'):
             c = self.row(kind, 'dual-direct')['counters']
             with self.subTest(workload=kind):
@@ -275,19 +294,21 @@ class LinuxExperimentTest(testing.TestCase):
                         self.assertGreaterEqual(k, n, path)
 
     def test_model_tables(self):
-        for kind in TABLE_PATHS:
+        for kind in TABLE_SIZES:
             native = self.model(kind, 'base-native')
             virt = self.model(kind, 'base-virtualised')
             dual = self.model(kind, 'dual-direct')
             with self.subTest(workload=kind):
-                if kind in ('gups', 'chase'):
-                    self.assertGreater(native['l1_misses_per_op'], 0.9)
                 self.assertGreater(virt['refs_per_miss'],
                                    native['refs_per_miss'])
                 self.assertLess(dual['refs_per_op'],
                                 0.01 * virt['refs_per_op'])
-                self.assertLess(dual['cycles_per_op'],
-                                native['cycles_per_op'])
+                if kind in ('gups', 'chase'):
+                    self.assertGreater(native['l1_misses_per_op'], 0.9)
+                    # BFS's and CG's misses nearly all hit the L2 TLB,
+                    # so their walks are too few for this to be sure.
+                    self.assertLess(dual['cycles_per_op'],
+                                    native['cycles_per_op'])
             for mode in ('native-direct', 'guest-direct', 'dual-direct'):
                 with self.subTest(workload=kind, mode=mode):
                     self.assertGreaterEqual(
@@ -326,7 +347,7 @@ class TlbModelOptionsTest(testing.TestCase):
                          'preset=zen,pwc=64')
         # The sizes: the defaults, --paper, and an option over --paper.
         opts = cli.parse_args(base)
-        self.assertEqual((opts.vcpus, opts.gups_mb, opts.runs), (2, 512, 2))
+        self.assertEqual((opts.vcpus, opts.gups_mb, opts.runs), (2, 128, 2))
         self.assertEqual(opts.workloads, ['gups', 'chase', 'bfs', 'cg',
                                           'memcached', 'redis'])
         opts = cli.parse_args(base + ['--paper', '--gups-mb', '1024'])

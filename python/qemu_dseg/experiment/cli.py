@@ -49,14 +49,14 @@ def _iters_arg(text):
 # The Linux experiment's sizes, by default (about 10 minutes on two
 # cores after the builds) and with --paper.
 SIZES = {
-    'default': dict(guest_mb=8192, vcpus=2, gups_mb=512,
-                    gups_updates=1 << 20, chase_mb=512, chase_steps=1 << 20,
-                    bfs_mb=32, bfs_searches=2, cg_mb=32, cg_iterations=4,
-                    memcached_keys=2048, memcached_mb=256,
-                    redis_requests=8192, redis_keys=65536, runs=2),
+    'default': dict(guest_mb=8192, vcpus=2, gups_mb=128,
+                    gups_updates=1 << 20, chase_mb=64, chase_steps=1 << 20,
+                    bfs_mb=16, bfs_searches=2, cg_mb=16, cg_iterations=4,
+                    memcached_keys=1024, memcached_mb=256,
+                    redis_requests=4096, redis_keys=65536, runs=2),
     'paper': dict(guest_mb=16384, vcpus=2, gups_mb=8192,
                   gups_updates=1 << 24, chase_mb=8192, chase_steps=1 << 24,
-                  bfs_mb=8192, bfs_searches=8, cg_mb=8192, cg_iterations=75,
+                  bfs_mb=8192, bfs_searches=4, cg_mb=8192, cg_iterations=25,
                   memcached_keys=1 << 18, memcached_mb=4096,
                   redis_requests=1 << 18, redis_keys=1 << 20, runs=3),
 }
@@ -151,7 +151,8 @@ def _linux_args(ap):
     ap.add_argument('--paper', action='store_true',
                     help="the paper's scale as far as this emulator and a "
                          'host of 24 GiB allow: GiB data sets, 3 rounds '
-                         '(hours; docs/devel/dseg-experiment.rst); the '
+                         '(about 30 hours on two cores, estimated; '
+                         'docs/devel/dseg-experiment.rst); the '
                          'options below override its parts')
     for name, help_text in SIZE_OPTIONS.items():
         ap.add_argument('--' + name.replace('_', '-'), type=_positive,

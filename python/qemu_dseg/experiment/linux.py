@@ -57,11 +57,13 @@ _LAYOUT = re.compile(r'^THINVMM-LAYOUT (.*)$', re.M)
 @dataclass
 class ModeRun:
     """One boot in a mode (LinuxExperiment.run_mode()): the time to the
-    first workload and in all, each workload's window (machine.Window),
-    the console, each workload's (ok, detail, checksum) and thinvmm's
-    layout line, if any."""
+    first workload and in all, each workload's time from its start to the
+    next one's (its preparation and checks too) and its window
+    (machine.Window), the console, each workload's (ok, detail, checksum)
+    and thinvmm's layout line, if any."""
     boot_s: float
     total_s: float
+    spans: dict
     windows: dict
     checks: dict
     console: str
@@ -163,7 +165,7 @@ class LinuxExperiment:
         """Boot Linux in MODE and serve one window per workload; returns
         its ModeRun."""
         o = self.opts
-        windows, checks = {}, {}
+        windows, checks, began = {}, {}, []
         ports = {w.name: free_tcp_port() for w in self.workloads
                  if isinstance(w, workloads.ServerWorkload)}
         start = time.monotonic()
@@ -175,8 +177,7 @@ class LinuxExperiment:
             for wl in self.workloads:
                 vm.wait_console(rf'^WORKLOAD-BEGIN {wl.name}\r?$',
                                 o.timeout)
-                if not windows:
-                    boot = time.monotonic() - start
+                began.append(time.monotonic())
                 if wl.name in ports:
                     w, checks[wl.name] = self.serve(vm, mode, wl,
                                                     ports[wl.name], ctl)
@@ -186,6 +187,7 @@ class LinuxExperiment:
                         vm.fail(f'{wl.name}: window marks {w.marks}')
                 windows[wl.name] = w
             vm.wait_console(r'^LINUX-EXPERIMENT-DONE\r?$', o.timeout)
+            began.append(time.monotonic())
             vm.wait_exit(120)
             console = vm.console()
         for wl in self.workloads:
@@ -197,8 +199,11 @@ class LinuxExperiment:
                 checks[wl.name] = workloads.check_preloaded(
                     wl, console[a:b], checks[wl.name])
         layout = _LAYOUT.search(console)
-        return ModeRun(boot, time.monotonic() - start, windows, checks,
-                       console, layout and layout.group(1).strip())
+        spans = {wl.name: b - a for wl, a, b in
+                 zip(self.workloads, began, began[1:])}
+        return ModeRun(began[0] - start, time.monotonic() - start, spans,
+                       windows, checks, console,
+                       layout and layout.group(1).strip())
 
     def row(self, mode, wl, runs):
         """The row of workload WL in MODE from its RUNS (one per round):
@@ -252,7 +257,7 @@ class LinuxExperiment:
             ok = run.checks[wl.name][0]
             w = run.windows[wl.name]
             cells.append(f"{wl.name} {'ok' if ok else 'FAILED'} "
-                         f'{w.wall_s:.1f} s')
+                         f'{w.wall_s:.1f}/{run.spans[wl.name]:.1f} s')
         self.say(f'[boot {self.boots}] {mode.name:<16} boot '
                  f'{run.boot_s:5.1f} s, in all {run.total_s:5.1f} s; ' +
                  '; '.join(cells))

@@ -66,18 +66,14 @@ struct search {
     uint64_t visited, edges;
 };
 
-static uint64_t align8(uint64_t size)
-{
-    return (size + 7) & ~(uint64_t)7;
-}
-
 /* The table's bytes for a graph of 2^SCALE vertices. */
 static uint64_t graph_bytes(unsigned scale)
 {
     uint64_t n = 1ull << scale, m = EDGE_FACTOR * n;
 
-    return align8(m * 8) + align8((n + 1) * 8) +
-           align8(sparse_max_entries(m) * 4) + 2 * align8(n * 4);
+    return table_round(m * 8) + table_round((n + 1) * 8) +
+           table_round(sparse_max_entries(m) * 4) +
+           2 * table_round(n * 4);
 }
 
 static void graph_carve(struct graph *g, char *t, unsigned scale)

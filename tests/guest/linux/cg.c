@@ -14,9 +14,9 @@
  * Each row i is paired with 8 columns j drawn at random; each pair gets a
  * value w in [-1, 0) or (0, 1], and the matrix is A = D + W, W symmetric
  * with those values off the diagonal and D the diagonal of 1 + the sum of
- * |w| over row i.  A is strictly diagonally dominant, hence positive definite, and
- * Gershgorin bounds its condition number by K = max(D + rowsum) /
- * min(D - rowsum).  As in NPB CG, the window runs the inverse power
+ * |w| over row i.  A is strictly diagonally dominant, hence positive
+ * definite, and Gershgorin bounds its condition number by
+ * K = max(D + rowsum) / min(D - rowsum).  As in NPB CG, the window runs the inverse power
  * method: solves of A z = x by 25 CG iterations each (the last solve
  * fewer if ITERATIONS is not a multiple of 25), each followed by the
  * explicit residual |x - A z|, zeta = 1 / (x.z) and x = z / |z|.
@@ -64,18 +64,14 @@ struct solve {
     double xnorm, rnorm, updated_rnorm, zeta;
 };
 
-static uint64_t align8(uint64_t size)
-{
-    return (size + 7) & ~(uint64_t)7;
-}
-
 /* The table's bytes for N rows. */
 static uint64_t problem_bytes(uint64_t n)
 {
     uint64_t m = PAIRS_PER_ROW * n, e = sparse_max_entries(m);
 
-    return align8(m * 8) + align8(m * 8) + align8((n + 1) * 8) +
-           align8(e * 4) + align8(e * 8) + 7 * align8(n * 8);
+    return 2 * table_round(m * 8) + table_round((n + 1) * 8) +
+           table_round(e * 4) + table_round(e * 8) +
+           7 * table_round(n * 8);
 }
 
 static void problem_carve(struct problem *pb, char *t, uint64_t n)

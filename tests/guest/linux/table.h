@@ -36,12 +36,18 @@ static inline uint64_t *table_alloc(size_t size, int region)
     return p;
 }
 
-/* The next SIZE bytes at *AT, which moves past them (8-byte aligned). */
+/* SIZE bytes of a table as table_carve() takes them: 8-byte aligned. */
+static inline uint64_t table_round(uint64_t size)
+{
+    return (size + 7) & ~(uint64_t)7;
+}
+
+/* The next SIZE bytes at *AT, which moves past them. */
 static inline void *table_carve(char **at, uint64_t size)
 {
     void *p = *at;
 
-    *at += (size + 7) & ~(uint64_t)7;
+    *at += table_round(size);
     return p;
 }
 
