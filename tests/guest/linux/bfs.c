@@ -296,16 +296,13 @@ int main(int argc, char **argv)
                  ++tries < 64 * g.n);
         s[i].root = v;
     }
-    if (window && dseg_window_mark(1)) {
-        printf("BFS-FAIL window: %s\n", strerror(errno));
+    if (table_window_start(window, "BFS")) {
         return 1;
     }
     for (uint64_t i = 0; i < searches; i++) {
         bfs(&g, s[i].root, &s[i]);
     }
-    if (window) {
-        dseg_window_mark(2);
-    }
+    table_window_end(window);
     for (uint64_t i = 0; i < searches; i++) {
         struct search again;
         const char *why;

@@ -247,8 +247,7 @@ int main(int argc, char **argv)
     for (uint64_t i = 0; i < n; i++) {
         pb.x[i] = 1;
     }
-    if (window && dseg_window_mark(1)) {
-        printf("CG-FAIL window: %s\n", strerror(errno));
+    if (table_window_start(window, "CG")) {
         return 1;
     }
     for (uint64_t i = 0; i < solves; i++) {
@@ -256,9 +255,7 @@ int main(int argc, char **argv)
 
         solve(&pb, left < SOLVE_ITERATIONS ? left : SOLVE_ITERATIONS, &s[i]);
     }
-    if (window) {
-        dseg_window_mark(2);
-    }
+    table_window_end(window);
     for (uint64_t i = 0; i < solves; i++) {
         const char *why = check(&s[i], k);
 

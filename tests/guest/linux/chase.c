@@ -36,14 +36,11 @@ int main(int argc, char **argv)
         return 1;
     }
     chase_prepare(t, slots, seed);
-    if (window && dseg_window_mark(1)) {
-        printf("CHASE-FAIL window: %s\n", strerror(errno));
+    if (table_window_start(window, "CHASE")) {
         return 1;
     }
     sum = chase_loop(t, steps);
-    if (window) {
-        dseg_window_mark(2);
-    }
+    table_window_end(window);
     printf("CHASE mib %" PRIu64 " steps %" PRIu64 " seed %" PRIu64
            " table %s checksum 0x%016" PRIx64 "\n", args[0], steps, seed,
            region ? "region" : "anon", sum);

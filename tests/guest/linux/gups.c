@@ -42,14 +42,11 @@ int main(int argc, char **argv)
         return 1;
     }
     gups_prepare(t, words);
-    if (window && dseg_window_mark(1)) {
-        printf("GUPS-FAIL window: %s\n", strerror(errno));
+    if (table_window_start(window, "GUPS")) {
         return 1;
     }
     gups_loop(t, words, iters, seed);
-    if (window) {
-        dseg_window_mark(2);
-    }
+    table_window_end(window);
     printf("GUPS mib %" PRIu64 " iters %" PRIu64 " seed %" PRIu64
            " table %s checksum 0x%016" PRIx64 "\n", args[0], iters, seed,
            region ? "region" : "anon", gups_checksum(t, words));

@@ -10,7 +10,9 @@
 #ifndef TABLE_H
 #define TABLE_H
 
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -49,6 +51,27 @@ static inline void *table_carve(char **at, uint64_t size)
 
     *at += table_round(size);
     return p;
+}
+
+/*
+ * The window's start, dseg-window mark 1, if WINDOW: 0, or -1 after the
+ * line "TAG-FAIL window: why".
+ */
+static inline int table_window_start(int window, const char *tag)
+{
+    if (window && dseg_window_mark(1)) {
+        printf("%s-FAIL window: %s\n", tag, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The window's end, mark 2, if WINDOW. */
+static inline void table_window_end(int window)
+{
+    if (window) {
+        dseg_window_mark(2);
+    }
 }
 
 /*
