@@ -72,7 +72,7 @@ import os
 import re
 import subprocess
 
-from qemu_dseg import config, model, testing
+from qemu_dseg import config, guests, model, testing
 from qemu_dseg.experiment import cli, tlbmodel
 from qemu_dseg.experiment.common import MODE_RATIOS
 
@@ -153,7 +153,7 @@ class LinuxExperimentTest(testing.TestCase):
         agreed on."""
         for kind, (mb, _, n) in TABLE_SIZES.items():
             out = subprocess.run(
-                [os.path.join(config.GUESTS, kind), str(mb), str(n),
+                [guests.path(kind, config.GUESTS), str(mb), str(n),
                  str(SEED)],
                 stdout=subprocess.PIPE, text=True, check=True).stdout
             with self.subTest(workload=kind):

@@ -53,9 +53,10 @@ def linux_guest(init_script, extra_files=None, modules=('kvm-amd',),
     /lib/modules/load-order), INIT_SCRIPT as /init, EXTRA_FILES
     (path -> bytes; executable under /bin and /lib) and PROGRAMS (path ->
     (Debian package, path in it)), unmodified programs from Debian's
-    packages; a file at an applet's path replaces the applet.  Every dynamically linked file among them gets the shared
-    libraries it needs, from libc6 and the library packages that the
-    programs' packages depend on, and the dynamic loader.  Built once per
+    packages; a file at an applet's path replaces the applet.  Every
+    dynamically linked file among them gets the shared libraries it needs,
+    from libc6 and the library packages that the programs' packages
+    depend on, and the dynamic loader.  Built once per
     content.
     """
     kernel = fetch(kernel_package())

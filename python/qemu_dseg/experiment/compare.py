@@ -117,7 +117,8 @@ def rotation(items, i):
 def run_rounds(series, run, ratios, min_rounds, max_rounds, target,
                metric='vcpu_s', progress=None):
     """Run SERIES (names) round by round with RUN(name) -> a measurement
-    (a Measurement, or any object with its wall_s and vcpu_s).
+    (a Measurement, or any object with its wall_s and vcpu_s; for a ratio
+    with a part, one with .windows[part] that has them).
 
     Stops after MIN_ROUNDS rounds once every ratio of RATIOS on METRIC has
     a half-width of at most TARGET (a fraction: 0.01 for +-1%), or after

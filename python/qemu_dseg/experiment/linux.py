@@ -4,13 +4,15 @@ Debian's unmodified cloud kernel boots in each translation mode: directly
 on the fork for base native and native direct, and under the thin test
 hypervisor (tests/guest/thinvmm/) for the four virtualised modes, with
 all of the guest's RAM above 4 GiB under its VMM segment in VMM direct and
-dual direct.  In one boot per mode its /init runs each workload in turn;
+dual direct.  In each boot (one per mode and round, the rounds
+interleaved: compare.run_rounds) its /init runs each workload in turn;
 the workload's measured part is an exact counter window on the
 isa-dseg-window device (docs/specs/direct-segments.rst).  In the direct
 modes of the guest dimension (native direct, guest direct, dual direct)
 the guest module contrib/linux/dseg gives the measured program its
-memory in a primary region: GUPS asks for it (libdseg), the unmodified
-servers get their large allocations there through libdseg-preload.so.
+memory in a primary region: the table programs ask for it (libdseg),
+the unmodified servers get their large allocations there through
+libdseg-preload.so.
 The servers' load generators run on the host, through the guest's
 virtio NIC on QEMU's user network (workloads.ServerWorkload).
 
@@ -18,9 +20,10 @@ Linux runs with 4-level paging, without transparent huge pages, so its
 programs' memory is in 4 KiB pages (its kernel maps its own memory with
 large pages); thinvmm maps its guest with 4 KiB nested pages, or 2 MiB
 ones with --nested-page 2m.  The softmmu TLB has a fixed size
-(-accel tcg,tlb-size).  Unless the options turn it off, the fork's dseg-tlb plugin models a
-CPU's TLBs and walk caches (tlbmodel.py), and every window has the
-model's counters beside those of the softmmu TLB's fills.
+(-accel tcg,tlb-size).  Unless the options turn it off, the fork's
+dseg-tlb plugin models a CPU's TLBs and walk caches (tlbmodel.py), and
+every window has the model's counters beside those of the softmmu TLB's
+fills.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -59,14 +62,13 @@ class ModeRun:
     """One boot in a mode (LinuxExperiment.run_mode()): the time to the
     first workload and in all, each workload's time from its start to the
     next one's (its preparation and checks too) and its window
-    (machine.Window), the console, each workload's (ok, detail, checksum)
-    and thinvmm's layout line, if any."""
+    (machine.Window), each workload's (ok, detail, checksum) and thinvmm's
+    layout line, if any."""
     boot_s: float
     total_s: float
     spans: dict
     windows: dict
     checks: dict
-    console: str
     layout: Optional[str]
 
 
@@ -85,7 +87,8 @@ def combine(infos):
 
 
 class LinuxExperiment:
-    """One invocation: one boot per mode, one window per workload."""
+    """One invocation: one boot per mode and round, one window per
+    workload."""
 
     def __init__(self, opts, out=sys.stdout):
         self.opts = opts
@@ -96,7 +99,6 @@ class LinuxExperiment:
         self.modes = [MODE_BY_NAME[n] for n in opts.modes]
         regions = [w.region_mb() for w in self.workloads]
         self.pool_size = (max(regions) + 64) * MIB
-        self.done = 0
         self.model_options = tlbmodel.options_of(opts)
 
     def say(self, text):
@@ -202,7 +204,7 @@ class LinuxExperiment:
         spans = {wl.name: b - a for wl, a, b in
                  zip(self.workloads, began, began[1:])}
         return ModeRun(began[0] - start, time.monotonic() - start, spans,
-                       windows, checks, console,
+                       windows, checks,
                        layout and layout.group(1).strip())
 
     def row(self, mode, wl, runs):

@@ -6,11 +6,12 @@ in.  A table workload (GUPS, the chase, BFS, CG) is one of our programs
 (tests/guest/linux/NAME.c) whose loop is the window, between dseg-window
 marks 1 and 2, followed by a line 'NAME-RESULT ok|failed ...' that
 check() reads; the program checks its own result after the window.  A
-server workload (memcached, redis) starts an unmodified server in the guest and waits
-(server.sh); its load generator runs on the host, at native speed,
-through a host forward of QEMU's user network, and the window is drawn
-around it (Machine.window_around()), so that it holds the server's work,
-the guest kernel's networking and interrupts, and nothing of the client.
+server workload (memcached, redis) starts an unmodified server in the
+guest and waits (server.sh); its load generator runs on the host, at
+native speed, through a host forward of QEMU's user network, and the
+window is drawn around it (Machine.window_around()), so that it holds
+the server's work, the guest kernel's networking and interrupts, and
+nothing of the client.
 linux-init.sh is the head of /init (the guest module, the NIC,
 run_in_region, serve), and bench-init.sh the /init of the overhead
 benchmark's Linux boot.
@@ -80,18 +81,19 @@ class ClientError(RuntimeError):
     """A host-side client could not run or its server did not answer."""
 
 
-def run_tool(argv, timeout, check=True):
-    """Run ARGV on the host; its CompletedProcess (text, stdout and
-    stderr together).  With CHECK, ClientError when it fails."""
+def run_tool(argv, timeout, check=True, text=True):
+    """Run ARGV on the host; its CompletedProcess (stdout and stderr
+    together, as text or, without TEXT, bytes).  ClientError when it
+    times out and, with CHECK, when it fails."""
     try:
         p = subprocess.run(argv, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True,
+                           stderr=subprocess.STDOUT, text=text,
                            timeout=timeout)
     except subprocess.TimeoutExpired as e:
         raise ClientError(f'{argv[0]} timed out after {timeout} s') from e
     if check and p.returncode:
         raise ClientError(f'{" ".join(argv)}: exit {p.returncode}: '
-                          f'{p.stdout.strip()[-500:]}')
+                          f'{str(p.stdout).strip()[-500:]}')
     return p
 
 
@@ -339,9 +341,9 @@ class Memcached(ServerWorkload):
                 f'--execute-number={n}', '--concurrency=1']
 
     def check_run(self, port, out, timeout):
-        got = subprocess.run(
-            [host_tool('memccat', 'libmemcached-tools'), self.servers(port),
-             self.ITEM], stdout=subprocess.PIPE, timeout=timeout).stdout
+        got = run_tool([host_tool('memccat', 'libmemcached-tools'),
+                        self.servers(port), self.ITEM], timeout,
+                       check=False, text=False).stdout
         stat = run_tool([host_tool('memcstat', 'libmemcached-tools'),
                          self.servers(port)], timeout).stdout
         figures = {k: int(v) for k, v in re.findall(
@@ -502,7 +504,7 @@ def check_preloaded(wl, text, check):
 WORKLOADS = {w.name: w for w in (Gups, Chase, Bfs, Cg, Memcached, Redis,
                                   Command)}
 # The workloads that run unless --workloads names others.
-DEFAULT_WORKLOADS = ('gups', 'chase', 'bfs', 'cg', 'memcached', 'redis')
+DEFAULT_WORKLOADS = tuple(n for n in WORKLOADS if n != Command.name)
 
 
 def init_script(workloads, pool_base, pool_size):

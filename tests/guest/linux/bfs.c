@@ -250,17 +250,12 @@ static const char *validate(const struct graph *g, const struct search *s)
     return NULL;
 }
 
-static uint64_t mix(uint64_t h, uint64_t x)
-{
-    return (h ^ x) * 0x100000001b3ull;
-}
-
 int main(int argc, char **argv)
 {
     int region = 0, window = 0;
     uint64_t args[3] = { 64, 2, 1 };
     unsigned scale = MIN_SCALE;
-    uint64_t searches, seed, sum = 0xcbf29ce484222325ull, traversed = 0;
+    uint64_t searches, seed, sum = TABLE_MIX_START, traversed = 0;
     struct search *s;
     struct graph g;
     char *t;
@@ -304,18 +299,19 @@ int main(int argc, char **argv)
     }
     table_window_end(window);
     for (uint64_t i = 0; i < searches; i++) {
-        struct search again;
+        struct search rerun;    /* validate() checks s[i] itself */
         const char *why;
 
-        bfs(&g, s[i].root, &again);
+        bfs(&g, s[i].root, &rerun);     /* the search's tree, again */
         why = validate(&g, &s[i]);
         if (why) {
             printf("BFS-FAIL search %" PRIu64 " from %" PRIu32 ": %s\n",
                    i, s[i].root, why);
             return 1;
         }
-        sum = mix(mix(mix(mix(sum, s[i].root), s[i].visited), s[i].depth),
-                  s[i].edges);
+        sum = table_mix(table_mix(table_mix(table_mix(sum, s[i].root),
+                                            s[i].visited), s[i].depth),
+                        s[i].edges);
         traversed += s[i].edges;
     }
     printf("BFS mib %" PRIu64 " searches %" PRIu64 " seed %" PRIu64

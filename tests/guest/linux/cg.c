@@ -16,8 +16,8 @@
  * with those values off the diagonal and D the diagonal of 1 + the sum of
  * |w| over row i.  A is strictly diagonally dominant, hence positive
  * definite, and Gershgorin bounds its condition number by
- * K = max(D + rowsum) / min(D - rowsum).  As in NPB CG, the window runs the inverse power
- * method: solves of A z = x by 25 CG iterations each (the last solve
+ * K = max(D + rowsum) / min(D - rowsum).  As in NPB CG, the window runs
+ * the inverse power method: solves of A z = x by 25 CG iterations each (the last solve
  * fewer if ITERATIONS is not a multiple of 25), each followed by the
  * explicit residual |x - A z|, zeta = 1 / (x.z) and x = z / |z|.
  *
@@ -71,7 +71,7 @@ static uint64_t problem_bytes(uint64_t n)
 
     return 2 * table_round(m * 8) + table_round((n + 1) * 8) +
            table_round(e * 4) + table_round(e * 8) +
-           7 * table_round(n * 8);
+           6 * table_round(n * 8);
 }
 
 static void problem_carve(struct problem *pb, char *t, uint64_t n)
@@ -201,12 +201,13 @@ static const char *check(const struct solve *s, double k)
     return NULL;
 }
 
-static uint64_t mix(uint64_t h, double x)
+/* H with the bits of X mixed in. */
+static uint64_t mix_double(uint64_t h, double x)
 {
     uint64_t bits;
 
     memcpy(&bits, &x, sizeof(bits));
-    return (h ^ bits) * 0x100000001b3ull;
+    return table_mix(h, bits);
 }
 
 int main(int argc, char **argv)
@@ -214,7 +215,7 @@ int main(int argc, char **argv)
     int region = 0, window = 0;
     uint64_t args[3] = { 64, 8, 1 };
     uint64_t n = MIN_ROWS, iterations, seed, solves;
-    uint64_t sum = 0xcbf29ce484222325ull;
+    uint64_t sum = TABLE_MIX_START;
     struct problem pb;
     struct solve *s;
     double k;
@@ -266,7 +267,7 @@ int main(int argc, char **argv)
                    s[i].iterations, k);
             return 1;
         }
-        sum = mix(mix(sum, s[i].zeta), s[i].rnorm);
+        sum = mix_double(mix_double(sum, s[i].zeta), s[i].rnorm);
     }
     printf("CG mib %" PRIu64 " iterations %" PRIu64 " seed %" PRIu64
            " table %s checksum 0x%016" PRIx64 " rows %" PRIu64 " entries %"

@@ -53,6 +53,14 @@ static inline void *table_carve(char **at, uint64_t size)
     return p;
 }
 
+/* The checksum's start, and H with X mixed in (FNV-1a's constants). */
+#define TABLE_MIX_START 0xcbf29ce484222325ull
+
+static inline uint64_t table_mix(uint64_t h, uint64_t x)
+{
+    return (h ^ x) * 0x100000001b3ull;
+}
+
 /*
  * The window's start, dseg-window mark 1, if WINDOW: 0, or -1 after the
  * line "TAG-FAIL window: why".

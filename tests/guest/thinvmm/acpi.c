@@ -150,25 +150,18 @@ uint64_t build_acpi(void)
 /* The enabled local APICs of the firmware's MADT: vCPUs 0 to N-1. */
 unsigned count_cpus(void)
 {
-    struct acpi_root r = acpi_root();
+    const uint8_t *t = acpi_table("APIC");
     unsigned n = 0;
 
-    for (unsigned i = 0; i < r.n; i++) {
-        const uint8_t *t = acpi_entry(&r, i);
-
-        if (memcmp(t, "APIC", 4)) {
-            continue;
+    for (uint32_t off = 44; t && off + 2 <= rd32(t, 4); off += t[off + 1]) {
+        if (t[off] == MADT_LAPIC && (rd32(t, off + 4) & 1)) {
+            if (t[off + 3] != n) {
+                panic("local APIC IDs must be 0 to N-1");
+            }
+            n++;
         }
-        for (uint32_t off = 44; off + 2 <= rd32(t, 4); off += t[off + 1]) {
-            if (t[off] == MADT_LAPIC && (rd32(t, off + 4) & 1)) {
-                if (t[off + 3] != n) {
-                    panic("local APIC IDs must be 0 to N-1");
-                }
-                n++;
-            }
-            if (!t[off + 1]) {
-                break;
-            }
+        if (!t[off + 1]) {
+            break;
         }
     }
     if (!n || n > SMP_MAX_CPUS) {

@@ -150,10 +150,8 @@ void enable_iommu(void)
               "walk 4-level tables (QEMU: -device intel-iommu,"
               "aw-bits=48)", npt.levels);
     }
-    root = page_alloc();
+    root = page_alloc();        /* zeroed */
     context = page_alloc();
-    memset(hptr(root), 0, PAGE_4K);
-    memset(hptr(context), 0, PAGE_4K);
     for (unsigned i = 0; i < 256; i++) {
         uint64_t *r = (uint64_t *)hptr(root) + 2 * i;
         uint64_t *c = (uint64_t *)hptr(context) + 2 * i;

@@ -115,7 +115,8 @@ static void print_layout(void)
            "%lu.%02lu%% of guest RAM; %u vCPU%s\n",
            total >> 10, below_1m >> 10, LOW_END, LOW_RAM_END, LOW_OFFSET,
            HIGH_START, HIGH_START + high_size, high_offset,
-           npt_page == PAGE_2M ? "2 MiB" : "4 KiB", use_segment ? "over high RAM" : "off", bp / 100, bp % 100,
+           npt_page == PAGE_2M ? "2 MiB" : "4 KiB",
+           use_segment ? "over high RAM" : "off", bp / 100, bp % 100,
            ncpus, ncpus > 1 ? "s" : "");
 }
 

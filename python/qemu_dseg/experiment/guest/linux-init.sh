@@ -26,14 +26,6 @@ run_in_region() {
         "$@"
     fi
 }
-# wait_for COMMAND...: until it succeeds, for at most 60 s.
-wait_for() {
-    for i in $(seq 300); do
-        "$@" > /dev/null 2>&1 && return 0
-        sleep 0.2
-    done
-    return 1
-}
 # serve NAME: the server NAME is started; the host measures its load
 # generator against it and checks the answers, then sends a line.
 serve() {
