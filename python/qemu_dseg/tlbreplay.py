@@ -138,14 +138,14 @@ class Hierarchy:
         e = self.find(self.l2_of(fetch), ctx, addr)
         if not e:
             return MISS
-        self.fill_tlb(l1, e.ctx, addr, e.size, e.glob, False)
+        self.fill_tlb(l1, e.ctx, addr, e.size, e.glob, e.direct)
         return HIT_L2
 
-    def fill(self, fetch, ctx, addr, size, glob, l2):
+    def fill(self, fetch, ctx, addr, size, glob, l2, direct):
         if l2:
-            self.fill_tlb(self.l2_of(fetch), ctx, addr, size, glob, False)
+            self.fill_tlb(self.l2_of(fetch), ctx, addr, size, glob, direct)
         self.fill_tlb('l1i' if fetch else 'l1d', ctx, addr, size, glob,
-                      not l2)
+                      direct)
 
     # The walk caches: exact tags; the nested TLB's is the ASID's.
 
@@ -255,7 +255,7 @@ def replay(words, lines, keep=10):
             got, want = h.ntlb_lookup(f['ctx'], f['gpa']), bool(f['hit'])
         elif op == 'fill':
             h.fill(f['fetch'], f['ctx'], f['addr'], f['size'],
-                   bool(f['global']), bool(f['l2']))
+                   bool(f['global']), bool(f['l2']), bool(f['direct']))
             continue
         elif op == 'ntlb_fill':
             h.ntlb_fill(f['ctx'], f['gpa'], f['size'])

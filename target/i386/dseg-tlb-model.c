@@ -497,7 +497,7 @@ TlbmHit tlbm_lookup_size(TlbmModel *m, bool fetch, uint32_t ctx,
     if (!e) {
         return TLBM_MISS;
     }
-    tlbm_tlb_fill(m, l1, e->ctx, addr, e->size, e->global, false);
+    tlbm_tlb_fill(m, l1, e->ctx, addr, e->size, e->global, e->direct);
     return TLBM_HIT_L2;
 }
 
@@ -508,15 +508,14 @@ TlbmHit tlbm_lookup(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr)
     return tlbm_lookup_size(m, fetch, ctx, addr, &size);
 }
 
-
 void tlbm_fill(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr,
-               TlbmSize size, bool global, bool l2)
+               TlbmSize size, bool global, bool l2, bool direct)
 {
     if (l2) {
-        tlbm_tlb_fill(m, tlbm_l2(m, fetch), ctx, addr, size, global, false);
+        tlbm_tlb_fill(m, tlbm_l2(m, fetch), ctx, addr, size, global, direct);
     }
     tlbm_tlb_fill(m, fetch ? &m->l1i : &m->l1d, ctx, addr, size, global,
-                  !l2);
+                  direct);
 }
 
 bool tlbm_pwc_read(TlbmModel *m, uint32_t ctx, uint64_t pa)

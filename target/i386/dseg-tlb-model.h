@@ -85,7 +85,7 @@ typedef struct TlbmEntry {
     uint32_t ctx;
     uint8_t size;
     bool global;
-    bool direct;        /* a direct segment's translation (L1 only) */
+    bool direct;        /* a guest segment made the translation */
 } TlbmEntry;
 
 typedef struct TlbmArray {
@@ -221,11 +221,13 @@ TlbmHit tlbm_lookup_size(TlbmModel *m, bool fetch, uint32_t ctx,
 
 /*
  * Keep the translation of @addr, a page of @size, after a miss: in the L1
- * of the access's side, and in the L2 too if @l2 (a walk's result; a
- * direct segment's translation fills the L1 alone).
+ * of the access's side, and in the L2 too if @l2 (a walk or the nested
+ * TLB made some of it; what segments alone made fills the L1 alone).
+ * @direct: a guest segment made it (tlbm_flush_direct() drops it), which
+ * an L1 entry that an L2 hit refills keeps.
  */
 void tlbm_fill(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr,
-               TlbmSize size, bool global, bool l2);
+               TlbmSize size, bool global, bool l2, bool direct);
 
 /*
  * A walk reads the non-leaf entry at physical address @pa in address
@@ -251,8 +253,8 @@ void tlbm_ntlb_fill(TlbmModel *m, uint32_t ctx, uint64_t gpa, TlbmSize size);
  *       cache entries;
  *   tlbm_flush_asid: every entry of one ASID, global ones and the nested
  *       TLB's included;
- *   tlbm_flush_direct: the translations a direct segment made (the fills
- *       without @l2), of every address space;
+ *   tlbm_flush_direct: the translations a guest segment made (the fills
+ *       with @direct), of every address space;
  *   tlbm_flush_segment: a guest segment's change: those, and the TLB
  *       entries of @asid that map a linear address in [@base, @limit);
  *   tlbm_flush_all: everything.

@@ -10,7 +10,7 @@
  *  - the guest segment, where it applies and holds the address, gives the
  *    gPA (the hPA in host mode) with no walk; in guest mode with nested
  *    paging the gPA then takes its nested step; the translation fills the
- *    L1 alone;
+ *    L1, and the L2 too unless segments alone made it;
  *  - else the L2 TLB; on an L2 miss the page walk, whose translation fills
  *    the L2 and the L1.
  *
@@ -170,10 +170,11 @@ static TlbmHit dseg_tlb_lookup(DSegTlb *t, bool fetch, uint32_t ctx,
 }
 
 static void dseg_tlb_fill(DSegTlb *t, bool fetch, uint32_t ctx,
-                          uint64_t addr, TlbmSize size, bool global, bool l2)
+                          uint64_t addr, TlbmSize size, bool global, bool l2,
+                          bool direct)
 {
-    trace_dseg_tlb_fill(t->cpu, fetch, ctx, addr, size, global, l2);
-    tlbm_fill(&t->m, fetch, ctx, addr, size, global, l2);
+    trace_dseg_tlb_fill(t->cpu, fetch, ctx, addr, size, global, l2, direct);
+    tlbm_fill(&t->m, fetch, ctx, addr, size, global, l2, direct);
 }
 
 static bool dseg_tlb_pwc_read(DSegTlb *t, uint32_t ctx, uint64_t pa)
@@ -457,7 +458,8 @@ static void dseg_tlb_translate(CPUX86State *env, DSegTlb *t, bool fetch,
     p->misses++;
     p->refs += w.refs;
     dseg_tlb_fill(t, fetch, ctx, addr, w.size, w.global && !guest_direct,
-                  !guest_direct);
+                  !guest_direct || (nested && !w.final_direct),
+                  guest_direct);
 }
 
 /* An access that the L1's front did not answer: look it up. */

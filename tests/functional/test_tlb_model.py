@@ -148,6 +148,29 @@ def nested_predictions(levels, caches):
     }
 
 
+# An L1 data TLB that a window's 32 pages miss at every access (LRU).
+SMALL_L1 = 'l1d=8:4k'
+# What segments alone translate fills the L1 alone.
+L1_ONLY_PATHS = ('native-direct', 'dual-direct')
+
+
+def small_l1_predictions(predictions):
+    """PREDICTIONS with the L1 data TLB of SMALL_L1: every access misses
+    it and the L2 answers all but the misses that translate.  Those are
+    the same, as every window's pages fit the L2, except where segments
+    alone translated, which are not in the L2: there every access
+    translates again, at no reference."""
+    small = {}
+    for mark, (pages, _, _, paths) in predictions.items():
+        paths = {p: (PASSES * pages, refs) if p in L1_ONLY_PATHS
+                 else (misses, refs)
+                 for p, (misses, refs) in paths.items()}
+        translated = sum(misses for misses, _ in paths.values())
+        small[mark] = (pages, PASSES * pages, PASSES * pages - translated,
+                       paths)
+    return small
+
+
 class TlbModelTest(testing.TestCase):
 
     def run_windows(self, name, cpu, options, count, extra_args=()):
@@ -204,6 +227,14 @@ class TlbModelTest(testing.TestCase):
     def test_nested_no_walk_caches_4level(self):
         self.check('tlb_model_2d', nested_predictions(4, False),
                    cpu='max,+dseg', options=NO_CACHES)
+
+    def test_nested_small_l1(self):
+        """The L2 keeps what walks made and what the guest segment made
+        with a nested step (windows 6 and 8: 32 guest-direct misses, then
+        L2 hits), not what segments alone made."""
+        self.check('tlb_model_2d', small_l1_predictions(
+            nested_predictions(4, True)), cpu='max,+dseg',
+            options=f'{CACHES},{SMALL_L1}')
 
     def replay(self, name, cpu, count):
         trace = os.path.join(self.logs, f'{name}.trace')

@@ -58,7 +58,7 @@ static TlbmHit touch(Model *t, uint32_t ctx, uint64_t addr, TlbmSize size,
     TlbmHit h = tlbm_lookup(&t->m, false, ctx, addr);
 
     if (h == TLBM_MISS) {
-        tlbm_fill(&t->m, false, ctx, addr, size, global, true);
+        tlbm_fill(&t->m, false, ctx, addr, size, global, true, false);
     }
     return h;
 }
@@ -197,6 +197,37 @@ static void test_invlpg(void)
 }
 
 /*
+ * Prediction: what a guest segment made with a nested step stays in the
+ * L2 after the L1 lost it, and the L1 entry an L2 hit refills from it is
+ * still the segment's, which a world switch drops; what segments alone
+ * made is gone with the L1 entry.
+ */
+static void test_guest_direct_l2(void)
+{
+    uint32_t guest = TLBM_CTX(1, 0);
+    Model t;
+
+    model_init(&t, &small);
+    tlbm_fill(&t.m, false, guest, 0x7000, TLBM_4K, false, true, true);
+    tlbm_fill(&t.m, false, guest, 0x3000, TLBM_4K, false, false, true);
+    /* Four walked pages of L1 set 3 evict both. */
+    for (uint64_t page = 0xb; page <= 0x17; page += 4) {
+        g_assert_cmpint(touch(&t, guest, page << 12, TLBM_4K, false), ==,
+                        TLBM_MISS);
+    }
+    g_assert_cmpint(tlbm_lookup(&t.m, false, guest, 0x3000), ==, TLBM_MISS);
+    g_assert_cmpint(tlbm_lookup(&t.m, false, guest, 0x7000), ==,
+                    TLBM_HIT_L2);
+    g_assert_cmpint(tlbm_lookup(&t.m, false, guest, 0x7000), ==,
+                    TLBM_HIT_L1);
+    tlbm_flush_direct(&t.m);
+    g_assert_cmpint(tlbm_lookup(&t.m, false, guest, 0x7000), ==, TLBM_MISS);
+    g_assert_cmpint(tlbm_lookup(&t.m, false, guest, 0x17000), ==,
+                    TLBM_HIT_L1);
+    model_free(&t);
+}
+
+/*
  * Prediction: ASIDs keep their entries apart: a guest's (ASID 1) survive
  * the host's CR3 writes and its own flush drops only them; the nested TLB
  * and the PWC go with their ASID.
@@ -227,15 +258,18 @@ static void test_asids(void)
     g_assert_true(tlbm_ntlb_lookup(&t.m, guest, 0x123abc));
 
     /*
-     * A world switch drops what a segment made (a fill without the L2),
-     * in every ASID, and keeps what walks made.
+     * A world switch drops what a guest segment made, alone (the L1 only)
+     * or with a nested step (the L2 too), in every ASID, and keeps what
+     * walks made.
      */
     touch(&t, guest, 0x1000, TLBM_4K, false);
-    tlbm_fill(&t.m, false, guest, 0x5000, TLBM_4K, false, false);
-    tlbm_fill(&t.m, false, host, 0x6000, TLBM_4K, false, false);
+    tlbm_fill(&t.m, false, guest, 0x5000, TLBM_4K, false, false, true);
+    tlbm_fill(&t.m, false, host, 0x6000, TLBM_4K, false, false, true);
+    tlbm_fill(&t.m, false, guest, 0x7000, TLBM_4K, false, true, true);
     tlbm_flush_direct(&t.m);
     g_assert_cmpint(tlbm_lookup(&t.m, false, guest, 0x5000), ==, TLBM_MISS);
     g_assert_cmpint(tlbm_lookup(&t.m, false, host, 0x6000), ==, TLBM_MISS);
+    g_assert_cmpint(tlbm_lookup(&t.m, false, guest, 0x7000), ==, TLBM_MISS);
     g_assert_cmpint(tlbm_lookup(&t.m, false, guest, 0x1000), ==,
                     TLBM_HIT_L1);
 
@@ -244,10 +278,10 @@ static void test_asids(void)
      * the ASID that map its new range, of any size, global ones
      * included; nothing else.
      */
-    tlbm_fill(&t.m, false, guest, 0x5000, TLBM_4K, false, false);
-    tlbm_fill(&t.m, false, host, 0x400000, TLBM_2M, true, true);
-    tlbm_fill(&t.m, false, host, 0x900000, TLBM_4K, false, true);
-    tlbm_fill(&t.m, false, guest, 0x900000, TLBM_4K, false, true);
+    tlbm_fill(&t.m, false, guest, 0x5000, TLBM_4K, false, false, true);
+    tlbm_fill(&t.m, false, host, 0x400000, TLBM_2M, true, true, false);
+    tlbm_fill(&t.m, false, host, 0x900000, TLBM_4K, false, true, false);
+    tlbm_fill(&t.m, false, guest, 0x900000, TLBM_4K, false, true, false);
     touch(&t, host, 0x1000, TLBM_4K, false);
     tlbm_flush_segment(&t.m, 0, 0x5ff000, 0x901000);
     g_assert_cmpint(tlbm_lookup(&t.m, false, guest, 0x5000), ==, TLBM_MISS);
@@ -627,7 +661,7 @@ static TlbmHit ref_lookup(Ref *r, bool fetch, uint32_t ctx, uint64_t addr)
     if (!e) {
         return TLBM_MISS;
     }
-    ref_fill(r, l1, e->ctx, addr, e->size, e->global, false);
+    ref_fill(r, l1, e->ctx, addr, e->size, e->global, e->direct);
     return TLBM_HIT_L2;
 }
 
@@ -710,6 +744,7 @@ typedef struct RandomFill {
     TlbmSize size;
     bool global;
     bool l2;
+    bool direct;
 } RandomFill;
 
 static RandomFill random_fill(GRand *rnd)
@@ -720,7 +755,19 @@ static RandomFill random_fill(GRand *rnd)
     };
 
     f.global = g_rand_int_range(rnd, 0, 8) == 0;
-    f.l2 = g_rand_int_range(rnd, 0, 4) != 0;
+    /* A walk's, a guest segment's with a nested step, or segments' alone. */
+    switch (g_rand_int_range(rnd, 0, 4)) {
+    case 0:
+    case 1:
+        f.l2 = true;
+        break;
+    case 2:
+        f.l2 = f.direct = true;
+        break;
+    default:
+        f.direct = true;
+        break;
+    }
     return f;
 }
 
@@ -773,11 +820,13 @@ static void random_trace(const TlbmGeom *g, uint32_t seed)
         if (got == TLBM_MISS) {
             RandomFill f = random_fill(rnd);
 
-            tlbm_fill(&t.m, fetch, ctx, addr, f.size, f.global, f.l2);
-            ref_fill(&r, fetch ? 1 : 0, ctx, addr, f.size, f.global, !f.l2);
+            tlbm_fill(&t.m, fetch, ctx, addr, f.size, f.global, f.l2,
+                      f.direct);
+            ref_fill(&r, fetch ? 1 : 0, ctx, addr, f.size, f.global,
+                     f.direct);
             if (f.l2) {
                 ref_fill(&r, fetch && r.tlb[3][0].g.entries ? 3 : 2, ctx,
-                         addr, f.size, f.global, false);
+                         addr, f.size, f.global, f.direct);
             }
         }
     }
@@ -848,8 +897,10 @@ static void front_trace(const TlbmGeom *g, uint32_t seed)
         if (got == TLBM_MISS) {
             RandomFill f = random_fill(rnd);
 
-            tlbm_fill(&a.m, fetch, ctx, addr, f.size, f.global, f.l2);
-            tlbm_fill(&b.m, fetch, ctx, addr, f.size, f.global, f.l2);
+            tlbm_fill(&a.m, fetch, ctx, addr, f.size, f.global, f.l2,
+                      f.direct);
+            tlbm_fill(&b.m, fetch, ctx, addr, f.size, f.global, f.l2,
+                      f.direct);
         }
     }
     g_assert_cmpuint(front_hits, >, 10000);
@@ -888,6 +939,7 @@ int main(int argc, char **argv)
     g_test_add_func("/tlb-model/page-sizes", test_page_sizes);
     g_test_add_func("/tlb-model/invlpg", test_invlpg);
     g_test_add_func("/tlb-model/asids", test_asids);
+    g_test_add_func("/tlb-model/guest-direct-l2", test_guest_direct_l2);
     g_test_add_func("/tlb-model/pwc-walk", test_pwc_walk);
     g_test_add_func("/tlb-model/geom-words", test_geom_words);
     g_test_add_func("/tlb-model/presets", test_presets);
