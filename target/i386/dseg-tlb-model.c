@@ -350,7 +350,7 @@ void tlbm_init(TlbmModel *m, const TlbmGeom *g, TlbmEntry *storage)
     storage = tlbm_tlb_init(&m->l2i, &g->l2i, storage);
     storage = tlbm_array_init(&m->pwc, &g->pwc, storage);
     tlbm_array_init(&m->ntlb, &g->ntlb, storage);
-    m->gen = 1;
+    m->gen[0] = m->gen[1] = 1;
 }
 
 static TlbmEntry *tlbm_set(const TlbmArray *a, uint64_t key)
@@ -394,6 +394,33 @@ static TlbmEntry *tlbm_array_find(const TlbmArray *a, uint64_t key,
 }
 
 /*
+ * The entry of @a tagged exactly @key, @size and @ctx, or NULL; and in
+ * *@lru the set's least recently used entry (its first invalid one, if it
+ * has one).  One pass over the set: a tag is in it at most once, as
+ * tlbm_array_insert() keeps it.
+ */
+static TlbmEntry *tlbm_array_probe(const TlbmArray *a, uint64_t key,
+                                   TlbmSize size, uint32_t ctx,
+                                   TlbmEntry **lru)
+{
+    TlbmEntry *set = tlbm_set(a, key);
+    TlbmEntry *victim = &set[0];
+
+    for (uint32_t w = 0; w < a->geom.ways; w++) {
+        TlbmEntry *e = &set[w];
+
+        if (e->stamp && e->key == key && e->size == size && e->ctx == ctx) {
+            return e;
+        }
+        if (e->stamp < victim->stamp) {
+            victim = e;
+        }
+    }
+    *lru = victim;
+    return NULL;
+}
+
+/*
  * Keep @key in @a: over the entry with the same tag if there is one, else
  * over the set's least recently used entry.
  */
@@ -401,19 +428,10 @@ static void tlbm_array_insert(TlbmModel *m, TlbmArray *a, uint64_t key,
                               TlbmSize size, uint32_t ctx, bool global,
                               bool direct)
 {
-    TlbmEntry *e = tlbm_array_find(a, key, size, ctx, true);
+    TlbmEntry *lru;
+    TlbmEntry *e = tlbm_array_probe(a, key, size, ctx, &lru);
 
-    if (!e) {
-        TlbmEntry *set = tlbm_set(a, key);
-
-        e = &set[0];
-        for (uint32_t w = 1; w < a->geom.ways && e->stamp; w++) {
-            if (set[w].stamp < e->stamp) {
-                e = &set[w];
-            }
-        }
-    }
-    *e = (TlbmEntry) {
+    *(e ? e : lru) = (TlbmEntry) {
         .key = key, .stamp = ++m->clock, .ctx = ctx, .size = size,
         .global = global, .direct = direct,
     };
@@ -454,7 +472,6 @@ static void tlbm_tlb_fill(TlbmModel *m, TlbmTlb *t, uint32_t ctx,
                           uint64_t addr, TlbmSize size, bool global,
                           bool direct)
 {
-    m->gen++;
     for (int s = size; s >= 0; s--) {
         for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {
             TlbmArray *a = &t->array[i];
@@ -488,7 +505,7 @@ TlbmHit tlbm_lookup_size(TlbmModel *m, bool fetch, uint32_t ctx,
 
         *l1_size = e->size;
         m->front[fetch][page % TLBM_FRONT_SLOTS] = (TlbmFront) {
-            .page = page, .ctx = ctx, .gen = m->gen, .entry = e,
+            .page = page, .ctx = ctx, .gen = m->gen[fetch], .entry = e,
             .set = tlbm_set(a, e->key), .ways = a->geom.ways,
         };
         return TLBM_HIT_L1;
@@ -497,6 +514,7 @@ TlbmHit tlbm_lookup_size(TlbmModel *m, bool fetch, uint32_t ctx,
     if (!e) {
         return TLBM_MISS;
     }
+    m->gen[fetch]++;
     tlbm_tlb_fill(m, l1, e->ctx, addr, e->size, e->global, e->direct);
     return TLBM_HIT_L2;
 }
@@ -514,6 +532,7 @@ void tlbm_fill(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr,
     if (l2) {
         tlbm_tlb_fill(m, tlbm_l2(m, fetch), ctx, addr, size, global, direct);
     }
+    m->gen[fetch]++;
     tlbm_tlb_fill(m, fetch ? &m->l1i : &m->l1d, ctx, addr, size, global,
                   direct);
 }
@@ -521,15 +540,19 @@ void tlbm_fill(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr,
 bool tlbm_pwc_read(TlbmModel *m, uint32_t ctx, uint64_t pa)
 {
     uint64_t key = pa >> TLBM_PTE_SHIFT;
-    TlbmEntry *e = tlbm_array_find(&m->pwc, key, TLBM_4K, ctx, true);
+    TlbmEntry *lru, *e;
 
+    if (!m->pwc.sets) {
+        return false;
+    }
+    e = tlbm_array_probe(&m->pwc, key, TLBM_4K, ctx, &lru);
     if (e) {
         e->stamp = ++m->clock;
         return true;
     }
-    if (m->pwc.sets) {
-        tlbm_array_insert(m, &m->pwc, key, TLBM_4K, ctx, false, false);
-    }
+    *lru = (TlbmEntry) {
+        .key = key, .stamp = ++m->clock, .ctx = ctx, .size = TLBM_4K,
+    };
     return false;
 }
 
@@ -541,16 +564,30 @@ static uint32_t tlbm_ntlb_ctx(uint32_t ctx)
 
 bool tlbm_ntlb_lookup(TlbmModel *m, uint32_t ctx, uint64_t gpa)
 {
-    for (TlbmSize s = 0; s < TLBM_NR_SIZES; s++) {
-        TlbmEntry *e = tlbm_array_find(&m->ntlb, gpa >> tlbm_size_shift(s),
-                                       s, tlbm_ntlb_ctx(ctx), true);
+    uint32_t nctx = tlbm_ntlb_ctx(ctx);
+    TlbmEntry *found = NULL;
 
-        if (e) {
-            e->stamp = ++m->clock;
-            return true;
+    if (m->ntlb.sets == 1) {
+        /* One set holds every size: one pass, the smallest page first. */
+        for (uint32_t w = 0; w < m->ntlb.geom.ways; w++) {
+            TlbmEntry *e = &m->ntlb.entry[w];
+
+            if (e->stamp && e->ctx == nctx &&
+                e->key == gpa >> tlbm_size_shift(e->size) &&
+                (!found || e->size < found->size)) {
+                found = e;
+            }
+        }
+    } else {
+        for (TlbmSize s = 0; s < TLBM_NR_SIZES && !found; s++) {
+            found = tlbm_array_find(&m->ntlb, gpa >> tlbm_size_shift(s), s,
+                                    nctx, true);
         }
     }
-    return false;
+    if (found) {
+        found->stamp = ++m->clock;
+    }
+    return found != NULL;
 }
 
 void tlbm_ntlb_fill(TlbmModel *m, uint32_t ctx, uint64_t gpa, TlbmSize size)
@@ -627,7 +664,8 @@ static void tlbm_drop(TlbmModel *m, TlbmDrop tlb, TlbmDrop pwc,
     TlbmTlb *tlbs[] = { &m->l1d, &m->l1i, &m->l2, &m->l2i };
 
     if (tlb != TLBM_DROP_NONE) {
-        m->gen++;
+        m->gen[0]++;
+        m->gen[1]++;
     }
     for (unsigned t = 0; t < ARRAY_SIZE(tlbs); t++) {
         for (unsigned i = 0; i < TLBM_MAX_ARRAYS; i++) {

@@ -104,7 +104,7 @@ typedef struct TlbmTlb {
  * The front of an L1: per 4 KiB page (folded onto TLBM_FRONT_SLOTS slots)
  * and address space, the entry that the last lookup of that page found
  * there, with the set it is in.  It is what a lookup would find again as
- * long as no TLB has changed since but for refreshed entries (the model's
+ * long as that L1 has not changed since but for refreshed entries (its
  * generation); if it is also its set's most recently used, the lookup
  * would change nothing, and tlbm_front_hit() answers it without one.
  */
@@ -127,8 +127,12 @@ typedef struct TlbmModel {
     TlbmArray pwc;
     TlbmArray ntlb;
     uint64_t clock;
-    /* counts fills and invalidations of TLBs; a slot of gen 0 is empty */
-    uint64_t gen;
+    /*
+     * Per L1 [fetch], counts its fills and the invalidations of TLBs: what
+     * its lookups can find changes with nothing else.  A slot of gen 0 is
+     * empty.
+     */
+    uint64_t gen[2];
     TlbmFront front[2][TLBM_FRONT_SLOTS];   /* [fetch] */
 } TlbmModel;
 
@@ -142,7 +146,7 @@ static inline bool tlbm_front_hit(const TlbmModel *m, bool fetch,
     uint64_t page = addr >> 12;
     const TlbmFront *f = &m->front[fetch][page % TLBM_FRONT_SLOTS];
 
-    if (f->page != page || f->ctx != ctx || f->gen != m->gen) {
+    if (f->page != page || f->ctx != ctx || f->gen != m->gen[fetch]) {
         return false;
     }
     for (uint32_t w = 0; w < f->ways; w++) {
