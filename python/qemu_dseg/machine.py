@@ -267,18 +267,10 @@ class Machine(QEMUMachine):
         the VM after each.  Returns a Window: the two marks, query-dseg at
         the second, and the window's wall time and vCPU time (of all
         vCPU threads) in seconds, from the resume to the second stop."""
-        marks = [self.wait_window_mark(timeout)]
-        self.cmd('dseg-reset-counters')
-        cpu = self.vcpu_cpu_s()
-        start = time.perf_counter()
-        self.cmd('cont')
-        marks.append(self.wait_window_mark(timeout))
-        wall = time.perf_counter() - start
-        end = self.vcpu_cpu_s()
-        info = self.cmd('query-dseg')
-        self.cmd('cont')
-        return Window(marks, info, wall,
-                      None if cpu is None or end is None else end - cpu)
+        first = self.wait_window_mark(timeout)
+        window, second = self._counted(
+            lambda: self.wait_window_mark(timeout))
+        return window._replace(marks=[first, second])
 
     def window_around(self, action):
         """A counter window around ACTION(), which a program outside the
@@ -287,15 +279,25 @@ class Machine(QEMUMachine):
         counters, resume it.  Returns a Window without marks, whose
         times are from the resume to the second stop, and ACTION's
         result."""
+        def act():
+            try:
+                return action()
+            finally:
+                self.cmd('stop')
+
         self.cmd('stop')
+        return self._counted(act)
+
+    def _counted(self, between):
+        """With the VM stopped: reset the counters, resume it, call
+        BETWEEN(), which returns once the VM has stopped again, read the
+        counters and resume it.  Returns a Window without marks, timed
+        from the resume to the stop, and BETWEEN's result."""
         self.cmd('dseg-reset-counters')
         cpu = self.vcpu_cpu_s()
         start = time.perf_counter()
         self.cmd('cont')
-        try:
-            result = action()
-        finally:
-            self.cmd('stop')
+        result = between()
         wall = time.perf_counter() - start
         end = self.vcpu_cpu_s()
         info = self.cmd('query-dseg')

@@ -21,7 +21,7 @@ from .. import guests
 from ..machine import Machine, MachineError
 from ..model import MODE_BY_NAME
 from . import compare, stats, tlbmodel
-from .common import (BASE_MODES, FORK_BOUND, MODE_RATIOS, Emulator,
+from .common import (BASE_MODES, FORK_BOUND, Emulator, mode_ratios,
                      tlb_geometry)
 from .compare import Ratio
 from .output import fmt
@@ -233,10 +233,7 @@ class Experiment:
 
     def ratios(self, series):
         """The ratios reported for SERIES, with their targets."""
-        ratios = [Ratio(f'{MODE_BY_NAME[a].label} / '
-                        f'{MODE_BY_NAME[b].label}', a, b, bound)
-                  for a, b, bound in MODE_RATIOS
-                  if a in series and b in series]
+        ratios = mode_ratios(series)
         ratios += [Ratio(f'fork (dseg off) / upstream: '
                          f'{MODE_BY_NAME[name].label}', f'{name}@fork-off',
                          f'{name}@upstream', FORK_BOUND)

@@ -15,7 +15,7 @@ import sys
 
 from .. import boot, config
 from ..model import MODE_BY_NAME
-from . import baremetal, chart, linux, output, rows, tlbmodel, workloads
+from . import baremetal, chart, linux, output, rows, workloads
 from .baremetal import DEFAULT_WORKLOAD, WORKLOADS
 from .common import DEFAULT_TLB_SIZE, tlb_size_type
 
@@ -130,13 +130,13 @@ def _linux_args(ap):
                          'window of its own in every mode, after the '
                          'others; it must exit 0')
     ap.add_argument('--command-file', action='append', default=[],
-                    metavar='HOST[:GUEST]',
+                    type=_command_file, metavar='HOST[:GUEST]',
                     help="a host file for the command, at GUEST in the "
                          "guest (default: /bin/ and its name); a dynamic "
                          "program gets the libraries it needs from "
                          "Debian's packages (repeatable)")
     ap.add_argument('--command-package', action='append', default=[],
-                    metavar='PACKAGE:PATH',
+                    type=_command_package, metavar='PACKAGE:PATH',
                     help="a program of a Debian package for the command, "
                          "at /bin/ and its name (repeatable)")
     ap.add_argument('--command-region-mb', type=int, default=0,
@@ -150,8 +150,8 @@ def _linux_args(ap):
                          ', '.join(MODE_BY_NAME) + ')')
     ap.add_argument('--paper', action='store_true',
                     help="the paper's scale as far as this emulator and a "
-                         'host of 24 GiB allow: GiB data sets, 3 rounds '
-                         '(about 30 hours on two cores, estimated; '
+                         'host of 24 GiB allow: GiB data sets, '
+                         f'{SIZES["paper"]["runs"]} rounds (about 30 hours on two cores, estimated; '
                          'docs/devel/dseg-experiment.rst); the '
                          'options below override its parts')
     for name, help_text in SIZE_OPTIONS.items():
@@ -181,22 +181,44 @@ def _linux_args(ap):
     ap.add_argument('--timeout', type=_positive, default=900,
                     help='seconds to wait for each step of a boot '
                          '(default: 900)')
-    _rounds_args(ap, 'one boot per mode', None, 5.0)
+    _rounds_args(ap, 'one boot per mode', SIZES['default']['runs'], 5.0,
+                 SIZES['paper']['runs'])
     _tlb_model_args(ap, '')
     _common_args(ap)
     ap.set_defaults(check=_check_linux, experiment=linux.LinuxExperiment,
                     format=output.format_linux)
 
 
-def _rounds_args(ap, what, runs, target):
+def _command_file(spec):
+    """--command-file HOST[:GUEST] as (HOST, GUEST), GUEST by default
+    /bin/ and HOST's name."""
+    src, _, dst = spec.partition(':')
+    if not os.path.isfile(src):
+        raise argparse.ArgumentTypeError(f'{spec}: no file {src}')
+    if dst and not dst.startswith('/'):
+        raise argparse.ArgumentTypeError(f'{spec}: {dst} is not absolute')
+    return src, dst or '/bin/' + os.path.basename(src)
+
+
+def _command_package(spec):
+    """--command-package PACKAGE:PATH as (PACKAGE, PATH)."""
+    package, _, path = spec.partition(':')
+    if not package or not path:
+        raise argparse.ArgumentTypeError(f'{spec}: use PACKAGE:PATH')
+    return package, path
+
+
+def _rounds_args(ap, what, runs, target, paper_runs=None):
     """The options of interleaved rounds (compare.run_rounds()), in which
     WHAT is repeated: RUNS rounds and a TARGET half-width in percent by
-    default."""
-    ap.add_argument('--runs', type=int, default=runs,
+    default; with PAPER_RUNS, that many with --paper, and the check fills
+    in --runs."""
+    ap.add_argument('--runs', type=int,
+                    default=None if paper_runs else runs,
                     help=f'rounds: {what} repeated, interleaved with the '
-                         f'others (default: {runs or SIZES["default"]["runs"]}'
-                         + ('' if runs else
-                            f'; --paper: {SIZES["paper"]["runs"]}') + ')')
+                         f'others (default: {runs}'
+                         + (f'; --paper: {paper_runs}' if paper_runs else '')
+                         + ')')
     ap.add_argument('--max-runs', type=int,
                     help='go on past --runs, up to this many rounds, until '
                          'every ratio\'s 95%% confidence interval is within '
@@ -268,16 +290,6 @@ def _check_linux(opts, ap):
                  'go with --command')
     if opts.command_region_mb < 0:
         ap.error('--command-region-mb must not be negative')
-    for spec in opts.command_file:
-        src, _, dst = spec.partition(':')
-        if not os.path.isfile(src):
-            ap.error(f'--command-file {spec}: no file {src}')
-        if dst and not dst.startswith('/'):
-            ap.error(f'--command-file {spec}: {dst} is not absolute')
-    for spec in opts.command_package:
-        package, _, path = spec.partition(':')
-        if not package or not path:
-            ap.error(f'--command-package {spec}: use PACKAGE:PATH')
     if opts.guest_mb < 512:
         ap.error('--guest-mb must be at least 512')
     if opts.vcpus > 4:

@@ -6,7 +6,8 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import argparse
 import subprocess
 
-from ..model import MODES, PAGE_4K
+from ..model import MODE_BY_NAME, MODES, PAGE_4K
+from . import compare
 
 MIB = 1 << 20
 DEFAULT_TLB_SIZE = 256
@@ -28,6 +29,16 @@ MODE_RATIOS = (
 )
 # The target of the fork's overhead with the feature off (issue 11).
 FORK_BOUND = 1.01
+
+
+def mode_ratios(names, part=None, bounds=True):
+    """The compare.Ratio of every pair of MODE_RATIOS whose modes are
+    both in NAMES, with PART (compare.Ratio), and with its bound unless
+    not BOUNDS."""
+    return [compare.Ratio(f'{MODE_BY_NAME[a].label} / '
+                          f'{MODE_BY_NAME[b].label}', a, b,
+                          bound if bounds else None, part=part)
+            for a, b, bound in MODE_RATIOS if a in names and b in names]
 
 
 def tlb_size_type(dynamic=False):

@@ -40,7 +40,7 @@ from .. import assets, boot, guests
 from ..machine import Machine, free_tcp_port
 from ..model import MODE_BY_NAME
 from . import compare, stats, tlbmodel, workloads
-from .common import MIB, MODE_RATIOS, qemu_version, tlb_geometry
+from .common import MIB, mode_ratios, qemu_version, tlb_geometry
 from .rows import LinuxRow
 
 # Linux's command line in every mode: 4 KiB pages for its programs.
@@ -209,8 +209,8 @@ class LinuxExperiment:
 
     def row(self, mode, wl, runs):
         """The row of workload WL in MODE from its RUNS (one per round):
-        the counters of the first, the fastest times, and correct only
-        when every run was, with the same checksum."""
+        the counters of the first, every round's times and the fastest,
+        and correct only when every run was, with the same checksum."""
         w = runs[0].windows[wl.name]
         counters = combine(w.info)
         checks = [r.checks[wl.name] for r in runs]
@@ -219,7 +219,6 @@ class LinuxExperiment:
         if len({c[2] for c in checks}) > 1:
             ok, detail = False, ('checksums differ between rounds: ' +
                                  ', '.join(str(c[2]) for c in checks))
-        vcpu = [r.windows[wl.name].vcpu_s for r in runs]
         figures = stats.summarise(counters)
         model = None
         if self.model_options is not None:
@@ -231,8 +230,7 @@ class LinuxExperiment:
         return LinuxRow(
             mode=mode.name, label=mode.label, intended_path=mode.path,
             ok=ok, result=detail, checksum=checksum,
-            wall_time_s=min(r.windows[wl.name].wall_s for r in runs),
-            vcpu_time_s=None if None in vcpu else min(vcpu),
+            **stats.timing([r.windows[wl.name] for r in runs], 'min'),
             ops=wl.ops(), **figures,
             arch_refs_per_op=figures['arch_refs'] / wl.ops(),
             fills_per_op=figures['fills'] / wl.ops(), counters=counters,
@@ -241,13 +239,13 @@ class LinuxExperiment:
 
     def ratios(self):
         """The time ratios of every workload (common.MODE_RATIOS of the
-        modes that run), each on that workload's windows."""
+        modes that run), each on that workload's windows.  Their bounds
+        are the emulator's targets, so they have none (and no verdict)
+        with the model on, whose work in the windows differs by mode."""
         names = [m.name for m in self.modes]
-        return [compare.Ratio(f'{MODE_BY_NAME[a].label} / '
-                              f'{MODE_BY_NAME[b].label}', a, b, bound,
-                              part=wl.name)
-                for wl in self.workloads for a, b, bound in MODE_RATIOS
-                if a in names and b in names]
+        return [r for wl in self.workloads
+                for r in mode_ratios(names, part=wl.name,
+                                     bounds=self.model_options is None)]
 
     def run_and_report(self, name, image):
         """Boot mode NAME (run_mode()) and print its line."""

@@ -270,6 +270,7 @@ def format_linux(res):
                     f"{fmt(c['wall_vs_base_native'], '.2f')}x base native")
         lines.append('')
         lines += format_ratios(wl['rounds'], 'Time ratios' + (
-            " (with the TLB model's plugin, which slows every mode)"
-            if model_cfg else ''))
+            " (with the TLB model's plugin, whose work differs by mode: "
+            "no verdicts; the targets are the emulator's, judged with "
+            "--no-tlb-model)" if model_cfg else ''))
     return '\n'.join(lines)

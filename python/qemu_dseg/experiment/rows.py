@@ -44,8 +44,17 @@ class ModeRow:
     mode: str
     label: str
     intended_path: str
+    # The times of every run in the order they ran, their minimum and
+    # median, and the one reported (stats.timing()); vCPU times are None
+    # where the host does not tell them.
     wall_time_s: float
     vcpu_time_s: Optional[float]
+    wall_s: list
+    wall_min_s: float
+    wall_median_s: float
+    vcpu_s: Optional[list]
+    vcpu_min_s: Optional[float]
+    vcpu_median_s: Optional[float]
     fills: int
     arch_refs: int
     performed_refs: int
@@ -67,14 +76,8 @@ class ModeRow:
 
 @dataclass(kw_only=True)
 class BareMetalRow(ModeRow):
-    """A row of the bare-metal experiment: the times of every repeat
-    (stats.timing()), and the guest's own lines."""
-    wall_s: list
-    wall_min_s: float
-    wall_median_s: float
-    vcpu_s: Optional[list]
-    vcpu_min_s: Optional[float]
-    vcpu_median_s: Optional[float]
+    """A row of the bare-metal experiment: whether the repeats counted
+    alike, and the guest's own lines."""
     counters_identical_in_repeats: bool
     guest_lines: list
 

@@ -469,12 +469,10 @@ class Command(Workload):
 
     def files(self):
         data, programs = {}, {}
-        for spec in self.opts.command_file:
-            src, _, dst = spec.partition(':')
+        for src, dst in self.opts.command_file:
             with open(src, 'rb') as f:
-                data[dst or '/bin/' + os.path.basename(src)] = f.read()
-        for spec in self.opts.command_package:
-            package, _, path = spec.partition(':')
+                data[dst] = f.read()
+        for package, path in self.opts.command_package:
             programs['/bin/' + os.path.basename(path)] = (
                 package, path.lstrip('/'))
         return data, programs

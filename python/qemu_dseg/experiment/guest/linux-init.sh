@@ -4,6 +4,8 @@ ifconfig lo 127.0.0.1 up
 # The NIC (boot.nic_args()) on QEMU's user network, and the control line.
 load_modules
 ifconfig eth0 @guest_ip@ netmask 255.255.255.0 up || echo NO-NIC
+# An IOMMU that the guest saw would have its ACPI table (DMAR) logged.
+echo "DMAR-LINES $(dmesg | grep -c DMAR)"
 exec 3</dev/ttyS1
 echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd
 # As redis asks: jemalloc then never remaps memory to decommit it.
