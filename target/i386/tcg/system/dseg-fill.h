@@ -19,6 +19,7 @@
 #include "trace.h"
 
 bool dseg_translate_guest_hit(CPUX86State *env, uint64_t *addr);
+void dseg_count_escape(CPUX86State *env, uint64_t gpa);
 unsigned dseg_nested_walk_refs(CPUX86State *env, int lg_page_size);
 
 static inline bool dseg_virtual_idx(int mmu_idx)
@@ -111,18 +112,16 @@ static inline bool dseg_nested_step(CPUX86State *env, uint64_t *addr)
     DSegState *ds = &env->dseg;
     DSegVmmStep step = dseg_vmm_step(ds, dseg_smm(env), *addr);
 
-    if (step == DSEG_VMM_MISS) {
-        return false;
+    if (likely(step == DSEG_VMM_HIT)) {
+        ds->counters.filter_probes++;
+        *addr += ds->vmm.offset;
+        ds->counters.vmm_seg_hits++;
+        return true;
     }
-    ds->counters.filter_probes++;
     if (unlikely(step == DSEG_VMM_ESCAPED)) {
-        ds->counters.filter_hits++;
-        trace_dseg_filter_hit(*addr);
-        return false;
+        dseg_count_escape(env, *addr);
     }
-    *addr += ds->vmm.offset;
-    ds->counters.vmm_seg_hits++;
-    return true;
+    return false;
 }
 
 /*

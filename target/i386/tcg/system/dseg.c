@@ -61,6 +61,14 @@ bool dseg_translate_guest_hit(CPUX86State *env, uint64_t *addr)
     return true;
 }
 
+/* The escape filter reported a gPA in the VMM segment: it takes the walk. */
+void dseg_count_escape(CPUX86State *env, uint64_t gpa)
+{
+    env->dseg.counters.filter_probes++;
+    env->dseg.counters.filter_hits++;
+    trace_dseg_filter_hit(gpa);
+}
+
 /* MSRs */
 
 bool dseg_is_msr(uint32_t msr)
