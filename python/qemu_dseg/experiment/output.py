@@ -137,9 +137,15 @@ def format_model(rows, unit, model_cfg):
              f"{model_cfg['l2_cycles']} x L1 misses + "
              f"{model_cfg['ref_cycles']} x walk references); a miss is an "
              f"L1 TLB miss that the L2 TLB did not hold:", '']
-    hdr = (f"{'mode':<17}{'L1 miss/' + unit:>16}{'L2 hit':>8}"
+    # Columns named by UNIT widen for a long one.
+    w_l1, w_refs, w_cycles = (max(width, len(name) + len(unit) + 2)
+                              for width, name in ((16, 'L1 miss/'),
+                                                  (14, 'refs/'),
+                                                  (16, 'cycles/')))
+    hdr = (f"{'mode':<17}{'L1 miss/' + unit:>{w_l1}}{'L2 hit':>8}"
            f"{'refs/miss':>11}{'g-seg':>8}{'v-seg':>8}"
-           f"{'refs/' + unit:>14}{'cycles/' + unit:>16}{'x nat':>7}")
+           f"{'refs/' + unit:>{w_refs}}{'cycles/' + unit:>{w_cycles}}"
+           f"{'x nat':>7}")
     lines.append(hdr)
     lines.append('-' * len(hdr))
     native = next((r.model.cycles_per_op for r in rows
@@ -148,11 +154,12 @@ def format_model(rows, unit, model_cfg):
         m = r.model
         vs_native = stats.ratio(m.cycles_per_op, native)
         lines.append(
-            f"{r.label:<17}{m.l1_misses_per_op:>16.3f}"
+            f"{r.label:<17}{m.l1_misses_per_op:>{w_l1}.3f}"
             f"{pct(m.l2_hit_share, '%'):>8}{fmt(m.refs_per_miss, '.2f'):>11}"
             f"{pct(m.guest_segment_share, '%'):>8}"
-            f"{pct(m.vmm_segment_share, '%'):>8}{m.refs_per_op:>14.3f}"
-            f"{m.cycles_per_op:>16.2f}{fmt(vs_native, '.2f'):>7}")
+            f"{pct(m.vmm_segment_share, '%'):>8}"
+            f"{m.refs_per_op:>{w_refs}.3f}"
+            f"{m.cycles_per_op:>{w_cycles}.2f}{fmt(vs_native, '.2f'):>7}")
     for field, what in (('unmapped', 'L1 misses whose walk found no '
                          'mapping (in no path)'),
                         ('unmodelled', 'accesses with legacy paging, not '
@@ -217,9 +224,10 @@ def format_linux(res):
                          "(QEMU's cache, flushed at every CR3 write: not a "
                          "CPU's TLB):")
             lines.append('')
+        w_refs = max(13, len(unit) + 7)
         hdr = (f"{'mode':<17}{'path':<14}{'fills':>9}{'arch/fill':>10}"
                f"{'perf/fill':>10}{'on path':>9}{'filter':>7}"
-               f"{'refs/' + unit:>13}{'wall s':>8}{'x nat':>7}"
+               f"{'refs/' + unit:>{w_refs}}{'wall s':>8}{'x nat':>7}"
                f"{'vCPU s':>8}")
         lines.append(hdr)
         lines.append('-' * len(hdr))
@@ -229,7 +237,7 @@ def format_linux(res):
                 f"{r.label:<17}{r.intended_path:<14}{r.fills:>9}"
                 f"{r.arch_per_fill:>10.2f}{r.performed_per_fill:>10.2f}"
                 f"{100 * share:>8.2f}%{r.filter_hits:>7}"
-                f"{r.arch_refs_per_op:>13.2f}{r.wall_time_s:>8.2f}"
+                f"{r.arch_refs_per_op:>{w_refs}.2f}{r.wall_time_s:>8.2f}"
                 f"{fmt(r.wall_vs_base_native, '.2f'):>7}"
                 f"{fmt(r.vcpu_time_s, '.2f'):>8}")
         lines.append('')
