@@ -279,7 +279,7 @@ class Memcached(ServerWorkload):
     region_how = "memcached's slabs, through libdseg-preload.so"
     port = 11211
     # One value that the host sets before the window and reads after it.
-    ITEM = 'qemu-dseg-item'
+    ITEM = b'qemu-dseg-item'
 
     def size_mb(self):
         # memcslap's values average about 2.6 KiB.
@@ -322,17 +322,57 @@ class Memcached(ServerWorkload):
                          self.servers(port)], 10, check=False
                         ).returncode == 0
 
-    def item(self):
-        return bytes(range(256)) * 2048
+    ITEM_VALUE = bytes(range(256)) * 2048
+
+    @staticmethod
+    def exchange(port, request, complete, timeout):
+        """Send REQUEST (memcached's text protocol) to the server on
+        PORT and read its answer until COMPLETE(answer) says it is whole.
+        Within TIMEOUT s, not libmemcached's own 5 s: a server's first
+        large allocation in the direct modes of the guest dimension sets
+        up its primary region, which zeroes it first."""
+        answer = b''
+        try:
+            with socket.create_connection(('127.0.0.1', port),
+                                          timeout=timeout) as s:
+                s.sendall(request)
+                while not complete(answer):
+                    chunk = s.recv(1 << 16)
+                    if not chunk:
+                        raise ClientError(f'memcached closed the connection '
+                                          f'after {answer[:80]!r}')
+                    answer += chunk
+        except OSError as e:
+            raise ClientError(f'memcached: {e}') from e
+        return answer
 
     def prepare(self, port, timeout):
         super().prepare(port, timeout)
-        path = os.path.join(self.opts.out, self.ITEM)
-        os.makedirs(self.opts.out, exist_ok=True)
-        with open(path, 'wb') as f:
-            f.write(self.item())
-        run_tool([host_tool('memccp', 'libmemcached-tools'),
-                  self.servers(port), path], timeout)
+        value = self.ITEM_VALUE
+        answer = self.exchange(
+            port, b'set %s 0 0 %d\r\n%s\r\n' % (self.ITEM, len(value),
+                                                value),
+            lambda a: a.endswith(b'\r\n'), timeout)
+        if answer != b'STORED\r\n':
+            raise ClientError(f'memcached answered the set of '
+                              f'{self.ITEM.decode()} with {answer[:80]!r}')
+
+    def get_item(self, port, timeout):
+        """The value of ITEM on the server on PORT, or None."""
+        def complete(a):
+            head, sep, rest = a.partition(b'\r\n')
+            if not sep:
+                return False
+            m = re.fullmatch(rb'VALUE \S+ \d+ (\d+)', head)
+            return len(rest) >= int(m.group(1)) + 7 if m else True
+
+        answer = self.exchange(port, b'get %s\r\n' % self.ITEM, complete,
+                               timeout)
+        head, _, rest = answer.partition(b'\r\n')
+        m = re.fullmatch(rb'VALUE \S+ \d+ (\d+)', head)
+        if not m or rest[int(m.group(1)):] != b'\r\nEND\r\n':
+            return None
+        return rest[:int(m.group(1))]
 
     def client(self, port):
         n = self.opts.memcached_keys
@@ -341,22 +381,19 @@ class Memcached(ServerWorkload):
                 f'--execute-number={n}', '--concurrency=1']
 
     def check_run(self, port, out, timeout):
-        got = run_tool([host_tool('memccat', 'libmemcached-tools'),
-                        self.servers(port), self.ITEM], timeout,
-                       check=False, text=False).stdout
+        got = self.get_item(port, timeout)
         stat = run_tool([host_tool('memcstat', 'libmemcached-tools'),
                          self.servers(port)], timeout).stdout
         figures = {k: int(v) for k, v in re.findall(
             r'^\s*(get_hits|get_misses|curr_items): (\d+)$', stat, re.M)}
         items = self.opts.memcached_keys + 1
-        # memccat ends the value with a newline of its own.
-        ok = (out.returncode == 0 and got == self.item() + b'\n' and
+        ok = (out.returncode == 0 and got == self.ITEM_VALUE and
               figures.get('get_hits') == items and
               figures.get('get_misses') == 0 and
               figures.get('curr_items') == items)
         return ok, (f'status {out.returncode} ' +
                     ' '.join(f'{k} {v}' for k, v in figures.items()) +
-                    ('' if got == self.item() + b'\n'
+                    ('' if got == self.ITEM_VALUE
                      else ' item: not what was set')), None
 
 
