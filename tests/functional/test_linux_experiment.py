@@ -42,8 +42,10 @@ recomputed from the raw model counters of each vCPU:
 * no segment path walks: native-direct and dual-direct misses cost no
   reference; a native-walk or vmm-direct miss reads at least its leaf;
 * for every table workload, at least 99% of the misses are translated
-  by the guest segment in native direct, guest direct and dual direct,
-  and by the VMM segment in VMM direct and dual direct; a 2D walk costs
+  by the guest segment in native direct and dual direct and 85% in guest
+  direct, whose misses are no more than 1.5 times base virtualised's
+  (its segment translations are kept in the L2), and by the VMM segment
+  in VMM direct and dual direct; a 2D walk costs
   more references per miss than a native one; dual direct's walk
   references are below base virtualised's; for GUPS and the chase, below
   1% of them, the L1 missed about once per operation in base native, and
@@ -51,8 +53,9 @@ recomputed from the raw model counters of each vCPU:
 * memcached's and redis's dual-direct windows have guest-segment
   misses, and at least 95% of VMM direct's misses took the VMM segment;
 * the paper's claims are printed from the model;
-* two rounds by default: every time ratio of every workload has an
-  interval from both;
+* two rounds by default: every time ratio of every workload has the
+  interval that the rows' times of both give, and no verdict (the
+  model is on);
 * one's own workload (--command): a host file (a script) that runs a
   Debian package's program in every mode, with the preload library in
   the direct modes of the guest dimension; its digest is right.
@@ -327,10 +330,21 @@ class LinuxExperimentTest(testing.TestCase):
                     self.assertGreater(native['l1_misses_per_op'], 0.9)
                     self.assertLess(dual['cycles_per_op'],
                                     native['cycles_per_op'])
-            for mode in ('native-direct', 'guest-direct', 'dual-direct'):
+            for mode in ('native-direct', 'dual-direct'):
                 with self.subTest(workload=kind, mode=mode):
                     self.assertGreaterEqual(
                         self.model(kind, mode)['guest_segment_share'], 0.99)
+            # Guest direct's segment translations, which take a nested
+            # step, are kept in the L2 as walks are: it misses the L2 about
+            # as often as base virtualised (the other way, each of its L1
+            # misses in the table, some 10 to 100 times more for BFS and
+            # CG, would be one), and the walks of memory outside the
+            # table are a larger part of its misses (BFS: 8% in a run).
+            guest = self.model(kind, 'guest-direct')
+            with self.subTest(workload=kind, mode='guest-direct'):
+                self.assertGreaterEqual(guest['guest_segment_share'], 0.85)
+                self.assertLess(guest['misses_per_op'],
+                                1.5 * virt['misses_per_op'])
             for mode in ('vmm-direct', 'dual-direct'):
                 with self.subTest(workload=kind, mode=mode):
                     self.assertGreaterEqual(
