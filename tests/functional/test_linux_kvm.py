@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Linux KVM as the hypervisor: base virtualised (2D walk) mode, VMM
 direct with the host module contrib/linux/dseg-vmm (test_kvm_vmm_direct),
-and an unmodified Linux L2 running GUPS under Debian's QEMU in L1, base
-virtualised and on the module's memory in VMM direct (test_kvm_l2_linux).
+an unmodified Linux L2 running GUPS under Debian's QEMU in L1, base
+virtualised and on the module's memory in VMM direct (test_kvm_l2_linux),
+and self-ballooning of a running L2 with contrib/linux/dseg-selfballoon
+(test_kvm_self_balloon).
 
 Debian's unmodified cloud kernel boots under the fork with -cpu max,+dseg
 (SVM with nested paging; the feature on so that the counters count, with
@@ -197,6 +199,10 @@ L1_QEMU = {
     '/usr/share/qemu/kvmvapic.bin': ('qemu-system-data',
                                      'usr/share/qemu/kvmvapic.bin'),
 }
+# L1's QEMU for L2: its console is L1 QEMU's stdio.
+L2_QEMU = ('/bin/qemu-system-x86_64 -enable-kvm -cpu host -nodefaults '
+           '-nographic -serial stdio -no-reboot -L /usr/share/qemu '
+           '-L /usr/share/seabios -kernel /l2/vmlinuz -initrd /l2/initrd.gz')
 L2_RUN_INIT = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
 load_modules
@@ -211,9 +217,7 @@ size={L2_MIB}M,mem-path=/dev/dseg-vmm,share=on -machine memory-backend=ram"
     echo "KVM-READY boot-$mode"
     read -r go <&3
     echo "L2-START $mode $(cut -d' ' -f1 /proc/uptime)"
-    {{ /bin/qemu-system-x86_64 -enable-kvm -cpu host -m {L2_MIB}M $ram \\
-        -nodefaults -nographic -serial stdio -no-reboot -L /usr/share/qemu \\
-        -L /usr/share/seabios -kernel /l2/vmlinuz -initrd /l2/initrd.gz \\
+    {{ {L2_QEMU} -m {L2_MIB}M $ram \\
         -append "console=ttyS0 panic=-1 quiet l2mode=$mode" <&3 \\
         || echo "L1-QEMU-FAILED $mode $?"; }} 2>&1 |
     while IFS= read -r line; do
@@ -223,6 +227,121 @@ size={L2_MIB}M,mem-path=/dev/dseg-vmm,share=on -machine memory-backend=ram"
         esac
     done
 done
+dmesg | grep dseg_vmm
+echo KVM-ALL-DONE
+{assets.EPILOGUE}"""
+
+# Self-ballooning (docs/devel/dseg-selfballoon.rst): L2's RAM is L1's
+# ordinary memory, all below the I/O gap.  L2 runs GUPS over most of it
+# (window gups-before).  Then L1 runs dseg-selfballoon once per window
+# sb-NAME, which ends when it exits (SB-EXIT NAME STATUS): with L2's
+# balloon driver unloaded (refuse), while another VM holds some of the
+# pool, so that it has no run of the size asked for (fail),
+# for real while a smaller GUPS runs (move: L2's balloon gives back memory
+# below the gap and as much comes back at 4 GiB from /dev/dseg-vmm, which
+# L2 onlines), GUPS again (gups-after), and last the VMM takes the DIMM
+# away again while another small GUPS runs (undo).
+SB_L2_MIB = 448
+SB_POOL = 256 << 20                     # the pool: what can be moved
+SB_BLOCK = 128 << 20                    # L2's memory block
+SB_GUPS = '192 1048576 11'              # most of L2's RAM
+SB_KEEPER = '16 2097152 13'             # runs while memory moves
+SB_GAP_TOP = 1 << 32                    # the hot-added DIMM's gPA
+SB_RUNS = {                             # window: dseg-selfballoon options
+    'refuse': '--wait 5',
+    'fail': '',
+    'move': '',
+    'undo': '--undo',
+}
+SB_L2_INIT = f"""#!/bin/sh
+{assets.INIT_PRELUDE}
+load_modules
+above() {{ # the memory blocks above the gap that are online
+    grep -l online /sys/devices/system/memory/memory*/state 2>/dev/null |
+        sed -n 's|.*/memory\\([0-9]*\\)/state|\\1|p' |
+        awk '$1 >= {SB_GAP_TOP // SB_BLOCK}'
+}}
+mem() {{
+    echo "L2-MEM $1 $(sed -n 's/^MemTotal: *\\([0-9]*\\) kB/\\1/p' \\
+        /proc/meminfo) kB; online above the gap:" $(above)
+}}
+until_above() {{ # until N blocks above the gap are online (60 s at most)
+    i=0
+    while [ "$(above | wc -l)" -ne $1 ] && [ $i -lt 60 ]; do
+        sleep 1; i=$((i + 1))
+    done
+}}
+keep() {{
+    /bin/gups {SB_KEEPER} >/tmp/keeper 2>&1 &
+    keeper=$!
+}}
+sb() {{ # window sb-NAME: L1 runs dseg-selfballoon NAME
+    echo "KVM-READY sb-$1"
+    read -r go
+    echo "L2-SB $1"
+    read -r go
+}}
+mem boot
+echo "KVM-READY gups-before"
+read -r go
+/bin/gups {SB_GUPS}
+echo "KVM-DONE gups-before"
+read -r go
+rmmod virtio_balloon
+sb refuse
+insmod /lib/modules/$(grep virtio_balloon /lib/modules/load-order)
+sb fail
+mem failed
+keep
+sb move
+until_above {SB_POOL // SB_BLOCK}
+mem moved
+wait $keeper
+echo "KEEPER moved $(cat /tmp/keeper)"
+echo "KVM-READY gups-after"
+read -r go
+/bin/gups {SB_GUPS}
+echo "KVM-DONE gups-after"
+read -r go
+keep
+sb undo
+mem undone
+wait $keeper
+echo "KEEPER undone $(cat /tmp/keeper)"
+{assets.EPILOGUE}"""
+SB_L1_INIT = f"""#!/bin/sh
+{assets.INIT_PRELUDE}
+load_modules
+insmod /lib/dseg_vmm.ko pool_base={L2_POOL_BASE:#x} pool_size={SB_POOL:#x} \\
+    || echo "insmod dseg_vmm failed"
+echo "L1-GUPS: $(/bin/gups {SB_GUPS})"
+echo "L1-KEEPER: $(/bin/gups {SB_KEEPER})"
+exec 3</dev/ttyS1
+sb() {{
+    name=$1; shift
+    [ $name = fail ] && hold
+    /bin/dseg-selfballoon --qmp /tmp/qmp "$@"
+    echo "SB-EXIT $name $?"
+    [ $name = fail ] && kill $held
+}}
+hold() {{ # another VM holds the first 4 MiB of the pool
+    sleep 300 | /bin/kvm_nested --tag hold --pages 16 --seed 1 --dseg-vmm \\
+        >/tmp/hold 2>&1 &
+    held=$!
+    until grep -q KVM-READY /tmp/hold; do sleep 1; done
+}}
+{{ {L2_QEMU} -m {SB_L2_MIB}M,slots=2,maxmem=1G \\
+    -device virtio-balloon-pci,id=balloon0 \\
+    -qmp unix:/tmp/qmp,server=on,wait=off \\
+    -append "console=ttyS0 panic=-1 quiet memhp_default_state=online" <&3 \\
+    || echo "L1-QEMU-FAILED $?"; }} 2>&1 |
+while IFS= read -r line; do
+    echo "$line"
+    case "$line" in
+""" + ''.join(f'    *"L2-SB {name}"*) sb {name} {args} & ;;\n'
+              for name, args in SB_RUNS.items()) + f"""    esac
+done
+wait
 dmesg | grep dseg_vmm
 echo KVM-ALL-DONE
 {assets.EPILOGUE}"""
@@ -256,11 +375,12 @@ class LinuxKvmTest(testing.TestCase):
                 INIT, extra_files={'/bin/kvm_nested': f.read()})
 
     def run_linux(self, append, linux=None, modes=MODES, control=True,
-                  timeout=30, cpus=None, done_timeout=30):
+                  timeout=30, cpus=None, done_timeout=30, ends=None):
         """Boot LINUX (default: the walk-2d image) and serve the windows:
         'control' if CONTROL, then one per kvm_nested run of MODES, each
-        of whose markers must come within TIMEOUT seconds.  With CPUS
-        ({window: vCPU}), the machine has two vCPUs.
+        of whose markers must come within TIMEOUT seconds: KVM-READY MODE
+        opens it and KVM-DONE MODE, or the pattern ENDS[MODE], closes it.
+        With CPUS ({window: vCPU}), the machine has two vCPUs.
 
         Returns (console, {window: (DsegCpuInfo, CR4)}), of the window's
         vCPU (default 0), read with the machine stopped after the window
@@ -306,8 +426,9 @@ class LinuxKvmTest(testing.TestCase):
             if control:
                 window('control', 'CONTROL-BEGIN', 'CONTROL-END', 240)
             for mode in modes:
-                window(mode, f'KVM-READY {mode}', f'KVM-DONE {mode}',
-                       timeout, failed=rf'KVM-FAIL {mode} .*|kvm_nested '
+                window(mode, f'KVM-READY {mode}',
+                       (ends or {}).get(mode, f'KVM-DONE {mode}'), timeout,
+                       failed=rf'KVM-FAIL {mode} .*|kvm_nested '
                        rf'{mode} failed|L1-QEMU-FAILED .*')
             vm.wait_console(r'KVM-ALL-DONE', done_timeout)
             self.assertEqual(vm.wait_exit(30), 0)
@@ -677,6 +798,135 @@ class LinuxKvmTest(testing.TestCase):
                 if w == 'gups':
                     # GUPS: at least 95 % of L2's fills are VMM direct.
                     self.assertGreaterEqual(v['fills'], 0.95 * fills, c)
+
+    def test_kvm_self_balloon(self):
+        """Self-ballooning at run time: L2's memory below the I/O gap goes
+        back through its balloon and comes back at 4 GiB as a DIMM from
+        /dev/dseg-vmm, over which the module arms the VMM segment; GUPS
+        over most of L2's memory moves from 2D walks to VMM direct, and
+        the memory moves back when the VMM takes the DIMM away."""
+        l2 = self.linux_image(
+            SB_L2_INIT, modules=('virtio-pci', 'virtio-balloon'),
+            extra_files=testing.read_files({
+                '/bin/gups': guests.path('gups')}))
+        files = testing.read_files({
+            '/l2/vmlinuz': l2.kernel, '/l2/initrd.gz': l2.initrd,
+            '/bin/gups': guests.path('gups'),
+            '/bin/dseg-selfballoon': guests.path('dseg-selfballoon'),
+            '/bin/kvm_nested': guests.path('kvm_nested'),
+            '/lib/dseg_vmm.ko': assets.dseg_vmm_module()})
+        linux = self.linux_image(SB_L1_INIT, extra_files=files,
+                                 programs=L1_QEMU)
+        windows_ = ['gups-before', 'sb-refuse', 'sb-fail', 'sb-move',
+                    'gups-after', 'sb-undo']
+        console, windows = self.run_linux(
+            f'memmap={SB_POOL:#x}${L2_POOL_BASE:#x}', linux,
+            modes=windows_, control=False, timeout=600, done_timeout=180,
+            ends={f'sb-{n}': rf'SB-EXIT {n} \d+' for n in SB_RUNS})
+        tail = '\n--- console ---\n' + console[-4000:]
+        self.assertNotRegex(console, r'L1-QEMU-FAILED|insmod .* failed|'
+                            r'dseg-selfballoon: [^0-9 ]', tail)
+        # Every GUPS in L2, those that ran while memory moved included,
+        # gives what the same program gives natively in L1.
+        gups = re.search(r'L1-GUPS: (GUPS .*)', console).group(1).strip()
+        keeper = re.search(r'L1-KEEPER: (GUPS .*)', console).group(1).strip()
+        self.assertEqual([line.strip() for line in
+                          re.findall(r'(?m)^GUPS mib 192 .*$', console)],
+                         [gups] * 2, tail)
+        for when in ('moved', 'undone'):
+            self.assertEqual(re.search(rf'KEEPER {when} (.*)',
+                                       console).group(1).strip(), keeper,
+                             tail)
+        status = dict(re.findall(r'SB-EXIT (\w+) (\d+)', console))
+        self.assertEqual(sorted(status), sorted(SB_RUNS), tail)
+        boot_kb = re.search(r'L2-MEM boot (\d+) kB', console).group(1)
+        moved = SB_POOL >> 20
+
+        # A guest without its balloon driver is not asked; a pool without
+        # the memory costs the guest nothing: it is not asked either.
+        self.assertEqual(status['refuse'], '2', tail)
+        self.assertIn('the guest\'s balloon driver sent no statistics in '
+                      '5 s: it is not asked', console, tail)
+        self.assertEqual(status['fail'], '3', tail)
+        fail = re.search(r'L2-SB fail\n(.*?)\nSB-EXIT fail', console,
+                         re.S).group(1)
+        self.assertRegex(fail.strip(), r'^dseg-selfballoon: .* moving 256 MiB\n'
+                         r'dseg-selfballoon: .* hot-add refused: memory '
+                         r'/dev/dseg-vmm: .*Cannot allocate memory$', tail)
+        self.assertRegex(console, rf'L2-MEM failed {boot_kb} kB; online '
+                         r'above the gap:\s', tail)
+
+        # The policy moved the pool's worth: the guest gave it back below
+        # the gap, and it came back at 4 GiB, where L2 onlined it.
+        self.assertEqual(status['move'], '0', tail)
+        self.assertRegex(console, rf'the guest gave back {moved} of '
+                         rf'{moved} MiB', tail)
+        self.assertRegex(console, rf'hot-added {moved} MiB from '
+                         rf'/dev/dseg-vmm at gPA {SB_GAP_TOP:#x}', tail)
+        ram = int(re.search(r'the guest onlined it: it has (\d+) MiB',
+                            console).group(1))
+        self.assertEqual(ram, SB_L2_MIB, tail)
+        blocks = ' '.join(str((SB_GAP_TOP + i * SB_BLOCK) // SB_BLOCK)
+                          for i in range(SB_POOL // SB_BLOCK))
+        self.assertRegex(console, rf'L2-MEM moved {boot_kb} kB; online '
+                         rf'above the gap: {blocks}\s', tail)
+        # The module armed the segment over the DIMM as soon as KVM
+        # mapped it.
+        segment = {'base': SB_GAP_TOP, 'limit': SB_GAP_TOP + SB_POOL,
+                   'offset': (L2_POOL_BASE - SB_GAP_TOP) & MASK64}
+        self.assertIn(f'VMM segment gPA [{SB_GAP_TOP:#x}, '
+                      f'{SB_GAP_TOP + SB_POOL:#x}) at hPA '
+                      f'{L2_POOL_BASE:#x}', console, tail)
+
+        # The VMM takes the DIMM away again.  L2 onlined it as ordinary
+        # kernel memory, so it may hold pages that cannot move, and then
+        # refuses (ACPI status 0x82, busy): the DIMM and the segment over
+        # it stay, as both are still the VM's.  If it agrees, both go.
+        released = status['undo'] == '0'
+        if released:
+            self.assertRegex(console, r'removed 1 of 1 DIMM', tail)
+            self.assertRegex(console, r'L2-MEM undone \d+ kB; online '
+                             r'above the gap:\s', tail)
+        else:
+            self.assertEqual(status['undo'], '2', tail)
+            self.assertRegex(console, r'dimm0: the guest did not release '
+                             r'it in 30 s: it stays', tail)
+            self.assertRegex(console, rf'L2-MEM undone \d+ kB; online '
+                             rf'above the gap: {blocks}\s', tail)
+
+        g_fills = ('walk-2d', 'guest-direct', 'vmm-direct', 'dual-direct')
+        none = {'base': 0, 'limit': 0, 'offset': 0}
+        share = {}
+        for w in windows_:
+            info = windows[w][0]
+            c = info['counters']
+            fills = sum(c[p]['fills'] for p in g_fills)
+            self.assertGreater(fills, 0, c)
+            share[w] = c['vmm-direct']['fills'] / fills
+            seg = info['vmm-segment']
+            print(f'# self-balloon {w}: segment [{seg["base"]:#x}, '
+                  f'{seg["limit"]:#x}), '
+                  f'{(seg["limit"] - seg["base"]) / (SB_L2_MIB << 20):.1%} '
+                  f'of L2\'s {SB_L2_MIB} MiB; vmm-direct {share[w]:.2%} of '
+                  f'{fills} guest-mode fills: '
+                  + ', '.join(f'{p} {c[p]}' for p in g_fills
+                              if c[p]['fills']), file=sys.stderr)
+            self.assertEqual(c['filter-hits'], 0, c)
+            if w in ('gups-before', 'sb-refuse', 'sb-fail'):
+                # No memory of the pool yet: no segment, 2D walks only.
+                self.assertEqual(seg, none, w)
+                model.assert_counters(c, {'native-walk': ANY,
+                                          'walk-2d': ANY}, w)
+            elif w == 'sb-undo' and released:
+                self.assertEqual(seg, none, w)
+            else:
+                self.assertEqual(seg, segment, w)
+        # GUPS's table and page tables lie above the gap afterwards, so
+        # its updates fill VMM direct; the rest of the window (L2's
+        # kernel, below the gap, at every page fault) stays 2D.  Stated
+        # before the first run with 1M updates: about 0.7 of the fills;
+        # that run gave 0.64, so at least half.
+        self.assertGreaterEqual(share['gups-after'], 0.5, share)
 
     def test_kvm_walk_2d_5level_host(self):
         """Default boot: L1 Linux uses LA57, KVM's NPT is 5-level."""

@@ -1,0 +1,723 @@
+/*
+ * dseg-selfballoon: self-ballooning for a running KVM guest of QEMU, so
+ * that one VMM segment covers most of its memory.
+ *
+ * It runs next to the VMM (in the Linux that runs KVM on qemu-dseg, with
+ * the dseg-vmm module loaded) and drives an unmodified QEMU over QMP.  The
+ * guest's RAM below the 4 GiB I/O gap is ordinary memory; the guest gives
+ * some of it back with its balloon driver (virtio-balloon), and the same
+ * amount comes back at the top of its physical address space as a DIMM
+ * (ACPI memory hotplug) backed by /dev/dseg-vmm: host-physically
+ * contiguous memory, over which the module arms the VMM segment as soon as
+ * KVM maps it.  docs/devel/dseg-selfballoon.rst gives the policy and its
+ * reasons; in short:
+ *
+ *   1. It waits until the guest's balloon statistics show room to move at
+ *      least one memory block (--block) while keeping --reserve free, and
+ *      moves min(room, below-gap RAM - --keep), in whole blocks.
+ *   2. It asks the balloon for that much first and waits for it: Linux's
+ *      balloon takes its pages from the highest zone, so inflated after
+ *      the hot-add it would give back the new memory instead.  What the
+ *      guest does not give within --timeout it is not asked for again.
+ *   3. It hot-adds what the guest gave, in whole blocks, from
+ *      /dev/dseg-vmm (object-add, device_add pc-dimm) and gives any
+ *      remainder back to the guest.  The memory is taken before the
+ *      balloon is asked, so that a pool without that much costs the
+ *      guest nothing; if the plug fails, the guest gets all of it back.
+ *   4. It waits for the guest to online the new memory (its total rises).
+ *
+ * --undo reverses it: the balloon lets go first, so that the guest has
+ * room to move its pages off the DIMMs, then the DIMMs are unplugged
+ * (the guest must agree: ACPI eject) and their memory freed.
+ *
+ * Usage: dseg-selfballoon --qmp PATH [--balloon ID] [--block MIB]
+ *            [--keep MIB] [--reserve MIB] [--wait S] [--timeout S]
+ *            [--mem-path PATH] [--undo]
+ * Exit status: 0 moved (or undone), 1 bad use or QMP failure, 2 the guest
+ * refused (nothing moved), 3 the hot-add failed (nothing moved).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB             ((uint64_t)1 << 20)
+#define ID_PREFIX       "dseg-selfballoon"
+#define MAX_DIMMS       8
+
+enum { EXIT_MOVED, EXIT_USE, EXIT_REFUSED, EXIT_HOTADD };
+
+static struct {
+    const char *qmp, *balloon, *mem_path;
+    uint64_t block, keep, reserve;
+    int wait, timeout;
+    bool undo;
+} opt = {
+    .balloon = "balloon0", .mem_path = "/dev/dseg-vmm",
+    .block = 128 * MIB, .keep = 64 * MIB, .reserve = 32 * MIB,
+    .wait = 60, .timeout = 30,
+};
+
+static FILE *qmp_in, *qmp_out;
+static char reply[65536];
+static char error_desc[1024];
+static char deleted[MAX_DIMMS][64];     /* DEVICE_DELETED ids seen */
+static unsigned int nr_deleted;
+static struct timespec t0;
+
+static double elapsed(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
+/* One progress line, stamped with the seconds since the start. */
+static void __attribute__((format(printf, 1, 2))) say(const char *fmt, ...)
+{
+    va_list ap;
+
+    printf("dseg-selfballoon: %6.1f s: ", elapsed());
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+}
+
+static void __attribute__((noreturn, format(printf, 2, 3)))
+die(int status, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "dseg-selfballoon: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(status);
+}
+
+/* The number after "KEY": in @json, if there is one. */
+static bool json_int(const char *json, const char *key, int64_t *val)
+{
+    char pat[80];
+    const char *p;
+    char *end;
+
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    p = strstr(json, pat);
+    if (!p) {
+        return false;
+    }
+    errno = 0;
+    *val = strtoll(p + strlen(pat), &end, 10);
+    return !errno && end != p + strlen(pat);
+}
+
+/* The string after "KEY": in @json, unescaped only as far as \" and \\. */
+static void json_str(const char *json, const char *key, char *buf,
+                     size_t size)
+{
+    char pat[80];
+    const char *p;
+    size_t n = 0;
+
+    snprintf(pat, sizeof(pat), "\"%s\": \"", key);
+    p = strstr(json, pat);
+    if (p) {
+        for (p += strlen(pat); *p && *p != '"' && n + 1 < size; p++) {
+            if (*p == '\\' && p[1]) {
+                p++;
+            }
+            buf[n++] = *p;
+        }
+    }
+    buf[n] = '\0';
+}
+
+/* The next line QEMU sends that is not an event; NULL at end of file. */
+static const char *qmp_read(void)
+{
+    while (fgets(reply, sizeof(reply), qmp_in)) {
+        if (strncmp(reply, "{\"timestamp\"", 12) || !strstr(reply, "\"event\"")) {
+            return reply;
+        }
+        if (strstr(reply, "\"DEVICE_DELETED\"") && nr_deleted < MAX_DIMMS) {
+            json_str(reply, "device", deleted[nr_deleted],
+                     sizeof(deleted[0]));
+            nr_deleted++;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Run one QMP command, given as the JSON of its "execute" and
+ * "arguments"; its reply, or NULL with error_desc set if QEMU refused it.
+ * A QMP connection that breaks ends the program.
+ */
+static const char * __attribute__((format(printf, 1, 2)))
+qmp(const char *fmt, ...)
+{
+    const char *line;
+    va_list ap;
+
+    va_start(ap, fmt);
+    fputc('{', qmp_out);
+    vfprintf(qmp_out, fmt, ap);
+    fputs("}\n", qmp_out);
+    va_end(ap);
+    if (fflush(qmp_out)) {
+        die(EXIT_USE, "QMP: %s", strerror(errno));
+    }
+    line = qmp_read();
+    if (!line) {
+        die(EXIT_USE, "QMP: QEMU closed the connection");
+    }
+    if (strncmp(line, "{\"return\"", 9)) {
+        json_str(line, "desc", error_desc, sizeof(error_desc));
+        return NULL;
+    }
+    return line;
+}
+
+/* A command that must succeed, and the integer KEY of its reply. */
+static uint64_t qmp_int(const char *key, const char *cmd)
+{
+    const char *r = qmp("%s", cmd);
+    int64_t v;
+
+    if (!r) {
+        die(EXIT_USE, "QMP %s: %s", cmd, error_desc);
+    }
+    if (!json_int(r, key, &v) || v < 0) {
+        die(EXIT_USE, "QMP %s: no \"%s\" in %s", cmd, key, r);
+    }
+    return v;
+}
+
+static void qmp_connect(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd;
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        die(EXIT_USE, "--qmp %s: the path is too long for a socket", path);
+    }
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+        die(EXIT_USE, "--qmp %s: %s", path, strerror(errno));
+    }
+    qmp_in = fdopen(fd, "r");
+    qmp_out = fdopen(dup(fd), "w");
+    if (!qmp_in || !qmp_out || !qmp_read() || !strstr(reply, "\"QMP\"")) {
+        die(EXIT_USE, "--qmp %s: no QMP greeting", path);
+    }
+    if (!qmp("\"execute\": \"qmp_capabilities\"")) {
+        die(EXIT_USE, "QMP qmp_capabilities: %s", error_desc);
+    }
+}
+
+/* The guest's logical RAM size as the balloon sees it. */
+static uint64_t balloon_actual(void)
+{
+    return qmp_int("actual", "\"execute\": \"query-balloon\"");
+}
+
+static void balloon_set(uint64_t bytes)
+{
+    if (!qmp("\"execute\": \"balloon\", \"arguments\": "
+             "{\"value\": %" PRIu64 "}", bytes)) {
+        die(EXIT_USE, "QMP balloon %" PRIu64 ": %s", bytes, error_desc);
+    }
+}
+
+/*
+ * The guest's memory statistics from its balloon driver: total and
+ * available (or free) bytes, and @when QEMU got them (its last-update);
+ * false if the driver has not sent any.
+ */
+static bool guest_stats(uint64_t *total, uint64_t *avail, int64_t *when)
+{
+    const char *r = qmp("\"execute\": \"qom-get\", \"arguments\": "
+                        "{\"path\": \"/machine/peripheral/%s\", "
+                        "\"property\": \"guest-stats\"}", opt.balloon);
+    int64_t last, t, a;
+
+    if (!r) {
+        die(EXIT_USE, "QMP qom-get %s guest-stats: %s", opt.balloon,
+            error_desc);
+    }
+    if (!json_int(r, "last-update", &last) || !last ||
+        !json_int(r, "stat-total-memory", &t) || t < 0) {
+        return false;
+    }
+    if ((!json_int(r, "stat-available-memory", &a) || a < 0) &&
+        (!json_int(r, "stat-free-memory", &a) || a < 0)) {
+        return false;
+    }
+    *total = t;
+    *avail = a;
+    if (when) {
+        *when = last;
+    }
+    return true;
+}
+
+/* Whole blocks of @bytes. */
+static uint64_t blocks(uint64_t bytes)
+{
+    return bytes / opt.block * opt.block;
+}
+
+/*
+ * Step 1: how much to move, once the guest's statistics show room for at
+ * least a block; 0 if they never do within --wait seconds.
+ */
+static uint64_t decide(uint64_t below_gap)
+{
+    uint64_t total = 0, avail = 0, most, move = 0;
+    int64_t first = -1, when = 0;
+    bool stats = false;
+    double until = elapsed() + opt.wait;
+
+    most = below_gap > opt.keep ? blocks(below_gap - opt.keep) : 0;
+    if (!most) {
+        say("the guest has %" PRIu64 " MiB below the gap and keeps %"
+            PRIu64 " MiB: nothing to move", below_gap / MIB,
+            opt.keep / MIB);
+        return 0;
+    }
+    if (!qmp("\"execute\": \"qom-set\", \"arguments\": "
+             "{\"path\": \"/machine/peripheral/%s\", "
+             "\"property\": \"guest-stats-polling-interval\", \"value\": 1}",
+             opt.balloon)) {
+        die(EXIT_USE, "--balloon %s: %s", opt.balloon, error_desc);
+    }
+    /*
+     * Only statistics sent after this program asked count: QEMU keeps the
+     * last ones, and a guest whose driver is gone sends no more.
+     */
+    while (elapsed() < until) {
+        stats = guest_stats(&total, &avail, &when) && first >= 0 &&
+                when != first;
+        if (first < 0) {
+            first = when;
+        }
+        if (stats) {
+            move = avail > opt.reserve ? blocks(avail - opt.reserve) : 0;
+            if (move > most) {
+                move = most;
+            }
+            if (move) {
+                break;
+            }
+        }
+        sleep(1);
+    }
+    if (!stats) {
+        say("the guest's balloon driver sent no statistics in %d s: it is "
+            "not asked", opt.wait);
+    } else {
+        say("the guest has %" PRIu64 " MiB, %" PRIu64 " MiB available, %"
+            PRIu64 " MiB below the gap: moving %" PRIu64 " MiB",
+            total / MIB, avail / MIB, below_gap / MIB, move / MIB);
+    }
+    return move;
+}
+
+/*
+ * Set the balloon's target to @target bytes of guest RAM and wait until
+ * the guest is there, or has made no progress for --timeout seconds;
+ * where it got to.
+ */
+static uint64_t balloon_to(uint64_t target)
+{
+    uint64_t now = balloon_actual(), last = now;
+    double since = elapsed();
+
+    balloon_set(target);
+    while (now != target && elapsed() - since < opt.timeout) {
+        usleep(200 * 1000);
+        now = balloon_actual();
+        if (now != last) {
+            last = now;
+            since = elapsed();
+        }
+    }
+    return now;
+}
+
+/* Step 2: ask the balloon for @move bytes; what the guest gave. */
+static uint64_t inflate(uint64_t actual, uint64_t move)
+{
+    uint64_t given = actual - balloon_to(actual - move);
+
+    say("the guest gave back %" PRIu64 " of %" PRIu64 " MiB",
+        given / MIB, move / MIB);
+    return given;
+}
+
+/* The guest gets back what its balloon holds beyond @actual. */
+static void give_back(uint64_t actual)
+{
+    uint64_t now = balloon_to(actual);
+
+    say("the guest has %" PRIu64 " MiB again%s", now / MIB,
+        now == actual ? "" : ", less than it had: its balloon is stuck");
+}
+
+/*
+ * The host's memory for the DIMM first, @size bytes from --mem-path (the
+ * module zeroes it), so that a pool without that much costs the guest
+ * nothing; false if QEMU could not have it.
+ */
+static bool memory_add(uint64_t size)
+{
+    if (!qmp("\"execute\": \"object-add\", \"arguments\": "
+             "{\"qom-type\": \"memory-backend-file\", \"id\": \""
+             ID_PREFIX "-ram0\", \"size\": %" PRIu64 ", "
+             "\"mem-path\": \"%s\", \"share\": true}",
+             size, opt.mem_path)) {
+        say("hot-add refused: memory %s: %s", opt.mem_path, error_desc);
+        return false;
+    }
+    return true;
+}
+
+static void memory_del(void)
+{
+    if (!qmp("\"execute\": \"object-del\", \"arguments\": "
+             "{\"id\": \"" ID_PREFIX "-ram0\"}")) {
+        die(EXIT_USE, "QMP object-del: %s", error_desc);
+    }
+}
+
+/* Step 3: plug the DIMM; false if QEMU refused. */
+static bool plug(void)
+{
+    if (!qmp("\"execute\": \"device_add\", \"arguments\": "
+             "{\"driver\": \"pc-dimm\", \"id\": \"" ID_PREFIX "-dimm0\", "
+             "\"memdev\": \"" ID_PREFIX "-ram0\"}")) {
+        say("hot-add refused: pc-dimm: %s", error_desc);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The flat JSON object around @p in @json (a DIMM's "data": no object
+ * inside it), copied into @buf.
+ */
+static const char *json_object_at(const char *json, const char *p,
+                                  char *buf, size_t size)
+{
+    const char *start = p, *end = strchr(p, '}');
+    size_t n;
+
+    while (start > json && *start != '{') {
+        start--;
+    }
+    n = end ? (size_t)(end - start) + 1 : strlen(start);
+    if (n >= size) {
+        n = size - 1;
+    }
+    memcpy(buf, start, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/*
+ * The DIMMs this program added, from QEMU's list: their number, and their
+ * bytes in all; @addr the gPA of the first.
+ */
+static unsigned int our_dimms(uint64_t *bytes, uint64_t *addr)
+{
+    static const char id[] = "\"id\": \"" ID_PREFIX "-dimm";
+    const char *r = qmp("\"execute\": \"query-memory-devices\"");
+    const char *p;
+    char dimm[1024];
+    unsigned int n = 0;
+    int64_t v;
+
+    if (!r) {
+        die(EXIT_USE, "QMP query-memory-devices: %s", error_desc);
+    }
+    *bytes = *addr = 0;
+    for (p = strstr(r, id); p; p = strstr(p + 1, id), n++) {
+        json_object_at(r, p, dimm, sizeof(dimm));
+        if (!n && json_int(dimm, "addr", &v)) {
+            *addr = v;
+        }
+        if (json_int(dimm, "size", &v)) {
+            *bytes += v;
+        }
+    }
+    return n;
+}
+
+/*
+ * The guest's RAM below the I/O gap: all of it, as long as QEMU did not
+ * split it around the gap (pc and q35 keep RAM of less than 2 GiB whole,
+ * unless max-ram-below-4g is lower).  A guest with RAM above the gap is
+ * not handled: Linux's balloon would give back that memory first.
+ */
+static uint64_t below_gap(uint64_t base)
+{
+    int64_t max = 0;
+    const char *r = qmp("\"execute\": \"qom-get\", \"arguments\": "
+                        "{\"path\": \"/machine\", "
+                        "\"property\": \"max-ram-below-4g\"}");
+
+    if (r) {
+        json_int(r, "return", &max);
+    }
+    if (base > (max ? (uint64_t)max : 2048 * MIB)) {
+        die(EXIT_USE, "the guest's %" PRIu64 " MiB of RAM may lie on both "
+            "sides of the gap: only RAM below it is handled", base / MIB);
+    }
+    return base;
+}
+
+static int self_balloon(void)
+{
+    uint64_t base = qmp_int("base-memory",
+                            "\"execute\": \"query-memory-size-summary\"");
+    uint64_t actual = balloon_actual(), added, addr, move, given, moved;
+    uint64_t total0 = 0, total = 0, avail;
+    unsigned int n = our_dimms(&added, &addr);
+    int64_t stamp = 0, when;
+    bool onlined;
+    double until;
+
+    if (n) {
+        say("%u DIMM(s) of %" PRIu64 " MiB already added: nothing to do",
+            n, added / MIB);
+        return EXIT_MOVED;
+    }
+    /* What the balloon already holds came from below the gap too. */
+    move = decide(below_gap(base) - (base - actual));
+    if (!move) {
+        return EXIT_REFUSED;
+    }
+    if (!memory_add(move)) {
+        return EXIT_HOTADD;
+    }
+    guest_stats(&total0, &avail, NULL);
+    given = inflate(actual, move);
+    moved = blocks(given);
+    if (moved != move) {
+        /* What the guest gave, in whole blocks: a smaller DIMM. */
+        memory_del();
+        if (!moved) {
+            say("less than a block: nothing moves");
+            give_back(actual);
+            return EXIT_REFUSED;
+        }
+        if (!memory_add(moved)) {
+            give_back(actual);
+            return EXIT_HOTADD;
+        }
+    }
+    guest_stats(&total, &avail, &stamp);
+    if (!plug()) {
+        memory_del();
+        give_back(actual);
+        return EXIT_HOTADD;
+    }
+    /* The balloon's target is relative to the RAM, which has grown. */
+    balloon_set(actual);
+    our_dimms(&added, &addr);
+    say("hot-added %" PRIu64 " MiB from %s at gPA 0x%" PRIx64 "; the "
+        "balloon holds %" PRIu64 " MiB below the gap", moved / MIB,
+        opt.mem_path, addr, moved / MIB);
+    /*
+     * Onlined, the guest's total is what it was less the balloon plus the
+     * DIMM; statistics sent before the hot-add do not count.
+     */
+    until = elapsed() + opt.timeout;
+    do {
+        sleep(1);
+        onlined = guest_stats(&total, &avail, &when) && when > stamp &&
+                  total + given >= total0 + moved / 2;
+    } while (!onlined && elapsed() < until);
+    if (onlined) {
+        say("the guest onlined it: it has %" PRIu64 " MiB, %" PRIu64
+            " MiB of it at gPA [0x%" PRIx64 ", 0x%" PRIx64 ") from %s",
+            balloon_actual() / MIB, moved / MIB, addr, addr + moved,
+            opt.mem_path);
+    } else {
+        say("the guest did not online it in %d s (is its memory hotplug "
+            "policy offline?)", opt.timeout);
+    }
+    return EXIT_MOVED;
+}
+
+static bool was_deleted(unsigned int n)
+{
+    char id[64];
+    unsigned int i;
+
+    snprintf(id, sizeof(id), ID_PREFIX "-dimm%u", n);
+    for (i = 0; i < nr_deleted; i++) {
+        if (!strcmp(deleted[i], id)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The guest's last ACPI status report (_OST) on DIMM @n, as text. */
+static const char *ospm_status(unsigned int n)
+{
+    static const char slot[] = "\"slot\": \"";
+    static char text[128];
+    const char *r = qmp("\"execute\": \"query-acpi-ospm-status\"");
+    const char *p;
+    char info[1024], want[32];
+    int64_t source, status;
+
+    snprintf(want, sizeof(want), "%s%u\"", slot, n);
+    snprintf(text, sizeof(text), "no ACPI status from the guest");
+    for (p = r ? strstr(r, slot) : NULL; p; p = strstr(p + 1, slot)) {
+        json_object_at(r, p, info, sizeof(info));
+        if (strstr(info, want) && strstr(info, "\"DIMM\"") &&
+            json_int(info, "source", &source) &&
+            json_int(info, "status", &status)) {
+            snprintf(text, sizeof(text), "the guest's ACPI status for its "
+                     "slot: event %" PRId64 ", status %" PRId64,
+                     source, status);
+        }
+    }
+    return text;
+}
+
+static int undo(void)
+{
+    uint64_t base = qmp_int("base-memory",
+                            "\"execute\": \"query-memory-size-summary\"");
+    uint64_t added, addr;
+    unsigned int n = our_dimms(&added, &addr), i, left = 0;
+    double until;
+
+    /* Room first: the guest must move its pages off the DIMMs. */
+    balloon_set(base + added);
+    for (i = 0; i < n; i++) {
+        if (!qmp("\"execute\": \"device_del\", \"arguments\": "
+                 "{\"id\": \"" ID_PREFIX "-dimm%u\"}", i)) {
+            die(EXIT_USE, "QMP device_del: %s", error_desc);
+        }
+    }
+    until = elapsed() + opt.timeout;
+    for (i = 0; i < n; i++) {
+        while (!was_deleted(i) && elapsed() < until) {
+            /* Any command reads the events that came before its reply. */
+            balloon_actual();
+            usleep(200 * 1000);
+        }
+        if (!was_deleted(i)) {
+            say(ID_PREFIX "-dimm%u: the guest did not release it in %d s: "
+                "it stays (%s)", i, opt.timeout, ospm_status(i));
+            left++;
+            continue;
+        }
+        if (!qmp("\"execute\": \"object-del\", \"arguments\": "
+                 "{\"id\": \"" ID_PREFIX "-ram%u\"}", i)) {
+            die(EXIT_USE, "QMP object-del: %s", error_desc);
+        }
+    }
+    /*
+     * A DIMM the guest keeps stays the guest's, and so does the memory
+     * the balloon let go: inflated again, the balloon would take the
+     * DIMM's pages (the highest zone), which QEMU cannot give back.
+     */
+    say("removed %u of %u DIMM(s); the guest has %" PRIu64 " MiB",
+        n - left, n, balloon_actual() / MIB);
+    return left ? EXIT_REFUSED : EXIT_MOVED;
+}
+
+static uint64_t mib_arg(const char *name, const char *s)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || *s == '-' || 
+        v > ((uint64_t)1 << 40) / MIB) {
+        die(EXIT_USE, "--%s %s: want a number of MiB", name, s);
+    }
+    return v * MIB;
+}
+
+static int seconds_arg(const char *name, const char *s)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 1 || v > 86400) {
+        die(EXIT_USE, "--%s %s: want seconds, 1 to 86400", name, s);
+    }
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "qmp", required_argument, NULL, 'q' },
+        { "balloon", required_argument, NULL, 'b' },
+        { "mem-path", required_argument, NULL, 'm' },
+        { "block", required_argument, NULL, 'B' },
+        { "keep", required_argument, NULL, 'k' },
+        { "reserve", required_argument, NULL, 'r' },
+        { "wait", required_argument, NULL, 'w' },
+        { "timeout", required_argument, NULL, 't' },
+        { "undo", no_argument, NULL, 'u' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'q': opt.qmp = optarg; break;
+        case 'b': opt.balloon = optarg; break;
+        case 'm': opt.mem_path = optarg; break;
+        case 'B': opt.block = mib_arg("block", optarg); break;
+        case 'k': opt.keep = mib_arg("keep", optarg); break;
+        case 'r': opt.reserve = mib_arg("reserve", optarg); break;
+        case 'w': opt.wait = seconds_arg("wait", optarg); break;
+        case 't': opt.timeout = seconds_arg("timeout", optarg); break;
+        case 'u': opt.undo = true; break;
+        default:
+            die(EXIT_USE, "usage: dseg-selfballoon --qmp PATH [--balloon ID] "
+                "[--mem-path PATH] [--block MIB] [--keep MIB] "
+                "[--reserve MIB] [--wait S] [--timeout S] [--undo]");
+        }
+    }
+    if (!opt.qmp || optind != argc) {
+        die(EXIT_USE, "--qmp PATH is required, and nothing else");
+    }
+    if (!opt.block || opt.block % (2 * MIB)) {
+        die(EXIT_USE, "--block: want a multiple of 2 MiB");
+    }
+    qmp_connect(opt.qmp);
+    return opt.undo ? undo() : self_balloon();
+}
