@@ -42,6 +42,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -71,7 +72,7 @@ static struct {
 };
 
 static FILE *qmp_in, *qmp_out;
-static char reply[65536];
+static char reply[1 << 20];
 static char error_desc[1024];
 static char deleted[MAX_DIMMS][64];     /* DEVICE_DELETED ids seen */
 static unsigned int nr_deleted;
@@ -149,11 +150,17 @@ static void json_str(const char *json, const char *key, char *buf,
     buf[n] = '\0';
 }
 
-/* The next line QEMU sends that is not an event; NULL at end of file. */
+/*
+ * The next line QEMU sends that is not an event: the greeting or a reply
+ * (this program sends no command ids, so a reply has no other key).
+ * NULL at end of file.
+ */
 static const char *qmp_read(void)
 {
     while (fgets(reply, sizeof(reply), qmp_in)) {
-        if (strncmp(reply, "{\"timestamp\"", 12) || !strstr(reply, "\"event\"")) {
+        if (!strncmp(reply, "{\"return\"", 9) ||
+            !strncmp(reply, "{\"error\"", 8) ||
+            !strncmp(reply, "{\"QMP\"", 6)) {
             return reply;
         }
         if (strstr(reply, "\"DEVICE_DELETED\"") && nr_deleted < MAX_DIMMS) {
@@ -190,22 +197,25 @@ qmp(const char *fmt, ...)
     }
     if (strncmp(line, "{\"return\"", 9)) {
         json_str(line, "desc", error_desc, sizeof(error_desc));
+        if (!error_desc[0]) {
+            snprintf(error_desc, sizeof(error_desc), "%s", line);
+        }
         return NULL;
     }
     return line;
 }
 
-/* A command that must succeed, and the integer KEY of its reply. */
-static uint64_t qmp_int(const char *key, const char *cmd)
+/* Command @name, without arguments, must succeed: its reply's @key. */
+static uint64_t qmp_int(const char *key, const char *name)
 {
-    const char *r = qmp("%s", cmd);
+    const char *r = qmp("\"execute\": \"%s\"", name);
     int64_t v;
 
     if (!r) {
-        die(EXIT_USE, "QMP %s: %s", cmd, error_desc);
+        die(EXIT_USE, "QMP %s: %s", name, error_desc);
     }
     if (!json_int(r, key, &v) || v < 0) {
-        die(EXIT_USE, "QMP %s: no \"%s\" in %s", cmd, key, r);
+        die(EXIT_USE, "QMP %s: no \"%s\" in %s", name, key, r);
     }
     return v;
 }
@@ -236,7 +246,7 @@ static void qmp_connect(const char *path)
 /* The guest's logical RAM size as the balloon sees it. */
 static uint64_t balloon_actual(void)
 {
-    return qmp_int("actual", "\"execute\": \"query-balloon\"");
+    return qmp_int("actual", "query-balloon");
 }
 
 static void balloon_set(uint64_t bytes)
@@ -496,8 +506,7 @@ static uint64_t below_gap(uint64_t base)
 
 static int self_balloon(void)
 {
-    uint64_t base = qmp_int("base-memory",
-                            "\"execute\": \"query-memory-size-summary\"");
+    uint64_t base = qmp_int("base-memory", "query-memory-size-summary");
     uint64_t actual = balloon_actual(), added, addr, move, given, moved;
     uint64_t total0 = 0, total = 0, avail;
     unsigned int n = our_dimms(&added, &addr);
@@ -609,8 +618,7 @@ static const char *ospm_status(unsigned int n)
 
 static int undo(void)
 {
-    uint64_t base = qmp_int("base-memory",
-                            "\"execute\": \"query-memory-size-summary\"");
+    uint64_t base = qmp_int("base-memory", "query-memory-size-summary");
     uint64_t added, addr;
     unsigned int n = our_dimms(&added, &addr), i, left = 0;
     double until;
@@ -695,6 +703,8 @@ int main(int argc, char **argv)
     int c;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* A QEMU that goes away is an error to report, not a signal. */
+    signal(SIGPIPE, SIG_IGN);
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'q': opt.qmp = optarg; break;
