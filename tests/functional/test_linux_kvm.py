@@ -247,12 +247,8 @@ SB_BLOCK = 128 << 20                    # L2's memory block
 SB_GUPS = '192 1048576 11'              # most of L2's RAM
 SB_KEEPER = '16 2097152 13'             # runs while memory moves
 SB_GAP_TOP = 1 << 32                    # the hot-added DIMM's gPA
-SB_RUNS = {                             # window: dseg-selfballoon options
-    'refuse': '--wait 5',
-    'fail': '',
-    'move': '',
-    'undo': '--undo',
-}
+SB_RUNS = ('refuse', 'fail', 'move', 'undo', 'migrate')   # in order
+SB_MIGRATE = '{"execute": "migrate", "arguments": {"uri": "exec:cat >/dev/null"}}'
 SB_L2_INIT = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
 load_modules
@@ -308,6 +304,10 @@ sb undo
 mem undone
 wait $keeper
 echo "KEEPER undone $(cat /tmp/keeper)"
+keep
+sb migrate
+wait $keeper
+echo "KEEPER migrated $(cat /tmp/keeper)"
 {assets.EPILOGUE}"""
 SB_L1_INIT = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
@@ -317,29 +317,43 @@ insmod /lib/dseg_vmm.ko pool_base={L2_POOL_BASE:#x} pool_size={SB_POOL:#x} \\
 echo "L1-GUPS: $(/bin/gups {SB_GUPS})"
 echo "L1-KEEPER: $(/bin/gups {SB_KEEPER})"
 exec 3</dev/ttyS1
-sb() {{
-    name=$1; shift
-    [ $name = fail ] && hold
-    /bin/dseg-selfballoon --qmp /tmp/qmp "$@"
-    echo "SB-EXIT $name $?"
-    [ $name = fail ] && kill $held
-}}
+sb() {{ /bin/dseg-selfballoon --qmp /tmp/qmp "$@"; }}
 hold() {{ # another VM holds the first 4 MiB of the pool
     sleep 300 | /bin/kvm_nested --tag hold --pages 16 --seed 1 --dseg-vmm \\
         >/tmp/hold 2>&1 &
     held=$!
     until grep -q KVM-READY /tmp/hold; do sleep 1; done
 }}
+# One function per window sb-NAME; its status is reported.
+run_refuse() {{ sb --wait 5; }}
+run_fail() {{ hold; sb; status=$?; kill $held; return $status; }}
+run_move() {{ sb; }}
+run_undo() {{ sb --undo; }}
+run_migrate() {{ # a user migrates the VM; the guard cancels it
+    sb --execute '{SB_MIGRATE}' || return
+    i=0
+    until sb --execute '{{"execute": "query-migrate"}}' |
+            grep -q '"status": "\(cancelled\|completed\|failed\)"' ||
+            [ $i -ge 30 ]; do
+        sleep 1; i=$((i + 1))
+    done
+    echo "MIGRATE-STATUS $(sb --execute '{{"execute": "query-migrate"}}')"
+}}
 {{ {L2_QEMU} -m {SB_L2_MIB}M,slots=2,maxmem=1G \\
     -device virtio-balloon-pci,id=balloon0 \\
     -qmp unix:/tmp/qmp,server=on,wait=off \\
+    -qmp unix:/tmp/qmp-guard,server=on,wait=off \\
     -append "console=ttyS0 panic=-1 quiet memhp_default_state=online" <&3 \\
     || echo "L1-QEMU-FAILED $?"; }} 2>&1 |
 while IFS= read -r line; do
     echo "$line"
     case "$line" in
-""" + ''.join(f'    *"L2-SB {name}"*) sb {name} {args} & ;;\n'
-              for name, args in SB_RUNS.items()) + f"""    esac
+    *"L2-MEM boot"*)
+        /bin/dseg-selfballoon --qmp /tmp/qmp-guard --guard & ;;
+    *"L2-SB "*)
+        name=${{line##*L2-SB }}; name=${{name%%[!a-z]*}}
+        {{ run_$name; echo "SB-EXIT $name $?"; }} & ;;
+    esac
 done
 wait
 dmesg | grep dseg_vmm
@@ -803,8 +817,10 @@ class LinuxKvmTest(testing.TestCase):
         """Self-ballooning at run time: L2's memory below the I/O gap goes
         back through its balloon and comes back at 4 GiB as a DIMM from
         /dev/dseg-vmm, over which the module arms the VMM segment; GUPS
-        over most of L2's memory moves from 2D walks to VMM direct, and
-        the memory moves back when the VMM takes the DIMM away."""
+        over most of L2's memory moves from 2D walks to VMM direct.  A
+        guest without a balloon driver and a pool without the memory
+        move nothing; an unplug that the guest refuses leaves the DIMM
+        and its segment; a migration is cancelled as it starts."""
         l2 = self.linux_image(
             SB_L2_INIT, modules=('virtio-pci', 'virtio-balloon'),
             extra_files=testing.read_files({
@@ -818,7 +834,7 @@ class LinuxKvmTest(testing.TestCase):
         linux = self.linux_image(SB_L1_INIT, extra_files=files,
                                  programs=L1_QEMU)
         windows_ = ['gups-before', 'sb-refuse', 'sb-fail', 'sb-move',
-                    'gups-after', 'sb-undo']
+                    'gups-after', 'sb-undo', 'sb-migrate']
         console, windows = self.run_linux(
             f'memmap={SB_POOL:#x}${L2_POOL_BASE:#x}', linux,
             modes=windows_, control=False, timeout=600, done_timeout=180,
@@ -833,7 +849,7 @@ class LinuxKvmTest(testing.TestCase):
         self.assertEqual([line.strip() for line in
                           re.findall(r'(?m)^GUPS mib 192 .*$', console)],
                          [gups] * 2, tail)
-        for when in ('moved', 'undone'):
+        for when in ('moved', 'undone', 'migrated'):
             self.assertEqual(re.search(rf'KEEPER {when} (.*)',
                                        console).group(1).strip(), keeper,
                              tail)
@@ -894,6 +910,23 @@ class LinuxKvmTest(testing.TestCase):
             self.assertRegex(console, rf'L2-MEM undone \d+ kB; online '
                              rf'above the gap: {blocks}\s', tail)
 
+        # A user's migration of the VM: the guard cancels it as soon as it
+        # starts; the VM runs on, and the segment covers the DIMM again
+        # once KVM stops logging its writes.
+        self.assertEqual(status['migrate'], '0', tail)
+        self.assertRegex(console, r'refusing migrations of this VM', tail)
+        self.assertRegex(console, r'refused a migration \((setup|active)\)'
+                         r': its memory is not to move', tail)
+        self.assertRegex(console, r'the migration ended: cancelled', tail)
+        self.assertRegex(console, r'MIGRATE-STATUS \{"return": \{.*'
+                         r'"status": "cancelled"', tail)
+        # Whatever the module dropped while KVM logged, it armed again.
+        armed = re.findall(r'dseg_vmm: VM of pid \d+: (no VMM segment|VMM '
+                           r'segment gPA \[0x[0-9a-f]+, 0x[0-9a-f]+\))',
+                           console)
+        self.assertEqual(armed[-1], f'VMM segment gPA [{SB_GAP_TOP:#x}, '
+                         f'{SB_GAP_TOP + SB_POOL:#x})', armed)
+
         g_fills = ('walk-2d', 'guest-direct', 'vmm-direct', 'dual-direct')
         none = {'base': 0, 'limit': 0, 'offset': 0}
         share = {}
@@ -917,7 +950,7 @@ class LinuxKvmTest(testing.TestCase):
                 self.assertEqual(seg, none, w)
                 model.assert_counters(c, {'native-walk': ANY,
                                           'walk-2d': ANY}, w)
-            elif w == 'sb-undo' and released:
+            elif w in ('sb-undo', 'sb-migrate') and released:
                 self.assertEqual(seg, none, w)
             else:
                 self.assertEqual(seg, segment, w)

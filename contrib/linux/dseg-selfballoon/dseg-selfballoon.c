@@ -30,9 +30,13 @@
  * room to move its pages off the DIMMs, then the DIMMs are unplugged
  * (the guest must agree: ACPI eject) and their memory freed.
  *
+ * --guard stays and refuses every migration of the VM; --execute JSON
+ * runs one QMP command and prints the reply (a QMP client for hosts
+ * without one).
+ *
  * Usage: dseg-selfballoon --qmp PATH [--balloon ID] [--block MIB]
  *            [--keep MIB] [--reserve MIB] [--wait S] [--timeout S]
- *            [--mem-path PATH] [--undo]
+ *            [--mem-path PATH] [--undo | --guard | --execute JSON]
  * Exit status: 0 moved (or undone), 1 bad use or QMP failure, 2 the guest
  * refused (nothing moved), 3 the hot-add failed (nothing moved).
  *
@@ -64,7 +68,8 @@ static struct {
     const char *qmp, *balloon, *mem_path;
     uint64_t block, keep, reserve;
     int wait, timeout;
-    bool undo;
+    bool undo, guard;
+    const char *execute;
 } opt = {
     .balloon = "balloon0", .mem_path = "/dev/dseg-vmm",
     .block = 128 * MIB, .keep = 64 * MIB, .reserve = 32 * MIB,
@@ -659,6 +664,63 @@ static int undo(void)
     return left ? EXIT_REFUSED : EXIT_MOVED;
 }
 
+/*
+ * --guard: refuse every migration of the VM while QEMU runs.  A VM on the
+ * module's memory must not migrate (dseg-kvm.rst, Limits), and QEMU offers
+ * no blocker to ask for, so: migration events on, a pause before the
+ * switchover that only this program could lift, and migrate_cancel as
+ * soon as a migration starts.  The segment leaves the slots that KVM logs
+ * meanwhile and covers them again when the logging stops.
+ */
+static int guard(void)
+{
+    bool cancelled = false;
+    char status[32];
+
+    if (!qmp("\"execute\": \"migrate-set-capabilities\", \"arguments\": "
+             "{\"capabilities\": ["
+             "{\"capability\": \"events\", \"state\": true}, "
+             "{\"capability\": \"pause-before-switchover\", "
+             "\"state\": true}]}")) {
+        die(EXIT_USE, "QMP migrate-set-capabilities: %s", error_desc);
+    }
+    say("refusing migrations of this VM");
+    while (fgets(reply, sizeof(reply), qmp_in)) {
+        if (!strstr(reply, "\"event\": \"MIGRATION\"")) {
+            continue;
+        }
+        json_str(reply, "status", status, sizeof(status));
+        if (!strcmp(status, "cancelled") || !strcmp(status, "failed") ||
+            !strcmp(status, "completed")) {
+            if (cancelled) {
+                say("the migration ended: %s", status);
+            }
+            cancelled = false;
+        } else if (!cancelled && strcmp(status, "cancelling")) {
+            if (!qmp("\"execute\": \"migrate_cancel\"")) {
+                die(EXIT_USE, "QMP migrate_cancel: %s", error_desc);
+            }
+            cancelled = true;
+            say("refused a migration (%s): its memory is not to move "
+                "(dseg-kvm.rst, Limits)", status);
+        }
+    }
+    return EXIT_MOVED;
+}
+
+/* --execute: one QMP command of the user's, and QEMU's reply. */
+static int execute(const char *json)
+{
+    const char *line;
+
+    fprintf(qmp_out, "%s\n", json);
+    if (fflush(qmp_out) || !(line = qmp_read())) {
+        die(EXIT_USE, "QMP: QEMU closed the connection");
+    }
+    fputs(line, stdout);
+    return strncmp(line, "{\"return\"", 9) ? EXIT_USE : EXIT_MOVED;
+}
+
 static uint64_t mib_arg(const char *name, const char *s)
 {
     char *end;
@@ -698,6 +760,8 @@ int main(int argc, char **argv)
         { "wait", required_argument, NULL, 'w' },
         { "timeout", required_argument, NULL, 't' },
         { "undo", no_argument, NULL, 'u' },
+        { "guard", no_argument, NULL, 'g' },
+        { "execute", required_argument, NULL, 'e' },
         { NULL, 0, NULL, 0 },
     };
     int c;
@@ -716,18 +780,27 @@ int main(int argc, char **argv)
         case 'w': opt.wait = seconds_arg("wait", optarg); break;
         case 't': opt.timeout = seconds_arg("timeout", optarg); break;
         case 'u': opt.undo = true; break;
+        case 'g': opt.guard = true; break;
+        case 'e': opt.execute = optarg; break;
         default:
             die(EXIT_USE, "usage: dseg-selfballoon --qmp PATH [--balloon ID] "
                 "[--mem-path PATH] [--block MIB] [--keep MIB] "
-                "[--reserve MIB] [--wait S] [--timeout S] [--undo]");
+                "[--reserve MIB] [--wait S] [--timeout S] "
+                "[--undo | --guard | --execute JSON]");
         }
     }
     if (!opt.qmp || optind != argc) {
         die(EXIT_USE, "--qmp PATH is required, and nothing else");
     }
+    if (opt.undo + opt.guard + !!opt.execute > 1) {
+        die(EXIT_USE, "--undo, --guard and --execute: one at most");
+    }
     if (!opt.block || opt.block % (2 * MIB)) {
         die(EXIT_USE, "--block: want a multiple of 2 MiB");
     }
     qmp_connect(opt.qmp);
-    return opt.undo ? undo() : self_balloon();
+    if (opt.execute) {
+        return execute(opt.execute);
+    }
+    return opt.undo ? undo() : opt.guard ? guard() : self_balloon();
 }
