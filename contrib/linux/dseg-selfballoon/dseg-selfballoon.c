@@ -393,8 +393,8 @@ static void give_back(uint64_t actual)
 {
     uint64_t now = balloon_to(actual);
 
-    say("the guest has %" PRIu64 " MiB again%s", now / MIB,
-        now == actual ? "" : ", less than it had: its balloon is stuck");
+    say("the balloon let go: the guest has %" PRIu64 " MiB%s", now / MIB,
+        now == actual ? "" : ", less than it should: its balloon is stuck");
 }
 
 /*
@@ -629,7 +629,7 @@ static int undo(void)
     double until;
 
     /* Room first: the guest must move its pages off the DIMMs. */
-    balloon_set(base + added);
+    give_back(base + added);
     for (i = 0; i < n; i++) {
         if (!qmp("\"execute\": \"device_del\", \"arguments\": "
                  "{\"id\": \"" ID_PREFIX "-dimm%u\"}", i)) {
