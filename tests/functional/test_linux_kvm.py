@@ -81,8 +81,8 @@ PROTECTED = 5                           # the data page it write-protects
 CHURN = 20                              # VMs before the measured one
 FUZZ_SECONDS, FUZZ_SEED = 15, 0x5eed
 FUZZ_MIN_CASES = 500
-VMM_MODES = ('vmm-direct', 'two-vms', 'escaped', 'wp', 'split', 'churn',
-             'hotplug')
+VMM_MODES = ('vmm-direct', 'two-vms', 'escaped', 'wp', 'split', 'two-maps',
+             'churn', 'hotplug')
 VMM_CPU = {'hotplug': 1}                # the vCPU a window runs on (else 0)
 VMM_INIT = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
@@ -128,6 +128,9 @@ kvm --tag escaped --seed {SEED:#x} --escape {ESCAPED} <&3 \\
 kvm --tag wp --seed {SEED:#x} --wp {PROTECTED} <&3 || echo "kvm_nested wp failed"
 # The data in a second, ordinary slot: the segment leaves it out.
 kvm --tag split --seed {SEED:#x} --dseg-split <&3 || echo "kvm_nested split failed"
+# The slot's halves from two mappings, one after the other in the pool.
+kvm --tag two-maps --seed {SEED:#x} --dseg-two <&3 \\
+    || echo "kvm_nested two-maps failed"
 # More VMs, one after another, than the module keeps at once.
 kvm --tag churn --seed {SEED:#x} --churn {CHURN} <&3 || echo "kvm_nested churn failed"
 # A CPU that went offline and came back was INIT: its filter is empty.
@@ -679,7 +682,7 @@ class LinuxKvmTest(testing.TestCase):
                                     for kv in m.group(2).split())
                    for m in _RESULT.finditer(console)}
         self.assertEqual(sorted(results), ['churn', 'escaped', 'hotplug',
-                                           'split', 'vm1', 'vm2',
+                                           'split', 'two-maps', 'vm1', 'vm2',
                                            'vmm-direct', 'wp'], tail)
         for tag, r in results.items():
             # Each VM wrote and read back its own pattern in its own slot.
@@ -714,6 +717,17 @@ class LinuxKvmTest(testing.TestCase):
         print(f'# vmm-direct window: {c["vmm-direct"]}, walk-2d '
               f'{c["walk-2d"]}', file=sys.stderr)
         self.assert_vmm_direct_only(c, NPAGES, 'vmm-direct')
+
+        # Two mappings, as two slots: the module put the second right
+        # after the first, not in the pool's first 2 MiB that another
+        # process had let go meanwhile, so one segment covers both and
+        # every fill is VMM direct.
+        self.assertEqual(hpas['two-maps'], RESERVED_BASE + model.PAGE_2M)
+        c = windows['two-maps'][0]['counters']
+        self.assertEqual(windows['two-maps'][0]['vmm-segment'],
+                         {'base': 0, 'limit': SLOT,
+                          'offset': hpas['two-maps']})
+        self.assert_vmm_direct_only(c, NPAGES, 'two-maps')
 
         # Two VMs switching on one CPU: each entry of either VM's vCPU
         # runs with its own segment, so again every fill is VMM direct.

@@ -12,7 +12,8 @@
  * Memory: a physical range that the kernel command line reserves
  * (memmap=SIZE$BASE, so it is not System RAM) and the module parameters
  * pool_base and pool_size name.  Each mmap() of /dev/dseg-vmm takes one
- * contiguous run of 2 MiB chunks from it, zeroed.
+ * contiguous run of 2 MiB chunks from it, zeroed: right after the memory
+ * its process already has if the pool is free there.
  *
  * The segment: a probe on KVM's kvm_entry tracepoint, which KVM fires on
  * the vCPU's CPU with interrupts off right before every VMRUN, arms the
@@ -20,7 +21,7 @@
  * own level (not a nested guest of it, not SMM), and disarms it
  * otherwise.  The segment is derived from the
  * VM's own memory slots (address space 0): the longest gPA range whose
- * slots map it, at one offset, into a mapping of /dev/dseg-vmm of the
+ * slots map it, at one offset, into mappings of /dev/dseg-vmm of the
  * VM's process, leaving out read-only and dirty-logged slots.  KVM builds
  * its nested entries from the same slots, so the two agree for every
  * page.  The range is computed again whenever the slots' generation
@@ -114,7 +115,6 @@ struct dseg_vm {
 	bool dying;			/* no CPU may take it up again */
 	u64 gen;
 	u64 base, limit, offset;	/* limit 0: no segment */
-	struct dseg_region *r;		/* the mapping it is over */
 };
 
 /* What a CPU holds. */
@@ -126,10 +126,12 @@ struct dseg_cpu {
 	unsigned int nr_inserted;	/* escaped[] in this CPU's filter */
 };
 
-/* A gPA range that slots map into a region at one offset. */
+/*
+ * A gPA range that slots map, at one offset, into mappings of the VM's
+ * process: host-physically contiguous, as gPA + offset is.  Empty: end 0.
+ */
 struct dseg_run {
 	u64 gpa, end, offset;
-	struct dseg_region *r;
 };
 
 /*
@@ -299,35 +301,53 @@ static void dseg_catch_up(struct dseg_cpu *c)
 		wrmsrl(MSR_DSEG_FILTER_INSERT, escaped[c->nr_inserted]);
 }
 
-/*
- * Every page of @run's region that the VMM has changed is escaped before
- * a segment over it may be armed; false if escaped[] is full.
- */
-static bool dseg_escape_changes(const struct dseg_run *run)
+/* Whether @r's memory is part of @run's host-physical range. */
+static bool dseg_run_has(const struct dseg_run *run, struct dseg_region *r)
 {
-	unsigned int i;
+	return r->size && r->hpa < run->end + run->offset &&
+	       run->gpa + run->offset < r->hpa + r->size;
+}
 
-	for (i = 0; i < run->r->nr_changed; i++) {
-		u64 gpa = run->r->hpa + run->r->changed[i] - run->offset;
+/*
+ * Every page of @run's mappings (of @mm) that the VMM has changed is
+ * escaped before a segment over it may be armed; false if escaped[] is
+ * full.
+ */
+static bool dseg_escape_changes(const struct dseg_run *run,
+				struct mm_struct *mm)
+{
+	unsigned int i, j;
 
-		if (gpa >= run->gpa && gpa < run->end && !dseg_escape_add(gpa))
-			return false;
+	for (i = 0; i < MAX_REGIONS; i++) {
+		struct dseg_region *r = regions[i];
+
+		if (!r || r->mm != mm || !dseg_run_has(run, r))
+			continue;
+		for (j = 0; j < r->nr_changed; j++) {
+			u64 gpa = r->hpa + r->changed[j] - run->offset;
+
+			if (gpa >= run->gpa && gpa < run->end &&
+			    !dseg_escape_add(gpa))
+				return false;
+		}
 	}
 	return true;
 }
 
 /*
  * Derive @vm's segment from its memory slots of generation @gen: the
- * longest chain of gPA-adjacent slots that map into one region at one
- * offset, found in one pass over the slots in gPA order.  Called with
- * dseg_lock held and interrupts off.
+ * longest chain of gPA-adjacent slots that map into mappings of the VM's
+ * process at one offset (one mapping, or several that lie one after
+ * another in the pool, as a VMM's added memory may), found in one pass
+ * over the slots in gPA order.  Called with dseg_lock held and
+ * interrupts off.
  */
 static void dseg_vm_update(struct dseg_vm *vm, u64 gen)
 {
 	struct kvm *kvm = vm->kvm;
 	struct kvm_memslot_iter iter;
 	struct dseg_run run = {}, best = {};
-	int idx;
+	int idx, i;
 
 	idx = srcu_read_lock(&kvm->srcu);
 	kvm_for_each_memslot_in_gfn_range(&iter, kvm_memslots(kvm), 0,
@@ -343,11 +363,11 @@ static void dseg_vm_update(struct dseg_vm *vm, u64 gen)
 			r = dseg_region_of(vm->mm, slot->userspace_addr, len);
 		if (r)
 			offset = r->hpa + (slot->userspace_addr - r->start) - gpa;
-		if (r && r == run.r && gpa == run.end && offset == run.offset)
+		if (r && run.end && gpa == run.end && offset == run.offset)
 			run.end = gpa + len;
 		else if (r)
 			run = (struct dseg_run) { .gpa = gpa, .end = gpa + len,
-						  .offset = offset, .r = r };
+						  .offset = offset };
 		else
 			run = (struct dseg_run) {};
 		if (run.end - run.gpa > best.end - best.gpa)
@@ -355,7 +375,7 @@ static void dseg_vm_update(struct dseg_vm *vm, u64 gen)
 	}
 	srcu_read_unlock(&kvm->srcu, idx);
 
-	if (best.r && !dseg_escape_changes(&best)) {
+	if (best.end && !dseg_escape_changes(&best, vm->mm)) {
 		dseg_log(true, "VM of pid %d: more than %d escaped pages: no VMM segment",
 			 kvm->userspace_pid, MAX_ESCAPED);
 		best = (struct dseg_run) {};
@@ -363,7 +383,7 @@ static void dseg_vm_update(struct dseg_vm *vm, u64 gen)
 
 	if (best.gpa != vm->base || best.end != vm->limit ||
 	    best.offset != vm->offset) {
-		if (best.r)
+		if (best.end)
 			dseg_log(false, "VM of pid %d: VMM segment gPA [0x%llx, 0x%llx) at hPA 0x%llx",
 				 kvm->userspace_pid, best.gpa, best.end,
 				 best.gpa + best.offset);
@@ -374,13 +394,16 @@ static void dseg_vm_update(struct dseg_vm *vm, u64 gen)
 	vm->base = best.gpa;
 	vm->limit = best.end;
 	vm->offset = best.offset;
-	vm->r = best.r;
 	vm->gen = gen;
 	vm->valid = true;
-	if (best.r) {
-		best.r->base = best.gpa;
-		best.r->limit = best.end;
-		best.r->offset = best.offset;
+	for (i = 0; best.end && i < MAX_REGIONS; i++) {
+		struct dseg_region *r = regions[i];
+
+		if (r && r->mm == vm->mm && dseg_run_has(&best, r)) {
+			r->base = best.gpa;
+			r->limit = best.end;
+			r->offset = best.offset;
+		}
 	}
 }
 
@@ -744,10 +767,24 @@ static long dseg_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	}
 }
 
+/* The chunk after the highest memory that @mm maps.  dseg_mutex held. */
+static unsigned long dseg_mm_end_chunk(struct mm_struct *mm)
+{
+	unsigned long end = 0;
+	int i;
+
+	for (i = 0; i < MAX_REGIONS; i++)
+		if (regions[i] && regions[i]->mm == mm && regions[i]->size)
+			end = max_t(unsigned long, end,
+				    (regions[i]->hpa + regions[i]->size -
+				     pool_base) / CHUNK);
+	return end;
+}
+
 static int dseg_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct dseg_region *r = file->private_data;
-	unsigned long size = vma->vm_end - vma->vm_start, first;
+	unsigned long size = vma->vm_end - vma->vm_start, first, hint;
 	void *mem;
 	int ret;
 
@@ -762,8 +799,17 @@ static int dseg_mmap(struct file *file, struct vm_area_struct *vma)
 		mutex_unlock(&dseg_mutex);
 		return -EBUSY;
 	}
-	first = bitmap_find_next_zero_area(chunk_used, nr_chunks, 0,
+	/*
+	 * Right after the process's memory if the pool is free there, so
+	 * that a VMM that adds memory to a VM (a DIMM) gets it contiguous
+	 * with what the VM has; else the first run that is long enough.
+	 */
+	hint = dseg_mm_end_chunk(r->mm);
+	first = bitmap_find_next_zero_area(chunk_used, nr_chunks, hint,
 					   size / CHUNK, 0);
+	if (first != hint)
+		first = bitmap_find_next_zero_area(chunk_used, nr_chunks, 0,
+						   size / CHUNK, 0);
 	if (first >= nr_chunks) {
 		mutex_unlock(&dseg_mutex);
 		pr_warn_ratelimited("pid %d: no %lu MiB left in the pool\n",

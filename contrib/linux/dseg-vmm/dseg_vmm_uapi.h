@@ -11,9 +11,11 @@
  *
  * Nothing else is needed.  Whenever a vCPU of a VM of the same process
  * enters guest mode, the module arms the VMM segment on that CPU for the
- * longest gPA range that the VM's memory slots map to the mapping at one
- * offset, so that KVM's nested tables agree with it by construction, and
- * disarms it for any other VM.  A change to the mapping of a few pages
+ * longest gPA range that the VM's memory slots map to the process's
+ * mappings at one offset, so that KVM's nested tables agree with it by
+ * construction, and disarms it for any other VM.  A mapping goes right
+ * after the process's highest memory if the pool is free there, so that
+ * memory added to a VM later can join its segment.  A change to the mapping of a few pages
  * (mprotect, munmap, MAP_FIXED over them) escapes their gPAs on every CPU
  * before it takes effect; a larger change turns the segment off.
  *

@@ -39,6 +39,12 @@
  *   --dseg-vmm  take the slot from /dev/dseg-vmm (contrib/linux/dseg-vmm):
  *               host-physically contiguous memory, over which the module
  *               arms the VMM segment for this VM (VMM direct)
+ *   --dseg-two  with --dseg-vmm: the slot's two halves from two mappings
+ *               of /dev/dseg-vmm, as two slots.  While the first is
+ *               mapped, the pool's first 2 MiB are free again (another
+ *               process held them): the module must place the second
+ *               right after the first, not there, and the segment must
+ *               cover both
  *   --dseg-split with --dseg-vmm: only the first 2 MiB (tables and code)
  *               from /dev/dseg-vmm, the data's 2 MiB from ordinary memory
  *               in a second slot, which the segment must leave out
@@ -70,10 +76,14 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define SLOT_SIZE       (4ul << 20)
 #define HUGE_2M         (2ul << 20)
+
+/* --dseg-split, --dseg-two: the slot's second half elsewhere. */
+enum { SPLIT_NONE, SPLIT_ANON, SPLIT_TWO };
 #define PML4_GPA        0x1000ul
 #define PDPT_LO_GPA     0x2000ul
 #define PD_LO_GPA       0x3000ul
@@ -417,7 +427,9 @@ static void parse_options(int argc, char **argv, struct options *o)
         } else if (!strcmp(argv[i], "--dseg-vmm")) {
             o->dseg_vmm = 1;
         } else if (!strcmp(argv[i], "--dseg-split")) {
-            o->split = 1;
+            o->split = SPLIT_ANON;
+        } else if (!strcmp(argv[i], "--dseg-two")) {
+            o->split = SPLIT_TWO;
         } else if (!strcmp(argv[i], "--escape") && i + 1 < argc) {
             o->escape = strtol(argv[++i], NULL, 0);
         } else if (!strcmp(argv[i], "--wp") && i + 1 < argc) {
@@ -435,34 +447,103 @@ static void parse_options(int argc, char **argv, struct options *o)
         ((o->escape >= 0 || o->wp >= 0 || o->split || o->churn) &&
          !o->dseg_vmm) ||
         o->churn < 0 || (o->churn && o->split)) {
-        fail("--escape, --wp, --dseg-split and --churn need --dseg-vmm, "
-             "--churn is not for --dseg-split, pages are below --pages");
+        fail("--escape, --wp, --dseg-split, --dseg-two and --churn need "
+             "--dseg-vmm, --churn is not for --dseg-split or --dseg-two, "
+             "pages are below --pages");
+    }
+}
+
+static int open_dseg_vmm(void)
+{
+    int fd = open("/dev/dseg-vmm", O_RDWR | O_CLOEXEC);
+
+    if (fd < 0) {
+        fail("open /dev/dseg-vmm: %s", strerror(errno));
+    }
+    return fd;
+}
+
+/*
+ * --dseg-two: a child process maps the pool's first 2 MiB, before this
+ * process maps anything, and holds them until release_spacer() closes
+ * the pipe returned here.
+ */
+static int hold_spacer(void)
+{
+    int up[2], down[2];
+    char c = 0;
+    pid_t pid;
+
+    if (pipe(up) || pipe(down)) {
+        fail("pipe: %s", strerror(errno));
+    }
+    pid = fork();
+    if (pid < 0) {
+        fail("fork: %s", strerror(errno));
+    }
+    if (!pid) {
+        int fd = open("/dev/dseg-vmm", O_RDWR);
+
+        close(up[0]);
+        close(down[1]);
+        c = fd >= 0 && mmap(NULL, HUGE_2M, PROT_READ | PROT_WRITE,
+                            MAP_SHARED, fd, 0) != MAP_FAILED;
+        if (write(up[1], &c, 1) != 1 || read(down[0], &c, 1) < 0) {
+            _exit(1);
+        }
+        _exit(0);
+    }
+    close(up[1]);
+    close(down[0]);
+    if (read(up[0], &c, 1) != 1 || !c) {
+        fail("the spacer process could not map /dev/dseg-vmm");
+    }
+    close(up[0]);
+    return down[1];
+}
+
+/* The spacer process exits: its 2 MiB of the pool are free. */
+static void release_spacer(int pipe_fd)
+{
+    int status;
+
+    close(pipe_fd);         /* the child reads EOF and exits */
+    if (wait(&status) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
+        fail("the spacer process failed");
     }
 }
 
 /*
- * The slot: contiguous host-physical memory of the module, all of it, or
- * with --dseg-split its first 2 MiB over ordinary memory.  Returns the
- * slot; *DSEG_FD is the module's file.
+ * The slot: contiguous host-physical memory of the module, all of it;
+ * with --dseg-split its first 2 MiB over ordinary memory; with --dseg-two
+ * its halves from two mappings (the second file stays open until exit).
+ * Returns the slot; *DSEG_FD is the module's file of its first 2 MiB.
  */
 static unsigned char *map_dseg_vmm_slot(int split, int *dseg_fd)
 {
     unsigned char *mem;
+    int spacer = split == SPLIT_TWO ? hold_spacer() : -1;
 
-    *dseg_fd = open("/dev/dseg-vmm", O_RDWR | O_CLOEXEC);
-    if (*dseg_fd < 0) {
-        fail("open /dev/dseg-vmm: %s", strerror(errno));
-    }
+    *dseg_fd = open_dseg_vmm();
     mem = mmap(NULL, SLOT_SIZE, PROT_READ | PROT_WRITE,
                split ? MAP_PRIVATE | MAP_ANONYMOUS : MAP_SHARED,
                split ? -1 : *dseg_fd, 0);
-    if (mem != MAP_FAILED && split) {
+    if (mem != MAP_FAILED && split == SPLIT_ANON) {
         /* The data slot: 4 KiB nested leaves, as for --no-thp. */
         if (madvise(mem + HUGE_2M, HUGE_2M, MADV_NOHUGEPAGE)) {
             fail("madvise: %s", strerror(errno));
         }
+    }
+    if (mem != MAP_FAILED && split) {
         mem = mmap(mem, HUGE_2M, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_FIXED, *dseg_fd, 0);
+    }
+    if (mem != MAP_FAILED && split == SPLIT_TWO) {
+        release_spacer(spacer);
+        if (mmap(mem + HUGE_2M, HUGE_2M, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_FIXED, open_dseg_vmm(), 0) == MAP_FAILED) {
+            mem = MAP_FAILED;
+        }
     }
     if (mem == MAP_FAILED) {
         fail("mmap /dev/dseg-vmm: %s", strerror(errno));
