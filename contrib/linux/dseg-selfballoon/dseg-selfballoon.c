@@ -37,8 +37,10 @@
  * Usage: dseg-selfballoon --qmp PATH [--balloon ID] [--block MIB]
  *            [--keep MIB] [--reserve MIB] [--wait S] [--timeout S]
  *            [--mem-path PATH] [--undo | --guard | --execute JSON]
- * Exit status: 0 moved (or undone), 1 bad use or QMP failure, 2 the guest
- * refused (nothing moved), 3 the hot-add failed (nothing moved).
+ * Exit status: 0 moved (or undone; --guard: QEMU exited; --execute: QEMU
+ * ran the command), 1 bad use or QMP failure (--execute: QEMU refused the
+ * command), 2 the guest refused (nothing moved, or with --undo the DIMM
+ * stays), 3 the hot-add failed (nothing moved).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -60,7 +62,8 @@
 
 #define MIB             ((uint64_t)1 << 20)
 #define ID_PREFIX       "dseg-selfballoon"
-#define MAX_DIMMS       8
+#define DIMM            ID_PREFIX "-dimm0"   /* the one DIMM it adds */
+#define RAM             ID_PREFIX "-ram0"    /* and its memory */
 
 enum { EXIT_MOVED, EXIT_USE, EXIT_REFUSED, EXIT_HOTADD };
 
@@ -79,8 +82,6 @@ static struct {
 static FILE *qmp_in, *qmp_out;
 static char reply[1 << 20];
 static char error_desc[1024];
-static char deleted[MAX_DIMMS][64];     /* DEVICE_DELETED ids seen */
-static unsigned int nr_deleted;
 static struct timespec t0;
 
 static double elapsed(void)
@@ -156,22 +157,16 @@ static void json_str(const char *json, const char *key, char *buf,
 }
 
 /*
- * The next line QEMU sends that is not an event: the greeting or a reply
- * (this program sends no command ids, so a reply has no other key).
- * NULL at end of file.
+ * The next line QEMU sends that is not an event (events, whatever the
+ * order of their keys, carry a timestamp object): the greeting or a
+ * reply.  NULL at end of file.
  */
 static const char *qmp_read(void)
 {
     while (fgets(reply, sizeof(reply), qmp_in)) {
-        if (!strncmp(reply, "{\"return\"", 9) ||
-            !strncmp(reply, "{\"error\"", 8) ||
-            !strncmp(reply, "{\"QMP\"", 6)) {
+        if (!strstr(reply, "\"timestamp\": {") ||
+            !strstr(reply, "\"event\": \"")) {
             return reply;
-        }
-        if (strstr(reply, "\"DEVICE_DELETED\"") && nr_deleted < MAX_DIMMS) {
-            json_str(reply, "device", deleted[nr_deleted],
-                     sizeof(deleted[0]));
-            nr_deleted++;
         }
     }
     return NULL;
@@ -200,7 +195,7 @@ qmp(const char *fmt, ...)
     if (!line) {
         die(EXIT_USE, "QMP: QEMU closed the connection");
     }
-    if (strncmp(line, "{\"return\"", 9)) {
+    if (!strstr(line, "\"return\":")) {
         json_str(line, "desc", error_desc, sizeof(error_desc));
         if (!error_desc[0]) {
             snprintf(error_desc, sizeof(error_desc), "%s", line);
@@ -348,6 +343,10 @@ static uint64_t decide(uint64_t below_gap)
     if (!stats) {
         say("the guest's balloon driver sent no statistics in %d s: it is "
             "not asked", opt.wait);
+    } else if (!move) {
+        say("the guest has %" PRIu64 " MiB, %" PRIu64 " MiB available: no "
+            "room for a block of %" PRIu64 " MiB in %d s", total / MIB,
+            avail / MIB, opt.block / MIB, opt.wait);
     } else {
         say("the guest has %" PRIu64 " MiB, %" PRIu64 " MiB available, %"
             PRIu64 " MiB below the gap: moving %" PRIu64 " MiB",
@@ -400,35 +399,40 @@ static void give_back(uint64_t actual)
 /*
  * The host's memory for the DIMM first, @size bytes from --mem-path (the
  * module zeroes it), so that a pool without that much costs the guest
- * nothing; false if QEMU could not have it.
+ * nothing; false if QEMU could not have it.  Memory that QEMU let go a
+ * moment ago may still be on its way back to the pool: up to 3 s.
  */
 static bool memory_add(uint64_t size)
 {
-    if (!qmp("\"execute\": \"object-add\", \"arguments\": "
-             "{\"qom-type\": \"memory-backend-file\", \"id\": \""
-             ID_PREFIX "-ram0\", \"size\": %" PRIu64 ", "
-             "\"mem-path\": \"%s\", \"share\": true}",
-             size, opt.mem_path)) {
-        say("hot-add refused: memory %s: %s", opt.mem_path, error_desc);
-        return false;
+    double until = elapsed() + 3;
+
+    while (!qmp("\"execute\": \"object-add\", \"arguments\": "
+                "{\"qom-type\": \"memory-backend-file\", \"id\": \"" RAM
+                "\", \"size\": %" PRIu64 ", \"mem-path\": \"%s\", "
+                "\"share\": true}", size, opt.mem_path)) {
+        if (!strstr(error_desc, "Cannot allocate memory") ||
+            elapsed() > until) {
+            say("hot-add refused: memory %s: %s", opt.mem_path, error_desc);
+            return false;
+        }
+        usleep(100 * 1000);
     }
     return true;
 }
 
+/* The DIMM's memory, if there is any without a DIMM. */
 static void memory_del(void)
 {
-    if (!qmp("\"execute\": \"object-del\", \"arguments\": "
-             "{\"id\": \"" ID_PREFIX "-ram0\"}")) {
-        die(EXIT_USE, "QMP object-del: %s", error_desc);
-    }
+    qmp("\"execute\": \"object-del\", \"arguments\": {\"id\": \"" RAM
+        "\"}");
 }
 
 /* Step 3: plug the DIMM; false if QEMU refused. */
 static bool plug(void)
 {
     if (!qmp("\"execute\": \"device_add\", \"arguments\": "
-             "{\"driver\": \"pc-dimm\", \"id\": \"" ID_PREFIX "-dimm0\", "
-             "\"memdev\": \"" ID_PREFIX "-ram0\"}")) {
+             "{\"driver\": \"pc-dimm\", \"id\": \"" DIMM "\", "
+             "\"memdev\": \"" RAM "\"}")) {
         say("hot-add refused: pc-dimm: %s", error_desc);
         return false;
     }
@@ -457,78 +461,94 @@ static const char *json_object_at(const char *json, const char *p,
     return buf;
 }
 
-/*
- * The DIMMs this program added, from QEMU's list: their number, and their
- * bytes in all; @addr the gPA of the first.
- */
-static unsigned int our_dimms(uint64_t *bytes, uint64_t *addr)
+/* Whether the DIMM is there, from QEMU's list: its gPA and size. */
+static bool our_dimm(uint64_t *addr, uint64_t *size)
 {
-    static const char id[] = "\"id\": \"" ID_PREFIX "-dimm";
     const char *r = qmp("\"execute\": \"query-memory-devices\"");
     const char *p;
     char dimm[1024];
-    unsigned int n = 0;
     int64_t v;
 
     if (!r) {
         die(EXIT_USE, "QMP query-memory-devices: %s", error_desc);
     }
-    *bytes = *addr = 0;
-    for (p = strstr(r, id); p; p = strstr(p + 1, id), n++) {
-        json_object_at(r, p, dimm, sizeof(dimm));
-        if (!n && json_int(dimm, "addr", &v)) {
-            *addr = v;
-        }
-        if (json_int(dimm, "size", &v)) {
-            *bytes += v;
-        }
+    *addr = *size = 0;
+    p = strstr(r, "\"id\": \"" DIMM "\"");
+    if (!p) {
+        return false;
     }
-    return n;
+    json_object_at(r, p, dimm, sizeof(dimm));
+    if (json_int(dimm, "addr", &v)) {
+        *addr = v;
+    }
+    if (json_int(dimm, "size", &v)) {
+        *size = v;
+    }
+    return true;
 }
 
 /*
- * The guest's RAM below the I/O gap: all of it, as long as QEMU did not
- * split it around the gap (pc and q35 keep RAM of less than 2 GiB whole,
- * unless max-ram-below-4g is lower).  A guest with RAM above the gap is
- * not handled: Linux's balloon would give back that memory first.
+ * The guest's RAM must all lie below the I/O gap: QEMU did not split it
+ * around the gap (pc and q35 keep RAM of less than 2 GiB whole, unless
+ * max-ram-below-4g is lower) and nothing else was hot-plugged.  A guest
+ * with memory above the gap is refused: Linux's balloon would give back
+ * that memory first.
  */
-static uint64_t below_gap(uint64_t base)
+static void below_gap(void)
 {
-    int64_t max = 0;
-    const char *r = qmp("\"execute\": \"qom-get\", \"arguments\": "
+    uint64_t base = qmp_int("base-memory", "query-memory-size-summary");
+    int64_t plugged = 0, max = 0;
+    uint64_t limit = 2048 * MIB;
+    const char *r;
+
+    /* Without slots for DIMMs, QEMU reports no plugged memory at all. */
+    r = qmp("\"execute\": \"query-memory-size-summary\"");
+    if (r) {
+        json_int(r, "plugged-memory", &plugged);
+    }
+    r = qmp("\"execute\": \"qom-get\", \"arguments\": "
                         "{\"path\": \"/machine\", "
                         "\"property\": \"max-ram-below-4g\"}");
 
-    if (r) {
-        json_int(r, "return", &max);
+    if (r && json_int(r, "return", &max) && max > 0 &&
+        (uint64_t)max < limit) {
+        limit = max;
     }
-    if (base > (max ? (uint64_t)max : 2048 * MIB)) {
+    if (base >= limit) {
         die(EXIT_USE, "the guest's %" PRIu64 " MiB of RAM may lie on both "
-            "sides of the gap: only RAM below it is handled", base / MIB);
+            "sides of the gap (all of it is below only under %" PRIu64
+            " MiB): not handled", base / MIB, limit / MIB);
     }
-    return base;
+    if (plugged > 0) {
+        die(EXIT_USE, "the guest has %" PRId64 " MiB of memory plugged "
+            "above the gap already: not handled", plugged / (int64_t)MIB);
+    }
 }
 
 static int self_balloon(void)
 {
-    uint64_t base = qmp_int("base-memory", "query-memory-size-summary");
-    uint64_t actual = balloon_actual(), added, addr, move, given, moved;
+    uint64_t actual = balloon_actual(), addr, size, move, given, moved;
     uint64_t total0 = 0, total = 0, avail;
-    unsigned int n = our_dimms(&added, &addr);
     int64_t stamp = 0, when;
     bool onlined;
     double until;
 
-    if (n) {
-        say("%u DIMM(s) of %" PRIu64 " MiB already added: nothing to do",
-            n, added / MIB);
+    if (our_dimm(&addr, &size)) {
+        say("a DIMM of %" PRIu64 " MiB is there already: nothing to do",
+            size / MIB);
         return EXIT_MOVED;
     }
-    /* What the balloon already holds came from below the gap too. */
-    move = decide(below_gap(base) - (base - actual));
+    /*
+     * All the guest's RAM is below the gap (below_gap() refuses others):
+     * what its balloon does not hold is there.  Memory of an earlier DIMM
+     * that the guest let go after --undo gave up is freed.
+     */
+    below_gap();
+    move = decide(actual);
     if (!move) {
         return EXIT_REFUSED;
     }
+    memory_del();
     if (!memory_add(move)) {
         return EXIT_HOTADD;
     }
@@ -556,19 +576,20 @@ static int self_balloon(void)
     }
     /* The balloon's target is relative to the RAM, which has grown. */
     balloon_set(actual);
-    our_dimms(&added, &addr);
+    our_dimm(&addr, &size);
     say("hot-added %" PRIu64 " MiB from %s at gPA 0x%" PRIx64 "; the "
         "balloon holds %" PRIu64 " MiB below the gap", moved / MIB,
         opt.mem_path, addr, moved / MIB);
     /*
-     * Onlined, the guest's total is what it was less the balloon plus the
-     * DIMM; statistics sent before the hot-add do not count.
+     * Before the plug, the guest has lost @moved (the balloon let go of
+     * the rest); onlined, the DIMM makes it up.  Statistics sent before
+     * the plug do not count.
      */
     until = elapsed() + opt.timeout;
     do {
         sleep(1);
         onlined = guest_stats(&total, &avail, &when) && when > stamp &&
-                  total + given >= total0 + moved / 2;
+                  total + moved / 2 >= total0;
     } while (!onlined && elapsed() < until);
     if (onlined) {
         say("the guest onlined it: it has %" PRIu64 " MiB, %" PRIu64
@@ -577,45 +598,29 @@ static int self_balloon(void)
             opt.mem_path);
     } else {
         say("the guest did not online it in %d s (is its memory hotplug "
-            "policy offline?)", opt.timeout);
+            "policy offline?): it is the guest's to online", opt.timeout);
     }
     return EXIT_MOVED;
 }
 
-static bool was_deleted(unsigned int n)
+/* The guest's last ACPI status report (_OST) on the DIMM, as text. */
+static const char *ospm_status(void)
 {
-    char id[64];
-    unsigned int i;
-
-    snprintf(id, sizeof(id), ID_PREFIX "-dimm%u", n);
-    for (i = 0; i < nr_deleted; i++) {
-        if (!strcmp(deleted[i], id)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* The guest's last ACPI status report (_OST) on DIMM @n, as text. */
-static const char *ospm_status(unsigned int n)
-{
-    static const char slot[] = "\"slot\": \"";
+    static const char device[] = "\"device\": \"" DIMM "\"";
     static char text[128];
     const char *r = qmp("\"execute\": \"query-acpi-ospm-status\"");
-    const char *p;
-    char info[1024], want[32];
+    const char *p = r ? strstr(r, device) : NULL;
+    char info[1024];
     int64_t source, status;
 
-    snprintf(want, sizeof(want), "%s%u\"", slot, n);
     snprintf(text, sizeof(text), "no ACPI status from the guest");
-    for (p = r ? strstr(r, slot) : NULL; p; p = strstr(p + 1, slot)) {
+    if (p) {
         json_object_at(r, p, info, sizeof(info));
-        if (strstr(info, want) && strstr(info, "\"DIMM\"") &&
-            json_int(info, "source", &source) &&
+        if (json_int(info, "source", &source) &&
             json_int(info, "status", &status)) {
-            snprintf(text, sizeof(text), "the guest's ACPI status for its "
-                     "slot: event %" PRId64 ", status %" PRId64,
-                     source, status);
+            snprintf(text, sizeof(text), "the guest's ACPI status for it: "
+                     "event %" PRId64 ", status %#" PRIx64, source,
+                     (uint64_t)status);
         }
     }
     return text;
@@ -624,44 +629,43 @@ static const char *ospm_status(unsigned int n)
 static int undo(void)
 {
     uint64_t base = qmp_int("base-memory", "query-memory-size-summary");
-    uint64_t added, addr;
-    unsigned int n = our_dimms(&added, &addr), i, left = 0;
+    uint64_t addr, size;
+    bool there = our_dimm(&addr, &size);
     double until;
 
-    /* Room first: the guest must move its pages off the DIMMs. */
-    give_back(base + added);
-    for (i = 0; i < n; i++) {
-        if (!qmp("\"execute\": \"device_del\", \"arguments\": "
-                 "{\"id\": \"" ID_PREFIX "-dimm%u\"}", i)) {
-            die(EXIT_USE, "QMP device_del: %s", error_desc);
-        }
+    if (!there) {
+        memory_del();
+        say("no DIMM to remove; the guest has %" PRIu64 " MiB",
+            balloon_actual() / MIB);
+        return EXIT_MOVED;
+    }
+    /* Room first: the guest must move its pages off the DIMM. */
+    give_back(base + size);
+    if (!qmp("\"execute\": \"device_del\", \"arguments\": "
+             "{\"id\": \"" DIMM "\"}")) {
+        die(EXIT_USE, "QMP device_del: %s", error_desc);
     }
     until = elapsed() + opt.timeout;
-    for (i = 0; i < n; i++) {
-        while (!was_deleted(i) && elapsed() < until) {
-            /* Any command reads the events that came before its reply. */
-            balloon_actual();
-            usleep(200 * 1000);
-        }
-        if (!was_deleted(i)) {
-            say(ID_PREFIX "-dimm%u: the guest did not release it in %d s: "
-                "it stays (%s)", i, opt.timeout, ospm_status(i));
-            left++;
-            continue;
-        }
-        if (!qmp("\"execute\": \"object-del\", \"arguments\": "
-                 "{\"id\": \"" ID_PREFIX "-ram%u\"}", i)) {
-            die(EXIT_USE, "QMP object-del: %s", error_desc);
-        }
+    while ((there = our_dimm(&addr, &size)) && elapsed() < until) {
+        usleep(200 * 1000);
     }
-    /*
-     * A DIMM the guest keeps stays the guest's, and so does the memory
-     * the balloon let go: inflated again, the balloon would take the
-     * DIMM's pages (the highest zone), which QEMU cannot give back.
-     */
-    say("removed %u of %u DIMM(s); the guest has %" PRIu64 " MiB",
-        n - left, n, balloon_actual() / MIB);
-    return left ? EXIT_REFUSED : EXIT_MOVED;
+    if (there) {
+        /*
+         * What the guest keeps stays the guest's, and so does the memory
+         * the balloon let go: inflated again, the balloon would take the
+         * DIMM's pages (the highest zone), which QEMU cannot give back.
+         * If the guest lets go of the DIMM later, the next run of this
+         * program frees its memory.
+         */
+        say("the guest did not release the DIMM in %d s: it stays (%s); "
+            "the guest has %" PRIu64 " MiB", opt.timeout, ospm_status(),
+            balloon_actual() / MIB);
+        return EXIT_REFUSED;
+    }
+    memory_del();
+    say("removed the DIMM; the guest has %" PRIu64 " MiB",
+        balloon_actual() / MIB);
+    return EXIT_MOVED;
 }
 
 /*
@@ -690,6 +694,9 @@ static int guard(void)
             continue;
         }
         json_str(reply, "status", status, sizeof(status));
+        if (!strcmp(status, "setup")) {
+            cancelled = false;      /* every migration starts so */
+        }
         if (!strcmp(status, "cancelled") || !strcmp(status, "failed") ||
             !strcmp(status, "completed")) {
             if (cancelled) {
@@ -718,7 +725,7 @@ static int execute(const char *json)
         die(EXIT_USE, "QMP: QEMU closed the connection");
     }
     fputs(line, stdout);
-    return strncmp(line, "{\"return\"", 9) ? EXIT_USE : EXIT_MOVED;
+    return strstr(line, "\"return\":") ? EXIT_MOVED : EXIT_USE;
 }
 
 static uint64_t mib_arg(const char *name, const char *s)
@@ -728,7 +735,7 @@ static uint64_t mib_arg(const char *name, const char *s)
 
     errno = 0;
     v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || *s == '-' || 
+    if (errno || end == s || *end || *s == '-' ||
         v > ((uint64_t)1 << 40) / MIB) {
         die(EXIT_USE, "--%s %s: want a number of MiB", name, s);
     }
