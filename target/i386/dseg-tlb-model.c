@@ -421,10 +421,11 @@ static TlbmEntry *tlbm_array_probe(const TlbmArray *a, uint64_t key,
 }
 
 /*
- * Keep @key in @a: over the entry with the same tag if there is one, else
- * over the set's least recently used entry.
+ * Keep @key in @a, as its most recently used entry: over the entry with
+ * the same tag if there is one (true), else over the set's least recently
+ * used entry (false).
  */
-static void tlbm_array_insert(TlbmModel *m, TlbmArray *a, uint64_t key,
+static bool tlbm_array_insert(TlbmModel *m, TlbmArray *a, uint64_t key,
                               TlbmSize size, uint32_t ctx, bool global,
                               bool direct)
 {
@@ -435,6 +436,7 @@ static void tlbm_array_insert(TlbmModel *m, TlbmArray *a, uint64_t key,
         .key = key, .stamp = ++m->clock, .ctx = ctx, .size = size,
         .global = global, .direct = direct,
     };
+    return e != NULL;
 }
 
 /*
@@ -539,21 +541,9 @@ void tlbm_fill(TlbmModel *m, bool fetch, uint32_t ctx, uint64_t addr,
 
 bool tlbm_pwc_read(TlbmModel *m, uint32_t ctx, uint64_t pa)
 {
-    uint64_t key = pa >> TLBM_PTE_SHIFT;
-    TlbmEntry *lru, *e;
-
-    if (!m->pwc.sets) {
-        return false;
-    }
-    e = tlbm_array_probe(&m->pwc, key, TLBM_4K, ctx, &lru);
-    if (e) {
-        e->stamp = ++m->clock;
-        return true;
-    }
-    *lru = (TlbmEntry) {
-        .key = key, .stamp = ++m->clock, .ctx = ctx, .size = TLBM_4K,
-    };
-    return false;
+    return m->pwc.sets &&
+           tlbm_array_insert(m, &m->pwc, pa >> TLBM_PTE_SHIFT, TLBM_4K, ctx,
+                             false, false);
 }
 
 /* Nested translations belong to an ASID, whatever the guest's PCID. */
