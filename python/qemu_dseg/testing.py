@@ -163,6 +163,42 @@ def main(argv=None):
     """Run the calling module's test cases with TAP output; ARGV, if
     given, in place of sys.argv for unittest."""
     import pycotap
-    unittest.main(argv=argv, testRunner=pycotap.TAPTestRunner(
+
+    class Result(pycotap.TAPTestResult):
+        """pycotap's result, which has no addSubTest: a failing subtest
+        would leave its test with no TAP line and its message unsaid."""
+
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.failed_subtests = set()
+            self.reported = set()
+
+        def not_ok(self, test):
+            self.reported.add(test.id())
+            super().not_ok(test)
+
+        def addSubTest(self, test, subtest, err):
+            super().addSubTest(test, subtest, err)
+            if err is not None:
+                failed = (self.failures if issubclass(
+                    err[0], test.failureException) else self.errors)
+                self.message.write(f'{subtest}: {failed[-1][1]}\n')
+                self.failed_subtests.add(test.id())
+
+        def stopTest(self, test):
+            if (test.id() in self.failed_subtests and
+                    test.id() not in self.reported):
+                self.not_ok(test)
+            super().stopTest(test)
+
+    class Runner(pycotap.TAPTestRunner):
+        def run(self, test):
+            result = Result(self.output_stream, self.error_stream,
+                            self.message_log, self.test_output_log)
+            test(result)
+            result.printErrors()
+            return result
+
+    unittest.main(argv=argv, testRunner=Runner(
         message_log=pycotap.LogMode.LogToError,
         test_output_log=pycotap.LogMode.LogToError), verbosity=0)
