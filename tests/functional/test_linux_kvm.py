@@ -256,7 +256,8 @@ SB_GAP_TOP = 1 << 32                    # the hot-added DIMM's gPA
 SB_RUNS = ('refuse', 'fail', 'movable', 'unplug', 'move', 'undo',
            'migrate')                   # in order
 SB_MIGRATE = '{"execute": "migrate", "arguments": {"uri": "exec:cat >/dev/null"}}'
-SB_L2_INIT = f"""#!/bin/sh
+# L2's helpers for both self-ballooning tests.
+SB_L2_PRELUDE = f"""#!/bin/sh
 {assets.INIT_PRELUDE}
 load_modules
 above() {{ # the memory blocks above the gap that are online
@@ -284,12 +285,17 @@ sb() {{ # window sb-NAME: L1 runs dseg-selfballoon NAME
     echo "L2-SB $1"
     read -r go
 }}
-mem boot
-echo "KVM-READY gups-before"
-read -r go
-/bin/gups {SB_GUPS}
-echo "KVM-DONE gups-before"
-read -r go
+gups() {{ # window gups-NAME: GUPS over ARGS
+    name=$1; shift
+    echo "KVM-READY gups-$name"
+    read -r go
+    /bin/gups "$@"
+    echo "KVM-DONE gups-$name"
+    read -r go
+}}
+"""
+SB_L2_INIT = SB_L2_PRELUDE + f"""mem boot
+gups before {SB_GUPS}
 rmmod virtio_balloon
 sb refuse
 insmod /lib/modules/$(grep virtio_balloon /lib/modules/load-order)
@@ -303,11 +309,7 @@ until_above {SB_POOL // SB_BLOCK}
 mem movable
 wait $keeper
 echo "KEEPER movable $(cat /tmp/keeper)"
-echo "KVM-READY gups-movable"
-read -r go
-/bin/gups {SB_GUPS}
-echo "KVM-DONE gups-movable"
-read -r go
+gups movable {SB_GUPS}
 keep
 sb unplug
 until_above 0
@@ -322,11 +324,7 @@ until_above {SB_POOL // SB_BLOCK}
 mem moved
 wait $keeper
 echo "KEEPER moved $(cat /tmp/keeper)"
-echo "KVM-READY gups-after"
-read -r go
-/bin/gups {SB_GUPS}
-echo "KVM-DONE gups-after"
-read -r go
+gups after {SB_GUPS}
 keep
 sb undo
 mem undone
@@ -337,15 +335,47 @@ sb migrate
 wait $keeper
 echo "KEEPER migrated $(cat /tmp/keeper)"
 {assets.EPILOGUE}"""
-SB_L1_INIT = f"""#!/bin/sh
+
+
+def sb_l1_init(pool, gups, runs, qemu):
+    """L1's init for a self-ballooning test: a pool of POOL bytes, GUPS
+    over GUPS and the keeper natively, then L2 under QEMU with the options
+    QEMU, a balloon and two QMP sockets, the second one the guard's from
+    L2's boot.  When L2 asks (L2-SB NAME), L1 runs the shell function
+    run_NAME, which RUNS defines, and reports its status."""
+    return f"""#!/bin/sh
 {assets.INIT_PRELUDE}
 load_modules
-insmod /lib/dseg_vmm.ko pool_base={L2_POOL_BASE:#x} pool_size={SB_POOL:#x} \\
+insmod /lib/dseg_vmm.ko pool_base={L2_POOL_BASE:#x} pool_size={pool:#x} \\
     || echo "insmod dseg_vmm failed"
-echo "L1-GUPS: $(/bin/gups {SB_GUPS})"
+echo "L1-GUPS: $(/bin/gups {gups})"
 echo "L1-KEEPER: $(/bin/gups {SB_KEEPER})"
 exec 3</dev/ttyS1
 sb() {{ /bin/dseg-selfballoon --qmp /tmp/qmp "$@"; }}
+{runs}
+{{ {L2_QEMU} {qemu} \\
+    -device virtio-balloon-pci,id=balloon0 \\
+    -qmp unix:/tmp/qmp,server=on,wait=off \\
+    -qmp unix:/tmp/qmp-guard,server=on,wait=off \\
+    -append "console=ttyS0 panic=-1 quiet memhp_default_state=online" <&3 \\
+    || echo "L1-QEMU-FAILED $?"; }} 2>&1 |
+while IFS= read -r line; do
+    echo "$line"
+    case "$line" in
+    *"L2-MEM boot"*)
+        /bin/dseg-selfballoon --qmp /tmp/qmp-guard --guard & ;;
+    *"L2-SB "*)
+        name=${{line##*L2-SB }}; name=${{name%%[!a-z]*}}
+        {{ run_$name; echo "SB-EXIT $name $?"; }} & ;;
+    esac
+done
+wait
+dmesg | grep dseg_vmm
+echo KVM-ALL-DONE
+{assets.EPILOGUE}"""
+
+
+SB_L1_INIT = sb_l1_init(SB_POOL, SB_GUPS, f"""\
 hold() {{ # another VM holds the first 4 MiB of the pool
     sleep 300 | /bin/kvm_nested --tag hold --pages 16 --seed 1 --dseg-vmm \\
         >/tmp/hold 2>&1 &
@@ -374,27 +404,47 @@ run_migrate() {{ # a user migrates the VM; the guard cancels it
         sleep 1; i=$((i + 1))
     done
     echo "MIGRATE-STATUS $(sb --execute '{{"execute": "query-migrate"}}')"
+}}""", f'-m {SB_L2_MIB}M,slots=2,maxmem=1G')
+
+# Self-ballooning of a guest whose RAM QEMU split around the gap: L2 has
+# SBS_LOW of L1's ordinary memory below the gap (NUMA node 0, with its
+# vCPU) and SBS_HIGH from /dev/dseg-vmm at 4 GiB (node 1), over which the
+# module arms the segment at boot.  Its balloon takes node 0's memory
+# first, as it allocates on the vCPU's node, so that the move takes
+# memory below the gap; the DIMM comes right after the RAM at 4 GiB,
+# which ends on a GiB boundary, and joins its segment.  GUPS over most
+# of L2's RAM before (gups-before) and after (gups-after) the move
+# (sb-move).
+SBS_LOW = 256 << 20
+SBS_HIGH = 1 << 30
+SBS_POOL = SBS_HIGH + SB_BLOCK          # the RAM at 4 GiB and one block
+SBS_L2_MIB = (SBS_LOW + SBS_HIGH) >> 20
+SBS_GUPS = '768 1048576 17'
+SBS_L1_MIB = 2560                       # the pool, L2's low RAM, and L1's
+SBS_L2_INIT = SB_L2_PRELUDE + f"""zones() {{ # managed pages per node and zone
+    echo "L2-ZONES $1" $(awk '/^Node/ {{ n = $2; z = $4 }}
+        /^ +managed/ {{ print "node" n z "=" $2 }}' /proc/zoneinfo | tr -d ,)
 }}
-{{ {L2_QEMU} -m {SB_L2_MIB}M,slots=2,maxmem=1G \\
-    -device virtio-balloon-pci,id=balloon0 \\
-    -qmp unix:/tmp/qmp,server=on,wait=off \\
-    -qmp unix:/tmp/qmp-guard,server=on,wait=off \\
-    -append "console=ttyS0 panic=-1 quiet memhp_default_state=online" <&3 \\
-    || echo "L1-QEMU-FAILED $?"; }} 2>&1 |
-while IFS= read -r line; do
-    echo "$line"
-    case "$line" in
-    *"L2-MEM boot"*)
-        /bin/dseg-selfballoon --qmp /tmp/qmp-guard --guard & ;;
-    *"L2-SB "*)
-        name=${{line##*L2-SB }}; name=${{name%%[!a-z]*}}
-        {{ run_$name; echo "SB-EXIT $name $?"; }} & ;;
-    esac
-done
-wait
-dmesg | grep dseg_vmm
-echo KVM-ALL-DONE
+mem boot
+zones boot
+gups before {SBS_GUPS}
+keep
+sb move
+until_above {SBS_POOL // SB_BLOCK}
+mem moved
+zones moved
+wait $keeper
+echo "KEEPER moved $(cat /tmp/keeper)"
+gups after {SBS_GUPS}
 {assets.EPILOGUE}"""
+SBS_L1_INIT = sb_l1_init(
+    SBS_POOL, SBS_GUPS, 'run_move() { sb; }',
+    f'-m {SBS_L2_MIB}M,slots=2,maxmem=2G '
+    f'-machine max-ram-below-4g={SBS_LOW >> 20}M '
+    f'-object memory-backend-ram,id=low,size={SBS_LOW >> 20}M '
+    f'-object memory-backend-file,id=high,size={SBS_HIGH >> 20}M,'
+    f'mem-path=/dev/dseg-vmm,share=on '
+    f'-numa node,nodeid=0,cpus=0,memdev=low -numa node,nodeid=1,memdev=high')
 
 _RESULT = re.compile(r'KVM-RESULT (\S+) (.*)')
 
@@ -406,6 +456,29 @@ def checksum(pages, seed):
         v = ((i + 1) * PATTERN_MUL & MASK64) ^ seed
         c = ((c << 7 | c >> 57) & MASK64) ^ v
     return c
+
+
+G_FILLS = ('walk-2d', 'guest-direct', 'vmm-direct', 'dual-direct')
+
+
+def sb_report(test, window, info, l2_mib):
+    """Print a self-ballooning window's segment, its coverage of L2's
+    L2_MIB of RAM and its share of VMM-direct fills among L2's; return
+    (share, segment, bytes covered)."""
+    c = info['counters']
+    fills = sum(c[p]['fills'] for p in G_FILLS)
+    test.assertGreater(fills, 0, c)
+    share = c['vmm-direct']['fills'] / fills
+    seg = info['vmm-segment']
+    # The module disarms by LIMIT_V alone: an empty range.
+    covered = max(seg['limit'] - seg['base'], 0)
+    print(f'# self-balloon {test.id().rsplit(".", 1)[-1]} {window}: '
+          f'segment [{seg["base"]:#x}, {seg["limit"]:#x}), '
+          f'{covered / (l2_mib << 20):.1%} of L2\'s {l2_mib} MiB; '
+          f'vmm-direct {share:.2%} of {fills} guest-mode fills: '
+          + ', '.join(f'{p} {c[p]}' for p in G_FILLS if c[p]['fills']),
+          file=sys.stderr)
+    return share, seg, covered
 
 
 def nested_leaves(result):
@@ -425,12 +498,14 @@ class LinuxKvmTest(testing.TestCase):
                 INIT, extra_files={'/bin/kvm_nested': f.read()})
 
     def run_linux(self, append, linux=None, modes=MODES, control=True,
-                  timeout=30, cpus=None, done_timeout=30, ends=None):
+                  timeout=30, cpus=None, done_timeout=30, ends=None,
+                  memory_mb=1024):
         """Boot LINUX (default: the walk-2d image) and serve the windows:
         'control' if CONTROL, then one per kvm_nested run of MODES, each
         of whose markers must come within TIMEOUT seconds: KVM-READY MODE
         opens it and KVM-DONE MODE, or the pattern ENDS[MODE], closes it.
-        With CPUS ({window: vCPU}), the machine has two vCPUs.
+        With CPUS ({window: vCPU}), the machine has two vCPUs.  It has
+        MEMORY_MB of RAM.
 
         Returns (console, {window: (DsegCpuInfo, CR4)}), of the window's
         vCPU (default 0), read with the machine stopped after the window
@@ -441,7 +516,7 @@ class LinuxKvmTest(testing.TestCase):
         linux = linux or self.linux
         # A softmmu TLB of fixed size, so that a window's fills do not
         # depend on how far a dynamic TLB grew before it.
-        args = boot.linux_args(linux, memory_mb=1024, tlb_size=256,
+        args = boot.linux_args(linux, memory_mb=memory_mb, tlb_size=256,
                                vcpus=2 if cpus else 1, cmdline=append)
         windows = {}
         with self.machine(args, name='linux-kvm') as vm:
@@ -822,7 +897,6 @@ class LinuxKvmTest(testing.TestCase):
         self.assertLessEqual(base, 0x100000, seg)
         self.assertEqual(hpa - base, L2_POOL_BASE, seg)
 
-        g_fills = ('walk-2d', 'guest-direct', 'vmm-direct', 'dual-direct')
         for mode in L2_MODES:
             start = float(re.search(rf'L2-START {mode} (\S+)',
                                     console).group(1))
@@ -830,10 +904,10 @@ class LinuxKvmTest(testing.TestCase):
                                      console).group(1))
             for w in ('boot', 'gups'):
                 c = windows[f'{w}-{mode}'][0]['counters']
-                fills = sum(c[p]['fills'] for p in g_fills)
+                fills = sum(c[p]['fills'] for p in G_FILLS)
                 print(f'# L2 {mode} {w}: boot {booted - start:.2f} s (L1 '
                       f'time); guest-mode fills {fills}, '
-                      + ', '.join(f'{p} {c[p]}' for p in g_fills
+                      + ', '.join(f'{p} {c[p]}' for p in G_FILLS
                                   if c[p]['fills']), file=sys.stderr)
                 self.assertGreater(fills, 0, c)
                 self.assertEqual(c['guest-direct']['fills'] +
@@ -860,16 +934,11 @@ class LinuxKvmTest(testing.TestCase):
                     # GUPS: at least 95 % of L2's fills are VMM direct.
                     self.assertGreaterEqual(v['fills'], 0.95 * fills, c)
 
-    def test_kvm_self_balloon(self):
-        """Self-ballooning at run time: L2's memory below the I/O gap goes
-        back through its balloon and comes back at 4 GiB as a DIMM from
-        /dev/dseg-vmm, over which the module arms the VMM segment; GUPS
-        over most of L2's memory moves from 2D walks to VMM direct.  A
-        guest without a balloon driver and a pool without the memory
-        move nothing; an unplug that the guest refuses leaves the DIMM
-        and its segment; a migration is cancelled as it starts."""
+    def sb_image(self, l1_init, l2_init):
+        """L1's image for a self-ballooning test: L1_INIT, Debian's QEMU
+        and L2's kernel with L2_INIT and its balloon driver."""
         l2 = self.linux_image(
-            SB_L2_INIT, modules=('virtio-pci', 'virtio-balloon'),
+            l2_init, modules=('virtio-pci', 'virtio-balloon'),
             extra_files=testing.read_files({
                 '/bin/gups': guests.path('gups')}))
         files = testing.read_files({
@@ -878,8 +947,18 @@ class LinuxKvmTest(testing.TestCase):
             '/bin/dseg-selfballoon': guests.path('dseg-selfballoon'),
             '/bin/kvm_nested': guests.path('kvm_nested'),
             '/lib/dseg_vmm.ko': assets.dseg_vmm_module()})
-        linux = self.linux_image(SB_L1_INIT, extra_files=files,
-                                 programs=L1_QEMU)
+        return self.linux_image(l1_init, extra_files=files,
+                                programs=L1_QEMU)
+
+    def test_kvm_self_balloon(self):
+        """Self-ballooning at run time: L2's memory below the I/O gap goes
+        back through its balloon and comes back at 4 GiB as a DIMM from
+        /dev/dseg-vmm, over which the module arms the VMM segment; GUPS
+        over most of L2's memory moves from 2D walks to VMM direct.  A
+        guest without a balloon driver and a pool without the memory
+        move nothing; an unplug that the guest refuses leaves the DIMM
+        and its segment; a migration is cancelled as it starts."""
+        linux = self.sb_image(SB_L1_INIT, SB_L2_INIT)
         windows_ = ['gups-before', 'sb-refuse', 'sb-fail', 'sb-movable',
                     'gups-movable', 'sb-unplug', 'sb-move', 'gups-after',
                     'sb-undo', 'sb-migrate']
@@ -991,25 +1070,12 @@ class LinuxKvmTest(testing.TestCase):
         self.assertEqual(segments[-1],
                          'no VMM segment' if released else dimm, segments)
 
-        g_fills = ('walk-2d', 'guest-direct', 'vmm-direct', 'dual-direct')
         none = {'base': 0, 'limit': 0, 'offset': 0}
         share = {}
         for w in windows_:
-            info = windows[w][0]
-            c = info['counters']
-            fills = sum(c[p]['fills'] for p in g_fills)
-            self.assertGreater(fills, 0, c)
-            share[w] = c['vmm-direct']['fills'] / fills
-            seg = info['vmm-segment']
-            # The module disarms by LIMIT_V alone: an empty range.
-            covered = max(seg['limit'] - seg['base'], 0)
-            print(f'# self-balloon {w}: segment [{seg["base"]:#x}, '
-                  f'{seg["limit"]:#x}), '
-                  f'{covered / (SB_L2_MIB << 20):.1%} '
-                  f'of L2\'s {SB_L2_MIB} MiB; vmm-direct {share[w]:.2%} of '
-                  f'{fills} guest-mode fills: '
-                  + ', '.join(f'{p} {c[p]}' for p in g_fills
-                              if c[p]['fills']), file=sys.stderr)
+            c = windows[w][0]['counters']
+            share[w], seg, covered = sb_report(self, w, windows[w][0],
+                                               SB_L2_MIB)
             self.assertEqual(c['filter-hits'], 0, c)
             if w == 'sb-unplug':
                 # The DIMM went during the window: so did the segment.
@@ -1046,6 +1112,100 @@ class LinuxKvmTest(testing.TestCase):
               f', in it {per_fill["gups-after"]:.2f}', file=sys.stderr)
         self.assertGreaterEqual(per_fill['gups-movable'],
                                 2.5 * per_fill['gups-after'], per_fill)
+
+    def test_kvm_self_balloon_split(self):
+        """Self-ballooning of a guest whose RAM QEMU split around the gap:
+        L2's balloon gives back memory below the gap (its vCPU's NUMA
+        node), which comes back as a DIMM right after L2's RAM at 4 GiB;
+        that RAM is the pool's, and the module grows its segment over the
+        DIMM.  GUPS over most of L2's memory takes the VMM-direct path
+        more often afterwards, and reads its page tables through the
+        segment."""
+        linux = self.sb_image(SBS_L1_INIT, SBS_L2_INIT)
+        windows_ = ['gups-before', 'sb-move', 'gups-after']
+        console, windows = self.run_linux(
+            f'memmap={SBS_POOL:#x}${L2_POOL_BASE:#x}', linux,
+            modes=windows_, control=False, timeout=600, done_timeout=180,
+            ends={'sb-move': r'SB-EXIT move \d+'}, memory_mb=SBS_L1_MIB)
+        tail = '\n--- console ---\n' + console[-4000:]
+        self.assertNotRegex(console, r'L1-QEMU-FAILED|insmod .* failed|'
+                            r'dseg-selfballoon: [^0-9 ]', tail)
+        gups = re.search(r'L1-GUPS: (GUPS .*)', console).group(1).strip()
+        keeper = re.search(r'L1-KEEPER: (GUPS .*)', console).group(1).strip()
+        mib = SBS_GUPS.split()[0]
+        self.assertEqual([line.strip() for line in
+                          re.findall(rf'(?m)^GUPS mib {mib} .*$', console)],
+                         [gups] * 2, tail)
+        self.assertEqual(re.search(r'KEEPER moved (.*)',
+                                   console).group(1).strip(), keeper, tail)
+        self.assertEqual(re.findall(r'SB-EXIT (\w+) (\d+)', console),
+                         [('move', '0')], tail)
+
+        # The policy: of 256 MiB below the gap L2 keeps 64, so one block
+        # moves; it comes back right after the RAM at 4 GiB.
+        block = SB_BLOCK >> 20
+        top = SB_GAP_TOP + SBS_HIGH
+        self.assertRegex(console, rf'{SBS_LOW >> 20} MiB below the gap: '
+                         rf'moving {block} MiB', tail)
+        self.assertRegex(console, rf'the guest gave back {block} of {block} '
+                         r'MiB', tail)
+        self.assertRegex(console, rf'hot-added {block} MiB from '
+                         rf'/dev/dseg-vmm at gPA {top:#x}, right after the '
+                         r'RAM above the gap', tail)
+        self.assertRegex(console, r'the guest onlined it: it has '
+                         rf'{SBS_L2_MIB} MiB', tail)
+        boot_kb = re.search(r'L2-MEM boot (\d+) kB', console).group(1)
+        first = SB_GAP_TOP // SB_BLOCK
+
+        def blocks(n):
+            return ' '.join(str(first + i) for i in range(n))
+        self.assertRegex(console, r'L2-MEM boot \d+ kB; online above the '
+                         rf'gap: {blocks(SBS_HIGH // SB_BLOCK)}\s', tail)
+        self.assertRegex(console, rf'L2-MEM moved {boot_kb} kB; online '
+                         rf'above the gap: {blocks(SBS_POOL // SB_BLOCK)}\s',
+                         tail)
+        # L2's zones: below the gap (DMA and DMA32) it manages a block
+        # less, the balloon's; above it (Normal) a block more, the DIMM.
+        zones = {when: {k: int(v) for k, v in
+                        (kv.split('=') for kv in re.search(
+                            rf'L2-ZONES {when} (.*)', console).group(1)
+                         .split())}
+                 for when in ('boot', 'moved')}
+        print(f'# self-balloon split: L2\'s managed pages {zones}',
+              file=sys.stderr)
+
+        def pages(when, above):
+            return sum(n for z, n in zones[when].items()
+                       if z.endswith('Normal') == above)
+        for above, change in ((False, -1), (True, 1)):
+            self.assertEqual(pages('moved', above) - pages('boot', above),
+                             change * (SB_BLOCK >> 12), zones)
+
+        # The module's segment: the RAM at 4 GiB from L2's boot, then that
+        # and the DIMM.
+        segments = re.findall(r'dseg_vmm: VM of pid \d+: (no VMM segment|'
+                              r'VMM segment gPA \[0x[0-9a-f]+, '
+                              r'0x[0-9a-f]+\) at hPA 0x[0-9a-f]+)', console)
+        grown = {'base': SB_GAP_TOP, 'limit': top + SB_BLOCK,
+                 'offset': (L2_POOL_BASE - SB_GAP_TOP) & MASK64}
+        boot_seg = dict(grown, limit=top)
+        text = 'VMM segment gPA [{base:#x}, {limit:#x}) at hPA {hpa:#x}'
+        self.assertEqual((segments[0], segments[-1]),
+                         tuple(text.format(**s, hpa=L2_POOL_BASE)
+                               for s in (boot_seg, grown)), segments)
+        share, refs = {}, {}
+        for w in windows_:
+            c = windows[w][0]['counters']
+            share[w], seg, covered = sb_report(self, w, windows[w][0],
+                                               SBS_L2_MIB)
+            self.assertEqual(c['filter-hits'], 0, c)
+            self.assertEqual(seg, boot_seg if w == 'gups-before' else grown,
+                             w)
+            refs[w] = (c['vmm-direct']['arch-refs'] /
+                       c['vmm-direct']['fills'])
+        print(f'# self-balloon split: VMM-direct references per fill '
+              f'before {refs["gups-before"]:.2f}, after '
+              f'{refs["gups-after"]:.2f}', file=sys.stderr)
 
     def test_kvm_walk_2d_5level_host(self):
         """Default boot: L1 Linux uses LA57, KVM's NPT is 5-level."""

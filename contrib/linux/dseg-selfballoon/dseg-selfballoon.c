@@ -26,6 +26,13 @@
  *      guest nothing; if the plug fails, the guest gets all of it back.
  *   4. It waits for the guest to online the new memory (its total rises).
  *
+ * QEMU puts the DIMM at the first GiB boundary above the guest's RAM: at
+ * 4 GiB for a guest whose RAM is all below the gap, right after the RAM
+ * above the gap for one whose RAM QEMU split (that RAM must end on a GiB
+ * boundary), so that a segment over that RAM grows over the DIMM.  Such
+ * a guest's balloon must take memory below the gap: the docs give the
+ * NUMA layout that makes Linux's do so.
+ *
  * --undo reverses it: the balloon lets go first, so that the guest has
  * room to move its pages off the DIMMs, then the DIMMs are unplugged
  * (the guest must agree: ACPI eject) and their memory freed.
@@ -61,6 +68,7 @@
 #include <unistd.h>
 
 #define MIB             ((uint64_t)1 << 20)
+#define GIB             ((uint64_t)1 << 30)
 #define ID_PREFIX       "dseg-selfballoon"
 #define DIMM            ID_PREFIX "-dimm0"   /* the one DIMM it adds */
 #define RAM             ID_PREFIX "-ram0"    /* and its memory */
@@ -487,48 +495,63 @@ static bool our_dimm(uint64_t *addr, uint64_t *size)
     return true;
 }
 
-/*
- * The guest's RAM must all lie below the I/O gap: QEMU did not split it
- * around the gap (pc and q35 keep RAM of less than 2 GiB whole, unless
- * max-ram-below-4g is lower) and nothing else was hot-plugged.  A guest
- * with memory above the gap is refused: Linux's balloon would give back
- * that memory first.
- */
-static void below_gap(void)
+/* The integer @property of QOM object @path, if it has one. */
+static bool qom_int(const char *path, const char *property, int64_t *val)
 {
-    uint64_t base = qmp_int("base-memory", "query-memory-size-summary");
-    int64_t plugged = 0, max = 0;
-    uint64_t limit = 2048 * MIB;
-    const char *r;
+    const char *r = qmp("\"execute\": \"qom-get\", \"arguments\": "
+                        "{\"path\": \"%s\", \"property\": \"%s\"}",
+                        path, property);
+
+    return r && json_int(r, "return", val) && *val >= 0;
+}
+
+/*
+ * The guest's RAM below the I/O gap, and where its RAM above the gap
+ * starts and ends, as QEMU laid it out: the memory regions ram-below-4g
+ * and ram-above-4g of pc and q35 machines (there is no RAM above the gap
+ * without the latter).  A guest with memory plugged already is refused:
+ * a second DIMM would not continue the first's segment.  So is one whose
+ * RAM above the gap does not end on a GiB boundary: QEMU puts DIMMs at
+ * the next one, and no segment could cover both that RAM and the DIMM.
+ */
+static void ram_split(uint64_t *below, uint64_t *above_start,
+                      uint64_t *above_end)
+{
+    static const char regions[] = "/machine/unattached/ram-%s-4g[0]";
+    const char *r = qmp("\"execute\": \"query-memory-size-summary\"");
+    int64_t plugged = 0, v, start;
+    char path[64];
 
     /* Without slots for DIMMs, QEMU reports no plugged memory at all. */
-    r = qmp("\"execute\": \"query-memory-size-summary\"");
-    if (r) {
-        json_int(r, "plugged-memory", &plugged);
-    }
-    r = qmp("\"execute\": \"qom-get\", \"arguments\": "
-                        "{\"path\": \"/machine\", "
-                        "\"property\": \"max-ram-below-4g\"}");
-
-    if (r && json_int(r, "return", &max) && max > 0 &&
-        (uint64_t)max < limit) {
-        limit = max;
-    }
-    if (base >= limit) {
-        die(EXIT_USE, "the guest's %" PRIu64 " MiB of RAM may lie on both "
-            "sides of the gap (all of it is below only under %" PRIu64
-            " MiB): not handled", base / MIB, limit / MIB);
-    }
-    if (plugged > 0) {
+    if (r && json_int(r, "plugged-memory", &plugged) && plugged > 0) {
         die(EXIT_USE, "the guest has %" PRId64 " MiB of memory plugged "
-            "above the gap already: not handled", plugged / (int64_t)MIB);
+            "already: not handled", plugged / (int64_t)MIB);
+    }
+    snprintf(path, sizeof(path), regions, "below");
+    if (!qom_int(path, "size", &v)) {
+        die(EXIT_USE, "QEMU has no memory region %s (a pc or q35 "
+            "machine's RAM below the gap): not handled", path);
+    }
+    *below = v;
+    *above_start = *above_end = 0;
+    snprintf(path, sizeof(path), regions, "above");
+    if (qom_int(path, "addr", &start) && qom_int(path, "size", &v)) {
+        *above_start = start;
+        *above_end = start + v;
+        if (*above_end % GIB) {
+            die(EXIT_USE, "the guest's RAM above the gap, [0x%" PRIx64
+                ", 0x%" PRIx64 "), does not end on a GiB boundary: a DIMM "
+                "would not continue it (not handled)", *above_start,
+                *above_end);
+        }
     }
 }
 
 static int self_balloon(void)
 {
     uint64_t actual = balloon_actual(), addr, size, move, given, moved;
-    uint64_t total0 = 0, total = 0, avail;
+    uint64_t base = qmp_int("base-memory", "query-memory-size-summary");
+    uint64_t total0 = 0, total = 0, avail, below, above, above_end, held;
     int64_t stamp = 0, when;
     bool onlined;
     double until;
@@ -539,12 +562,13 @@ static int self_balloon(void)
         return EXIT_MOVED;
     }
     /*
-     * All the guest's RAM is below the gap (below_gap() refuses others):
-     * what its balloon does not hold is there.  Memory of an earlier DIMM
-     * that the guest let go after --undo gave up is freed.
+     * What the balloon holds already counts as below the gap, where this
+     * program has it take memory.  Memory of an earlier DIMM that the
+     * guest let go after --undo gave up is freed.
      */
-    below_gap();
-    move = decide(actual);
+    ram_split(&below, &above, &above_end);
+    held = actual < base ? base - actual : 0;
+    move = decide(below > held ? below - held : 0);
     if (!move) {
         return EXIT_REFUSED;
     }
@@ -577,9 +601,11 @@ static int self_balloon(void)
     /* The balloon's target is relative to the RAM, which has grown. */
     balloon_set(actual);
     our_dimm(&addr, &size);
-    say("hot-added %" PRIu64 " MiB from %s at gPA 0x%" PRIx64 "; the "
+    say("hot-added %" PRIu64 " MiB from %s at gPA 0x%" PRIx64 "%s; the "
         "balloon holds %" PRIu64 " MiB below the gap", moved / MIB,
-        opt.mem_path, addr, moved / MIB);
+        opt.mem_path, addr,
+        above_end && addr == above_end ? ", right after the RAM above "
+        "the gap" : "", moved / MIB);
     /*
      * Before the plug, the guest has lost @moved (the balloon let go of
      * the rest); onlined, the DIMM makes it up.  Statistics sent before
