@@ -506,24 +506,27 @@ static bool qom_int(const char *path, const char *property, int64_t *val)
 }
 
 /*
- * The guest's RAM below the I/O gap, and where its RAM above the gap
- * starts and ends, as QEMU laid it out: the memory regions ram-below-4g
- * and ram-above-4g of pc and q35 machines (there is no RAM above the gap
- * without the latter).  A guest with memory plugged already is refused:
- * a second DIMM would not continue the first's segment.  So is one whose
- * RAM above the gap does not end on a GiB boundary: QEMU puts DIMMs at
- * the next one, and no segment could cover both that RAM and the DIMM.
+ * The guest's RAM: its size, how much of it is @below the I/O gap, and
+ * where its RAM @above the gap ends (0 without any), as QEMU laid it out
+ * (the memory regions ram-below-4g and ram-above-4g of pc and q35
+ * machines).  A guest with memory plugged already is refused: a second
+ * DIMM would not continue the first's segment.  So is one whose RAM
+ * above the gap does not end on a GiB boundary: QEMU puts DIMMs at the
+ * next one, and no segment could cover both that RAM and the DIMM.
  */
-static void ram_split(uint64_t *below, uint64_t *above_start,
-                      uint64_t *above_end)
+static uint64_t ram_split(uint64_t *below, uint64_t *above)
 {
     static const char regions[] = "/machine/unattached/ram-%s-4g[0]";
     const char *r = qmp("\"execute\": \"query-memory-size-summary\"");
-    int64_t plugged = 0, v, start;
+    int64_t base, plugged = 0, v, start;
     char path[64];
 
+    if (!r || !json_int(r, "base-memory", &base) || base < 0) {
+        die(EXIT_USE, "QMP query-memory-size-summary: %s",
+            r ? r : error_desc);
+    }
     /* Without slots for DIMMs, QEMU reports no plugged memory at all. */
-    if (r && json_int(r, "plugged-memory", &plugged) && plugged > 0) {
+    if (json_int(r, "plugged-memory", &plugged) && plugged > 0) {
         die(EXIT_USE, "the guest has %" PRId64 " MiB of memory plugged "
             "already: not handled", plugged / (int64_t)MIB);
     }
@@ -533,25 +536,23 @@ static void ram_split(uint64_t *below, uint64_t *above_start,
             "machine's RAM below the gap): not handled", path);
     }
     *below = v;
-    *above_start = *above_end = 0;
+    *above = 0;
     snprintf(path, sizeof(path), regions, "above");
     if (qom_int(path, "addr", &start) && qom_int(path, "size", &v)) {
-        *above_start = start;
-        *above_end = start + v;
-        if (*above_end % GIB) {
+        *above = start + v;
+        if (*above % GIB) {
             die(EXIT_USE, "the guest's RAM above the gap, [0x%" PRIx64
                 ", 0x%" PRIx64 "), does not end on a GiB boundary: a DIMM "
-                "would not continue it (not handled)", *above_start,
-                *above_end);
+                "would not continue it (not handled)", start, *above);
         }
     }
+    return base;
 }
 
 static int self_balloon(void)
 {
     uint64_t actual = balloon_actual(), addr, size, move, given, moved;
-    uint64_t base = qmp_int("base-memory", "query-memory-size-summary");
-    uint64_t total0 = 0, total = 0, avail, below, above, above_end, held;
+    uint64_t total0 = 0, total = 0, avail, base, below, above, held;
     int64_t stamp = 0, when;
     bool onlined;
     double until;
@@ -566,7 +567,7 @@ static int self_balloon(void)
      * program has it take memory.  Memory of an earlier DIMM that the
      * guest let go after --undo gave up is freed.
      */
-    ram_split(&below, &above, &above_end);
+    base = ram_split(&below, &above);
     held = actual < base ? base - actual : 0;
     move = decide(below > held ? below - held : 0);
     if (!move) {
@@ -604,7 +605,7 @@ static int self_balloon(void)
     say("hot-added %" PRIu64 " MiB from %s at gPA 0x%" PRIx64 "%s; the "
         "balloon holds %" PRIu64 " MiB below the gap", moved / MIB,
         opt.mem_path, addr,
-        above_end && addr == above_end ? ", right after the RAM above "
+        above && addr == above ? ", right after the RAM above "
         "the gap" : "", moved / MIB);
     /*
      * Before the plug, the guest has lost @moved (the balloon let go of
