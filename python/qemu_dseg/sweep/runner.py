@@ -1,0 +1,227 @@
+"""Running a sweep's runs: one run in its directory, and the local
+executor that runs as many at once as the machine allows.
+
+Each run has a directory OUT/runs/KEY with run.json (its point, command
+line and inputs), log.txt (the experiment's output), results.json (the
+experiment's results) and, once it ended, status.json: 'ok', 'failed'
+(the experiment exited with an error), 'timeout', or 'wrong-checksum'
+(set by the merge, merge.py).  Only 'ok' is finished; a run without a
+status was interrupted.  status.json is written last, whole.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent import futures
+
+from .. import boot, config
+from ..experiment import baremetal, cli
+
+EXPERIMENT = os.path.join(config.REPO, 'scripts', 'dseg-experiment.py')
+# QEMU's own memory beside a guest's RAM, and the share of the host's
+# available memory that runs may take, for the local executor.
+QEMU_OVERHEAD_MB = 512
+MEMORY_SHARE = 0.8
+
+
+def run_dir(out, key):
+    return os.path.join(out, 'runs', key)
+
+
+def read_json(path):
+    """The JSON in PATH, or None if there is none (or half of one)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path, data):
+    """Write DATA to PATH whole: to a temporary file, then renamed."""
+    tmp = f'{path}.{os.getpid()}.{threading.get_ident()}.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def status(out, key):
+    """The run's status.json, or None if it has not ended."""
+    return read_json(os.path.join(run_dir(out, key), 'status.json'))
+
+
+def finished(out, key):
+    st = status(out, key)
+    return bool(st) and st['status'] == 'ok'
+
+
+def memory_mb(run):
+    """What one run of RUN's experiment may take of the host's memory:
+    its guest's RAM and QEMU's own."""
+    opts = cli.parse_args(run.argv() + ['--out', os.devnull])
+    if run.experiment == 'linux':
+        guest = opts.guest_mb + boot.Q35_LOW_RAM_MB
+    else:
+        kind = baremetal.WORKLOADS[opts.workload]
+        guest = baremetal.guest_memory_mb(opts.size_mb or kind.size_mb)
+    return guest + QEMU_OVERHEAD_MB
+
+
+def vcpus(run):
+    """The host CPUs one run keeps busy: one per vCPU."""
+    opts = cli.parse_args(run.argv() + ['--out', os.devnull])
+    return getattr(opts, 'vcpus', 1)
+
+
+def available_mb():
+    """MemAvailable of /proc/meminfo, in MiB."""
+    with open('/proc/meminfo') as f:
+        for line in f:
+            if line.startswith('MemAvailable:'):
+                return int(line.split()[1]) // 1024
+    raise OSError('/proc/meminfo has no MemAvailable')
+
+
+def local_jobs(runs):
+    """How many RUNS to run at once here, and why: as many as there are
+    CPUs for their vCPUs and MEMORY_SHARE of the available memory for
+    their guests and QEMU, at least one."""
+    cpus = os.cpu_count() or 1
+    per_cpu = max(vcpus(r) for r in runs)
+    per_mb = max(memory_mb(r) for r in runs)
+    mem = available_mb()
+    by_cpu = max(cpus // per_cpu, 1)
+    by_mem = max(int(mem * MEMORY_SHARE) // per_mb, 1)
+    jobs = min(by_cpu, by_mem, len(runs))
+    return jobs, (f'{cpus} CPUs for {per_cpu} vCPU(s) per run, '
+                  f'{MEMORY_SHARE:.0%} of {mem} MiB available for '
+                  f'{per_mb} MiB per run')
+
+
+class Runner:
+    """Runs the runs of one sweep, each in its directory under OUT, with
+    the fork QEMU and the guests GUESTS, each for at most TIMEOUT
+    seconds."""
+
+    def __init__(self, out, qemu, guests, found, timeout):
+        self.out = out
+        self.qemu = qemu
+        self.guests = guests
+        self.found = found
+        self.timeout = timeout
+        self.live = set()
+        self.lock = threading.Lock()
+        self.stopping = False
+
+    def command(self, run, key):
+        return [sys.executable, EXPERIMENT, *run.argv(), '--qemu', self.qemu,
+                '--guests', self.guests, '--out', run_dir(self.out, key),
+                '--no-chart']
+
+    def run(self, run, key):
+        """Run RUN (key KEY) to its end; returns its status."""
+        d = run_dir(self.out, key)
+        os.makedirs(d, exist_ok=True)
+        for name in ('status.json', 'results.json'):
+            if os.path.exists(os.path.join(d, name)):
+                os.unlink(os.path.join(d, name))
+        cmd = self.command(run, key)
+        write_json(os.path.join(d, 'run.json'),
+                   {'key': key, 'experiment': run.experiment,
+                    'point': [list(p) for p in run.point],
+                    'argv': run.argv(), 'command': cmd,
+                    'inputs': self.found})
+        log = os.path.join(d, 'log.txt')
+        started = time.time()
+        with open(log, 'w') as f:
+            with self.lock:
+                if self.stopping:
+                    return None
+                proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
+                self.live.add(proc)
+            try:
+                rc = proc.wait(self.timeout)
+                what = 'ok' if rc == 0 else 'failed'
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                rc = proc.wait()
+                what = 'timeout'
+            finally:
+                with self.lock:
+                    self.live.discard(proc)
+        if self.stopping:
+            return None         # interrupted: no status, run it again
+        st = {'status': what, 'exit': rc, 'log': log,
+              'seconds': round(time.time() - started, 3),
+              'started': time.strftime('%Y-%m-%dT%H:%M:%S%z',
+                                       time.localtime(started)),
+              'host': platform.node()}
+        if what == 'ok' and not read_json(os.path.join(d, 'results.json')):
+            st['status'] = 'failed'
+        write_json(os.path.join(d, 'status.json'), st)
+        return st
+
+    def stop(self):
+        """Stop every run in flight; they end without a status."""
+        with self.lock:
+            self.stopping = True
+            for proc in self.live:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def _duration(seconds):
+    seconds = int(round(seconds))
+    return f'{seconds // 3600}:{seconds // 60 % 60:02}:{seconds % 60:02}'
+
+
+def run_local(runner, todo, jobs, say):
+    """Run TODO ([(run, key)]) JOBS at a time, with a progress line per
+    finished run and an estimate of the time left; returns {key: status}.
+    An interrupt (SIGINT, SIGTERM) stops the runs in flight, which stay
+    to do, even where the shell that started the sweep ignores SIGINT (a
+    script's background job)."""
+    done = {}
+    start = time.monotonic()
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+    old = {sig: signal.signal(sig, interrupted)
+           for sig in (signal.SIGINT, signal.SIGTERM)}
+    pool = futures.ThreadPoolExecutor(jobs)
+    try:
+        pending = {pool.submit(runner.run, run, key): (run, key)
+                   for run, key in todo}
+        for fut in futures.as_completed(pending):
+            run, key = pending[fut]
+            st = fut.result()
+            if st is None:
+                continue
+            done[key] = st
+            n = len(done)
+            left = (time.monotonic() - start) / n * (len(todo) - n)
+            say(f'[{n:>{len(str(len(todo)))}}/{len(todo)}] '
+                f'{st["status"]:<7} {st["seconds"]:7.1f} s  {run.label()}'
+                + (f'  log: {st["log"]}' if st['status'] != 'ok' else '')
+                + (f'  (about {_duration(left)} left)'
+                   if n < len(todo) else ''))
+    except KeyboardInterrupt:
+        runner.stop()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        pool.shutdown(wait=True, cancel_futures=True)
+    return done
