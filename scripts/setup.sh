@@ -19,6 +19,7 @@ BASE_PKGS=(
     dpkg-dev seabios cpio kmod xz-utils zstd gdb clang
     python3-matplotlib python3-sphinx libslirp-dev
     libmemcached-tools redis-tools
+    slurmctld slurmd slurm-client munge
 )
 # Packages taken from backports where the base suite's are too old.
 BACKPORT_PKGS=(meson python3-pycotap)

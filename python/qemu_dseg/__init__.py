@@ -16,6 +16,7 @@ Modules:
   boot        the one builder of a Linux boot in a translation mode
   experiment  the translation experiment (Linux and bare metal), the
               overhead benchmark
+  sweep       grids of experiment runs, here or on Slurm, merged
 
 Import it with PYTHONPATH set as meson sets it (`meson devenv -C build`,
 or the environment of `meson test`): this directory's parent and QEMU's

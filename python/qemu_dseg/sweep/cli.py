@@ -7,11 +7,12 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import time
 
 from .. import config
-from . import merge, runner, spec as specs
+from . import merge, runner, slurm, spec as specs
 from .spec import SweepError
 
 
@@ -39,9 +40,29 @@ def parser():
     ap.add_argument('--out', default=os.path.join(config.BUILD, 'sweep'),
                     help='the sweep\'s directory: its runs and merged '
                          'results (default: BUILD/sweep)')
+    ap.add_argument('--executor', choices=('local', 'slurm'),
+                    default='local',
+                    help='where the runs run: here (default), or as a job '
+                         'array of the Slurm cluster that sbatch reaches')
     ap.add_argument('--jobs', type=int,
-                    help='runs at once (default: as many as the CPUs and '
-                         'the available memory allow; said at the start)')
+                    help='local: runs at once (default: as many as the CPUs '
+                         'and the available memory allow; said at the '
+                         'start)')
+    ap.add_argument('--partition', help='slurm: the partition (default: '
+                    "the cluster's default)")
+    ap.add_argument('--slurm-time', type=int, metavar='MINUTES',
+                    help='slurm: the time limit of each task (default: '
+                         '--timeout and 5 minutes)')
+    ap.add_argument('--slurm-mem', type=int, metavar='MB',
+                    help="slurm: each task's memory (default: the run's "
+                         "guest RAM and QEMU's 512 MiB)")
+    ap.add_argument('--slurm-parallel', type=int, metavar='N',
+                    help='slurm: at most N tasks at once (default: as many '
+                         'as Slurm gives)')
+    ap.add_argument('--slurm-arg', action='append', default=[],
+                    metavar='ARG',
+                    help='slurm: one more argument of sbatch, e.g. '
+                         '--slurm-arg=--account=NAME (repeatable)')
     ap.add_argument('--timeout', type=float, default=6 * 3600,
                     help='seconds a run may take before it is killed and '
                          'reported (default: 21600)')
@@ -86,6 +107,20 @@ def main(argv=None, out=sys.stdout):
         ap.error(str(e))
     if opts.jobs is not None and opts.jobs < 1:
         ap.error('--jobs must be at least 1')
+    for name in ('slurm_time', 'slurm_mem', 'slurm_parallel'):
+        if getattr(opts, name) is not None and getattr(opts, name) < 1:
+            ap.error(f'--{name.replace("_", "-")} must be at least 1')
+    if opts.executor == 'slurm':
+        if opts.jobs:
+            ap.error('--jobs is for --executor local; Slurm decides, '
+                     'within --slurm-parallel')
+        for tool in ('sbatch', 'scancel'):
+            if not shutil.which(tool):
+                ap.error(f'--executor slurm: no {tool} on PATH (Debian: '
+                         'slurm-client)')
+    elif (opts.partition or opts.slurm_time or opts.slurm_mem or
+          opts.slurm_parallel or opts.slurm_arg):
+        ap.error('--partition and --slurm-* go with --executor slurm')
     if opts.timeout <= 0:
         ap.error('--timeout must be positive')
     if not os.access(opts.qemu, os.X_OK):
@@ -107,15 +142,21 @@ def main(argv=None, out=sys.stdout):
         return 0
     os.makedirs(out_dir, exist_ok=True)
     if todo:
-        if opts.jobs:
-            jobs, why = min(opts.jobs, len(todo)), '--jobs'
-        else:
-            jobs, why = runner.local_jobs([r for r, _ in todo])
-        say(f'running {jobs} at a time ({why})')
         start = time.monotonic()
         go = runner.Runner(out_dir, qemu, guests, found, opts.timeout)
         try:
-            runner.run_local(go, todo, jobs, say)
+            if opts.executor == 'slurm':
+                slurm.run_slurm(go, todo, opts, say)
+            else:
+                if opts.jobs:
+                    jobs, why = min(opts.jobs, len(todo)), '--jobs'
+                else:
+                    jobs, why = runner.local_jobs([r for r, _ in todo])
+                say(f'running {jobs} at a time ({why})')
+                runner.run_local(go, todo, jobs, say)
+        except runner.ExecutorError as e:
+            say(f'error: {e}')
+            return 1
         except KeyboardInterrupt:
             left = sum(1 for _, k in keyed if not runner.finished(out_dir, k))
             say(f'interrupted: {len(runs) - left} of {len(runs)} runs '

@@ -31,6 +31,10 @@ QEMU_OVERHEAD_MB = 512
 MEMORY_SHARE = 0.8
 
 
+class ExecutorError(Exception):
+    """An executor that could not run the runs at all."""
+
+
 def run_dir(out, key):
     return os.path.join(out, 'runs', key)
 
@@ -125,50 +129,28 @@ class Runner:
                 '--guests', self.guests, '--out', run_dir(self.out, key),
                 '--no-chart']
 
-    def run(self, run, key):
-        """Run RUN (key KEY) to its end; returns its status."""
+    def prepare(self, run, key):
+        """Make RUN's directory (key KEY) ready for execute(): its
+        run.json, and no status or results of an earlier attempt."""
         d = run_dir(self.out, key)
         os.makedirs(d, exist_ok=True)
         for name in ('status.json', 'results.json'):
             if os.path.exists(os.path.join(d, name)):
                 os.unlink(os.path.join(d, name))
-        cmd = self.command(run, key)
         write_json(os.path.join(d, 'run.json'),
                    {'key': key, 'experiment': run.experiment,
                     'point': [list(p) for p in run.point],
-                    'argv': run.argv(), 'command': cmd,
-                    'inputs': self.found})
-        log = os.path.join(d, 'log.txt')
-        started = time.time()
-        with open(log, 'w') as f:
-            with self.lock:
-                if self.stopping:
-                    return None
-                proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
-                self.live.add(proc)
-            try:
-                rc = proc.wait(self.timeout)
-                what = 'ok' if rc == 0 else 'failed'
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                rc = proc.wait()
-                what = 'timeout'
-            finally:
-                with self.lock:
-                    self.live.discard(proc)
-        if self.stopping:
-            return None         # interrupted: no status, run it again
-        st = {'status': what, 'exit': rc, 'log': log,
-              'seconds': round(time.time() - started, 3),
-              'started': time.strftime('%Y-%m-%dT%H:%M:%S%z',
-                                       time.localtime(started)),
-              'host': platform.node()}
-        if what == 'ok' and not read_json(os.path.join(d, 'results.json')):
-            st['status'] = 'failed'
-        write_json(os.path.join(d, 'status.json'), st)
-        return st
+                    'argv': run.argv(), 'command': self.command(run, key),
+                    'timeout': self.timeout, 'inputs': self.found})
+        return d
+
+    def run(self, run, key):
+        """Run RUN (key KEY) here to its end; returns its status, or None
+        if the sweep was interrupted."""
+        with self.lock:
+            if self.stopping:
+                return None
+        return execute(self.prepare(run, key), self)
 
     def stop(self):
         """Stop every run in flight; they end without a status."""
@@ -181,9 +163,61 @@ class Runner:
                     pass
 
 
+def execute(d, runner=None):
+    """Run the prepared run in directory D (Runner.prepare()) to its end,
+    within its timeout, and write its status; returns it.  With RUNNER,
+    the process is one that RUNNER.stop() kills, and a stopped run gets
+    no status (None)."""
+    spec = read_json(os.path.join(d, 'run.json'))
+    log = os.path.join(d, 'log.txt')
+    started = time.time()
+    with open(log, 'w') as f:
+        proc = subprocess.Popen(spec['command'], stdout=f,
+                                stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        if runner:
+            with runner.lock:
+                runner.live.add(proc)
+                if runner.stopping:
+                    os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            rc = proc.wait(spec['timeout'])
+            what = 'ok' if rc == 0 else 'failed'
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            rc = proc.wait()
+            what = 'timeout'
+        finally:
+            if runner:
+                with runner.lock:
+                    runner.live.discard(proc)
+    if runner and runner.stopping:
+        return None             # interrupted: no status, run it again
+    st = {'status': what, 'exit': rc, 'log': log,
+          'seconds': round(time.time() - started, 3),
+          'started': time.strftime('%Y-%m-%dT%H:%M:%S%z',
+                                   time.localtime(started)),
+          'host': platform.node()}
+    if what == 'ok' and not read_json(os.path.join(d, 'results.json')):
+        st['status'] = 'failed'
+    write_json(os.path.join(d, 'status.json'), st)
+    return st
+
+
 def _duration(seconds):
     seconds = int(round(seconds))
     return f'{seconds // 3600}:{seconds // 60 % 60:02}:{seconds % 60:02}'
+
+
+def progress(say, run, st, n, total, start):
+    """The progress line of the Nth of TOTAL runs to end, RUN with status
+    ST, with an estimate of the time left since START."""
+    left = (time.monotonic() - start) / n * (total - n)
+    say(f'[{n:>{len(str(total))}}/{total}] {st["status"]:<7} '
+        f'{st["seconds"]:7.1f} s  {run.label()}'
+        + (f'  log: {st["log"]}' if st['status'] != 'ok' else '')
+        + (f'  (about {_duration(left)} left)' if n < total else ''))
 
 
 def run_local(runner, todo, jobs, say):
@@ -206,16 +240,9 @@ def run_local(runner, todo, jobs, say):
         for fut in futures.as_completed(pending):
             run, key = pending[fut]
             st = fut.result()
-            if st is None:
-                continue
-            done[key] = st
-            n = len(done)
-            left = (time.monotonic() - start) / n * (len(todo) - n)
-            say(f'[{n:>{len(str(len(todo)))}}/{len(todo)}] '
-                f'{st["status"]:<7} {st["seconds"]:7.1f} s  {run.label()}'
-                + (f'  log: {st["log"]}' if st['status'] != 'ok' else '')
-                + (f'  (about {_duration(left)} left)'
-                   if n < len(todo) else ''))
+            if st is not None:
+                done[key] = st
+                progress(say, run, st, len(done), len(todo), start)
     except KeyboardInterrupt:
         runner.stop()
         pool.shutdown(wait=True, cancel_futures=True)
@@ -225,3 +252,13 @@ def run_local(runner, todo, jobs, say):
             signal.signal(sig, handler)
         pool.shutdown(wait=True, cancel_futures=True)
     return done
+
+
+if __name__ == '__main__':
+    # A task of a Slurm job array (slurm.py): python3 -m
+    # qemu_dseg.sweep.runner RUN_DIR runs the prepared run there.
+    if len(sys.argv) != 2 or not os.path.isfile(
+            os.path.join(sys.argv[1], 'run.json')):
+        sys.exit('usage: python3 -m qemu_dseg.sweep.runner RUN_DIR (a '
+                 'directory with run.json)')
+    sys.exit(0 if execute(sys.argv[1]) else 1)
