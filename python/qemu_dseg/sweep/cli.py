@@ -34,9 +34,10 @@ def parser():
                          'its dashes) and its values (repeatable; adds to '
                          'or replaces the description\'s)')
     ap.add_argument('--option', action='append', default=[],
-                    metavar='NAME=VALUE',
-                    help='an option of every run (repeatable; adds to or '
-                         'replaces the description\'s)')
+                    metavar='NAME[=VALUE]',
+                    help='an option of every run, NAME alone a flag '
+                         '(repeatable; adds to or replaces the '
+                         'description\'s)')
     ap.add_argument('--out', default=os.path.join(config.BUILD, 'sweep'),
                     help='the sweep\'s directory: its runs and merged '
                          'results (default: BUILD/sweep)')

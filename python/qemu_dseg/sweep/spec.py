@@ -17,8 +17,8 @@ and no comparison with upstream.  The description is a TOML file::
     tlb-size = [64, 256]
 
 or the same on the command line (dseg-sweep.py --experiment bare-metal
---option size-mb=4 --axis modes=base-native,vmm-direct ...), which adds
-to and overrides the file.  A value is an option's argument; true is a
+--option size-mb=4 --axis modes=base-native,vmm-direct ...; --option
+NAME alone is a flag), which adds to and overrides the file.  A value is an option's argument; true is a
 flag without one, false leaves the option out, and a list gives an
 option of several arguments (the Linux experiment's --workloads).
 
@@ -143,11 +143,14 @@ def load(path):
 
 
 def assignments(items, what):
-    """--axis/--option NAME=VALUE,... as {name: [values]} (axes) or
-    {name: value}."""
+    """--axis NAME=VALUE,... as {name: [values]}, or --option NAME=VALUE
+    or NAME (a flag) as {name: value or True}."""
     out = {}
     for item in items:
         name, eq, value = item.partition('=')
+        if not eq and what == 'option':
+            out[name] = True
+            continue
         if not eq:
             raise SweepError(f'--{what} {item}: use NAME=VALUE')
         out[name] = value.split(',') if what == 'axis' else value
