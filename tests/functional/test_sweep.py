@@ -13,6 +13,7 @@ next sweep runs it, and only it, again.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import contextlib
 import hashlib
 import io
 import json
@@ -57,6 +58,26 @@ def ran(text):
     """How many runs a sweep said it had to run, and had finished."""
     m = re.search(r'; (\d+) finished already, (\d+) to run;', text)
     return int(m.group(2)), int(m.group(1))
+
+
+def refused(*args):
+    """The message of a sweep that must refuse ARGS before it runs."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            cli.main([*args, '--out', os.devnull], out=io.StringIO())
+        except SystemExit as e:
+            if e.code == 2:
+                return err.getvalue().strip().splitlines()[-1]
+    raise AssertionError(f'not refused: {args}')
+
+
+def listed_keys(*args):
+    """The keys of a sweep's runs, by point (--list runs nothing)."""
+    text = io.StringIO()
+    cli.main([*args, '--list', '--out', os.devnull], out=text)
+    return {point: key for key, point in
+            re.findall(r'(?m)^todo +(\w+)  (.*)$', text.getvalue())}
 
 
 class SweepTest(testing.TestCase):
@@ -107,6 +128,44 @@ class SweepTest(testing.TestCase):
         table = [line for line in text.splitlines()
                  if re.match(r'(base-native|vmm-direct|dual-direct) ', line)]
         self.assertEqual(len(table), POINTS, text)
+
+    def test_bad_descriptions(self):
+        base = ['--experiment', 'bare-metal', '--option', 'workload=gups']
+        for args, message in (
+                (['--axis', 'tlb-size=64,3', '--option', 'modes=base-native'],
+                 'run tlb-size=3: dseg-experiment.py bare-metal: error: '
+                 'argument --tlb-size: must be 0 or a power of two'),
+                # Long options are spelt out: no abbreviation passes.
+                (['--option', 'max-run=5', '--option', 'modes=base-native'],
+                 'unrecognized arguments: --max-run 5'),
+                (['--axis', 'mode=base-native,vmm-direct'],
+                 'modes: each run boots one translation mode'),
+                (['--option', 'runs=3', '--option', 'modes=base-native'],
+                 'runs: the sweep sets it itself'),
+                (['--axis', 'modes=base-native,base-native'],
+                 'modes: a value twice'),
+                (['--experiment', 'bogus', '--option', 'modes=base-native'],
+                 "experiment 'bogus': one of linux, bare-metal")):
+            with self.subTest(args=args):
+                self.assertIn(message, refused(*base, *args))
+        self.assertIn('workload: all is three boots',
+                      refused('--experiment', 'bare-metal', '--option',
+                              'modes=base-native', '--axis',
+                              'workload=gups,all'))
+
+    def test_key_is_the_content(self):
+        """The same runs, their options given in another order, have the
+        same keys; another option value, other keys."""
+        axes = ['--axis', 'modes=base-native,vmm-direct']
+        one = listed_keys('--experiment', 'bare-metal', '--option',
+                          'size-mb=4', '--option', 'seed=7', *axes)
+        other = listed_keys('--option', 'seed=7', *axes, '--experiment',
+                            'bare-metal', '--option', 'size-mb=4')
+        self.assertEqual(len(one), 2)
+        self.assertEqual(one, other)
+        seed = listed_keys('--experiment', 'bare-metal', '--option',
+                           'size-mb=4', '--option', 'seed=8', *axes)
+        self.assertFalse(set(one.values()) & set(seed.values()))
 
     def test_resume(self):
         out = os.path.join(self.logs, 'resume')

@@ -33,8 +33,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def mem_total_mb():
+    with open('/proc/meminfo') as f:
+        return int(f.readline().split()[1]) // 1024
+
+
 def slurm_conf(d, host):
-    """A one-node cluster's slurm.conf, everything under D."""
+    """A one-node cluster's slurm.conf, everything under D; the node has
+    this machine's CPUs, and its memory less 1 GiB (slurmd drains a node
+    with less than the configuration says)."""
     return '\n'.join([
         'ClusterName=dsegsweep', f'SlurmctldHost={host}', 'SlurmUser=root',
         f'SlurmctldPort={free_port()}', f'SlurmdPort={free_port()}',
@@ -50,7 +57,8 @@ def slurm_conf(d, host):
         'JobAcctGatherType=jobacct_gather/none', 'MpiDefault=none',
         'SelectType=select/cons_tres', 'SelectTypeParameters=CR_Core_Memory',
         'SchedulerType=sched/builtin', 'ReturnToService=2',
-        f'NodeName={host} CPUs={os.cpu_count()} RealMemory=8192 '
+        f'NodeName={host} CPUs={os.cpu_count()} '
+        f'RealMemory={mem_total_mb() - 1024} '
         'State=UNKNOWN',
         'PartitionName=sweep Nodes=ALL Default=YES MaxTime=INFINITE '
         'State=UP', ''])

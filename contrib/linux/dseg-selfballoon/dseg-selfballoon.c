@@ -68,7 +68,6 @@
 #include <unistd.h>
 
 #define MIB             ((uint64_t)1 << 20)
-#define GIB             ((uint64_t)1 << 30)
 #define ID_PREFIX       "dseg-selfballoon"
 #define DIMM            ID_PREFIX "-dimm0"   /* the one DIMM it adds */
 #define RAM             ID_PREFIX "-ram0"    /* and its memory */
@@ -509,16 +508,17 @@ static bool qom_int(const char *path, const char *property, int64_t *val)
  * The guest's RAM: its size, how much of it is @below the I/O gap, and
  * where its RAM @above the gap ends (0 without any), as QEMU laid it out
  * (the memory regions ram-below-4g and ram-above-4g of pc and q35
- * machines).  A guest with memory plugged already is refused: a second
- * DIMM would not continue the first's segment.  So is one whose RAM
- * above the gap does not end on a GiB boundary: QEMU puts DIMMs at the
- * next one, and no segment could cover both that RAM and the DIMM.
+ * machines).  Refused: a guest with memory plugged already (a second
+ * DIMM would not continue the first's segment), one without room for
+ * DIMMs, and one whose DIMMs would not start right after its RAM above
+ * the gap (QEMU's device-memory region starts at the next GiB boundary,
+ * or later), where no segment could cover both.
  */
 static uint64_t ram_split(uint64_t *below, uint64_t *above)
 {
     static const char regions[] = "/machine/unattached/ram-%s-4g[0]";
     const char *r = qmp("\"execute\": \"query-memory-size-summary\"");
-    int64_t base, plugged = 0, v, start;
+    int64_t base, plugged = 0, v, start, dimms;
     char path[64];
 
     if (!r || !json_int(r, "base-memory", &base) || base < 0) {
@@ -530,6 +530,10 @@ static uint64_t ram_split(uint64_t *below, uint64_t *above)
         die(EXIT_USE, "the guest has %" PRId64 " MiB of memory plugged "
             "already: not handled", plugged / (int64_t)MIB);
     }
+    if (!qom_int("/machine/device-memory[0]", "addr", &dimms)) {
+        die(EXIT_USE, "the guest has no room for DIMMs (QEMU's -m "
+            "SIZE,slots=N,maxmem=MAX)");
+    }
     snprintf(path, sizeof(path), regions, "below");
     if (!qom_int(path, "size", &v)) {
         die(EXIT_USE, "QEMU has no memory region %s (a pc or q35 "
@@ -540,10 +544,11 @@ static uint64_t ram_split(uint64_t *below, uint64_t *above)
     snprintf(path, sizeof(path), regions, "above");
     if (qom_int(path, "addr", &start) && qom_int(path, "size", &v)) {
         *above = start + v;
-        if (*above % GIB) {
-            die(EXIT_USE, "the guest's RAM above the gap, [0x%" PRIx64
-                ", 0x%" PRIx64 "), does not end on a GiB boundary: a DIMM "
-                "would not continue it (not handled)", start, *above);
+        if ((uint64_t)dimms != *above) {
+            die(EXIT_USE, "the guest's RAM above the gap is at [0x%" PRIx64
+                ", 0x%" PRIx64 "), and QEMU would plug a DIMM at 0x%"
+                PRIx64 ": no segment could cover both (make that RAM a "
+                "whole number of GiB)", start, *above, dimms);
         }
     }
     return base;

@@ -358,9 +358,11 @@ def _check_bare_metal(opts, ap):
         build, 'qemu-upstream', 'qemu-system-x86_64')
 
 
-def parser():
-    """The parser of the command line, and {subcommand: its parser}."""
+def parser(allow_abbrev=True):
+    """The parser of the command line, and {subcommand: its parser};
+    without ALLOW_ABBREV, long options must be spelt out."""
     ap = argparse.ArgumentParser(
+        allow_abbrev=allow_abbrev,
         prog='dseg-experiment.py', description=DESCRIPTION,
         epilog='Without a subcommand, linux.  --bare-metal is the old '
                'spelling of bare-metal.  Each subcommand lists its options: '
@@ -368,25 +370,26 @@ def parser():
                'docs/devel/dseg-experiment.rst.')
     sub = ap.add_subparsers(dest='command', metavar='COMMAND')
     _linux_args(sub.add_parser(
-        'linux', help='the Linux experiment (default)',
+        'linux', allow_abbrev=allow_abbrev, help='the Linux experiment (default)',
         description=LINUX_DESCRIPTION,
         epilog='See docs/devel/dseg-experiment.rst.'))
     _bare_metal_args(sub.add_parser(
-        'bare-metal', help='the bare-metal experiment',
+        'bare-metal', allow_abbrev=allow_abbrev, help='the bare-metal experiment',
         description=BARE_METAL_DESCRIPTION,
         epilog='See docs/devel/dseg-experiment.rst.'))
     return ap, sub.choices
 
 
-def parse_args(argv):
+def parse_args(argv, allow_abbrev=True):
     """The options of ARGV (see --help), with defaults filled in; their
-    'command' names the subcommand."""
+    'command' names the subcommand.  Without ALLOW_ABBREV, long options
+    must be spelt out."""
     argv = list(argv)
     if argv[:1] and argv[0] in ALIASES:
         argv[0] = ALIASES[argv[0]]
     elif not argv or argv[0] not in (*COMMANDS, '-h', '--help'):
         argv.insert(0, COMMANDS[0])
-    ap, subparsers = parser()
+    ap, subparsers = parser(allow_abbrev)
     opts = ap.parse_args(argv)
     opts.check(opts, subparsers[opts.command])
     return opts

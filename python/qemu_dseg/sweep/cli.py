@@ -100,14 +100,19 @@ def main(argv=None, out=sys.stdout):
 
     def say(text):
         print(text, file=out, flush=True)
+    if not os.access(opts.qemu, os.X_OK):
+        ap.error(f'{opts.qemu} is not built (scripts/build-qemu.sh)')
+    qemu, guests = os.path.abspath(opts.qemu), os.path.abspath(opts.guests)
     try:
         spec = description(opts)
         runs = specs.expand(spec)
-        specs.check(runs)
+        parsed = specs.check(runs, qemu, guests)
     except SweepError as e:
         ap.error(str(e))
     if opts.jobs is not None and opts.jobs < 1:
         ap.error('--jobs must be at least 1')
+    if not 0 < opts.timeout < 366 * 86400:
+        ap.error('--timeout: seconds, more than 0 and less than a year')
     for name in ('slurm_time', 'slurm_mem', 'slurm_parallel'):
         if getattr(opts, name) is not None and getattr(opts, name) < 1:
             ap.error(f'--{name.replace("_", "-")} must be at least 1')
@@ -122,11 +127,6 @@ def main(argv=None, out=sys.stdout):
     elif (opts.partition or opts.slurm_time or opts.slurm_mem or
           opts.slurm_parallel or opts.slurm_arg):
         ap.error('--partition and --slurm-* go with --executor slurm')
-    if opts.timeout <= 0:
-        ap.error('--timeout must be positive')
-    if not os.access(opts.qemu, os.X_OK):
-        ap.error(f'{opts.qemu} is not built (scripts/build-qemu.sh)')
-    qemu, guests = os.path.abspath(opts.qemu), os.path.abspath(opts.guests)
     found = specs.inputs(spec['experiment'], qemu, guests)
     keyed = [(run, specs.key(run, found)) for run in runs]
     out_dir = os.path.abspath(opts.out)
@@ -147,12 +147,13 @@ def main(argv=None, out=sys.stdout):
         go = runner.Runner(out_dir, qemu, guests, found, opts.timeout)
         try:
             if opts.executor == 'slurm':
-                slurm.run_slurm(go, todo, opts, say)
+                slurm.run_slurm(go, todo, parsed, opts, say)
             else:
                 if opts.jobs:
                     jobs, why = min(opts.jobs, len(todo)), '--jobs'
                 else:
-                    jobs, why = runner.local_jobs([r for r, _ in todo])
+                    jobs, why = runner.local_jobs([parsed[r]
+                                                   for r, _ in todo])
                 say(f'running {jobs} at a time ({why})')
                 runner.run_local(go, todo, jobs, say)
         except runner.ExecutorError as e:

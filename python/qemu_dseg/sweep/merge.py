@@ -57,9 +57,11 @@ def _kind(e, wl):
 
 
 def _mark_checksums(entries):
-    """Mark the runs whose workload checksum differs from the others of
-    their group: from base native's where the group has it, else from
-    the most common one."""
+    """Mark the runs whose workload checksum differs from the right one of
+    their group: the one the group's base-native runs agree on, else the
+    one most runs give.  If that is not clear (base native's runs
+    disagree, or a tie), every run of the group is marked: none can be
+    trusted."""
     groups = defaultdict(list)
     for e in entries:
         if e['status'] == 'ok':
@@ -67,11 +69,13 @@ def _mark_checksums(entries):
                 groups[(e['run'].checksum_group(), wl['kind'])].append(
                     (e, wl))
     for members in groups.values():
-        sums = Counter(wl['checksum'] for _, wl in members)
-        native = [wl['checksum'] for e, wl in members
-                  if dict(e['run'].options).get('modes') in
-                  ('base-native', ('base-native',))]
-        want = native[0] if native else sums.most_common(1)[0][0]
+        native = Counter(wl['checksum'] for e, wl in members
+                         if dict(e['run'].options).get('modes') in
+                         ('base-native', ('base-native',)))
+        votes = native or Counter(wl['checksum'] for _, wl in members)
+        (want, n), *rest = votes.most_common(2) + [(None, 0)]
+        if len(native) > 1 or rest[0][1] == n:
+            want = None
         for e, wl in members:
             if wl['checksum'] != want or not wl.get('all_ok', True):
                 e['status'] = 'wrong-checksum'

@@ -22,7 +22,7 @@ import time
 from concurrent import futures
 
 from .. import boot, config
-from ..experiment import baremetal, cli
+from ..experiment import baremetal
 
 EXPERIMENT = os.path.join(config.REPO, 'scripts', 'dseg-experiment.py')
 # QEMU's own memory beside a guest's RAM, and the share of the host's
@@ -56,6 +56,20 @@ def write_json(path, data):
     os.replace(tmp, path)
 
 
+def write_new_json(path, data):
+    """Write DATA to PATH whole, unless PATH exists; whether it did."""
+    tmp = f'{path}.{os.getpid()}.{threading.get_ident()}.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+
+
 def status(out, key):
     """The run's status.json, or None if it has not ended."""
     return read_json(os.path.join(run_dir(out, key), 'status.json'))
@@ -66,11 +80,10 @@ def finished(out, key):
     return bool(st) and st['status'] == 'ok'
 
 
-def memory_mb(run):
-    """What one run of RUN's experiment may take of the host's memory:
-    its guest's RAM and QEMU's own."""
-    opts = cli.parse_args(run.argv() + ['--out', os.devnull])
-    if run.experiment == 'linux':
+def memory_mb(opts):
+    """What one run with the experiment's options OPTS may take of the
+    host's memory: its guest's RAM and QEMU's own."""
+    if opts.command == 'linux':
         guest = opts.guest_mb + boot.Q35_LOW_RAM_MB
     else:
         kind = baremetal.WORKLOADS[opts.workload]
@@ -78,9 +91,9 @@ def memory_mb(run):
     return guest + QEMU_OVERHEAD_MB
 
 
-def vcpus(run):
-    """The host CPUs one run keeps busy: one per vCPU."""
-    opts = cli.parse_args(run.argv() + ['--out', os.devnull])
+def vcpus(opts):
+    """The host CPUs one run with the experiment's options OPTS keeps
+    busy: one per vCPU."""
     return getattr(opts, 'vcpus', 1)
 
 
@@ -94,9 +107,10 @@ def available_mb():
 
 
 def local_jobs(runs):
-    """How many RUNS to run at once here, and why: as many as there are
-    CPUs for their vCPUs and MEMORY_SHARE of the available memory for
-    their guests and QEMU, at least one."""
+    """How many runs of the experiment's options RUNS to run at once
+    here, and why: as many as there are CPUs for their vCPUs and
+    MEMORY_SHARE of the available memory for their guests and QEMU, at
+    least one."""
     cpus = os.cpu_count() or 1
     per_cpu = max(vcpus(r) for r in runs)
     per_mb = max(memory_mb(r) for r in runs)
@@ -146,11 +160,23 @@ class Runner:
 
     def run(self, run, key):
         """Run RUN (key KEY) here to its end; returns its status, or None
-        if the sweep was interrupted."""
+        if the sweep was interrupted.  A run that cannot start (no
+        memory for a process, a full disk) is 'failed', with why."""
         with self.lock:
             if self.stopping:
                 return None
-        return execute(self.prepare(run, key), self)
+        try:
+            return execute(self.prepare(run, key), self)
+        except OSError as e:
+            st = {'status': 'failed', 'exit': None, 'seconds': 0,
+                  'log': os.path.join(run_dir(self.out, key), 'log.txt'),
+                  'why': f'the run could not start: {e}'}
+            try:
+                write_json(os.path.join(run_dir(self.out, key),
+                                        'status.json'), st)
+            except OSError:
+                pass
+            return st
 
     def stop(self):
         """Stop every run in flight; they end without a status."""
@@ -220,19 +246,40 @@ def progress(say, run, st, n, total, start):
         + (f'  (about {_duration(left)} left)' if n < total else ''))
 
 
+# What interrupts a sweep.
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
+def interruptible():
+    """Make INTERRUPTS raise KeyboardInterrupt, even where the shell that
+    started the sweep ignores SIGINT (a script's background job);
+    returns the handlers to restore()."""
+    return {sig: signal.signal(sig, _interrupted) for sig in INTERRUPTS}
+
+
+def uninterruptible():
+    """Ignore INTERRUPTS while an interrupt is handled."""
+    for sig in INTERRUPTS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def restore(old):
+    for sig, handler in old.items():
+        signal.signal(sig, handler)
+
+
 def run_local(runner, todo, jobs, say):
     """Run TODO ([(run, key)]) JOBS at a time, with a progress line per
     finished run and an estimate of the time left; returns {key: status}.
-    An interrupt (SIGINT, SIGTERM) stops the runs in flight, which stay
-    to do, even where the shell that started the sweep ignores SIGINT (a
-    script's background job)."""
+    An interrupt (interruptible()) stops the runs in flight, which stay
+    to do."""
     done = {}
     start = time.monotonic()
-
-    def interrupted(signum, frame):
-        raise KeyboardInterrupt
-    old = {sig: signal.signal(sig, interrupted)
-           for sig in (signal.SIGINT, signal.SIGTERM)}
+    old = interruptible()
     pool = futures.ThreadPoolExecutor(jobs)
     try:
         pending = {pool.submit(runner.run, run, key): (run, key)
@@ -244,13 +291,12 @@ def run_local(runner, todo, jobs, say):
                 done[key] = st
                 progress(say, run, st, len(done), len(todo), start)
     except KeyboardInterrupt:
+        uninterruptible()
         runner.stop()
-        pool.shutdown(wait=True, cancel_futures=True)
         raise
     finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
         pool.shutdown(wait=True, cancel_futures=True)
+        restore(old)
     return done
 
 

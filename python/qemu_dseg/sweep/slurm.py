@@ -2,16 +2,17 @@
 cluster.
 
 The sweep prepares every run's directory (runner.Runner.prepare()),
-writes the job's script and the list of its runs into
-OUT/slurm/JOB-TIME/, and submits it with `sbatch --wait`: task I of the
-array runs the Ith run (python3 -m qemu_dseg.sweep.runner RUN_DIR), on
-whichever node Slurm gives it, and writes its status into the run's
-directory.  OUT, the build and the guests must therefore be at the same
-paths on every node (a shared file system).  While the array runs, the
-sweep prints a progress line per finished run, as the local executor
-does; an interrupt cancels the job (scancel).  A task that ended without
-a status (Slurm killed it at its time limit, or the node failed) is
-'failed', with Slurm's output of the task as its log.
+writes the job's script and the list of its runs into a new directory
+OUT/slurm/job-DATE-TIME-*/, and submits it with `sbatch --wait`: task I
+of the array runs the Ith run (python3 -m qemu_dseg.sweep.runner
+RUN_DIR), on whichever node Slurm gives it, and writes its status into
+the run's directory.  OUT, the build and the guests must therefore be at
+the same paths on every node (a shared file system).  While the array
+runs, the sweep prints a progress line per finished run, as the local
+executor does; an interrupt cancels the job (scancel).  A task that has
+written no status GRACE_S seconds after the array ended (Slurm killed
+it, or its node failed) is 'failed', with Slurm's output of the task as
+its log; a status that a task wrote meanwhile is never overwritten.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -19,22 +20,25 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import math
 import os
 import shlex
-import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 from . import runner
 
 POLL_S = 2
+# How long after the array ended a task's status may take to show (a
+# shared file system's caches).
+GRACE_S = 30
 
 
-def script(job_dir, dirs, opts, cpus, mem_mb):
-    """The job array's script for the run directories DIRS."""
+def script(job_dir, count, opts, cpus, mem_mb):
+    """The script of a job array of COUNT tasks."""
     minutes = opts.slurm_time or math.ceil(opts.timeout / 60) + 5
     lines = ['#!/bin/sh',
              '#SBATCH --job-name=dseg-sweep',
-             f'#SBATCH --array=0-{len(dirs) - 1}'
+             f'#SBATCH --array=0-{count - 1}'
              + (f'%{opts.slurm_parallel}' if opts.slurm_parallel else ''),
              f'#SBATCH --output={job_dir}/task-%a.out',
              f'#SBATCH --cpus-per-task={cpus}',
@@ -52,62 +56,80 @@ def script(job_dir, dirs, opts, cpus, mem_mb):
     return '\n'.join(lines)
 
 
-def run_slurm(go, todo, opts, say):
+def _cancel(job, say):
+    r = subprocess.run(['scancel', job], capture_output=True, text=True)
+    if r.returncode:
+        say(f'scancel {job} failed: {r.stderr.strip()}; cancel the job '
+            'yourself')
+
+
+def run_slurm(go, todo, parsed, opts, say):
     """Run TODO ([(run, key)]) with GO (runner.Runner) as one Slurm job
-    array, with the options OPTS (partition, slurm_time, slurm_mem,
+    array, each run's experiment options in PARSED ({run: options}), and
+    the sweep's options OPTS (timeout, partition, slurm_time, slurm_mem,
     slurm_parallel, slurm_arg); returns {key: status}."""
-    job_dir = os.path.join(go.out, 'slurm',
-                           time.strftime('job-%Y%m%d-%H%M%S'))
-    os.makedirs(job_dir)
+    os.makedirs(os.path.join(go.out, 'slurm'), exist_ok=True)
+    job_dir = tempfile.mkdtemp(prefix=time.strftime('job-%Y%m%d-%H%M%S-'),
+                               dir=os.path.join(go.out, 'slurm'))
     dirs = [go.prepare(run, key) for run, key in todo]
     with open(os.path.join(job_dir, 'runs.txt'), 'w') as f:
         f.write(''.join(d + '\n' for d in dirs))
     path = os.path.join(job_dir, 'job.sh')
     with open(path, 'w') as f:
-        f.write(script(job_dir, dirs, opts,
-                       max(runner.vcpus(r) for r, _ in todo),
-                       max(runner.memory_mb(r) for r, _ in todo)))
-    cmd = ['sbatch', '--parsable', '--wait', *opts.slurm_arg, path]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    job = proc.stdout.readline().strip().split(';')[0]
-    if not job:
-        raise runner.ExecutorError(f'sbatch refused the job {path}: '
-                                   + proc.communicate()[1].strip())
-    say(f'submitted job array {job} of {len(todo)} tasks: {path}')
+        f.write(script(job_dir, len(dirs), opts,
+                       max(runner.vcpus(parsed[r]) for r, _ in todo),
+                       max(runner.memory_mb(parsed[r]) for r, _ in todo)))
+    errors = os.path.join(job_dir, 'sbatch.err')
     done = {}
     start = time.monotonic()
-
-    def interrupted(signum, frame):
-        raise KeyboardInterrupt
-    old = {sig: signal.signal(sig, interrupted)
-           for sig in (signal.SIGINT, signal.SIGTERM)}
+    old = runner.interruptible()
+    job = proc = None
     try:
+        with open(errors, 'w') as err:
+            proc = subprocess.Popen(
+                ['sbatch', '--parsable', '--wait', *opts.slurm_arg, path],
+                stdout=subprocess.PIPE, stderr=err, text=True)
+        job = proc.stdout.readline().strip().split(';')[0]
+        if not job:
+            proc.wait()
+            with open(errors) as f:
+                raise runner.ExecutorError(f'sbatch refused the job {path}: '
+                                           + f.read().strip())
+        say(f'submitted job array {job} of {len(todo)} tasks: {path}')
+        ended = None
         while True:
-            ended = proc.poll() is not None
+            if ended is None and proc.poll() is not None:
+                ended = time.monotonic()
             for i, (run, key) in enumerate(todo):
-                st = key not in done and runner.status(go.out, key)
-                if not st and ended and key not in done:
+                if key in done:
+                    continue
+                st = runner.status(go.out, key)
+                if not st and ended and time.monotonic() - ended > GRACE_S:
                     st = {'status': 'failed', 'exit': None, 'seconds': 0,
                           'log': os.path.join(job_dir, f'task-{i}.out'),
                           'why': 'the Slurm task ended without a status'}
-                    runner.write_json(os.path.join(
-                        runner.run_dir(go.out, key), 'status.json'), st)
+                    if not runner.write_new_json(os.path.join(
+                            runner.run_dir(go.out, key), 'status.json'), st):
+                        st = runner.status(go.out, key)
                 if st:
                     done[key] = st
                     runner.progress(say, run, st, len(done), len(todo),
                                     start)
-            if ended:
+            if len(done) == len(todo):
                 break
             time.sleep(POLL_S)
+        proc.wait()
     except KeyboardInterrupt:
-        subprocess.run(['scancel', job], check=False)
-        proc.kill()
+        runner.uninterruptible()
+        if job:
+            _cancel(job, say)
+        elif proc:
+            proc.kill()     # sbatch had not said whether it submitted
         raise
     finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-    err = proc.communicate()[1].strip()
-    if proc.returncode and err:
-        say(f'sbatch: {err}')
+        runner.restore(old)
+    with open(errors) as f:
+        text = f.read().strip()
+    if proc.returncode and text:
+        say(f'sbatch: {text}')
     return done

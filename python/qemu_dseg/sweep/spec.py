@@ -187,6 +187,13 @@ def expand(spec):
         if name not in names and isinstance(value, tuple) and len(value) > 1:
             raise SweepError(f'options: {name}: one value per run (a run is '
                              'one boot); make it an axis')
+    if 'modes' not in names and 'modes' not in options:
+        raise SweepError('modes: each run boots one translation mode: name '
+                         'it, as an option or an axis')
+    workloads = [options.get('workload'), *dict(axes).get('workload', [])]
+    if 'all' in workloads or ('all',) in workloads:
+        raise SweepError('workload: all is three boots; make workload an '
+                         'axis of the workloads instead')
     runs = []
     for combo in itertools.product(*(vs for _, vs in axes)):
         point = tuple((n, v) for n, v in zip(names, combo) if v is not None)
@@ -199,18 +206,24 @@ def expand(spec):
     return runs
 
 
-def check(runs):
-    """Parse each run's command line as the experiment would, so that a
-    bad option stops the sweep before anything runs."""
+def check(runs, qemu, guests):
+    """Parse each run's command line as the experiment would, with the
+    fork QEMU and the guests GUESTS, its long options spelt out, so that
+    a bad option stops the sweep before anything runs; {run: its
+    options}."""
+    parsed = {}
     for run in runs:
         err = io.StringIO()
         try:
             with contextlib.redirect_stderr(err):
-                cli.parse_args(run.argv() + ['--out', os.devnull])
+                parsed[run] = cli.parse_args(
+                    run.argv() + ['--qemu', qemu, '--guests', guests,
+                                  '--out', os.devnull], allow_abbrev=False)
         except SystemExit as e:
             lines = err.getvalue().strip().splitlines()
             raise SweepError(f'run {run.label() or "(no axes)"}: '
                              f'{lines[-1] if lines else e}') from None
+    return parsed
 
 
 def _digest_files(paths):
@@ -249,6 +262,9 @@ def inputs(experiment, qemu, guests):
 
 
 def key(run, found):
-    """RUN's key: the digest of its command line and FOUND (inputs())."""
-    text = json.dumps({'argv': run.argv(), 'inputs': found}, sort_keys=True)
+    """RUN's key: the digest of its experiment, its options in the order
+    of their names, and FOUND (inputs())."""
+    text = json.dumps({'experiment': run.experiment,
+                       'options': sorted(run.options), 'inputs': found},
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
