@@ -1223,9 +1223,9 @@ class LinuxKvmTest(testing.TestCase):
         # run (then with 512 MiB below the gap): at least 20 points more
         # VMM-direct fills, each at most 1/1.6 of the references.  It gave
         # 17.5 points (61.9 % to 79.4 %), so the bound on the share is 10
-        # points.  Four runs as here: 54.4 to 60.2 % before, 74.6 to
+        # points.  Five runs as here: 54.4 to 60.2 % before, 74.6 to
         # 78.1 % after; 10.7 to 12.0 references per VMM-direct fill
-        # before, 5.3 to 6.1 after (15.2 to 17.1 per fill of any path,
+        # before, 5.1 to 6.1 after (15.2 to 17.1 per fill of any path,
         # 6.6 to 7.3 after).
         self.assertGreaterEqual(share['gups-after'],
                                 share['gups-before'] + 0.1, share)

@@ -72,7 +72,7 @@
 #define DIMM            ID_PREFIX "-dimm0"   /* the one DIMM it adds */
 #define RAM             ID_PREFIX "-ram0"    /* and its memory */
 
-enum { EXIT_MOVED, EXIT_USE, EXIT_REFUSED, EXIT_HOTADD };
+enum { EXIT_OK, EXIT_USE, EXIT_REFUSED, EXIT_HOTADD };
 
 static struct {
     const char *qmp, *balloon, *mem_path;
@@ -164,15 +164,49 @@ static void json_str(const char *json, const char *key, char *buf,
 }
 
 /*
- * The next line QEMU sends that is not an event (events, whatever the
- * order of their keys, carry a timestamp object): the greeting or a
+ * Whether the JSON object @json has the key @key at its top level (not
+ * in an object or array inside it, nor in a string).
+ */
+static bool json_top_key(const char *json, const char *key)
+{
+    size_t len = strlen(key);
+    int depth = 0;
+    const char *p;
+
+    for (p = json; *p; p++) {
+        if (*p == '{' || *p == '[') {
+            depth++;
+        } else if (*p == '}' || *p == ']') {
+            depth--;
+        } else if (*p == '"') {
+            const char *start = p + 1;
+
+            for (p++; *p && *p != '"'; p++) {
+                if (*p == '\\' && p[1]) {
+                    p++;
+                }
+            }
+            if (!*p) {
+                return false;
+            }
+            if (depth == 1 && (size_t)(p - start) == len &&
+                !strncmp(start, key, len) &&
+                p[1 + strspn(p + 1, " ")] == ':') {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/*
+ * The next line QEMU sends that is not an event: the greeting or a
  * reply.  NULL at end of file.
  */
 static const char *qmp_read(void)
 {
     while (fgets(reply, sizeof(reply), qmp_in)) {
-        if (!strstr(reply, "\"timestamp\": {") ||
-            !strstr(reply, "\"event\": \"")) {
+        if (!json_top_key(reply, "event")) {
             return reply;
         }
     }
@@ -180,29 +214,47 @@ static const char *qmp_read(void)
 }
 
 /*
- * Run one QMP command, given as the JSON of its "execute" and
- * "arguments"; its reply, or NULL with error_desc set if QEMU refused it.
- * A QMP connection that breaks ends the program.
+ * Send the QMP command @json, a JSON object on one line, and return
+ * QEMU's reply to it.  A QMP connection that breaks ends the program.
  */
-static const char * __attribute__((format(printf, 1, 2)))
-qmp(const char *fmt, ...)
+static const char *qmp_send(const char *json)
 {
     const char *line;
-    va_list ap;
 
-    va_start(ap, fmt);
-    fputc('{', qmp_out);
-    vfprintf(qmp_out, fmt, ap);
-    fputs("}\n", qmp_out);
-    va_end(ap);
-    if (fflush(qmp_out)) {
+    if (fputs(json, qmp_out) == EOF || fputc('\n', qmp_out) == EOF ||
+        fflush(qmp_out)) {
         die(EXIT_USE, "QMP: %s", strerror(errno));
     }
     line = qmp_read();
     if (!line) {
         die(EXIT_USE, "QMP: QEMU closed the connection");
     }
-    if (!strstr(line, "\"return\":")) {
+    return line;
+}
+
+/*
+ * Run one QMP command, given as the JSON of its "execute" and
+ * "arguments"; its reply, or NULL with error_desc set if QEMU refused it.
+ */
+static const char * __attribute__((format(printf, 1, 2)))
+qmp(const char *fmt, ...)
+{
+    char json[4096];
+    const char *line;
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    json[0] = '{';
+    n = vsnprintf(json + 1, sizeof(json) - 2, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(json) - 2) {
+        die(EXIT_USE, "QMP: a command of more than %zu bytes",
+            sizeof(json) - 3);
+    }
+    strcpy(json + 1 + n, "}");
+    line = qmp_send(json);
+    if (!json_top_key(line, "return")) {
         json_str(line, "desc", error_desc, sizeof(error_desc));
         if (!error_desc[0]) {
             snprintf(error_desc, sizeof(error_desc), "%s", line);
@@ -565,7 +617,7 @@ static int self_balloon(void)
     if (our_dimm(&addr, &size)) {
         say("a DIMM of %" PRIu64 " MiB is there already: nothing to do",
             size / MIB);
-        return EXIT_MOVED;
+        return EXIT_OK;
     }
     /*
      * What the balloon holds already counts as below the gap, where this
@@ -632,7 +684,7 @@ static int self_balloon(void)
         say("the guest did not online it in %d s (is its memory hotplug "
             "policy offline?): it is the guest's to online", opt.timeout);
     }
-    return EXIT_MOVED;
+    return EXIT_OK;
 }
 
 /* The guest's last ACPI status report (_OST) on the DIMM, as text. */
@@ -669,7 +721,7 @@ static int undo(void)
         memory_del();
         say("no DIMM to remove; the guest has %" PRIu64 " MiB",
             balloon_actual() / MIB);
-        return EXIT_MOVED;
+        return EXIT_OK;
     }
     /* Room first: the guest must move its pages off the DIMM. */
     give_back(base + size);
@@ -697,7 +749,7 @@ static int undo(void)
     memory_del();
     say("removed the DIMM; the guest has %" PRIu64 " MiB",
         balloon_actual() / MIB);
-    return EXIT_MOVED;
+    return EXIT_OK;
 }
 
 /*
@@ -744,20 +796,16 @@ static int guard(void)
                 "(dseg-kvm.rst, Limits)", status);
         }
     }
-    return EXIT_MOVED;
+    return EXIT_OK;
 }
 
 /* --execute: one QMP command of the user's, and QEMU's reply. */
 static int execute(const char *json)
 {
-    const char *line;
+    const char *line = qmp_send(json);
 
-    fprintf(qmp_out, "%s\n", json);
-    if (fflush(qmp_out) || !(line = qmp_read())) {
-        die(EXIT_USE, "QMP: QEMU closed the connection");
-    }
     fputs(line, stdout);
-    return strstr(line, "\"return\":") ? EXIT_MOVED : EXIT_USE;
+    return json_top_key(line, "return") ? EXIT_OK : EXIT_USE;
 }
 
 static uint64_t mib_arg(const char *name, const char *s)
