@@ -1222,15 +1222,19 @@ class LinuxKvmTest(testing.TestCase):
         # walks for their entries) to the DIMM.  Stated before the first
         # run (then with 512 MiB below the gap): at least 20 points more
         # VMM-direct fills, each at most 1/1.6 of the references.  It gave
-        # 17.5 points (61.9 % to 79.4 %), so the bound on the share is 10
-        # points.  Five runs as here: 54.4 to 60.2 % before, 74.6 to
-        # 78.1 % after; 10.7 to 12.0 references per VMM-direct fill
-        # before, 5.1 to 6.1 after (15.2 to 17.1 per fill of any path,
-        # 6.6 to 7.3 after).
+        # 17.5 points (61.9 % to 79.4 %).  Five runs as here, alone: 54.4
+        # to 60.2 % before, 74.6 to 78.1 % after; 10.7 to 12.0 references
+        # per VMM-direct fill before, 5.1 to 6.1 after (15.2 to 17.1 per
+        # fill of any path, 6.6 to 7.3 after).  In the whole suite, beside
+        # two other busy tests, L2's kernel fills far more (20.1 % to
+        # 34.2 %; 18.45 to 7.31 per VMM-direct fill, 24.21 to 15.11 per
+        # fill).  So the bounds: 5 points more VMM-direct fills, at most
+        # 1/1.6 of the references per VMM-direct fill (page tables in the
+        # segment), at most 1/1.25 per fill of any path.
         self.assertGreaterEqual(share['gups-after'],
-                                share['gups-before'] + 0.1, share)
-        for i in (0, 1):
-            self.assertLessEqual(1.6 * refs['gups-after'][i],
+                                share['gups-before'] + 0.05, share)
+        for i, bound in ((0, 1.25), (1, 1.6)):
+            self.assertLessEqual(bound * refs['gups-after'][i],
                                  refs['gups-before'][i], refs)
 
     def test_kvm_walk_2d_5level_host(self):
